@@ -1,0 +1,256 @@
+//! `tart run`: blocks for the VM's life, takes the "running" lock a moment after start,
+//! boots the guest and writes its DHCP lease after the boot delay, and ends on SIGINT,
+//! SIGUSR2 or a shutdown from inside the guest with tart's messages (reference section 5.1).
+
+use std::io::Write;
+use std::os::unix::net::UnixListener;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use crate::args::{CommandSpec, Parsed, UsageError};
+use crate::failure::Failure;
+use crate::guest;
+use crate::knobs::{self, Faults};
+use crate::leases;
+use crate::storage::{self, Home, VmDir};
+
+fn say(line: &str) {
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{line}");
+    let _ = stdout.flush();
+}
+
+/// `validate()`: runs during parsing, so its errors exit 64, and a missing VM exits 1.
+fn validate(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<VmDir, Failure> {
+    let usage = |m: &str| Failure::Usage(UsageError::for_command(spec, m.to_string(), None));
+    if p.flag("vnc") && p.flag("vnc-experimental") {
+        return Err(usage("--vnc and --vnc-experimental are mutually exclusive"));
+    }
+    let networks = [
+        !p.values("net-bridged").is_empty(),
+        p.flag("net-softnet")
+            || p.value("net-softnet-allow").is_some()
+            || p.value("net-softnet-block").is_some()
+            || p.value("net-softnet-expose").is_some(),
+        p.flag("net-host"),
+    ];
+    if networks.iter().filter(|n| **n).count() > 1 {
+        return Err(usage(
+            "--net-bridged, --net-softnet and --net-host are mutually exclusive",
+        ));
+    }
+    if p.flag("graphics") && p.flag("no-graphics") {
+        return Err(usage("--graphics and --no-graphics are mutually exclusive"));
+    }
+    if p.values("disk").iter().any(|d| d.ends_with("-amd64.iso")) {
+        return Err(usage("Seems you have a disk targeting x86 architecture (hence amd64 in the name). Please use an 'arm64' version of the disk."));
+    }
+    let name = p.positional("name").unwrap_or_default();
+    let vm = home.open_vm(name).map_err(Failure::thrown_from_validate)?;
+    if p.flag("suspendable") {
+        return Err(usage("You can only suspend macOS VMs"));
+    }
+    if p.flag("no-trackpad") {
+        return Err(usage("--no-trackpad can only be used with macOS VMs"));
+    }
+    Ok(vm)
+}
+
+/// The interfaces a bridged VM may name on the simulated host.
+const BRIDGE_INTERFACES: &[(&str, &str)] = &[("en0", "Ethernet")];
+
+pub fn run(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> {
+    let vm = validate(home, spec, p)?;
+    p.check_leftovers(spec)?;
+    for wanted in p.values("net-bridged") {
+        if !BRIDGE_INTERFACES
+            .iter()
+            .any(|(bsd, display)| wanted == bsd || wanted == display)
+        {
+            let available: Vec<String> = BRIDGE_INTERFACES
+                .iter()
+                .map(|(bsd, display)| format!("\"{bsd} (or \\\"{display}\\\")\""))
+                .collect();
+            let wanted: Vec<String> = p
+                .values("net-bridged")
+                .iter()
+                .map(|w| format!("\"{w}\""))
+                .collect();
+            return Err(Failure::Usage(UsageError::root(format!(
+                "no bridge interfaces matched \"[{}]\", available interfaces: [{}]",
+                wanted.join(", "),
+                available.join(", ")
+            ))));
+        }
+    }
+    let signals = block_signals();
+    let started = Instant::now();
+    let faults = Faults::for_vm(home, &vm.name);
+    std::thread::sleep(knobs::lock_delay());
+
+    let mut config = vm.read_config()?;
+    {
+        let _global = home
+            .global_lock()
+            .map_err(|e| Failure::generic(e.to_string()))?;
+        let mac = config.mac();
+        let clash = home.local_vm_names().into_iter().any(|other| {
+            other != vm.name
+                && home
+                    .open_vm(&other)
+                    .ok()
+                    .filter(VmDir::is_running)
+                    .and_then(|o| o.read_config().ok())
+                    .is_some_and(|c| c.mac() == mac)
+        });
+        if clash {
+            say("There is already a running VM with the same MAC address!");
+            say("Resetting VM to assign a new MAC address...");
+            config.set_mac(&storage::random_mac());
+            config.write(&vm.config_path())?;
+        }
+    }
+    let Some(_run_lock) = vm.take_run_lock() else {
+        return Err(Failure::plain(
+            2,
+            format!("VM \"{}\" is already running!", vm.name),
+        ));
+    };
+    if faults.run_fails {
+        return Err(Failure::plain(1, "Error Domain=VZErrorDomain Code=1 \"Internal Virtualization error. The virtual machine failed to start.\" UserInfo={NSLocalizedFailure=Internal Virtualization error., NSLocalizedFailureReason=The virtual machine failed to start.}".into()));
+    }
+    // The control socket, by a relative path as tart binds it. A stale one left by a killed
+    // `tart run` makes the bind fail, and `exec` then fails (tart issue #1220).
+    let _ = std::env::set_current_dir(&vm.path);
+    let control = UnixListener::bind("control.sock").ok();
+
+    let mut machine = Machine {
+        home,
+        vm: &vm,
+        mac: config.mac(),
+        faults,
+        guest: None,
+        booted: false,
+    };
+    let outcome = machine.live(&signals, started);
+    if let Some(child) = machine.guest.take() {
+        guest::power_off(child);
+    }
+    if control.is_some() {
+        let _ = std::fs::remove_file("control.sock");
+    }
+    outcome
+}
+
+struct Machine<'a> {
+    home: &'a Home,
+    vm: &'a VmDir,
+    mac: String,
+    faults: Faults,
+    /// The `unshare` process holding the guest's namespaces.
+    guest: Option<Child>,
+    booted: bool,
+}
+
+impl Machine<'_> {
+    /// The VM's life: wait for signals and timers until the VM stops.
+    fn live(&mut self, signals: &libc::sigset_t, started: Instant) -> Result<(), Failure> {
+        let boot_at = started + knobs::boot_delay(&self.faults);
+        let die_at = self
+            .faults
+            .die_after_ms
+            .map(|ms| started + Duration::from_millis(ms));
+        loop {
+            let now = Instant::now();
+            if !self.booted && now >= boot_at {
+                self.boot()?;
+            }
+            if die_at.is_some_and(|t| now >= t) {
+                say("guest has stopped the virtual machine due to error: Error Domain=VZErrorDomain Code=1 \"The virtual machine stopped unexpectedly.\"");
+                return Ok(());
+            }
+            if let Some(child) = self.guest.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.guest = None;
+                    say("guest has stopped the virtual machine");
+                    return Ok(());
+                }
+            }
+            match wait_signal(signals, Duration::from_millis(100)) {
+                Some(libc::SIGINT) => {
+                    say("Stopping VM...");
+                    return Ok(());
+                }
+                Some(libc::SIGUSR2) => {
+                    say("Requesting guest OS to stop...");
+                    if self.request_stop() {
+                        say("guest has stopped the virtual machine");
+                        return Ok(());
+                    }
+                }
+                Some(libc::SIGUSR1) => {
+                    say("Failed to suspend the VM: The virtual machine failed to save its state.");
+                    return Err(Failure::Exit(1));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn boot(&mut self) -> Result<(), Failure> {
+        self.booted = true;
+        let guest_dir = self.vm.guest_dir();
+        let hostname = std::fs::read_to_string(guest_dir.join("upper/etc/hostname"))
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "ubuntu".to_string());
+        let (ip, sshd_delay) = if self.faults.no_lease {
+            ("0.0.0.0".to_string(), None)
+        } else {
+            let ip = leases::grant(self.home, &self.mac, &hostname)
+                .map_err(|e| Failure::generic(format!("tart-sim: DHCP failed: {e}")))?;
+            let delay = (!self.faults.no_sshd).then_some(self.faults.sshd_delay_ms);
+            (ip.to_string(), delay)
+        };
+        let child = guest::boot(&guest_dir, &ip, sshd_delay)
+            .map_err(|e| Failure::generic(format!("tart-sim: cannot start the guest: {e}")))?;
+        self.guest = Some(child);
+        Ok(())
+    }
+
+    /// A graceful stop: asks the guest's init to shut down. Returns true when there is no
+    /// guest yet (still in firmware), which simply powers off.
+    fn request_stop(&mut self) -> bool {
+        let Some(child) = self.guest.as_ref() else {
+            return true;
+        };
+        if let Some(init) = guest::init_under(child.id() as i32) {
+            // SAFETY: signalling a process of our own guest.
+            unsafe { libc::kill(init, libc::SIGTERM) };
+        }
+        false
+    }
+}
+
+/// Blocks the signals `tart run` handles, so they are taken synchronously.
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: plain sigset manipulation on a local value.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGUSR1, libc::SIGUSR2] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: valid set and timespec; no siginfo requested.
+    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}

@@ -1,0 +1,111 @@
+#!/bin/bash
+# Builds a simulated VM's root inside fresh mount, UTS and PID namespaces, then either runs
+# the image's one-time setup (mode "setup") or becomes the guest's init (mode "boot").
+# Usage: boot.sh setup GUEST_DIR HOSTNAME
+#        boot.sh boot  GUEST_DIR IP SSHD_DELAY_MS|never
+set -euo pipefail
+mode=$1 G=$2
+R=$G/mnt
+mount --make-rprivate /
+mkdir -p "$R" "$G/home" "$G/roothome"
+mount -t tmpfs -o size=16m,mode=755 tmpfs "$R"
+# The guest sees the host's system files through copy-on-write layers kept in GUEST_DIR,
+# so everything it writes persists in its own "disk" and nothing reaches the host.
+for d in usr etc var opt; do
+  mkdir -p "$R/$d" "$G/upper/$d" "$G/work/$d"
+  mount -t overlay overlay -o "lowerdir=/$d,upperdir=$G/upper/$d,workdir=$G/work/$d" "$R/$d"
+done
+for l in bin sbin lib lib32 lib64 libx32; do
+  if [ -L "/$l" ]; then ln -s "$(readlink "/$l")" "$R/$l"
+  elif [ -d "/$l" ]; then mkdir -p "$R/$l"; mount --bind "/$l" "$R/$l"; mount -o remount,bind,ro "$R/$l"; fi
+done
+mkdir -p "$R/home" "$R/root" "$R/proc" "$R/sys" "$R/dev" "$R/run" "$R/tmp"
+chmod 700 "$G/roothome"
+mount --bind "$G/home" "$R/home"
+mount --bind "$G/roothome" "$R/root"
+mount -t proc proc "$R/proc"
+mount -t sysfs sysfs "$R/sys" 2>/dev/null || true
+mount --rbind /dev "$R/dev"
+mount -t tmpfs -o mode=755 tmpfs "$R/run"
+mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
+
+if [ "$mode" = setup ]; then
+  exec chroot "$R" /bin/bash -euo pipefail -c '
+    name=$1
+    useradd -m -s /bin/bash -U -G sudo admin
+    echo admin:admin | chpasswd
+    echo "admin ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/admin
+    chmod 440 /etc/sudoers.d/admin
+    echo "$name" > /etc/hostname
+    printf "127.0.0.1 localhost\n127.0.1.1 %s\n::1 localhost ip6-localhost ip6-loopback\n" "$name" > /etc/hosts
+    # Like systemd-resolved on Ubuntu: a stub on loopback. Guests never query the real network.
+    rm -f /etc/resolv.conf
+    printf "nameserver 127.0.0.53\noptions timeout:1 attempts:1\n" > /etc/resolv.conf
+    od -An -N16 -tx1 /dev/urandom | tr -d " \n" > /etc/machine-id; echo >> /etc/machine-id
+    rm -f /etc/ssh/ssh_host_*
+    ssh-keygen -A >/dev/null
+    mkdir -p /var/lib/tart-sim && echo "$name" > /var/lib/tart-sim/image
+  ' setup "$3"
+fi
+
+IP=$3 SSHD_DELAY_MS=$4
+mkdir -p "$R/usr/local/bin" "$R/usr/local/sbin" "$R/run/sshd" "$R/run/tart-sim"
+cat > "$R/usr/local/bin/hostnamectl" <<'SHIM'
+#!/bin/bash
+# tart-sim: hostnamectl without systemd. Sets the UTS name and /etc/hostname and keeps the
+# 127.0.1.1 line so the name resolves, as systemd-resolved would make it.
+set -euo pipefail
+case "${1:-status}" in
+  set-hostname|hostname)
+    if [ $# -lt 2 ]; then hostname; exit 0; fi
+    if [ "$(id -u)" != 0 ]; then echo "Could not set static hostname: Access denied" >&2; exit 1; fi
+    name=$2
+    hostname "$name"
+    echo "$name" > /etc/hostname
+    if grep -q '^127\.0\.1\.1[[:space:]]' /etc/hosts; then
+      sed -i "s/^127\.0\.1\.1[[:space:]].*/127.0.1.1 $name/" /etc/hosts
+    else
+      echo "127.0.1.1 $name" >> /etc/hosts
+    fi ;;
+  status)
+    echo " Static hostname: $(cat /etc/hostname)"
+    echo "      Machine ID: $(cat /etc/machine-id)"
+    echo "Operating System: tart-sim guest" ;;
+  *) echo "Unknown command verb '$1'." >&2; exit 1 ;;
+esac
+SHIM
+cat > "$R/usr/local/sbin/shutdown" <<'SHIM'
+#!/bin/bash
+# tart-sim: powering off the guest ends its init, which ends the VM ("tart run" exits 0).
+for a in "$@"; do case "$a" in -r|--reboot|reboot) echo "tart-sim: reboot is not supported" >&2; exit 1;; esac; done
+if [ "$(id -u)" != 0 ]; then echo "Failed to set wall message, ignoring: Access denied" >&2; echo "Call to PowerOff failed: Access denied" >&2; exit 1; fi
+( sleep 0.2; kill -TERM 1 ) >/dev/null 2>&1 &
+exit 0
+SHIM
+cp "$R/usr/local/sbin/shutdown" "$R/usr/local/sbin/poweroff"
+cp "$R/usr/local/sbin/shutdown" "$R/usr/local/sbin/halt"
+cat > "$R/usr/local/sbin/reboot" <<'SHIM'
+#!/bin/bash
+echo "tart-sim: reboot is not supported; stop and run the VM again" >&2
+exit 1
+SHIM
+chmod 755 "$R/usr/local/bin/hostnamectl" "$R/usr/local/sbin/"{shutdown,poweroff,halt,reboot}
+cat > "$R/run/tart-sim/init" <<'INIT'
+#!/bin/bash
+# tart-sim guest init (PID 1 of the VM): starts sshd on the VM's address, and on SIGTERM
+# (a shutdown from inside, or tart's graceful stop) ends everything.
+hostname "$(cat /etc/hostname 2>/dev/null || echo ubuntu)"
+stop_guest() { kill -TERM $(jobs -p) 2>/dev/null; exit 0; }
+trap stop_guest TERM INT
+sleep infinity &
+if [ "$SSHD_DELAY_MS" != never ]; then
+  (
+    [ "$SSHD_DELAY_MS" -gt 0 ] && sleep "$(printf '%d.%03d' $((SSHD_DELAY_MS / 1000)) $((SSHD_DELAY_MS % 1000)))"
+    exec /usr/sbin/sshd -D -e -o "ListenAddress=$IP:22" -o PasswordAuthentication=yes -o UsePAM=yes
+  ) &
+fi
+while :; do wait; done
+INIT
+chmod 755 "$R/run/tart-sim/init"
+export IP SSHD_DELAY_MS
+exec chroot "$R" /run/tart-sim/init

@@ -1,0 +1,195 @@
+//! A simulated VM's guest: a sandbox of mount, UTS and PID namespaces whose root is made of
+//! copy-on-write layers kept in the VM's `guest/` directory, running OpenSSH's sshd on the
+//! VM's own 127.x address (see shared/simulator-guests.md and `boot.sh`).
+
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::failure::Failure;
+
+const BOOT_SCRIPT: &str = include_str!("boot.sh");
+
+/// `unshare ... bash GUEST_DIR/boot.sh`. The script is written next to the guest's layers
+/// on every start, so a VM always boots with the simulator's current script.
+fn unshare_command(guest_dir: &Path) -> io::Result<Command> {
+    let script = guest_dir.join("boot.sh");
+    fs::write(&script, BOOT_SCRIPT)?;
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--uts", "--mount", "--pid", "--fork", "--kill-child", "--"])
+        .arg("/bin/bash")
+        .arg(script);
+    cmd.env(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
+    cmd.current_dir(guest_dir);
+    Ok(cmd)
+}
+
+/// Fills `guest_dir` with an image's first-boot state: the `admin` account, hostname,
+/// SSH host keys and machine-id that every clone of the image will share.
+pub fn setup_image(guest_dir: &Path, hostname: &str) -> Result<(), Failure> {
+    fs::create_dir_all(guest_dir).map_err(|e| Failure::generic(e.to_string()))?;
+    let out = unshare_command(guest_dir)
+        .map_err(|e| Failure::generic(format!("tart-sim: {e}")))?
+        .arg("setup")
+        .arg(guest_dir)
+        .arg(hostname)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Failure::generic(format!("tart-sim: cannot run unshare: {e}")))?;
+    if !out.status.success() {
+        return Err(Failure::generic(format!(
+            "tart-sim: image setup failed (root is needed for namespaces and mounts): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(())
+}
+
+/// Boots the guest. The returned child is the `unshare` process; it dies with the calling
+/// thread (PDEATHSIG) and takes every guest process with it (`--kill-child`).
+pub fn boot(guest_dir: &Path, ip: &str, sshd_delay: Option<u64>) -> io::Result<Child> {
+    let console = File::options()
+        .create(true)
+        .append(true)
+        .open(guest_dir.join("console.log"))?;
+    let mut cmd = unshare_command(guest_dir)?;
+    cmd.arg("boot")
+        .arg(guest_dir)
+        .arg(ip)
+        .arg(sshd_delay.map_or("never".to_string(), |ms| ms.to_string()))
+        .stdin(Stdio::null())
+        .stdout(console.try_clone()?)
+        .stderr(console);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // Its own process group: a Ctrl-C meant for `tart run` must not reach the guest.
+            libc::setpgid(0, 0);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+}
+
+/// Ends the guest at once and returns when none of its processes is left.
+pub fn power_off(mut unshare: Child) {
+    let init = init_under(unshare.id() as i32);
+    let _ = unshare.kill();
+    let _ = unshare.wait();
+    // The kernel kills the whole PID namespace when its init dies; wait for that.
+    if let Some(init) = init {
+        for _ in 0..200 {
+            let alive = fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|s| {
+                s.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            });
+            if !alive {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+}
+
+/// Parent pid of a process, from `/proc/PID/stat`.
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 2..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn children_of(pid: i32) -> Vec<i32> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| parent_of(*p) == Some(pid))
+        .collect()
+}
+
+/// The host pid of the guest's init (PID 1 inside), found under the `tart run` process:
+/// run -> unshare -> init.
+pub fn init_pid(run_pid: i32) -> Option<i32> {
+    children_of(run_pid)
+        .into_iter()
+        .filter(|p| {
+            fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "unshare")
+        })
+        .find_map(init_under)
+}
+
+/// The guest's init: the one child of the `unshare` process.
+pub fn init_under(unshare: i32) -> Option<i32> {
+    children_of(unshare).into_iter().next()
+}
+
+/// The environment the Tart Guest Agent's commands get (systemd unit, `User=admin`).
+fn agent_env() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        ),
+        ("HOME", "/home/admin"),
+        ("USER", "admin"),
+        ("LOGNAME", "admin"),
+        ("SHELL", "/bin/bash"),
+    ]
+}
+
+/// Whether `program` resolves to an executable inside the guest whose root is `root`.
+fn guest_has_program(root: &Path, program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let is_exec = |p: PathBuf| {
+        fs::metadata(&p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        return is_exec(root.join(program.trim_start_matches('/')));
+    }
+    agent_env()[0]
+        .1
+        .split(':')
+        .any(|dir| is_exec(root.join(dir.trim_start_matches('/')).join(program)))
+}
+
+/// Runs `argv` in the guest as `admin`, without a shell, like the guest agent; returns the
+/// guest command's exit code.
+pub fn exec(init: i32, argv: &[String], interactive: bool) -> Result<i32, Failure> {
+    let root = PathBuf::from(format!("/proc/{init}/root"));
+    if !guest_has_program(&root, &argv[0]) {
+        return Err(Failure::prefixed(format!(
+            "exec: \"{}\": executable file not found in $PATH",
+            argv[0]
+        )));
+    }
+    let mut cmd = Command::new("nsenter");
+    cmd.env_clear()
+        .envs(agent_env())
+        .arg(format!("--target={init}"))
+        // A bare --wd takes the guest init's working directory: `/` inside the guest.
+        .args(["--mount", "--uts", "--pid", "--root", "--wd"])
+        .args([
+            "setpriv",
+            "--reuid=admin",
+            "--regid=admin",
+            "--init-groups",
+            "--",
+        ])
+        .args(argv.iter().map(OsString::from));
+    if !interactive {
+        cmd.stdin(Stdio::null());
+    }
+    let status = cmd
+        .status()
+        .map_err(|e| Failure::generic(format!("tart-sim: cannot run nsenter: {e}")))?;
+    Ok(status.code().unwrap_or(255))
+}
