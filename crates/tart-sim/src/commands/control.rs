@@ -118,24 +118,27 @@ pub fn exec(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> 
 /// `tart-sim reap`: ends every VM of this `TART_HOME` and releases its addresses, for test
 /// teardown. VMs stay on disk.
 pub fn reap(home: &Home) -> Result<(), Failure> {
-    let mut pids = Vec::new();
+    let mut killed = Vec::new();
+    let mut inits = Vec::new();
     for name in home.local_vm_names() {
         let vm = VmDir {
             path: home.vm_dir(&name),
             name,
         };
         if let Some(pid) = vm.running_pid() {
+            inits.extend(guest::init_pid(pid));
             // SAFETY: killing a `tart run` of this TART_HOME; its guest dies with it.
             unsafe { libc::kill(pid, libc::SIGKILL) };
-            pids.push(vm);
+            killed.push(vm);
         }
     }
     let deadline = Instant::now() + Duration::from_secs(10);
-    while pids.iter().any(VmDir::is_running) && Instant::now() < deadline {
+    while killed.iter().any(VmDir::is_running) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    inits.into_iter().for_each(guest::wait_gone);
     leases::release_all(home);
-    if pids.iter().any(VmDir::is_running) {
+    if killed.iter().any(VmDir::is_running) {
         return Err(Failure::generic("tart-sim: some VMs did not stop".into()));
     }
     Ok(())

@@ -83,18 +83,23 @@ pub fn power_off(mut unshare: Child) {
     let init = init_under(unshare.id() as i32);
     let _ = unshare.kill();
     let _ = unshare.wait();
-    // The kernel kills the whole PID namespace when its init dies; wait for that.
     if let Some(init) = init {
-        for _ in 0..200 {
-            let alive = fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|s| {
-                s.rsplit_once(") ")
-                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-            });
-            if !alive {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+        wait_gone(init);
+    }
+}
+
+/// Waits (at most 2 s) until a guest's init is dead. The kernel kills the whole PID
+/// namespace when its init dies, so then no guest process is left.
+pub fn wait_gone(init: i32) {
+    for _ in 0..200 {
+        let alive = fs::read_to_string(format!("/proc/{init}/stat")).is_ok_and(|s| {
+            s.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        });
+        if !alive {
+            return;
         }
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
 
