@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what the simulator and the tests need on a fresh Debian/Ubuntu machine, and
+# only what is missing: OpenSSH server and client, sshpass, sudo, util-linux
+# (unshare, nsenter, setpriv), and cargo-nextest. Idempotent; sourced or run.
+set -euo pipefail
+
+need_apt=()
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || need_apt+=(openssh-client)
+command -v sshpass >/dev/null 2>&1 || need_apt+=(sshpass)
+command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)
+for tool in unshare nsenter setpriv; do
+  command -v "$tool" >/dev/null 2>&1 || { need_apt+=(util-linux); break; }
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "install-deps: installing ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+if [ "${1:-}" = --with-nextest ] && ! cargo nextest --version >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: the simulator's VMs need root (namespaces and mounts); run as root" >&2
+  exit 1
+fi

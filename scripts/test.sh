@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The project's whole test run, from a fresh Linux machine: installs what is missing, then
+# format, lint and every test (the simulator's guests need root, as CI has).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh --with-nextest
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+cargo nextest run --workspace --no-fail-fast "$@"
