@@ -388,3 +388,24 @@ fn stop_of_a_stopped_vm_and_ip_without_lease() {
     sim.ok(&["delete", "vm"]);
     assert_eq!(sim.ok(&["list", "-q", "--source", "local"]), "");
 }
+
+#[test]
+fn a_tart_home_inside_an_overlaid_directory_is_refused_with_the_reason() {
+    require_root();
+    let home = tempfile::Builder::new()
+        .prefix("tart-sim-test")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    let sim = Sim::new();
+    let out = sim
+        .command(&["clone", "ghcr.io/cirruslabs/ubuntu:latest", "vm"])
+        .env("TART_HOME", home.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("TART_HOME must not be under /var"),
+        "{stderr}"
+    );
+}

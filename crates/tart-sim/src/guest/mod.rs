@@ -13,9 +13,20 @@ use crate::failure::Failure;
 
 const BOOT_SCRIPT: &str = include_str!("boot.sh");
 
+/// Host directories the guests see through overlays (see `boot.sh`). Their layers cannot
+/// live inside them.
+const OVERLAID: &[&str] = &["/usr", "/etc", "/var", "/opt"];
+
 /// `unshare ... bash GUEST_DIR/boot.sh`. The script is written next to the guest's layers
 /// on every start, so a VM always boots with the simulator's current script.
 fn unshare_command(guest_dir: &Path) -> io::Result<Command> {
+    let real = fs::canonicalize(guest_dir.parent().unwrap_or(guest_dir))?;
+    if let Some(dir) = OVERLAID.iter().find(|d| real.starts_with(d)) {
+        return Err(io::Error::other(format!(
+            "TART_HOME must not be under {dir}: the guests overlay it (VM directory {})",
+            real.display()
+        )));
+    }
     let script = guest_dir.join("boot.sh");
     fs::write(&script, BOOT_SCRIPT)?;
     let mut cmd = Command::new("unshare");
