@@ -268,8 +268,9 @@ fn a_killed_tart_run_leaves_control_sock_and_exec_breaks_until_it_is_removed() {
     );
 
     let _run = sim.start("vm");
-    sim.ok(&["ip", "vm", "--wait", "30"]);
-    std::thread::sleep(Duration::from_millis(700));
+    // Wait until the guest is really up (sshd answers), so the failure below is the socket's.
+    let ip = sim.ok(&["ip", "vm", "--wait", "30"]).trim().to_string();
+    common::wait_for_port(&ip);
     let out = sim.tart(&["exec", "vm", "true"]);
     assert_eq!(out.code, 1);
     assert!(
@@ -278,10 +279,22 @@ fn a_killed_tart_run_leaves_control_sock_and_exec_breaks_until_it_is_removed() {
         out.stderr
     );
     sim.ok(&["stop", "vm"]);
-    std::fs::remove_file(sim.vm_dir("vm").join("control.sock")).ok();
+    std::fs::remove_file(sim.vm_dir("vm").join("control.sock")).unwrap();
     let _run = sim.start("vm");
-    std::thread::sleep(Duration::from_millis(700));
-    assert_eq!(sim.ok(&["exec", "vm", "echo", "ok"]), "ok\n");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = sim.tart(&["exec", "vm", "echo", "ok"]);
+        if out.code == 0 {
+            assert_eq!(out.stdout, "ok\n");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exec never worked: {}",
+            out.stderr
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
