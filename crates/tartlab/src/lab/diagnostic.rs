@@ -1,0 +1,145 @@
+//! Problems in a lab file, each with file, line and column, a snippet and a one-line fix,
+//! rendered like a compiler's (and as JSON with `--json`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// The lab file's text, kept to locate and show problems.
+pub struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+impl Source {
+    pub fn new(path: &Path, text: String) -> Source {
+        Source {
+            path: path.to_path_buf(),
+            text,
+        }
+    }
+
+    pub fn is_json(&self) -> bool {
+        self.path.extension().is_some_and(|e| e == "json")
+    }
+
+    /// The directory relative paths in the file are resolved against.
+    pub fn dir(&self) -> PathBuf {
+        match self.path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    pub fn at_line(&self, line: usize, column: usize, message: &str, help: &str) -> Diagnostic {
+        Diagnostic {
+            message: message.to_string(),
+            help: help.to_string(),
+            file: Some(self.path.display().to_string()),
+            line: Some(line),
+            column: Some(column.max(1)),
+            snippet: self
+                .text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .map(str::to_string),
+        }
+    }
+
+    /// Locates the `nth` (0-based) place where `key` is given the value `value`, in YAML
+    /// (`key: value`, `{ key: value }`) or JSON (`"key": "value"`). Falls back to the first
+    /// mention of the value, then to no location.
+    pub fn find(&self, key: &str, value: &str, nth: usize) -> Option<(usize, usize)> {
+        let mut hits = Vec::new();
+        for (i, line) in self.text.lines().enumerate() {
+            if value.is_empty() {
+                // No value to look for: point at the key itself.
+                if let Some(col) = line.find(&format!("{key}:")) {
+                    hits.push((i + 1, col + 1));
+                }
+                continue;
+            }
+            for (col, _) in line.match_indices(value) {
+                let before = line[..col].trim_end_matches(['"', '\'', ' ']);
+                let after = line[col + value.len()..].chars().next();
+                let whole = after.is_none_or(|c| !(c.is_alphanumeric() || c == '-' || c == '_'));
+                let keyed = before
+                    .strip_suffix(':')
+                    .is_some_and(|b| b.trim_end_matches(['"', '\'']).ends_with(key));
+                if whole && keyed {
+                    hits.push((i + 1, col + 1));
+                }
+            }
+        }
+        hits.get(nth).copied()
+    }
+
+    /// A diagnostic at the `nth` place `key` has `value`, or unlocated within the file.
+    pub fn problem(
+        &self,
+        key: &str,
+        value: &str,
+        nth: usize,
+        message: String,
+        help: String,
+    ) -> Diagnostic {
+        match self
+            .find(key, value, nth)
+            .or_else(|| self.find(key, value, 0))
+        {
+            Some((line, column)) => self.at_line(line, column, &message, &help),
+            None => Diagnostic::unlocated(&message, &help).in_file(self),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub message: String,
+    pub help: String,
+    pub file: Option<String>,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    #[serde(skip)]
+    pub snippet: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn unlocated(message: &str, help: &str) -> Diagnostic {
+        Diagnostic {
+            message: message.to_string(),
+            help: help.to_string(),
+            file: None,
+            line: None,
+            column: None,
+            snippet: None,
+        }
+    }
+
+    pub fn in_file(mut self, source: &Source) -> Diagnostic {
+        self.file = Some(source.path.display().to_string());
+        self
+    }
+
+    /// `error: ...`, ` --> file:line:col`, the source line with a caret, `= help: ...`.
+    pub fn render(&self) -> String {
+        let mut out = format!("error: {}\n", self.message);
+        match (&self.file, self.line, self.column) {
+            (Some(file), Some(line), Some(column)) => {
+                let width = line.to_string().len();
+                out.push_str(&format!("{:width$}--> {file}:{line}:{column}\n", ""));
+                if let Some(snippet) = &self.snippet {
+                    out.push_str(&format!("{:width$} |\n", ""));
+                    out.push_str(&format!("{line} | {snippet}\n"));
+                    out.push_str(&format!("{:width$} | {:>col$}\n", "", "^", col = column));
+                }
+                out.push_str(&format!("{:width$} = help: {}\n", "", self.help));
+            }
+            (Some(file), _, _) => {
+                out.push_str(&format!(" --> {file}\n = help: {}\n", self.help));
+            }
+            _ => out.push_str(&format!(" = help: {}\n", self.help)),
+        }
+        out
+    }
+}
