@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::diagnostic::{Diagnostic, Source};
-use super::model::{ClusterSpec, LabFile, Login, NodeSpec, Settings};
+use super::model::{ClusterSpec, LabFile, Login, NodeSpec};
 
 pub const DEFAULT_IMAGE: &str = "ghcr.io/cirruslabs/ubuntu:latest";
 
@@ -170,7 +170,8 @@ pub fn validate(file: &LabFile, source: &Source) -> Result<Vec<Node>, Vec<Diagno
             );
         }
     }
-    check_settings(&mut c, &file.defaults);
+    let d = &file.defaults;
+    check_resources(&mut c, &d.image, d.cpu, d.memory, d.disk, &d.network);
     let nodes = expand(&mut c, file);
     check_users(&mut c, file);
     check_steps(&mut c, file, &nodes);
@@ -179,10 +180,6 @@ pub fn validate(file: &LabFile, source: &Source) -> Result<Vec<Node>, Vec<Diagno
     } else {
         Err(c.problems)
     }
-}
-
-fn check_settings(c: &mut Checker, s: &Settings) {
-    check_resources(c, &s.image, s.cpu, s.memory, s.disk, &s.network);
 }
 
 fn check_resources(

@@ -107,7 +107,8 @@ pub struct UserSpec {
     pub password: Option<String>,
 }
 
-/// A cluster: its nodes, and settings they inherit.
+/// A cluster: its nodes, and settings they inherit. The settings repeat `Settings`'s
+/// fields because serde's `flatten` cannot be combined with `deny_unknown_fields`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
