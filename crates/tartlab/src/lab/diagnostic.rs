@@ -47,30 +47,36 @@ impl Source {
     }
 
     /// Locates the `nth` (0-based) place where `key` is given the value `value`, in YAML
-    /// (`key: value`, `{ key: value }`) or JSON (`"key": "value"`). Falls back to the first
-    /// mention of the value, then to no location.
+    /// (`key: value`, `{ key: value }`) or JSON (`"key": "value"`). A value inside a list
+    /// (`key: [a, value]`, or a `- value` item) is found when no `key: value` is.
     pub fn find(&self, key: &str, value: &str, nth: usize) -> Option<(usize, usize)> {
-        let mut hits = Vec::new();
+        let mut keyed = Vec::new();
+        let mut listed = Vec::new();
         for (i, line) in self.text.lines().enumerate() {
             if value.is_empty() {
                 // No value to look for: point at the key itself.
                 if let Some(col) = line.find(&format!("{key}:")) {
-                    hits.push((i + 1, col + 1));
+                    keyed.push((i + 1, col + 1));
                 }
                 continue;
             }
             for (col, _) in line.match_indices(value) {
                 let before = line[..col].trim_end_matches(['"', '\'', ' ']);
                 let after = line[col + value.len()..].chars().next();
-                let whole = after.is_none_or(|c| !(c.is_alphanumeric() || c == '-' || c == '_'));
-                let keyed = before
+                if after.is_some_and(|c| c.is_alphanumeric() || c == '-' || c == '_') {
+                    continue;
+                }
+                let is_keyed = before
                     .strip_suffix(':')
                     .is_some_and(|b| b.trim_end_matches(['"', '\'']).ends_with(key));
-                if whole && keyed {
-                    hits.push((i + 1, col + 1));
+                if is_keyed {
+                    keyed.push((i + 1, col + 1));
+                } else if before.ends_with(['-', '[', ',']) {
+                    listed.push((i + 1, col + 1));
                 }
             }
         }
+        let hits = if keyed.is_empty() { listed } else { keyed };
         hits.get(nth).copied()
     }
 

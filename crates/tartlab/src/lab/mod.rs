@@ -43,7 +43,12 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
             "check the path given with -f",
         )]
     })?;
-    let source = Source::new(path, text);
+    parse(Source::new(path, text))
+}
+
+/// Parses lab file text (YAML, or JSON when the path ends in `.json`). Never panics, whatever
+/// the bytes: a property test holds it to that.
+pub fn parse(source: Source) -> Result<Loaded, Vec<Diagnostic>> {
     let parsed = if source.is_json() {
         serde_json::from_str::<LabFile>(&source.text).map_err(|e| {
             let (line, column) = (e.line(), e.column());
