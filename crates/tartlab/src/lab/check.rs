@@ -430,6 +430,17 @@ fn check_users(c: &mut Checker, file: &LabFile) {
     }
 }
 
+/// The text of an `authorized_keys` entry: the key itself, or the first line of the file
+/// it names (`~/` is the user's home; other paths are relative to the lab file).
+pub fn authorized_key_text(key: &str, source: &Source) -> std::io::Result<String> {
+    let literal = key.starts_with("ssh-") || key.starts_with("ecdsa-") || key.starts_with("sk-");
+    if literal {
+        return Ok(key.trim().to_string());
+    }
+    let text = std::fs::read_to_string(expand_home(key, source))?;
+    Ok(text.lines().next().unwrap_or("").trim().to_string())
+}
+
 fn expand_home(path: &str, source: &Source) -> std::path::PathBuf {
     if let Some(rest) = path.strip_prefix("~/") {
         return Path::new(&std::env::var("HOME").unwrap_or_default()).join(rest);

@@ -8,7 +8,7 @@ pub mod model;
 
 use std::path::{Path, PathBuf};
 
-pub use check::{validate, Node};
+pub use check::{authorized_key_text, selects, validate, Node};
 pub use diagnostic::{Diagnostic, Source};
 use model::LabFile;
 

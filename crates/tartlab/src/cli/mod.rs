@@ -1,5 +1,6 @@
 //! The command line: parsing (clap) and one function per command. Exit codes, in one place:
-//! 0 success; 1 failure; 2 bad usage or invalid lab file; 3 partial failure.
+//! 0 success; 1 failure; 2 bad usage or invalid lab file; 3 partial failure (some nodes
+//! failed, the others are fine); 130 interrupted by Ctrl-C.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -8,8 +9,14 @@ use clap::{Parser, Subcommand};
 
 use crate::lab::{self, Diagnostic};
 
+mod lifecycle;
+
 pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
 pub const EXIT_INVALID: i32 = 2;
+pub const EXIT_PARTIAL: i32 = 3;
+/// Ctrl-C: the work stopped cleanly, VMs keep running, the state is saved.
+pub const EXIT_INTERRUPTED: i32 = 130;
 
 /// Bring up whole labs of Linux VMs (clusters of nodes) with tart, from one lab file.
 #[derive(Parser, Debug)]
@@ -23,20 +30,31 @@ struct Cli {
 enum Command {
     /// Check the lab file; every problem with file, line and column
     Validate(FileArgs),
-    /// Show the nodes the lab file declares, with their settings
+    /// Show what `up` would do to each node, without doing it
     Plan(FileArgs),
+    /// Create, boot and provision the lab (or the selected nodes); only what changed
+    Up(lifecycle::UpArgs),
+    /// Table of the lab's nodes: state, address, resources (one `tart list`, no SSH)
+    #[command(visible_alias = "ps")]
+    Status(FileArgs),
+    /// Shut the lab's VMs down (from inside the guest, then `tart stop`); they are kept
+    Stop(lifecycle::NodesArgs),
+    /// Boot the lab's stopped VMs and wait until they are ready
+    Start(lifecycle::NodesArgs),
+    /// Stop and delete the VMs this lab created, and forget them
+    Down(FileArgs),
     /// Print the JSON Schema of the lab file (for editor completion)
     Schema,
 }
 
-#[derive(clap::Args, Debug)]
-struct FileArgs {
+#[derive(clap::Args, Debug, Clone)]
+pub struct FileArgs {
     /// The lab file (default: tartlab.yaml, tartlab.yml, then tartlab.json)
     #[arg(short = 'f', long = "file", value_name = "FILE")]
-    file: Option<PathBuf>,
+    pub file: Option<PathBuf>,
     /// Print JSON instead of text
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 pub fn main() -> i32 {
@@ -47,18 +65,23 @@ pub fn main() -> i32 {
             EXIT_OK
         }
         Some(Command::Validate(args)) => validate(&args),
-        Some(Command::Plan(args)) => plan(&args),
+        Some(Command::Plan(args)) => lifecycle::plan(&args),
+        Some(Command::Up(args)) => lifecycle::up(&args),
+        Some(Command::Status(args)) => lifecycle::status(&args),
+        Some(Command::Stop(args)) => lifecycle::stop(&args),
+        Some(Command::Start(args)) => lifecycle::start(&args),
+        Some(Command::Down(args)) => lifecycle::down(&args),
         Some(Command::Schema) => schema(),
     }
 }
 
-fn out(text: &str) {
+pub(crate) fn out(text: &str) {
     let mut stdout = std::io::stdout();
     let _ = writeln!(stdout, "{text}");
 }
 
 /// Loads and validates, or reports the problems (text on stderr, or JSON on stdout).
-fn checked(args: &FileArgs) -> Result<(lab::Loaded, Vec<lab::Node>), i32> {
+pub(crate) fn checked(args: &FileArgs) -> Result<(lab::Loaded, Vec<lab::Node>), i32> {
     let report = |problems: Vec<Diagnostic>| {
         if args.json {
             out(&serde_json::json!({ "valid": false, "errors": problems }).to_string());
@@ -100,61 +123,6 @@ fn validate(args: &FileArgs) -> i32 {
         }
         Err(code) => code,
     }
-}
-
-fn plan(args: &FileArgs) -> i32 {
-    let (loaded, nodes) = match checked(args) {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
-    if args.json {
-        out(&serde_json::json!({ "lab": loaded.file.lab, "nodes": nodes }).to_string());
-        return EXIT_OK;
-    }
-    let header = [
-        "VM", "CLUSTER", "ROLE", "IMAGE", "CPU", "MEMORY", "DISK", "NETWORK",
-    ];
-    let rows: Vec<[String; 8]> = nodes
-        .iter()
-        .map(|n| {
-            [
-                n.vm_name.clone(),
-                n.cluster.clone(),
-                n.role.clone(),
-                n.image.clone(),
-                n.cpu.to_string(),
-                format!("{} MiB", n.memory),
-                n.disk.map_or("image".to_string(), |d| format!("{d} GB")),
-                n.network.clone(),
-            ]
-        })
-        .collect();
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in &rows {
-        for (i, cell) in row.iter().enumerate() {
-            widths[i] = widths[i].max(cell.len());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        cells
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    out(&format!(
-        "lab `{}`: {} nodes (hostname = VM name)",
-        loaded.file.lab,
-        nodes.len()
-    ));
-    out(&line(header.to_vec()));
-    for row in &rows {
-        out(&line(row.iter().map(String::as_str).collect()));
-    }
-    EXIT_OK
 }
 
 fn schema() -> i32 {

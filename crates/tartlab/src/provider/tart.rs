@@ -1,0 +1,385 @@
+//! The `tart` command line, driven as tart 2.31 really behaves (shared/tart-reference.md):
+//! JSON with random key order, `tart run` that blocks and must be detached, exit codes that
+//! differ per command. Every call says what it ran and shows tart's own last words on failure.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::Deserialize;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+
+/// The oldest tart whose command line tartlab has been written against.
+pub const MINIMUM_VERSION: (u32, u32) = (2, 0);
+
+/// A tart command that failed: what ran, how it ended, and what tart said.
+#[derive(Debug, Clone)]
+pub struct TartError {
+    pub command: String,
+    pub code: Option<i32>,
+    pub output: String,
+}
+
+impl fmt::Display for TartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.code {
+            Some(code) => write!(f, "`{}` exited with {code}", self.command)?,
+            None => write!(f, "`{}` could not run or was killed", self.command)?,
+        }
+        let tail = last_lines(&self.output, 5);
+        if !tail.is_empty() {
+            write!(f, ":\n{tail}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The last `n` non-empty lines of a text, each indented for an error message.
+pub fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| format!("    | {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One row of `tart list --format json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListEntry {
+    #[serde(rename = "Name")]
+    pub name: String,
+    #[serde(rename = "Source")]
+    pub source: String,
+    #[serde(rename = "Running", default)]
+    pub running: bool,
+    #[serde(rename = "State", default)]
+    pub state: String,
+}
+
+impl ListEntry {
+    pub fn is_local(&self) -> bool {
+        self.source == "local"
+    }
+}
+
+/// The parts of `tart get --format json` tartlab reads.
+#[derive(Debug, Clone, Deserialize)]
+pub struct VmSettings {
+    #[serde(rename = "CPU")]
+    pub cpu: u32,
+    #[serde(rename = "Memory")]
+    pub memory: u32,
+}
+
+/// Where tart is, and where it keeps its VMs.
+#[derive(Debug, Clone)]
+pub struct Tart {
+    pub program: PathBuf,
+    pub home: PathBuf,
+}
+
+impl Tart {
+    /// `TARTLAB_TART`, else `tart` on PATH; `TART_HOME`, else `~/.tart`.
+    pub fn locate() -> Result<Tart, String> {
+        let program = match std::env::var_os("TARTLAB_TART") {
+            Some(p) => PathBuf::from(p),
+            None => std::env::var_os("PATH")
+                .and_then(|paths| {
+                    std::env::split_paths(&paths)
+                        .map(|d| d.join("tart"))
+                        .find(|p| p.is_file())
+                })
+                .ok_or("tart is not on PATH")?,
+        };
+        if !program.is_file() {
+            return Err(format!("{} does not exist", program.display()));
+        }
+        let home = match std::env::var_os("TART_HOME") {
+            Some(h) => PathBuf::from(h),
+            None => Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".tart"),
+        };
+        Ok(Tart { program, home })
+    }
+
+    fn describe(&self, args: &[&str]) -> String {
+        format!("tart {}", args.join(" "))
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(args).stdin(Stdio::null()).kill_on_drop(true);
+        cmd
+    }
+
+    /// Runs tart to completion; stdout on success, a TartError otherwise.
+    pub async fn output(&self, args: &[&str]) -> Result<String, TartError> {
+        let result = self.command(args).output().await;
+        let error = |code, output| TartError {
+            command: self.describe(args),
+            code,
+            output,
+        };
+        match result {
+            Err(e) => Err(error(None, e.to_string())),
+            Ok(out) => {
+                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                if out.status.success() {
+                    Ok(stdout)
+                } else {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    Err(error(out.status.code(), format!("{stdout}{stderr}")))
+                }
+            }
+        }
+    }
+
+    /// `tart --version` as (major, minor, patch).
+    pub async fn version(&self) -> Result<(u32, u32, u32), TartError> {
+        let text = self.output(&["--version"]).await?;
+        parse_version(&text).ok_or_else(|| TartError {
+            command: "tart --version".into(),
+            code: Some(0),
+            output: format!("not a version: {text}"),
+        })
+    }
+
+    /// Every option `tart run --help` lists, so tartlab never passes one tart lacks.
+    pub async fn run_options(&self) -> Result<BTreeSet<String>, TartError> {
+        Ok(parse_help_options(&self.output(&["run", "--help"]).await?))
+    }
+
+    /// Every VM and cached image (`--source` not given, so the OCI cache is included).
+    pub async fn list(&self) -> Result<Vec<ListEntry>, TartError> {
+        let text = self.output(&["list", "--format", "json"]).await?;
+        serde_json::from_str(&text).map_err(|e| TartError {
+            command: "tart list --format json".into(),
+            code: Some(0),
+            output: format!("unexpected output ({e}): {text}"),
+        })
+    }
+
+    pub async fn get(&self, vm: &str) -> Result<VmSettings, TartError> {
+        let text = self.output(&["get", vm, "--format", "json"]).await?;
+        serde_json::from_str(&text).map_err(|e| TartError {
+            command: format!("tart get {vm} --format json"),
+            code: Some(0),
+            output: format!("unexpected output ({e}): {text}"),
+        })
+    }
+
+    pub fn vm_dir(&self, vm: &str) -> PathBuf {
+        self.home.join("vms").join(vm)
+    }
+
+    /// The VM's MAC address, from its `config.json` (tart prints it nowhere).
+    pub fn mac(&self, vm: &str) -> Option<String> {
+        let text = std::fs::read_to_string(self.vm_dir(vm).join("config.json")).ok()?;
+        let config: serde_json::Value = serde_json::from_str(&text).ok()?;
+        Some(config["macAddress"].as_str()?.to_ascii_lowercase())
+    }
+
+    /// `tart run VM --no-graphics FLAGS...` in its own session, stdin closed, output appended
+    /// to `log`. Not waited on and not killed when tartlab exits: the VM outlives us.
+    pub fn spawn_run(&self, vm: &str, flags: &[String], log: &Path) -> std::io::Result<Child> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut args = vec!["run".to_string(), vm.to_string(), "--no-graphics".into()];
+        args.extend(flags.iter().cloned());
+        writeln!(
+            file,
+            "--- tartlab: tart {} (started {})",
+            args.join(" "),
+            crate::state::now_rfc3339()
+        )?;
+        let stderr = file.try_clone()?;
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(file))
+            .stderr(Stdio::from(stderr))
+            .kill_on_drop(false);
+        // SAFETY: setsid is async-signal-safe; a new session keeps the terminal's Ctrl-C
+        // (and our process group's fate) away from the VM.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd.spawn()
+    }
+
+    /// `tart ip VM --wait SECS` as a child process, so the caller can watch `tart run` meanwhile.
+    pub fn spawn_ip(&self, vm: &str, wait_secs: u16) -> std::io::Result<Child> {
+        let mut cmd = self.command(&["ip", vm, "--wait", &wait_secs.to_string()]);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.spawn()
+    }
+
+    /// Reads a finished `tart ip` child: the address, or tart's message.
+    pub async fn ip_result(&self, vm: &str, mut child: Child) -> Result<String, TartError> {
+        let mut stdout = String::new();
+        let mut stderr = String::new();
+        if let Some(mut out) = child.stdout.take() {
+            let _ = out.read_to_string(&mut stdout).await;
+        }
+        if let Some(mut err) = child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr).await;
+        }
+        let status = child.wait().await;
+        let code = status.as_ref().ok().and_then(|s| s.code());
+        let ip = stdout.trim();
+        if code == Some(0) && ip.parse::<std::net::Ipv4Addr>().is_ok() {
+            return Ok(ip.to_string());
+        }
+        Err(TartError {
+            command: format!("tart ip {vm} --wait ..."),
+            code,
+            output: format!("{stdout}{stderr}"),
+        })
+    }
+
+    /// The pull, with each percentage tart prints passed to `progress`.
+    pub async fn pull(&self, image: &str, progress: impl Fn(u32)) -> Result<(), TartError> {
+        let mut cmd = self.command(&["pull", image]);
+        // CI makes tart print progress as new lines instead of redrawing one line.
+        cmd.env("CI", "true")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let describe = || self.describe(&["pull", image]);
+        let mut child = cmd.spawn().map_err(|e| TartError {
+            command: describe(),
+            code: None,
+            output: e.to_string(),
+        })?;
+        let mut stdout = child.stdout.take().ok_or_else(|| TartError {
+            command: describe(),
+            code: None,
+            output: "no stdout".into(),
+        })?;
+        let mut seen = String::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            match stdout.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    if let Some(p) = last_percentage(&seen) {
+                        progress(p);
+                    }
+                }
+            }
+        }
+        let mut stderr = String::new();
+        if let Some(mut err) = child.stderr.take() {
+            let _ = err.read_to_string(&mut stderr).await;
+        }
+        let status = child.wait().await.map_err(|e| TartError {
+            command: describe(),
+            code: None,
+            output: e.to_string(),
+        })?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(TartError {
+                command: describe(),
+                code: status.code(),
+                output: format!("{seen}{stderr}"),
+            })
+        }
+    }
+}
+
+/// `2.31.0` (perhaps with a suffix) as numbers.
+pub fn parse_version(text: &str) -> Option<(u32, u32, u32)> {
+    let word = text.split_whitespace().next()?;
+    let mut parts = word.split(['.', '-', '+']).map(|p| p.parse::<u32>());
+    let major = parts.next()?.ok()?;
+    let minor = parts.next()?.ok()?;
+    let patch = parts.next().and_then(Result::ok).unwrap_or(0);
+    Some((major, minor, patch))
+}
+
+/// The options an argument-parser help text lists (`--name`, from lines that start with `-`).
+pub fn parse_help_options(help: &str) -> BTreeSet<String> {
+    let mut options = BTreeSet::new();
+    for line in help.lines() {
+        let line = line.trim_start();
+        if !line.starts_with('-') {
+            continue;
+        }
+        let spec = line.split("  ").next().unwrap_or(line);
+        for word in spec.split([' ', ',', '=', '<', '[']) {
+            let name = word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+            if name.starts_with("--") && name.len() > 2 {
+                options.insert(name.to_string());
+            }
+        }
+    }
+    options
+}
+
+/// The last `NN%` in tart's pull output.
+fn last_percentage(text: &str) -> Option<u32> {
+    text.split(['\n', '\r'])
+        .rev()
+        .filter_map(|line| {
+            let line = line.trim();
+            let digits = line.strip_suffix('%')?;
+            let digits = digits.rsplit(|c: char| !c.is_ascii_digit()).next()?;
+            digits.parse::<u32>().ok().filter(|p| *p <= 100)
+        })
+        .next()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_parse_with_and_without_suffixes() {
+        assert_eq!(parse_version("2.31.0\n"), Some((2, 31, 0)));
+        assert_eq!(parse_version("2.32.1-beta"), Some((2, 32, 1)));
+        assert_eq!(parse_version("2.5"), Some((2, 5, 0)));
+        assert_eq!(parse_version("tart"), None);
+        assert_eq!(parse_version(""), None);
+    }
+
+    #[test]
+    fn help_options_are_read_from_option_lines_only() {
+        let help = "OVERVIEW: Run a VM\n\nUSAGE: tart run <name> [--no-graphics]\n\nOPTIONS:\n  --no-graphics           Don't open a UI window.\n  --net-bridged <interface name>\n                          Use bridged networking --not-this\n  -h, --help              Show help information.\n";
+        let options = parse_help_options(help);
+        assert!(options.contains("--no-graphics"));
+        assert!(options.contains("--net-bridged"));
+        assert!(options.contains("--help"));
+        assert!(!options.contains("--not-this"));
+        assert!(!options.contains("--config"));
+    }
+
+    #[test]
+    fn list_json_with_escaped_slashes_and_any_key_order_parses() {
+        let text = "[\n  {\n    \"State\" : \"running\",\n    \"Name\" : \"ghcr.io\\/cirruslabs\\/ubuntu:latest\",\n    \"Running\" : true,\n    \"Source\" : \"OCI\",\n    \"Disk\" : 20, \"Size\" : 1, \"Accessed\" : \"x\"\n  }\n]";
+        let list: Vec<ListEntry> = serde_json::from_str(text).unwrap();
+        assert_eq!(list[0].name, "ghcr.io/cirruslabs/ubuntu:latest");
+        assert!(!list[0].is_local());
+        assert!(list[0].running);
+        let empty: Vec<ListEntry> = serde_json::from_str("[\n\n]").unwrap();
+        assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn pull_percentages_are_found_in_line_and_redraw_output() {
+        assert_eq!(last_percentage("pulling disk...\n10%\n45%\n"), Some(45));
+        assert_eq!(last_percentage("\r\u{1b}[K12%\r\u{1b}[K13%"), Some(13));
+        assert_eq!(last_percentage("pulling manifest...\n"), None);
+    }
+}

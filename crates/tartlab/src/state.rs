@@ -1,0 +1,371 @@
+//! `.tartlab/` beside the lab file: what the lab owns (`state.json`), the lab lock, the lab
+//! key, pinned host keys and the logs. Every write is atomic (temp file, fsync, rename), so a
+//! crash at any moment leaves either the old or the new file, never half of one.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::ssh_key::LineEnding;
+use russh::keys::{PrivateKey, PublicKey};
+use serde::{Deserialize, Serialize};
+
+pub const STATE_VERSION: u32 = 1;
+
+/// A VM this lab created (or adopted). The MAC is what proves a VM of that name is still
+/// ours: `None` means the clone was intended but not yet confirmed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OwnedVm {
+    pub mac: Option<String>,
+    pub image: String,
+    pub cpu: u32,
+    pub memory: u32,
+    pub disk: Option<u32>,
+    pub network: String,
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// What was applied on the guest: part name -> hash of its inputs.
+    #[serde(default)]
+    pub applied: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub lab: String,
+    #[serde(default)]
+    pub vms: BTreeMap<String, OwnedVm>,
+}
+
+/// The `.tartlab/` directory of one lab.
+#[derive(Debug, Clone)]
+pub struct LabDir {
+    pub root: PathBuf,
+}
+
+impl LabDir {
+    /// `.tartlab/` next to the lab file, created (with `logs/`) when `create` is set.
+    pub fn beside(lab_file: &Path, create: bool) -> std::io::Result<LabDir> {
+        let parent = lab_file
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let root = parent.join(".tartlab");
+        if create {
+            std::fs::create_dir_all(root.join("logs"))?;
+        }
+        Ok(LabDir { root })
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.root.join("state.json")
+    }
+    pub fn key_path(&self) -> PathBuf {
+        self.root.join("id_ed25519")
+    }
+    pub fn known_hosts_path(&self) -> PathBuf {
+        self.root.join("known_hosts")
+    }
+    pub fn run_log(&self, vm: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{vm}.run.log"))
+    }
+    pub fn provision_log(&self, vm: &str) -> PathBuf {
+        self.root.join("logs").join(format!("{vm}.provision.log"))
+    }
+    pub fn events_path(&self) -> PathBuf {
+        self.root.join("events.jsonl")
+    }
+
+    /// The lab's state; an empty one when the lab has never been brought up.
+    pub fn read_state(&self, lab: &str) -> Result<State, String> {
+        let path = self.state_path();
+        match std::fs::read_to_string(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
+                version: STATE_VERSION,
+                lab: lab.to_string(),
+                vms: BTreeMap::new(),
+            }),
+            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Ok(text) => {
+                let state: State = serde_json::from_str(&text).map_err(|e| {
+                    format!(
+                        "{} is corrupted ({e}); move it away, then `tartlab up --adopt` takes the lab's VMs back",
+                        path.display()
+                    )
+                })?;
+                if state.lab != lab {
+                    return Err(format!(
+                        "{} belongs to lab `{}`, not `{lab}`: two lab files share this directory",
+                        path.display(),
+                        state.lab
+                    ));
+                }
+                if state.version != STATE_VERSION {
+                    return Err(format!(
+                        "{} has version {}, this tartlab reads version {STATE_VERSION}",
+                        path.display(),
+                        state.version
+                    ));
+                }
+                Ok(state)
+            }
+        }
+    }
+
+    /// Takes the lab lock, or says who holds it. A holder that died released it already
+    /// (flock), so a dead holder's lock is simply taken over.
+    pub fn lock(&self) -> Result<LabLock, String> {
+        let path = self.root.join("lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        // SAFETY: flock on a descriptor we own.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        if !taken {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            return Err(format!(
+                "another tartlab (pid {}) is working on this lab; wait for it to finish, or stop it",
+                if holder.is_empty() { "unknown" } else { holder }
+            ));
+        }
+        file.set_len(0).map_err(|e| e.to_string())?;
+        write!(file, "{}", std::process::id()).map_err(|e| e.to_string())?;
+        Ok(LabLock { _file: file })
+    }
+
+    /// The lab's SSH key, made on first use (ed25519, 0600).
+    pub fn lab_key(&self) -> Result<PrivateKey, String> {
+        let path = self.key_path();
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return PrivateKey::from_openssh(&text)
+                .map_err(|e| format!("{} is not a usable key: {e}", path.display()));
+        }
+        let mut seed = [0u8; 32];
+        File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut seed))
+            .map_err(|e| format!("no randomness for the lab key: {e}"))?;
+        let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+        key.set_comment("tartlab");
+        let private = key.to_openssh(LineEnding::LF).map_err(|e| e.to_string())?;
+        let public = key.public_key().to_openssh().map_err(|e| e.to_string())?;
+        write_atomic(&path, private.as_bytes(), 0o600)
+            .and_then(|_| {
+                write_atomic(
+                    &path.with_extension("pub"),
+                    format!("{public}\n").as_bytes(),
+                    0o644,
+                )
+            })
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        Ok(key)
+    }
+}
+
+/// Held while tartlab works on a lab; dropped (or the process dies) to release it.
+pub struct LabLock {
+    _file: File,
+}
+
+/// The state file shared by every node's task: each change is saved at once.
+#[derive(Clone)]
+pub struct StateStore {
+    path: PathBuf,
+    state: Arc<Mutex<State>>,
+}
+
+impl StateStore {
+    pub fn new(dir: &LabDir, state: State) -> StateStore {
+        StateStore {
+            path: dir.state_path(),
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    pub fn snapshot(&self) -> State {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn vm(&self, name: &str) -> Option<OwnedVm> {
+        self.state.lock().ok()?.vms.get(name).cloned()
+    }
+
+    /// Changes the state and writes it before returning.
+    pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), String> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| "state lock poisoned".to_string())?;
+        change(&mut state);
+        let text = serde_json::to_string_pretty(&*state).map_err(|e| e.to_string())?;
+        write_atomic(&self.path, text.as_bytes(), 0o644)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+
+    pub fn update_vm(&self, name: &str, change: impl FnOnce(&mut OwnedVm)) -> Result<(), String> {
+        self.update(|s| {
+            if let Some(vm) = s.vms.get_mut(name) {
+                change(vm);
+            }
+        })
+    }
+}
+
+/// Host keys pinned per VM, in OpenSSH known_hosts format with the VM name as the host (use
+/// `HostKeyAlias` to check them with the system ssh).
+#[derive(Clone)]
+pub struct KnownHosts {
+    path: PathBuf,
+    guard: Arc<Mutex<()>>,
+}
+
+impl KnownHosts {
+    pub fn new(dir: &LabDir) -> KnownHosts {
+        KnownHosts {
+            path: dir.known_hosts_path(),
+            guard: Arc::new(Mutex::new(())),
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.path)
+            .map(|t| t.lines().map(str::to_string).collect())
+            .unwrap_or_default()
+    }
+
+    pub fn pinned(&self, vm: &str) -> Vec<PublicKey> {
+        let _g = self.guard.lock();
+        self.lines()
+            .iter()
+            .filter_map(|l| l.split_once(' ').filter(|(h, _)| *h == vm))
+            .filter_map(|(_, key)| PublicKey::from_openssh(key).ok())
+            .collect()
+    }
+
+    /// Replaces the VM's pinned keys (none: forgets the VM).
+    pub fn pin(&self, vm: &str, keys: &[PublicKey]) -> Result<(), String> {
+        let _g = self.guard.lock();
+        let mut lines: Vec<String> = self
+            .lines()
+            .into_iter()
+            .filter(|l| l.split_once(' ').is_none_or(|(h, _)| h != vm))
+            .collect();
+        for key in keys {
+            let mut key = key.clone();
+            key.set_comment("");
+            let text = key.to_openssh().map_err(|e| e.to_string())?;
+            lines.push(format!("{vm} {}", text.trim()));
+        }
+        let mut text = lines.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        write_atomic(&self.path, text.as_bytes(), 0o644)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+}
+
+/// Writes a file so that readers see the old or the new content, never a mix.
+pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)?;
+    file.write_all(data)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The current UTC time as `2026-11-23T10:15:02Z`.
+pub fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lab_key_is_made_once_with_mode_0600_and_read_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let lab = LabDir::beside(&dir.path().join("tartlab.yaml"), true).unwrap();
+        let first = lab.lab_key().unwrap();
+        let second = lab.lab_key().unwrap();
+        assert_eq!(first.public_key(), second.public_key());
+        let mode = std::fs::metadata(lab.key_path())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_second_lock_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = LabDir::beside(&dir.path().join("tartlab.yaml"), true).unwrap();
+        let held = lab.lock().unwrap();
+        let err = lab.lock().err().unwrap();
+        assert!(
+            err.contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+        drop(held);
+        assert!(lab.lock().is_ok());
+    }
+
+    #[test]
+    fn pinned_keys_are_kept_per_vm() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = LabDir::beside(&dir.path().join("tartlab.yaml"), true).unwrap();
+        let known = KnownHosts::new(&lab);
+        let key = lab.lab_key().unwrap().public_key().clone();
+        known.pin("a", std::slice::from_ref(&key)).unwrap();
+        known.pin("b", std::slice::from_ref(&key)).unwrap();
+        assert_eq!(known.pinned("a").len(), 1);
+        known.pin("a", &[]).unwrap();
+        assert!(known.pinned("a").is_empty());
+        assert_eq!(known.pinned("b")[0].key_data(), key.key_data());
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let now = now_rfc3339();
+        assert_eq!(now.len(), 20, "{now}");
+        assert!(now.starts_with("20") && now.ends_with('Z'));
+    }
+}

@@ -1,0 +1,287 @@
+//! End-to-end harness: the real `tartlab` binary against tart-sim installed as `tart` on a
+//! private PATH (a wrapper that also records every tart command line), with a private
+//! `TART_HOME` and lab directory. Dropping it reaps every VM the test started.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Out {
+    fn from(o: Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+/// tart-sim, built into the same target directory as this test (nextest and
+/// `cargo build --workspace` build it).
+pub fn tart_sim() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let sim = dir.join("tart-sim");
+    assert!(
+        sim.is_file(),
+        "{} is missing: build the workspace (`cargo build --workspace`) or use scripts/test.sh",
+        sim.display()
+    );
+    sim
+}
+
+/// Guests need namespaces and mounts. These tests fail (never skip) without root.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root; CI runs as root"
+    );
+}
+
+pub fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub lab: PathBuf,
+    pub home: PathBuf,
+    bin: PathBuf,
+    /// Every tart command line run through the wrapper, one per line.
+    pub tart_calls: PathBuf,
+}
+
+impl Lab {
+    /// A lab directory holding `tartlab.yaml` with this text.
+    pub fn new(yaml: &str) -> Lab {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("tartlab-e2e")
+            .tempdir()
+            .unwrap();
+        let bin = dir.path().join("bin");
+        let lab = dir.path().join("lab");
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(&lab).unwrap();
+        let tart_calls = dir.path().join("tart-calls.log");
+        let wrapper = format!(
+            "#!/bin/bash\nprintf '%s\\n' \"$*\" >> '{}'\nexec -a tart '{}' \"$@\"\n",
+            tart_calls.display(),
+            tart_sim().display()
+        );
+        std::fs::write(bin.join("tart"), wrapper).unwrap();
+        Command::new("chmod")
+            .arg("755")
+            .arg(bin.join("tart"))
+            .status()
+            .unwrap();
+        std::fs::write(lab.join("tartlab.yaml"), yaml).unwrap();
+        Lab {
+            dir,
+            lab,
+            home,
+            bin,
+            tart_calls,
+        }
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.lab.join(name), text).unwrap();
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        cmd.current_dir(&self.lab)
+            .env("PATH", path)
+            .env("TART_HOME", &self.home)
+            .env("TART_SIM_BOOT_MS", "400")
+            .env("TART_SIM_PULL_MS", "50")
+            .env("TART_SIM_LOCK_MS", "100")
+            .env("CI", "true")
+            .env_remove("TARTLAB_TART")
+            .env_remove("NO_COLOR");
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tartlab"));
+        cmd.args(args);
+        self.env(&mut cmd);
+        cmd
+    }
+
+    pub fn tartlab(&self, args: &[&str]) -> Out {
+        self.command(args).output().unwrap().into()
+    }
+
+    /// Runs tartlab and fails the test, showing everything it printed, unless it exits 0.
+    pub fn ok(&self, args: &[&str]) -> Out {
+        let out = self.tartlab(args);
+        assert_eq!(
+            out.code, 0,
+            "tartlab {args:?}\nstdout:\n{}\nstderr:\n{}",
+            out.stdout, out.stderr
+        );
+        out
+    }
+
+    pub fn tart(&self, args: &[&str]) -> Out {
+        let mut cmd = Command::new(tart_sim());
+        cmd.args(args);
+        self.env(&mut cmd);
+        cmd.output().unwrap().into()
+    }
+
+    /// Local VMs as `tart list --format json` shows them: (name, running).
+    pub fn vms(&self) -> Vec<(String, bool)> {
+        let out = self.tart(&["list", "--format", "json", "--source", "local"]);
+        let list: Vec<serde_json::Value> = serde_json::from_str(&out.stdout).unwrap();
+        let mut vms: Vec<(String, bool)> = list
+            .iter()
+            .map(|v| {
+                (
+                    v["Name"].as_str().unwrap().to_string(),
+                    v["Running"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        vms.sort();
+        vms
+    }
+
+    pub fn state(&self) -> serde_json::Value {
+        let text = std::fs::read_to_string(self.lab.join(".tartlab/state.json")).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    pub fn ip(&self, vm: &str) -> String {
+        self.state()["vms"][vm]["ip"].as_str().unwrap().to_string()
+    }
+
+    pub fn mac(&self, vm: &str) -> String {
+        let text =
+            std::fs::read_to_string(self.home.join("vms").join(vm).join("config.json")).unwrap();
+        let config: serde_json::Value = serde_json::from_str(&text).unwrap();
+        config["macAddress"].as_str().unwrap().to_string()
+    }
+
+    /// The system ssh as `user` with `key`, checking the host key pinned for `vm`.
+    pub fn ssh_with(&self, key: &Path, user: &str, vm: &str, command: &str) -> Out {
+        Command::new("ssh")
+            .args(["-i", &key.display().to_string()])
+            .args([
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "StrictHostKeyChecking=yes",
+            ])
+            .args([
+                "-o",
+                &format!(
+                    "UserKnownHostsFile={}",
+                    self.lab.join(".tartlab/known_hosts").display()
+                ),
+            ])
+            .args([
+                "-o",
+                &format!("HostKeyAlias={vm}"),
+                "-o",
+                "LogLevel=error",
+                "-o",
+                "ConnectTimeout=10",
+            ])
+            .arg(format!("{user}@{}", self.ip(vm)))
+            .arg(command)
+            .output()
+            .unwrap()
+            .into()
+    }
+
+    /// The system ssh with the lab key as the image's user.
+    pub fn ssh(&self, vm: &str, command: &str) -> Out {
+        self.ssh_with(&self.lab.join(".tartlab/id_ed25519"), "admin", vm, command)
+    }
+
+    /// How many times `tart run VM` was started.
+    pub fn boots(&self, vm: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.starts_with(&format!("run {vm} ")) || **c == format!("run {vm}"))
+            .count()
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.tart_calls)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Live processes whose command line mentions this lab's TART_HOME.
+    pub fn processes(&self) -> Vec<String> {
+        processes_mentioning(&self.home)
+    }
+
+    pub fn mounts(&self) -> Vec<String> {
+        let needle = self.home.display().to_string();
+        std::fs::read_to_string("/proc/mounts")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(&needle))
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(tart_sim())
+            .arg("reap")
+            .env("TART_HOME", &self.home)
+            .output();
+    }
+}
+
+/// Processes whose command line or environment mentions `needle`, zombies excepted.
+pub fn processes_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.display().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        })
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            if stat
+                .rsplit_once(") ")
+                .is_some_and(|(_, r)| r.starts_with('Z'))
+            {
+                return None;
+            }
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            let environ = String::from_utf8_lossy(&environ);
+            (cmdline.contains(&needle) || environ.contains(&needle)).then_some(cmdline)
+        })
+        .collect()
+}

@@ -1,0 +1,349 @@
+//! `up`, `status`, `stop`, `start` and `down` end to end: the real binary against tart-sim,
+//! checked the way a user would check (tart list, ssh into the VMs, files on the guests).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{examples, Lab};
+
+const TWO_NODES: &str = "lab: pair\nclusters:\n  - name: dev\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n";
+
+/// A user key for the lab's `devops` user, made with ssh-keygen like a user would.
+fn user_key(lab: &Lab) -> std::path::PathBuf {
+    let key = lab.dir.path().join("devops_key");
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "devops@test", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    key
+}
+
+#[test]
+fn the_seed_lab_comes_up_converges_and_goes_down_without_a_trace() {
+    let seed = std::fs::read_to_string(examples().join("seed-lab.yaml")).unwrap();
+    let lab = Lab::new("lab: placeholder\nclusters: []\n");
+    let key = user_key(&lab);
+    let with_key = seed.replace(
+        "    shell: /bin/bash\n",
+        &format!(
+            "    shell: /bin/bash\n    authorized_keys: [{}.pub]\n",
+            key.display()
+        ),
+    );
+    assert_ne!(with_key, seed, "the seed lab's user has a shell line");
+    lab.write("tartlab.yaml", &with_key);
+
+    let up = lab.ok(&["up"]);
+    assert!(up.stdout.contains("up: 9 of 9 nodes ok"), "{}", up.stdout);
+    let clusters = ["dev", "stg", "prod"];
+    let names: Vec<String> = clusters
+        .iter()
+        .flat_map(|c| {
+            [
+                format!("{c}-master"),
+                format!("{c}-worker-1"),
+                format!("{c}-worker-2"),
+            ]
+        })
+        .collect();
+    let running: Vec<String> = lab
+        .vms()
+        .into_iter()
+        .filter(|(_, r)| *r)
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(
+        running.iter().collect::<BTreeSet<_>>(),
+        names.iter().collect::<BTreeSet<_>>()
+    );
+
+    let mut machine_ids = BTreeSet::new();
+    for vm in &names {
+        // The lab user logs in with their own key; the host key is the one tartlab pinned.
+        let out = lab.ssh_with(
+            &key,
+            "devops",
+            vm,
+            "hostname; cat /etc/machine-id; sudo -n id -u; cat /etc/hosts",
+        );
+        assert_eq!(out.code, 0, "{vm}: {}", out.stderr);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines[0], vm, "hostname of {vm}");
+        machine_ids.insert(lines[1].to_string());
+        assert_eq!(lines[2], "0", "devops has passwordless sudo on {vm}");
+        let cluster = vm.split('-').next().unwrap();
+        for other in &names {
+            let listed = out
+                .stdout
+                .lines()
+                .any(|l| l.ends_with(&format!(" {other}")) && !l.starts_with("127.0.1.1"));
+            assert_eq!(
+                listed,
+                other.starts_with(&format!("{cluster}-")),
+                "{other} in /etc/hosts of {vm}:\n{}",
+                out.stdout
+            );
+        }
+    }
+    assert_eq!(machine_ids.len(), 9, "every VM has its own machine-id");
+
+    // Converged: nothing is cloned, booted or provisioned again.
+    let calls_before = lab.calls().len();
+    let again = lab.ok(&["up", "--json"]);
+    let recap = again.stdout.lines().last().unwrap();
+    let recap: serde_json::Value = serde_json::from_str(recap).unwrap();
+    for node in recap["recap"].as_array().unwrap() {
+        assert_eq!(node["actions"], serde_json::json!([]), "{node}");
+    }
+    let new_calls = &lab.calls()[calls_before..];
+    assert!(
+        new_calls
+            .iter()
+            .all(|c| c.starts_with("--version") || c.starts_with("list")),
+        "a converged up only reads: {new_calls:?}"
+    );
+
+    let status = lab.ok(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let states: Vec<&str> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, vec!["running"; 9]);
+
+    // tartlab never passes a flag `tart run --help` does not list (the seed's BUG-001).
+    let help = lab.tart(&["run", "--help"]).stdout;
+    for call in lab.calls().iter().filter(|c| c.starts_with("run ")) {
+        for flag in call.split_whitespace().filter(|w| w.starts_with("--")) {
+            assert!(
+                help.contains(flag),
+                "{flag} of `tart {call}` is not in tart run --help"
+            );
+        }
+        assert!(!call.contains("--config"));
+    }
+
+    let down = lab.ok(&["down"]);
+    assert!(
+        down.stdout.contains("down: 9 of 9 nodes ok"),
+        "{}",
+        down.stdout
+    );
+    assert!(lab.vms().is_empty(), "{:?}", lab.vms());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lab.processes().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(lab.processes(), Vec::<String>::new());
+    assert_eq!(lab.mounts(), Vec::<String>::new());
+    assert_eq!(lab.state()["vms"], serde_json::json!({}));
+}
+
+#[test]
+fn a_changed_cpu_restarts_only_that_vm() {
+    let lab = Lab::new(TWO_NODES);
+    lab.ok(&["up"]);
+    lab.write(
+        "tartlab.yaml",
+        &TWO_NODES.replace(
+            "{ name: worker, role: worker }",
+            "{ name: worker, role: worker, cpu: 3 }",
+        ),
+    );
+    let plan = lab.ok(&["plan"]);
+    assert!(
+        plan.stdout.contains("restart (cpu 2 -> 3)"),
+        "{}",
+        plan.stdout
+    );
+    let up = lab.ok(&["up"]);
+    assert!(up.stdout.contains("cpu 2 -> 3"), "{}", up.stdout);
+    let get: serde_json::Value =
+        serde_json::from_str(&lab.tart(&["get", "dev-worker", "--format", "json"]).stdout).unwrap();
+    assert_eq!(get["CPU"], 3);
+    assert_eq!(lab.boots("dev-worker"), 2);
+    assert_eq!(
+        lab.boots("dev-master"),
+        1,
+        "the unchanged VM was not restarted"
+    );
+    assert_eq!(
+        lab.ssh("dev-worker", "hostname").stdout.trim(),
+        "dev-worker"
+    );
+}
+
+#[test]
+fn a_foreign_vm_with_a_lab_name_is_reported_and_left_untouched() {
+    let lab = Lab::new(TWO_NODES);
+    assert_eq!(
+        lab.tart(&["clone", "ghcr.io/cirruslabs/ubuntu:latest", "dev-master"])
+            .code,
+        0
+    );
+    let mac = lab.mac("dev-master");
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 3, "partial failure\n{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr
+            .contains("a VM named dev-master exists, and this lab did not create it"),
+        "{}",
+        up.stderr
+    );
+    assert!(up.stderr.contains("--adopt"), "{}", up.stderr);
+    assert_eq!(lab.mac("dev-master"), mac, "not cloned over, not re-MACed");
+    assert!(
+        lab.vms().contains(&("dev-master".to_string(), false)),
+        "not started"
+    );
+    assert!(lab.vms().contains(&("dev-worker".to_string(), true)));
+    let status = lab.ok(&["status"]);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("dev-master") && l.contains("foreign")),
+        "{}",
+        status.stdout
+    );
+    lab.ok(&["down"]);
+    assert_eq!(
+        lab.vms(),
+        vec![("dev-master".to_string(), false)],
+        "down deletes only the lab's VMs"
+    );
+    assert_eq!(lab.mac("dev-master"), mac);
+}
+
+#[test]
+fn stop_shuts_the_guests_down_and_start_brings_them_back() {
+    let lab = Lab::new(TWO_NODES);
+    lab.ok(&["up"]);
+    let marker = lab.ssh("dev-master", "sudo touch /var/tmp/kept && echo ok");
+    assert_eq!(marker.stdout.trim(), "ok", "{}", marker.stderr);
+    let stop = lab.ok(&["stop"]);
+    assert!(
+        stop.stdout.contains("shut down"),
+        "graceful, from the guest: {}",
+        stop.stdout
+    );
+    assert!(
+        lab.vms().iter().all(|(_, running)| !running),
+        "{:?}",
+        lab.vms()
+    );
+    lab.ok(&["start"]);
+    assert!(lab.vms().iter().all(|(_, running)| *running));
+    assert_eq!(
+        lab.ssh("dev-master", "ls /var/tmp/kept").code,
+        0,
+        "the disk was kept"
+    );
+}
+
+#[test]
+fn a_second_up_on_the_same_lab_fails_at_once_naming_the_holder() {
+    let lab = Lab::new(TWO_NODES);
+    let mut first = lab
+        .command(&["up"])
+        .env("TART_SIM_BOOT_MS", "3000")
+        .spawn()
+        .unwrap();
+    let lock = lab.lab.join(".tartlab/lock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != first.id().to_string() {
+        assert!(
+            Instant::now() < deadline,
+            "the first up never took the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let second = lab.tartlab(&["up"]);
+    assert_eq!(second.code, 1);
+    assert!(
+        second
+            .stderr
+            .contains(&format!("another tartlab (pid {})", first.id())),
+        "{}",
+        second.stderr
+    );
+    assert!(first.wait().unwrap().success());
+}
+
+#[test]
+fn up_after_a_sigkill_at_any_stage_converges_without_duplicates() {
+    let lab = Lab::new(TWO_NODES);
+    for delay_ms in [150, 600, 1200, 2000] {
+        let mut up = lab.command(&["up"]).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(up.id() as i32, libc::SIGKILL) };
+        let _ = up.wait();
+        let again = lab.ok(&["up"]);
+        assert!(
+            again.stdout.contains("up: 2 of 2 nodes ok"),
+            "after a kill at {delay_ms} ms: {}",
+            again.stdout
+        );
+        assert_eq!(
+            lab.vms(),
+            vec![
+                ("dev-master".to_string(), true),
+                ("dev-worker".to_string(), true)
+            ],
+            "after a kill at {delay_ms} ms"
+        );
+        for vm in ["dev-master", "dev-worker"] {
+            assert_eq!(
+                lab.state()["vms"][vm]["mac"],
+                lab.mac(vm),
+                "ownership of {vm} kept"
+            );
+            assert_eq!(lab.ssh(vm, "hostname").stdout.trim(), vm);
+        }
+        lab.ok(&["down"]);
+    }
+}
+
+#[test]
+fn a_vm_whose_tart_run_dies_fails_at_once_with_the_log_tail() {
+    let lab = Lab::new(TWO_NODES);
+    let out = lab
+        .command(&["up"])
+        .env("TART_SIM_FAULTS", "dev-worker:run-fails")
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(code, 3, "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("error: dev-worker failed at stage `ip`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("before the VM got an IP address; last lines of its log"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("dev-worker.run.log"), "{stderr}");
+    assert!(
+        stdout.contains("dev-master") && stdout.contains("up: 1 of 2 nodes ok, 1 failed"),
+        "{stdout}"
+    );
+    // Once the fault is gone, the next up finishes the lab.
+    let again = lab.ok(&["up"]);
+    assert!(
+        again.stdout.contains("up: 2 of 2 nodes ok"),
+        "{}",
+        again.stdout
+    );
+}
