@@ -1,49 +1,48 @@
 #!/usr/bin/env bash
-# Demo on the simulator: builds, installs tart-sim as `tart` on a private PATH, boots two
-# VMs, logs into each over SSH with the image's admin/admin, shows `tart list`, and tears
-# everything down. (Later this becomes a tartlab lab; for now it shows the ground it runs on.)
+# Demo on the simulator: the seed report's 9-VM, 3-cluster lab (examples/seed-lab.yaml)
+# brought up by tartlab against tart-sim installed as `tart` on a private PATH. Shows the
+# seed's BUG-001 being impossible, `tartlab up`, `status`, a login into one node with the lab
+# key and the pinned host key, a converged re-run, and `tartlab down`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 
 cargo build --quiet --workspace
+repo=$PWD
 work=$(mktemp -d /tmp/tartlab-demo.XXXXXX)
-mkdir -p "$work/bin"
-ln -s "$PWD/target/debug/tart-sim" "$work/bin/tart"
+mkdir -p "$work/bin" "$work/lab"
+ln -s "$repo/target/debug/tart-sim" "$work/bin/tart"
+cp examples/seed-lab.yaml "$work/lab/tartlab.yaml"
 export PATH="$work/bin:$PATH" TART_HOME="$work/tart-home" TART_SIM_BOOT_MS="${TART_SIM_BOOT_MS:-2000}"
+tartlab() { "$repo/target/debug/tartlab" "$@"; }
 cleanup() {
-  "$PWD/target/debug/tart-sim" reap >/dev/null 2>&1 || true
+  "$repo/target/debug/tart-sim" reap >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+cd "$work/lab"
 
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
-ssh_opts=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5)
 
-step "tart --version (the simulator)"; tart --version
-step "the seed's BUG-001, reproduced: tart run has no --config"
+step "the seed's BUG-001: tart run has no --config (exit 64); tartlab only passes what tart run --help lists"
 tart pull ghcr.io/cirruslabs/ubuntu:latest | grep -v '%$'
-tart clone ghcr.io/cirruslabs/ubuntu:latest demo-1
-tart run demo-1 --config user-data=x --no-graphics || echo "(exit $?)"
-
-tart clone ghcr.io/cirruslabs/ubuntu:latest demo-2
-for vm in demo-1 demo-2; do
-  tart set "$vm" --random-mac --cpu 2 --memory 2048
-  step "tart run $vm --no-graphics (detached, log in $work/$vm.run.log)"
-  setsid tart run "$vm" --no-graphics >"$work/$vm.run.log" 2>&1 </dev/null &
-done
-for vm in demo-1 demo-2; do
-  ip=$(tart ip "$vm" --wait 60)
-  step "$vm has IP $ip; logging in as admin/admin"
-  for _ in $(seq 50); do sshpass -p admin ssh "${ssh_opts[@]}" "admin@$ip" true 2>/dev/null && break; sleep 0.2; done
-  sshpass -p admin ssh "${ssh_opts[@]}" "admin@$ip" \
-    "sudo hostnamectl set-hostname $vm && echo \"hostname: \$(hostname), user: \$(whoami), machine-id: \$(cat /etc/machine-id)\""
-done
-step "tart list"; tart list
-for vm in demo-1 demo-2; do
-  step "tart stop $vm && tart delete $vm"
-  tart stop "$vm"
-  tart delete "$vm"
-  cat "$work/$vm.run.log"
-done
-step "tart list --source local (empty)"; tart list --source local
+tart clone ghcr.io/cirruslabs/ubuntu:latest bug-001
+tart run bug-001 --config user-data=x --no-graphics || echo "(exit $?)"
+tart delete bug-001
+step "tartlab plan (nothing exists yet)"
+tartlab plan
+step "tartlab up: 9 VMs in 3 clusters, in parallel"
+time tartlab up
+step "tartlab status"
+tartlab status
+ip=$(sed -n '/"dev-worker-1"/,/}/s/.*"ip": "\(.*\)".*/\1/p' .tartlab/state.json)
+step "ssh into dev-worker-1 ($ip) as devops, with the lab key and its pinned host key"
+ssh -i .tartlab/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=yes \
+  -o UserKnownHostsFile=.tartlab/known_hosts -o HostKeyAlias=dev-worker-1 "devops@$ip" \
+  'echo "hostname: $(hostname), user: $(whoami), machine-id: $(cat /etc/machine-id)"; grep -A4 "BEGIN tartlab" /etc/hosts'
+step "tartlab up again: converged, nothing to do"
+time tartlab up
+step "tartlab down"
+tartlab down
+step "tart list --source local (empty)"
+tart list --source local

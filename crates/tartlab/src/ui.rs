@@ -192,7 +192,8 @@ impl Ui {
                                 line.status = status;
                                 line.message = message.lines().next().unwrap_or("").to_string();
                                 if matches!(status, Status::Failed)
-                                    || (status == Status::Done && stage == "ready")
+                                    || (status == Status::Done
+                                        && matches!(stage, "ready" | "stop" | "delete"))
                                 {
                                     line.finished = Some(self.start.elapsed());
                                 }

@@ -347,3 +347,116 @@ fn a_vm_whose_tart_run_dies_fails_at_once_with_the_log_tail() {
         again.stdout
     );
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_leaving_the_vms_running_and_up_finishes_the_lab() {
+    let lab = Lab::new(TWO_NODES);
+    let mut up = lab
+        .command(&["up"])
+        .env("TART_SIM_BOOT_MS", "2000")
+        .spawn()
+        .unwrap();
+    let run_log = lab.lab.join(".tartlab/logs/dev-master.run.log");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !run_log.exists() {
+        assert!(Instant::now() < deadline, "up never booted dev-master");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
+    let status = up.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        lab.vms().contains(&("dev-master".to_string(), true)),
+        "the VM keeps running after Ctrl-C: {:?}",
+        lab.vms()
+    );
+    assert!(
+        lab.state()["vms"]["dev-master"]["mac"].is_string(),
+        "ownership saved"
+    );
+    let again = lab.ok(&["up"]);
+    assert!(
+        again.stdout.contains("up: 2 of 2 nodes ok"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(
+        lab.boots("dev-master"),
+        1,
+        "the running VM was not booted twice"
+    );
+}
+
+#[test]
+fn an_image_change_is_refused_without_recreate_and_adopt_takes_a_foreign_vm_over() {
+    let lab = Lab::new(TWO_NODES);
+    lab.ok(&["up", "dev-master"]);
+    assert_eq!(
+        lab.vms(),
+        vec![("dev-master".to_string(), true)],
+        "only the selected node"
+    );
+    let changed = TWO_NODES.replace(
+        "clusters:",
+        "defaults: { image: ghcr.io/cirruslabs/debian:latest }\nclusters:",
+    );
+    lab.write("tartlab.yaml", &changed);
+    let refused = lab.tartlab(&["up", "dev-master"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused
+            .stderr
+            .contains("was made from ghcr.io/cirruslabs/ubuntu:latest"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("--recreate"), "{}", refused.stderr);
+    let recreated = lab.ok(&["up", "dev-master", "--recreate"]);
+    assert!(
+        recreated.stdout.contains("recreated"),
+        "{}",
+        recreated.stdout
+    );
+    assert_eq!(
+        lab.ssh("dev-master", "hostname").stdout.trim(),
+        "dev-master"
+    );
+
+    assert_eq!(
+        lab.tart(&["clone", "ghcr.io/cirruslabs/debian:latest", "dev-worker"])
+            .code,
+        0
+    );
+    let adopted = lab.ok(&["up", "--adopt"]);
+    assert!(adopted.stdout.contains("adopted"), "{}", adopted.stdout);
+    assert_eq!(
+        lab.state()["vms"]["dev-worker"]["mac"],
+        lab.mac("dev-worker")
+    );
+    assert_eq!(
+        lab.ssh("dev-worker", "hostname").stdout.trim(),
+        "dev-worker"
+    );
+}
+
+#[test]
+fn without_tart_every_changing_command_says_how_to_get_it() {
+    let lab = Lab::new(TWO_NODES);
+    let out = lab
+        .command(&["up"])
+        .env("TARTLAB_TART", "/nonexistent/tart")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot find tart: /nonexistent/tart does not exist"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("brew install cirruslabs/cli/tart"),
+        "{stderr}"
+    );
+}

@@ -254,6 +254,10 @@ fn recap(json: bool, verb: &str, reports: &[NodeReport]) -> i32 {
             }
         }
     }
+    if reports.is_empty() {
+        out(&format!("{verb}: nothing to do"));
+        return code;
+    }
     let ok = reports.len() - failed;
     out(&format!(
         "{verb}: {ok} of {} node{} ok{}",

@@ -573,7 +573,7 @@ async fn provision_base(
     ctx.ui.started(
         vm,
         "hosts",
-        &format!("waiting for {} addresses", scope.len()),
+        &format!("waiting for the addresses of {} node(s)", scope.len()),
     );
     let entries = ctx.addresses.settled(&scope).await;
     let hosts = base::hosts(&entries);
