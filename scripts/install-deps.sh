@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the simulator and the tests need on a fresh Debian/Ubuntu machine, and
 # only what is missing: OpenSSH server and client, sshpass, sudo, util-linux
-# (unshare, nsenter, setpriv), and cargo-nextest. Idempotent; sourced or run.
+# (unshare, nsenter, setpriv); with --with-nextest also cargo-nextest and ansible-core (in
+# a venv under /opt/tartlab-test-tools) for the tests. Idempotent; sourced or run.
 set -euo pipefail
 
 need_apt=()
@@ -21,6 +22,18 @@ fi
 if [ "${1:-}" = --with-nextest ] && ! cargo nextest --version >/dev/null 2>&1; then
   echo "install-deps: installing cargo-nextest"
   cargo install --locked cargo-nextest
+fi
+# The inventory test checks `tartlab inventory` with Ansible's own parser.
+ansible_venv=/opt/tartlab-test-tools/ansible
+if [ "${1:-}" = --with-nextest ] && [ ! -x "$ansible_venv/bin/ansible-inventory" ]; then
+  echo "install-deps: installing ansible-core into $ansible_venv"
+  if ! python3 -m venv "$ansible_venv" >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq python3-venv python3-pip >/dev/null
+    python3 -m venv "$ansible_venv"
+  fi
+  "$ansible_venv/bin/pip" install -q --disable-pip-version-check ansible-core
 fi
 if [ "$(id -u)" != 0 ]; then
   echo "install-deps: the simulator's VMs need root (namespaces and mounts); run as root" >&2

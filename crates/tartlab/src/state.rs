@@ -32,6 +32,9 @@ pub struct OwnedVm {
     /// What was applied on the guest: part name -> hash of its inputs.
     #[serde(default)]
     pub applied: BTreeMap<String, String>,
+    /// Values its steps printed as `tartlab-output KEY=VALUE`.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -366,12 +366,16 @@ fn ctrl_c_stops_cleanly_leaving_the_vms_running_and_up_finishes_the_lab() {
     unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
     let status = up.wait().unwrap();
     assert_eq!(status.code(), Some(130));
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        lab.vms().contains(&("dev-master".to_string(), true)),
-        "the VM keeps running after Ctrl-C: {:?}",
-        lab.vms()
-    );
+    // tart run takes its lock a moment after it starts (slower on a loaded machine).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lab.vms().contains(&("dev-master".to_string(), true)) {
+        assert!(
+            Instant::now() < deadline,
+            "the VM keeps running after Ctrl-C: {:?}",
+            lab.vms()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(
         lab.state()["vms"]["dev-master"]["mac"].is_string(),
         "ownership saved"

@@ -37,6 +37,9 @@ pub struct UpArgs {
     /// Take over VMs with the lab's names that this lab did not create
     #[arg(long)]
     pub adopt: bool,
+    /// Run provisioning steps even when unchanged: every step, or only --reprovision=STEP
+    #[arg(long, value_name = "STEP", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub reprovision: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -187,6 +190,7 @@ fn context(
         ui,
         addresses,
         run_options: Default::default(),
+        secrets: Default::default(),
         options,
         timeouts: Timeouts::from_env(),
         user_keys,
@@ -302,6 +306,10 @@ pub fn up(args: &UpArgs) -> i32 {
         recreate: args.recreate,
         no_provision: args.no_provision,
         create: true,
+        reprovision: args
+            .reprovision
+            .as_ref()
+            .map(|s| Some(s.clone()).filter(|s| !s.is_empty())),
     };
     bring_up(&args.file, &args.nodes, options, "up")
 }
@@ -313,6 +321,7 @@ pub fn start(args: &NodesArgs) -> i32 {
         recreate: false,
         no_provision: false,
         create: false,
+        reprovision: None,
     };
     bring_up(&args.file, &args.nodes, options, "start")
 }
@@ -321,6 +330,12 @@ fn bring_up(file: &FileArgs, selectors: &[String], options: Options, verb: &'sta
     block_on(async {
         let session = open_session(file).await?;
         let selected = select(&session.lab.nodes, selectors)?;
+        if let Some(Some(step)) = &options.reprovision {
+            if !session.lab.file.provision.iter().any(|s| &s.name == step) {
+                eprintln!("error: --reprovision={step}: the lab file has no step named `{step}`");
+                return Err(EXIT_INVALID);
+            }
+        }
         let ui = Ui::new(
             Mode::detect(file.json),
             &selected,
@@ -361,7 +376,18 @@ fn bring_up(file: &FileArgs, selectors: &[String], options: Options, verb: &'sta
         let code = interruptible(&ui, async {
             pull_images(&session.tart, &ui, images).await?;
             let (ctx, observed) = context(session, options, ui.clone())?;
-            let reports = engine::converge(ctx, &observed, &selected).await;
+            let mut reports = engine::converge(ctx.clone(), &observed, &selected).await;
+            if !ctx.options.no_provision {
+                engine::provision::run(ctx.clone(), &mut reports).await;
+            }
+            for r in reports.iter().filter(|r| r.failure.is_none()) {
+                let summary = if r.actions.is_empty() {
+                    "unchanged".to_string()
+                } else {
+                    r.actions.join(", ")
+                };
+                ui.done(&r.node, "ready", &summary);
+            }
             ui.finish();
             Ok(recap(json, verb, &reports))
         })

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 use crate::lab::{self, Diagnostic};
 
+mod access;
 mod lifecycle;
 
 pub const EXIT_OK: i32 = 0;
@@ -43,6 +44,18 @@ enum Command {
     Start(lifecycle::NodesArgs),
     /// Stop and delete the VMs this lab created, and forget them
     Down(FileArgs),
+    /// Log into a node (or run one command) with the system ssh, lab key and pinned host key
+    Ssh(access::SshArgs),
+    /// Run a command on many nodes at once: output prefixed per node, a recap, exit 3 if some failed
+    Exec(access::ExecArgs),
+    /// Copy files to or from a node: `tartlab cp [-r] SRC DEST` with NODE:PATH on one side
+    Cp(access::CpArgs),
+    /// A node's `tart run` log and provisioning transcript
+    Logs(access::LogsArgs),
+    /// An OpenSSH config with a Host per node (also written to .tartlab/ssh_config)
+    SshConfig(FileArgs),
+    /// An Ansible inventory grouped by cluster and role (YAML, or INI with --ini)
+    Inventory(access::InventoryArgs),
     /// Print the JSON Schema of the lab file (for editor completion)
     Schema,
 }
@@ -71,6 +84,12 @@ pub fn main() -> i32 {
         Some(Command::Stop(args)) => lifecycle::stop(&args),
         Some(Command::Start(args)) => lifecycle::start(&args),
         Some(Command::Down(args)) => lifecycle::down(&args),
+        Some(Command::Ssh(args)) => access::ssh(&args),
+        Some(Command::Exec(args)) => access::exec(&args),
+        Some(Command::Cp(args)) => access::cp(&args),
+        Some(Command::Logs(args)) => access::logs(&args),
+        Some(Command::SshConfig(args)) => access::ssh_config(&args),
+        Some(Command::Inventory(args)) => access::inventory(&args),
         Some(Command::Schema) => schema(),
     }
 }
@@ -129,4 +148,12 @@ fn schema() -> i32 {
     let schema = schemars::schema_for!(lab::model::LabFile);
     out(&serde_json::to_string_pretty(&schema).unwrap_or_default());
     EXIT_OK
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

@@ -4,6 +4,7 @@
 //! stops the others; each node ends with a report for the recap.
 
 pub mod base;
+pub mod provision;
 mod stages;
 pub mod watch;
 
@@ -38,6 +39,8 @@ pub struct Options {
     pub no_provision: bool,
     /// `start` boots and waits, but never creates a VM.
     pub create: bool,
+    /// `--reprovision [STEP]`: run steps even when unchanged (`Some(None)`: every step).
+    pub reprovision: Option<Option<String>>,
 }
 
 impl Options {
@@ -49,6 +52,7 @@ impl Options {
             recreate: false,
             no_provision: true,
             create: false,
+            reprovision: None,
         }
     }
 }
@@ -255,9 +259,56 @@ pub struct Context {
     pub timeouts: Timeouts,
     /// Each lab user's authorized_keys lines (their keys, then the lab key).
     pub user_keys: HashMap<String, Vec<String>>,
+    /// Values of outputs marked secret, masked wherever tartlab shows or logs text.
+    pub secrets: std::sync::Mutex<BTreeSet<String>>,
 }
 
 impl Context {
+    /// The output keys the lab file marks secret.
+    pub fn secret_output_keys(&self) -> BTreeSet<&str> {
+        self.lab
+            .file
+            .provision
+            .iter()
+            .flat_map(|s| s.outputs.iter().filter(|o| o.secret()).map(|o| o.name()))
+            .collect()
+    }
+
+    /// Remembers the values of secret outputs a command printed, before anything shows it.
+    pub fn learn_secrets(&self, stdout: &str) {
+        let secret_keys = self.secret_output_keys();
+        if secret_keys.is_empty() {
+            return;
+        }
+        let Ok(mut secrets) = self.secrets.lock() else {
+            return;
+        };
+        for line in stdout.lines() {
+            let Some((key, value)) = line
+                .trim_end_matches('\r')
+                .strip_prefix("tartlab-output ")
+                .and_then(|kv| kv.split_once('='))
+            else {
+                continue;
+            };
+            if secret_keys.contains(key.trim()) && !value.is_empty() {
+                secrets.insert(value.to_string());
+            }
+        }
+    }
+
+    /// The text with every known secret value replaced by `********`.
+    pub fn mask(&self, text: &str) -> String {
+        let Ok(secrets) = self.secrets.lock() else {
+            return text.to_string();
+        };
+        let mut masked = text.to_string();
+        for secret in secrets.iter().filter(|s| !s.is_empty()) {
+            masked = masked.replace(secret.as_str(), "********");
+        }
+        masked
+    }
+
     pub fn node(&self, vm: &str) -> Option<&Node> {
         self.lab.nodes.iter().find(|n| n.vm_name == vm)
     }
@@ -302,14 +353,7 @@ pub async fn converge(
                 ctx.addresses
                     .publish(&vm, last.map_or(Address::Failed, Address::Known));
             }
-            Ok(()) => {
-                let summary = if report.actions.is_empty() {
-                    "unchanged".to_string()
-                } else {
-                    report.actions.join(", ")
-                };
-                ctx.ui.done(&vm, "ready", &summary);
-            }
+            Ok(()) => ctx.ui.done(&vm, "base", "up"),
         }
         (report, result)
     })

@@ -140,6 +140,7 @@ async fn adopt(ctx: &Context, node: &Node) -> Result<(), Failure> {
                     network: node.network.clone(),
                     ip: None,
                     applied: Default::default(),
+                    outputs: Default::default(),
                 },
             );
         })
@@ -167,6 +168,7 @@ async fn create(ctx: &Context, node: &Node, clone: bool) -> Result<(), Failure> 
                     network: node.network.clone(),
                     ip: None,
                     applied: Default::default(),
+                    outputs: Default::default(),
                 },
             );
         })
@@ -357,11 +359,12 @@ async fn wait_for_ip(
     Ok(ip)
 }
 
-/// Logs one remote command, its status and output in the node's provisioning transcript.
-fn transcript(
+/// Logs one remote command (as `shown`), its status and output in the node's provisioning
+/// transcript, with every secret output masked.
+pub(super) fn transcript(
     ctx: &Context,
     vm: &str,
-    command: &str,
+    shown: &str,
     output: Option<&ssh::Output>,
     error: Option<&str>,
 ) {
@@ -373,31 +376,26 @@ fn transcript(
     else {
         return;
     };
-    let _ = writeln!(
-        file,
-        "=== {} {vm}\n$ {command}",
-        crate::state::now_rfc3339()
-    );
+    let mut text = format!("=== {} {vm}\n$ {shown}\n", crate::state::now_rfc3339());
     if let Some(out) = output {
         let status = out
             .status
             .map_or("none (killed or disconnected)".to_string(), |s| {
                 s.to_string()
             });
-        let _ = writeln!(file, "[exit status {status}]");
-        let _ = file.write_all(&out.stdout);
+        text.push_str(&format!("[exit status {status}]\n{}", out.stdout_text()));
         if !out.stderr.is_empty() {
-            let _ = writeln!(file, "[stderr]");
-            let _ = file.write_all(&out.stderr);
+            text.push_str(&format!("[stderr]\n{}", out.stderr_text()));
         }
     }
     if let Some(e) = error {
-        let _ = writeln!(file, "[error] {e}");
+        text.push_str(&format!("[error] {e}\n"));
     }
+    let _ = file.write_all(ctx.mask(&text).as_bytes());
 }
 
 /// Runs a command on the node, logged; a failure carries the output's last lines.
-async fn remote(
+pub(super) async fn remote(
     ctx: &Context,
     session: &Session,
     vm: &str,
@@ -405,19 +403,33 @@ async fn remote(
     command: &str,
     stdin: Option<&str>,
 ) -> Result<ssh::Output, Failure> {
+    remote_shown(ctx, session, vm, what, command, command, stdin).await
+}
+
+/// `remote`, logging `shown` instead of the command itself (e.g. the script it feeds).
+pub(super) async fn remote_shown(
+    ctx: &Context,
+    session: &Session,
+    vm: &str,
+    what: &str,
+    command: &str,
+    shown: &str,
+    stdin: Option<&str>,
+) -> Result<ssh::Output, Failure> {
     let log = ctx.dir.provision_log(vm);
     let hint = format!("the whole transcript is in {}", log.display());
     match session.exec(command, stdin.map(str::as_bytes)).await {
         Err(e) => {
-            transcript(ctx, vm, command, None, Some(&e));
+            transcript(ctx, vm, shown, None, Some(&e));
             Err(Failure::new("base", format!("{what}: {e}"), hint))
         }
         Ok(out) => {
-            transcript(ctx, vm, command, Some(&out), None);
+            ctx.learn_secrets(&out.stdout_text());
+            transcript(ctx, vm, shown, Some(&out), None);
             if out.success() {
                 return Ok(out);
             }
-            let text = format!("{}{}", out.stdout_text(), out.stderr_text());
+            let text = ctx.mask(&format!("{}{}", out.stdout_text(), out.stderr_text()));
             let hint = if text.contains("a password is required") {
                 format!("the login user needs passwordless sudo on the image; {hint}")
             } else {
@@ -438,7 +450,7 @@ async fn remote(
 
 /// Connects as the login user with the lab key, installing the key with the login password
 /// first if needed. Pins the host key on first contact.
-async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<Session, Failure> {
+pub(super) async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<Session, Failure> {
     let vm = &node.vm_name;
     let user = &node.login.user;
     ctx.ui.started(vm, "ssh", &format!("{user}@{ip}"));
@@ -588,6 +600,10 @@ async fn provision_base(
         apply(ctx, &s, vm, &hosts).await?;
         done.push("hosts".into());
         session = Some(s);
+    }
+    let uploaded = super::provision::upload_files(ctx, node, ip, &mut session).await?;
+    if !uploaded.is_empty() {
+        done.push(format!("files {}", uploaded.join(" ")));
     }
     if let Some(s) = session {
         s.close().await;

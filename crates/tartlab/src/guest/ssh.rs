@@ -187,10 +187,38 @@ impl Session {
         Ok(output)
     }
 
+    /// An SFTP session on a new channel of this connection.
+    pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession, String> {
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| format!("cannot open a session: {e}"))?;
+        channel
+            .request_subsystem(true, "sftp")
+            .await
+            .map_err(|e| format!("the server offers no SFTP: {e}"))?;
+        russh_sftp::client::SftpSession::new(channel.into_stream())
+            .await
+            .map_err(|e| format!("SFTP did not start: {e}"))
+    }
+
     pub async fn close(self) {
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
     }
+}
+
+/// Writes a whole file over SFTP, creating or truncating it.
+pub async fn sftp_put(
+    sftp: &russh_sftp::client::SftpSession,
+    path: &str,
+    data: &[u8],
+) -> Result<(), String> {
+    use tokio::io::AsyncWriteExt;
+    let mut file = sftp.create(path).await.map_err(|e| e.to_string())?;
+    file.write_all(data).await.map_err(|e| e.to_string())?;
+    file.shutdown().await.map_err(|e| e.to_string())
 }

@@ -493,7 +493,7 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
             );
         }
     }
-    let mut outputs: BTreeMap<&str, &[String]> = BTreeMap::new();
+    let mut outputs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for step in &file.provision {
         check_selector(c, &step.on, nodes);
         if outputs.contains_key(step.name.as_str()) {
@@ -540,7 +540,7 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
             for reference in output_references(value) {
                 let known = outputs
                     .values()
-                    .any(|keys| keys.iter().any(|k| k == &reference.key));
+                    .any(|keys| keys.iter().any(|k| *k == reference.key));
                 let target_ok = match reference.scope.as_str() {
                     "node" => nodes
                         .iter()
@@ -553,22 +553,23 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
                 }
             }
         }
-        outputs.insert(&step.name, &step.outputs);
+        outputs.insert(&step.name, step.outputs.iter().map(|o| o.name()).collect());
     }
     for probe in &file.ready {
         check_selector(c, &probe.on, nodes);
     }
 }
 
-struct OutputReference {
-    text: String,
-    scope: String,
-    target: String,
-    key: String,
+/// A `{{ SCOPE.TARGET.outputs.KEY }}` found in a value.
+pub struct OutputReference {
+    pub text: String,
+    pub scope: String,
+    pub target: String,
+    pub key: String,
 }
 
 /// `{{ node.NAME.outputs.KEY }}` and `{{ cluster.ROLE.outputs.KEY }}` in a value.
-fn output_references(value: &str) -> Vec<OutputReference> {
+pub fn output_references(value: &str) -> Vec<OutputReference> {
     let mut refs = Vec::new();
     let mut rest = value;
     while let Some(start) = rest.find("{{") {

@@ -8,7 +8,7 @@ pub mod model;
 
 use std::path::{Path, PathBuf};
 
-pub use check::{authorized_key_text, selects, validate, Node};
+pub use check::{authorized_key_text, output_references, selects, validate, Node, OutputReference};
 pub use diagnostic::{Diagnostic, Source};
 use model::LabFile;
 

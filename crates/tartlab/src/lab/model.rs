@@ -186,15 +186,44 @@ pub struct StepSpec {
     /// Environment; values may use `{{ node.NAME.outputs.KEY }}` and `{{ cluster.ROLE.outputs.KEY }}`.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Keys this step prints as `tartlab-output KEY=VALUE`.
+    /// Keys this step prints as `tartlab-output KEY=VALUE`: a name, or `{ name, secret: true }`
+    /// for a value masked wherever tartlab shows or logs it.
     #[serde(default)]
-    pub outputs: Vec<String>,
+    pub outputs: Vec<OutputSpec>,
     /// Steps that must have finished first (besides every earlier step).
     #[serde(default)]
     pub after: Vec<String>,
     /// Run as this user instead of root.
     #[serde(default)]
     pub user: Option<String>,
+}
+
+/// An output a step declares.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OutputSpec {
+    Name(String),
+    Detailed(DetailedOutput),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DetailedOutput {
+    pub name: String,
+    #[serde(default)]
+    pub secret: bool,
+}
+
+impl OutputSpec {
+    pub fn name(&self) -> &str {
+        match self {
+            OutputSpec::Name(n) => n,
+            OutputSpec::Detailed(d) => &d.name,
+        }
+    }
+    pub fn secret(&self) -> bool {
+        matches!(self, OutputSpec::Detailed(d) if d.secret)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]

@@ -1,0 +1,395 @@
+//! Files, steps in phases, outputs between nodes, ready probes, and every way in (`ssh`,
+//! `exec`, `cp`, `logs`, `ssh-config`, `inventory`), end to end against tart-sim.
+
+mod common;
+
+use std::process::Command;
+
+use common::Lab;
+
+/// The k3s example's token flow with a stand-in for the k3s install (the guests cannot
+/// download k3s): the master makes a token and prints it as a secret output; the workers
+/// read it from `{{ cluster.master.outputs.token }}`. A second cluster keeps its own token.
+const K3S_STAND_IN: &str = r#"lab: k3s
+clusters:
+  - name: k3s
+    nodes:
+      - { name: master, role: master }
+      - { name: worker, role: worker, count: 2 }
+  - name: other
+    nodes:
+      - { name: master, role: master }
+      - { name: worker, role: worker }
+files:
+  - { src: files/motd, dest: /etc/motd, mode: "0640", owner: "root:adm", on: all }
+provision:
+  - name: server
+    on: role=master
+    script: scripts/server.sh
+    outputs: [{ name: token, secret: true }, url]
+  - name: agents
+    on: role=worker
+    env:
+      K3S_URL: "{{ cluster.master.outputs.url }}"
+      K3S_TOKEN: "{{ cluster.master.outputs.token }}"
+    run: |
+      echo "joining $K3S_URL as $TARTLAB_NODE"
+      printf '%s\n' "$K3S_TOKEN" > /etc/k3s-token
+ready:
+  - { on: all, run: "test -s /etc/motd", hint: "the motd did not arrive" }
+"#;
+
+const SERVER_SH: &str = r#"#!/usr/bin/env bash
+# Stand-in for the k3s server install: a token made once, then printed for the workers.
+set -euo pipefail
+[ -f /var/lib/k3s-token ] || od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > /var/lib/k3s-token
+echo "tartlab-output token=$(cat /var/lib/k3s-token)"
+echo "tartlab-output url=https://$TARTLAB_NODE:6443"
+"#;
+
+fn k3s_lab() -> Lab {
+    let lab = Lab::new(K3S_STAND_IN);
+    std::fs::create_dir_all(lab.lab.join("files")).unwrap();
+    std::fs::create_dir_all(lab.lab.join("scripts")).unwrap();
+    lab.write("files/motd", "welcome to the k3s lab\n");
+    lab.write("scripts/server.sh", SERVER_SH);
+    lab
+}
+
+/// Every file under `.tartlab/` except the state file, concatenated.
+fn tartlab_dir_text(lab: &Lab) -> String {
+    let mut text = String::new();
+    let mut dirs = vec![lab.lab.join(".tartlab")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.file_name().unwrap() != "state.json" {
+                text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    text
+}
+
+#[test]
+fn the_masters_token_reaches_every_worker_of_its_cluster_and_is_never_shown() {
+    let lab = k3s_lab();
+    let up = lab.ok(&["up"]);
+    assert!(up.stdout.contains("up: 5 of 5 nodes ok"), "{}", up.stdout);
+    let state = lab.state();
+    for cluster in ["k3s", "other"] {
+        let token = state["vms"][format!("{cluster}-master")]["outputs"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(token.len(), 32);
+        let workers: Vec<String> = if cluster == "k3s" {
+            vec!["k3s-worker-1".into(), "k3s-worker-2".into()]
+        } else {
+            vec!["other-worker".into()]
+        };
+        for worker in workers {
+            let out = lab.ssh(
+                &worker,
+                "sudo cat /etc/k3s-token; stat -c '%a %U:%G' /etc/motd; sudo cat /etc/motd",
+            );
+            assert_eq!(
+                out.stdout,
+                format!("{token}\n640 root:adm\nwelcome to the k3s lab\n"),
+                "{worker}: {}",
+                out.stderr
+            );
+        }
+        // The secret is masked everywhere tartlab writes or prints, the state file aside.
+        assert!(!up.stdout.contains(&token) && !up.stderr.contains(&token));
+        assert!(
+            !tartlab_dir_text(&lab).contains(&token),
+            "{cluster}'s token leaked into .tartlab/"
+        );
+    }
+    let transcript =
+        std::fs::read_to_string(lab.lab.join(".tartlab/logs/k3s-worker-1.provision.log")).unwrap();
+    assert!(
+        transcript.contains("export K3S_TOKEN=********"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("joining https://k3s-master:6443 as k3s-worker-1"),
+        "{transcript}"
+    );
+    let logs = lab.ok(&["logs", "k3s-master"]);
+    assert!(
+        logs.stdout.contains("tartlab-output token=********"),
+        "{}",
+        logs.stdout
+    );
+
+    // Converged: nothing runs again, and no SSH step is needed to know it.
+    let again = lab.ok(&["up", "--json"]);
+    let recap: serde_json::Value =
+        serde_json::from_str(again.stdout.lines().last().unwrap()).unwrap();
+    for node in recap["recap"].as_array().unwrap() {
+        assert_eq!(node["actions"], serde_json::json!([]), "{node}");
+    }
+}
+
+#[test]
+fn a_changed_step_reruns_only_where_it_changed_and_reprovision_forces_it() {
+    let yaml = "lab: steps\nclusters:\n  - name: dev\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\nprovision:\n  - name: common\n    run: echo run >> /var/tmp/common\n  - name: workers\n    on: role=worker\n    run: echo one >> /var/tmp/workers\n";
+    let lab = Lab::new(yaml);
+    lab.ok(&["up"]);
+    lab.write("tartlab.yaml", &yaml.replace("echo one", "echo two"));
+    let up = lab.ok(&["up"]);
+    assert!(
+        up.stdout
+            .lines()
+            .any(|l| l.starts_with("dev-worker") && l.contains("ran workers")),
+        "{}",
+        up.stdout
+    );
+    assert!(!up.stdout.contains("ran common"), "{}", up.stdout);
+    assert_eq!(
+        lab.ssh("dev-worker", "cat /var/tmp/workers").stdout,
+        "one\ntwo\n"
+    );
+    for vm in ["dev-master", "dev-worker"] {
+        assert_eq!(
+            lab.ssh(vm, "cat /var/tmp/common").stdout,
+            "run\n",
+            "{vm} ran `common` once"
+        );
+    }
+    lab.ok(&["up", "--reprovision=common"]);
+    assert_eq!(
+        lab.ssh("dev-master", "cat /var/tmp/common").stdout,
+        "run\nrun\n"
+    );
+    assert_eq!(
+        lab.ssh("dev-worker", "cat /var/tmp/workers").stdout,
+        "one\ntwo\n"
+    );
+    let unknown = lab.tartlab(&["up", "--reprovision=nosuch"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("no step named `nosuch`"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn a_failing_step_stops_its_cluster_and_the_other_cluster_goes_on() {
+    let yaml = "lab: fail\nclusters:\n  - name: a\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n  - name: b\n    nodes:\n      - { name: master, role: master }\nprovision:\n  - name: one\n    run: |\n      echo \"working on $TARTLAB_NODE\"\n      if [ \"$TARTLAB_NODE\" = a-master ]; then echo 'disk full' >&2; exit 5; fi\n  - name: two\n    run: touch /var/tmp/two\n";
+    let lab = Lab::new(yaml);
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 3, "{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr.contains(
+            "error: a-master failed at stage `provision`: step `one` failed (exit status 5)"
+        ),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains("disk full"),
+        "the output's tail is shown: {}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains("a-master.provision.log"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains(
+            "error: a-worker failed at stage `provision`: not fully provisioned: a-master failed, so `two` did not run on cluster a"
+        ),
+        "{}",
+        up.stderr
+    );
+    assert_eq!(
+        lab.ssh("b-master", "ls /var/tmp/two").code,
+        0,
+        "the other cluster went on"
+    );
+    assert_ne!(
+        lab.ssh("a-worker", "ls /var/tmp/two").code,
+        0,
+        "the failed cluster stopped"
+    );
+    lab.write("tartlab.yaml", &yaml.replace("exit 5", "true"));
+    let fixed = lab.ok(&["up"]);
+    assert!(
+        fixed.stdout.contains("up: 3 of 3 nodes ok"),
+        "{}",
+        fixed.stdout
+    );
+    assert_eq!(lab.ssh("a-worker", "ls /var/tmp/two").code, 0);
+}
+
+#[test]
+fn a_failing_ready_probe_shows_its_hint() {
+    let lab = Lab::new("lab: probe\nclusters:\n  - name: dev\n    nodes: [{ name: vm }]\nready:\n  - { on: all, run: \"test -f /etc/app.conf\", hint: \"the app is not configured: run the config step\" }\n");
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 1, "{}", up.stderr);
+    assert!(
+        up.stderr.contains("dev-vm failed at stage `ready`"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr
+            .contains("hint: the app is not configured: run the config step"),
+        "{}",
+        up.stderr
+    );
+}
+
+const PAIR: &str = "lab: pair\nclusters:\n  - name: dev\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n";
+
+#[test]
+fn exec_ssh_and_cp_reach_the_nodes() {
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up"]);
+
+    let all = lab.ok(&["exec", "all", "--", "hostname"]);
+    assert!(
+        all.stdout.lines().any(|l| l == "dev-master | dev-master"),
+        "{}",
+        all.stdout
+    );
+    assert!(
+        all.stdout.lines().any(|l| l == "dev-worker | dev-worker"),
+        "{}",
+        all.stdout
+    );
+    let some = lab.tartlab(&["exec", "all", "--", "test $(hostname) = dev-master"]);
+    assert_eq!(some.code, 3, "some nodes failed: {}", some.stderr);
+    let json = lab.tartlab(&[
+        "exec",
+        "role=worker",
+        "--json",
+        "--",
+        "echo out; echo err >&2; exit 4",
+    ]);
+    assert_eq!(json.code, 1, "every selected node failed");
+    let report: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let worker = &report["results"][0];
+    assert_eq!(
+        (worker["node"].as_str(), worker["exit_code"].as_u64()),
+        (Some("dev-worker"), Some(4))
+    );
+    assert_eq!(
+        (worker["stdout"].as_str(), worker["stderr"].as_str()),
+        (Some("out\n"), Some("err\n"))
+    );
+
+    // ssh: a command without a terminal, its exit code passed through.
+    let out = lab.tartlab(&["ssh", "dev-worker", "--", "echo", "hi;", "exit", "7"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (7, "hi\n"),
+        "{}",
+        out.stderr
+    );
+
+    let local = lab.dir.path().join("payload");
+    std::fs::create_dir_all(local.join("sub")).unwrap();
+    std::fs::write(local.join("sub/a.txt"), "alpha\n").unwrap();
+    std::fs::write(local.join("b.txt"), "beta\n").unwrap();
+    lab.ok(&["cp", "-r", local.to_str().unwrap(), "dev-master:/tmp"]);
+    assert_eq!(
+        lab.ssh(
+            "dev-master",
+            "cat /tmp/payload/sub/a.txt /tmp/payload/b.txt"
+        )
+        .stdout,
+        "alpha\nbeta\n"
+    );
+    let back = lab.dir.path().join("back.txt");
+    lab.ok(&[
+        "cp",
+        "dev-master:/tmp/payload/b.txt",
+        back.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "beta\n");
+    let dir = lab.tartlab(&["cp", local.to_str().unwrap(), "dev-master:/tmp/x"]);
+    assert_eq!(dir.code, 1);
+    assert!(
+        dir.stderr.contains("is a directory (use -r)"),
+        "{}",
+        dir.stderr
+    );
+}
+
+#[test]
+fn ssh_config_works_with_ssh_and_the_inventory_with_ansible() {
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up"]);
+    lab.ok(&["ssh-config"]);
+    let config = lab.lab.join(".tartlab/ssh_config");
+    let out = Command::new("ssh")
+        .args([
+            "-F",
+            config.to_str().unwrap(),
+            "-o",
+            "BatchMode=yes",
+            "dev-worker",
+            "hostname",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "dev-worker\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let ansible = std::env::var("TARTLAB_TEST_ANSIBLE_INVENTORY")
+        .unwrap_or_else(|_| "/opt/tartlab-test-tools/ansible/bin/ansible-inventory".into());
+    assert!(
+        std::path::Path::new(&ansible).is_file(),
+        "{ansible} is missing: scripts/install-deps.sh --with-nextest installs it"
+    );
+    for (flag, file) in [("", "inventory.yaml"), ("--ini", "inventory.ini")] {
+        let args: Vec<&str> = if flag.is_empty() {
+            vec!["inventory"]
+        } else {
+            vec!["inventory", flag]
+        };
+        let text = lab.ok(&args).stdout;
+        lab.write(file, &text);
+        let parsed = Command::new(&ansible)
+            .args(["-i", lab.lab.join(file).to_str().unwrap(), "--list"])
+            .env("ANSIBLE_LOCAL_TEMP", lab.dir.path())
+            .env("ANSIBLE_HOME", lab.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            parsed.status.success(),
+            "{file}: {}",
+            String::from_utf8_lossy(&parsed.stderr)
+        );
+        let list: serde_json::Value = serde_json::from_slice(&parsed.stdout).unwrap();
+        assert_eq!(
+            list["dev"]["hosts"],
+            serde_json::json!(["dev-master", "dev-worker"]),
+            "{file}: {list}"
+        );
+        assert_eq!(
+            list["worker"]["hosts"],
+            serde_json::json!(["dev-worker"]),
+            "{file}"
+        );
+        let vars = &list["_meta"]["hostvars"]["dev-worker"];
+        assert_eq!(
+            vars["ansible_host"],
+            serde_json::json!(lab.ip("dev-worker")),
+            "{file}"
+        );
+        assert_eq!(vars["ansible_user"], "admin", "{file}");
+    }
+}
