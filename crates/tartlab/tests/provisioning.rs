@@ -393,3 +393,39 @@ fn ssh_config_works_with_ssh_and_the_inventory_with_ansible() {
         assert_eq!(vars["ansible_user"], "admin", "{file}");
     }
 }
+
+#[test]
+fn logs_follow_prints_what_is_appended() {
+    use std::io::{BufRead, BufReader};
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up", "dev-master"]);
+    let logs = lab.ok(&["logs", "dev-master"]);
+    assert!(
+        logs.stdout
+            .contains("--- tartlab: tart run dev-master --no-graphics"),
+        "{}",
+        logs.stdout
+    );
+    assert!(
+        logs.stdout.contains("$ sudo -n /bin/bash -c"),
+        "the transcript: {}",
+        logs.stdout
+    );
+    let mut follow = lab
+        .command(&["logs", "dev-master", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    let run_log = lab.lab.join(".tartlab/logs/dev-master.run.log");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&run_log)
+        .unwrap();
+    std::io::Write::write_all(&mut file, b"appended while following\n").unwrap();
+    let found = lines.any(|l| l.unwrap() == "appended while following");
+    follow.kill().unwrap();
+    let _ = follow.wait();
+    assert!(found);
+}
