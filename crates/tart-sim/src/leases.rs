@@ -293,4 +293,37 @@ mod tests {
             assert!(o[3] != 0 && o[3] != 255);
         }
     }
+
+    mod hostile_leases {
+        //! Any lease file, however mangled, is parsed or refused, never a panic; and
+        //! rendered leases parse back to themselves.
+        use super::super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn random_text_never_panics(text in "(\\{|\\}|[a-z_]{1,12}=[ -~]{0,20}|\\PC{0,20})(\n(\\{|\\}|[ \t]*[a-z_]{1,12}=[ -~]{0,20}|\\PC{0,20})){0,30}") {
+                let _ = parse(&text);
+            }
+
+            #[test]
+            fn rendered_leases_parse_back(
+                entries in proptest::collection::vec((any::<[u8; 6]>(), any::<[u8; 4]>(), "[a-z0-9-]{1,12}", 0u64..u64::from(u32::MAX)), 0..8),
+            ) {
+                let leases: Vec<Lease> = entries
+                    .iter()
+                    .map(|(mac, ip, name, expiry)| Lease {
+                        name: name.clone(),
+                        ip: std::net::Ipv4Addr::from(*ip),
+                        mac: mac.iter().map(|o| format!("{o:02x}")).collect::<Vec<_>>().join(":"),
+                        expiry: *expiry,
+                    })
+                    .collect();
+                let parsed = parse(&render(&leases)).unwrap();
+                prop_assert_eq!(parsed, leases);
+            }
+        }
+    }
 }

@@ -33,7 +33,7 @@ if [ "$mode" = setup ]; then
   exec chroot "$R" /bin/bash -euo pipefail -c '
     name=$1
     useradd -m -s /bin/bash -U -G sudo admin
-    echo admin:admin | chpasswd
+    echo "admin:${TART_SIM_IMAGE_PASSWORD:-admin}" | chpasswd
     echo "admin ALL=(ALL) NOPASSWD:ALL" > /etc/sudoers.d/admin
     chmod 440 /etc/sudoers.d/admin
     echo "$name" > /etc/hostname

@@ -91,10 +91,36 @@ pub async fn run_node(
         run_child = Some(boot(ctx, &node).await?);
         report.actions.push("booted".into());
     }
+    let booted = run_child.is_some();
+    let result = reach_and_provision(ctx, &node, run_child.as_mut(), &owned, report).await;
+    match result {
+        // A VM booted now that never became reachable is stopped, so the next `up` starts
+        // it afresh instead of waiting on the same broken boot.
+        Err(mut failure) if booted && matches!(failure.stage, "ip" | "ssh") => {
+            let _ = ctx.tart.output(&["stop", vm, "--timeout", "5"]).await;
+            failure
+                .message
+                .push_str(&format!("\n{vm} was stopped; `tartlab up` boots it again"));
+            Err(failure)
+        }
+        other => other,
+    }
+}
+
+/// The address, then SSH and the base provisioning.
+async fn reach_and_provision(
+    ctx: &Context,
+    node: &Node,
+    run_child: Option<&mut tokio::process::Child>,
+    owned: &OwnedVm,
+    report: &mut NodeReport,
+) -> Result<(), Failure> {
+    let vm = &node.vm_name;
+    let booted = run_child.is_some();
     // A VM that was already running keeps its lease (same MAC): no `tart ip` needed.
-    let ip = match (&run_child, owned.ip.clone()) {
-        (None, Some(ip)) => ip,
-        _ => wait_for_ip(ctx, vm, run_child.as_mut(), owned.ip.as_deref()).await?,
+    let ip = match (booted, owned.ip.clone()) {
+        (false, Some(ip)) => ip,
+        _ => wait_for_ip(ctx, vm, run_child, owned.ip.as_deref()).await?,
     };
     report.ip = Some(ip.clone());
     ctx.addresses.publish(vm, Address::Known(ip.clone()));
@@ -103,7 +129,7 @@ pub async fn run_node(
     }
     // A VM booted now is ready when SSH answers: `tart ip` may return the lease of its
     // previous boot at once (tart reads the lease file, not the VM).
-    provision_base(ctx, &node, &ip, run_child.is_some(), report).await
+    provision_base(ctx, node, &ip, booted, report).await
 }
 
 fn tart_failure(stage: &'static str, e: crate::provider::TartError, hint: &str) -> Failure {
@@ -329,8 +355,13 @@ async fn wait_for_ip(
                 result = &mut lookup => break result,
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {
                     if let Ok(Some(status)) = run.try_wait() {
-                        lookup.abort();
                         let text = std::fs::read_to_string(&log).unwrap_or_default();
+                        // Started moments ago by a tartlab that was killed: tart takes its
+                        // lock late, so `tart list` still said stopped. Wait on that boot.
+                        if status.code() == Some(2) && last_lines(&text, 1).contains("is already running") {
+                            break lookup.await;
+                        }
+                        lookup.abort();
                         return Err(Failure::new(
                             "ip",
                             format!("`tart run {vm}` exited ({status}) before the VM got an IP address; last lines of its log:\n{}", last_lines(&text, 10)),

@@ -382,4 +382,81 @@ mod tests {
         assert_eq!(last_percentage("\r\u{1b}[K12%\r\u{1b}[K13%"), Some(13));
         assert_eq!(last_percentage("pulling manifest...\n"), None);
     }
+
+    mod hostile_output {
+        //! tart's output, as random as it may get, never panics its parsers.
+        use super::super::*;
+        use proptest::prelude::*;
+
+        /// A `tart list` entry in Apple's JSON style: any key order, `/` escaped as `\/`.
+        fn list_json(names: Vec<String>, order: Vec<usize>, running: bool) -> String {
+            let items: Vec<String> = names
+                .iter()
+                .map(|name| {
+                    let escaped = serde_json::to_string(name).unwrap().replace('/', "\\/");
+                    let mut fields = [
+                        format!("\"Name\" : {escaped}"),
+                        "\"Source\" : \"local\"".to_string(),
+                        format!("\"Running\" : {running}"),
+                        "\"State\" : \"stopped\"".to_string(),
+                        "\"Disk\" : 20".to_string(),
+                        "\"Accessed\" : \"2026-01-01T00:00:00Z\"".to_string(),
+                    ];
+                    let len = fields.len();
+                    for (i, j) in order.iter().enumerate() {
+                        fields.swap(i % len, j % len);
+                    }
+                    format!("  {{\n    {}\n  }}", fields.join(",\n    "))
+                })
+                .collect();
+            format!("[\n{}\n]", items.join(",\n"))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+            #[test]
+            fn list_json_parses_in_any_key_order(
+                names in proptest::collection::vec("[a-z0-9./:@-]{1,30}", 0..5),
+                order in proptest::collection::vec(0usize..6, 0..6),
+                running in any::<bool>(),
+            ) {
+                let text = list_json(names.clone(), order, running);
+                let list: Vec<ListEntry> = serde_json::from_str(&text).unwrap();
+                prop_assert_eq!(list.iter().map(|e| e.name.clone()).collect::<Vec<_>>(), names);
+                prop_assert!(list.iter().all(|e| e.running == running && e.is_local()));
+            }
+
+            #[test]
+            fn random_text_never_panics_the_parsers(text in "\\PC{0,300}") {
+                let _ = parse_version(&text);
+                let _ = parse_help_options(&text);
+                let _ = last_percentage(&text);
+                let _ = serde_json::from_str::<Vec<ListEntry>>(&text);
+            }
+
+            #[test]
+            fn versions_round_trip(major in 0u32..100, minor in 0u32..100, patch in 0u32..100, suffix in "(-[a-z0-9]{1,6})?") {
+                prop_assert_eq!(parse_version(&format!("{major}.{minor}.{patch}{suffix}\n")), Some((major, minor, patch)));
+            }
+
+            #[test]
+            fn help_options_are_found_whatever_the_layout(
+                names in proptest::collection::btree_set("[a-z][a-z-]{0,15}[a-z]", 1..8),
+                indent in 0usize..6,
+                value in proptest::option::of("<[a-z ]{1,10}>"),
+            ) {
+                let help: String = names
+                    .iter()
+                    .map(|n| format!("{}--{n} {}   Some help text --not-an-option\n", " ".repeat(indent), value.clone().unwrap_or_default()))
+                    .collect();
+                let found = parse_help_options(&format!("OVERVIEW: x\n\nOPTIONS:\n{help}"));
+                for n in &names {
+                    let option = format!("--{n}");
+                    prop_assert!(found.contains(&option), "{} missing", option);
+                }
+                prop_assert!(!found.contains("--not-an-option"));
+            }
+        }
+    }
 }

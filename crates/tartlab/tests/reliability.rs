@@ -1,0 +1,602 @@
+//! The reliability matrix (docs/RELIABILITY.md): faults injected through tart-sim's knobs,
+//! interruptions at many points, concurrency, foreign VMs and secrets. Each fault test
+//! asserts the message (node, stage, log tail, hint), the exit code, what is left running,
+//! and that the next `up` converges once the fault is gone.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{tart_sim, Lab, Out};
+
+const PAIR: &str = "lab: pair\nclusters:\n  - name: dev\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n";
+
+fn output(cmd: &mut Command) -> Out {
+    cmd.output().unwrap().into()
+}
+
+fn running(lab: &Lab, vm: &str) -> bool {
+    lab.vms().contains(&(vm.to_string(), true))
+}
+
+/// Asserts that `up` now converges: exit 0 and every node of the pair lab reachable.
+fn converges(lab: &Lab) {
+    let up = lab.ok(&["up"]);
+    assert!(up.stdout.contains("up: 2 of 2 nodes ok"), "{}", up.stdout);
+    for vm in ["dev-master", "dev-worker"] {
+        assert_eq!(lab.ssh(vm, "hostname").stdout.trim(), vm);
+    }
+}
+
+#[test]
+fn no_ip_within_the_timeout_names_the_stage_and_stops_the_vm() {
+    let lab = Lab::new(PAIR);
+    let up = output(
+        lab.command(&["up"])
+            .env("TART_SIM_FAULTS", "dev-worker:no-lease")
+            .env("TARTLAB_IP_TIMEOUT", "2"),
+    );
+    assert_eq!(up.code, 3, "{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr.contains(
+            "error: dev-worker failed at stage `ip`: no IP address for dev-worker within 2 s"
+        ),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains("no IP address found"),
+        "tart's own words: {}",
+        up.stderr
+    );
+    assert!(
+        up.stderr
+            .contains("hint: the VM runs but took no DHCP lease"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr
+            .contains("dev-worker was stopped; `tartlab up` boots it again"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stdout.contains("up: 1 of 2 nodes ok, 1 failed"),
+        "{}",
+        up.stdout
+    );
+    assert!(
+        running(&lab, "dev-master") && !running(&lab, "dev-worker"),
+        "{:?}",
+        lab.vms()
+    );
+    converges(&lab);
+}
+
+#[test]
+fn sshd_that_never_answers_is_reported_with_the_address_and_a_hint() {
+    let lab = Lab::new(PAIR);
+    let up = output(
+        lab.command(&["up"])
+            .env("TART_SIM_FAULTS", "dev-worker:no-sshd")
+            .env("TARTLAB_SSH_TIMEOUT", "3"),
+    );
+    assert_eq!(up.code, 3, "{}", up.stderr);
+    assert!(
+        up.stderr
+            .contains("error: dev-worker failed at stage `ssh`: sshd on dev-worker ("),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains(":22) did not answer within 3 s"),
+        "{}",
+        up.stderr
+    );
+    assert!(up.stderr.contains("TARTLAB_SSH_TIMEOUT"), "{}", up.stderr);
+    assert!(!running(&lab, "dev-worker"));
+    converges(&lab);
+}
+
+#[test]
+fn a_rejected_login_password_says_which_setting_to_fix() {
+    let lab = Lab::new(&PAIR.replace(
+        "clusters:",
+        "defaults: { login: { user: admin, password: wrong } }\nclusters:",
+    ));
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 1, "every node failed: {}", up.stderr);
+    assert!(
+        up.stderr
+            .contains("error: dev-master failed at stage `ssh`: admin@"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains("refused the login password"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains("hint: set defaults.login"),
+        "{}",
+        up.stderr
+    );
+    lab.write("tartlab.yaml", PAIR);
+    converges(&lab);
+}
+
+#[test]
+fn a_changed_host_key_is_refused_with_the_fix() {
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up"]);
+    // Someone replaces the VM's host keys behind tartlab's back.
+    let swap = lab.ssh(
+        "dev-worker",
+        "sudo rm -f /etc/ssh/ssh_host_* && sudo ssh-keygen -A >/dev/null && sudo kill -HUP $(cat /run/sshd.pid)",
+    );
+    assert_eq!(swap.code, 0, "{}", swap.stderr);
+    std::thread::sleep(Duration::from_millis(300));
+    let exec = lab.tartlab(&["exec", "all", "--", "true"]);
+    assert_eq!(exec.code, 3, "{}", exec.stderr);
+    assert!(
+        exec.stderr
+            .contains("dev-worker | error: the VM's host key changed"),
+        "{}",
+        exec.stderr
+    );
+    lab.write(
+        "tartlab.yaml",
+        &format!("{PAIR}provision:\n  - name: touch\n    run: touch /var/tmp/t\n"),
+    );
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 3, "{}", up.stderr);
+    assert!(
+        up.stderr
+            .contains("error: dev-worker failed at stage `ssh`: dev-worker at"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr
+            .contains("presented a host key other than the one pinned for it"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains("nothing was sent to it"),
+        "{}",
+        up.stderr
+    );
+    assert!(up.stderr.contains("remove its lines from"), "{}", up.stderr);
+    assert_eq!(
+        lab.ssh("dev-master", "ls /var/tmp/t").code,
+        0,
+        "dev-master went on"
+    );
+    // The fix the hint gives: forget the old key; the next up pins the new one.
+    let known = lab.lab.join(".tartlab/known_hosts");
+    let kept: String = std::fs::read_to_string(&known)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("dev-worker "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&known, kept).unwrap();
+    lab.ok(&["up"]);
+    assert_eq!(lab.ssh("dev-worker", "ls /var/tmp/t").code, 0);
+}
+
+#[test]
+fn a_vm_that_dies_mid_provision_fails_and_the_next_up_boots_and_finishes_it() {
+    // Two clusters, so the healthy node's steps go on whatever stage the other dies in.
+    let lab = Lab::new("lab: dies\nclusters:\n  - name: dev\n    nodes: [{ name: master }]\n  - name: stg\n    nodes: [{ name: master }]\nprovision:\n  - name: slow\n    run: sleep 6 && touch /var/tmp/slow-done\n");
+    std::fs::create_dir_all(lab.home.join("sim")).unwrap();
+    std::fs::write(
+        lab.home.join("sim/faults"),
+        "dev-master die-after-ms=4000\n",
+    )
+    .unwrap();
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 3, "{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr.contains("error: dev-master failed at stage `"),
+        "{}",
+        up.stderr
+    );
+    assert!(!running(&lab, "dev-master"), "the VM died");
+    assert_eq!(
+        lab.ssh("stg-master", "ls /var/tmp/slow-done").code,
+        0,
+        "the other node finished"
+    );
+    std::fs::remove_file(lab.home.join("sim/faults")).unwrap();
+    let again = lab.ok(&["up"]);
+    assert!(
+        again.stdout.contains("up: 2 of 2 nodes ok"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(lab.ssh("dev-master", "ls /var/tmp/slow-done").code, 0);
+}
+
+#[test]
+fn a_tart_that_is_too_old_is_refused_before_anything_is_made() {
+    let lab = Lab::new(PAIR);
+    let old = lab.dir.path().join("old-tart");
+    std::fs::write(&old, "#!/bin/sh\necho 1.9.0\n").unwrap();
+    Command::new("chmod").arg("755").arg(&old).status().unwrap();
+    let up = output(lab.command(&["up"]).env("TARTLAB_TART", &old));
+    assert_eq!(up.code, 1);
+    assert!(
+        up.stderr
+            .contains("tart 1.9.0 is too old; tartlab needs 2.0 or newer"),
+        "{}",
+        up.stderr
+    );
+    assert!(up.stderr.contains("brew upgrade"), "{}", up.stderr);
+    assert!(lab.vms().is_empty());
+}
+
+/// A read-only bind mount over a directory, undone on drop.
+struct ReadOnly(std::path::PathBuf);
+
+impl ReadOnly {
+    fn new(path: &std::path::Path) -> ReadOnly {
+        let p = path.to_str().unwrap();
+        assert!(Command::new("mount")
+            .args(["--bind", p, p])
+            .status()
+            .unwrap()
+            .success());
+        assert!(Command::new("mount")
+            .args(["-o", "remount,bind,ro", p])
+            .status()
+            .unwrap()
+            .success());
+        ReadOnly(path.to_path_buf())
+    }
+}
+
+impl Drop for ReadOnly {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_read_only_state_directory_fails_clearly_and_changes_nothing() {
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up"]);
+    lab.write(
+        "tartlab.yaml",
+        &PAIR.replace(
+            "{ name: worker, role: worker }",
+            "{ name: worker, role: worker, cpu: 3 }",
+        ),
+    );
+    {
+        let _ro = ReadOnly::new(&lab.lab.join(".tartlab"));
+        let up = lab.tartlab(&["up"]);
+        assert_eq!(up.code, 1, "{}", up.stderr);
+        assert!(up.stderr.contains(".tartlab"), "{}", up.stderr);
+        assert!(up.stderr.contains("Read-only file system"), "{}", up.stderr);
+        assert_eq!(lab.boots("dev-worker"), 1, "nothing was restarted");
+    }
+    lab.ok(&["up"]);
+    assert_eq!(lab.boots("dev-worker"), 2, "applied once writable again");
+}
+
+#[test]
+fn a_corrupted_state_file_is_a_clear_error_and_adopt_recovers_the_lab() {
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up"]);
+    let macs = (lab.mac("dev-master"), lab.mac("dev-worker"));
+    let state = lab.lab.join(".tartlab/state.json");
+    std::fs::write(
+        &state,
+        "{\"version\": 1, \"lab\": \"pair\", \"vms\": {\"dev-master\": ",
+    )
+    .unwrap();
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 1);
+    assert!(
+        up.stderr.contains("state.json is corrupted"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr
+            .contains("move it away, then `tartlab up --adopt`"),
+        "{}",
+        up.stderr
+    );
+    std::fs::rename(&state, lab.lab.join(".tartlab/state.json.bad")).unwrap();
+    let foreign = lab.tartlab(&["up"]);
+    assert_eq!(
+        foreign.code, 1,
+        "without the state, the VMs are not the lab's: {}",
+        foreign.stderr
+    );
+    let adopted = lab.ok(&["up", "--adopt"]);
+    assert!(adopted.stdout.contains("adopted"), "{}", adopted.stdout);
+    assert_eq!(
+        (lab.mac("dev-master"), lab.mac("dev-worker")),
+        macs,
+        "the same VMs, not new ones"
+    );
+    assert_eq!(lab.boots("dev-master"), 1, "adopted running, not restarted");
+    assert_eq!(
+        lab.ssh("dev-worker", "hostname").stdout.trim(),
+        "dev-worker"
+    );
+}
+
+const NINE: &str = "lab: nine\nhosts: cluster\nusers:\n  - { name: devops, sudo: nopasswd }\nclusters:\n  - name: dev\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker, count: 2 }\n  - name: stg\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker, count: 2 }\n  - name: prod\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker, count: 2 }\n";
+
+fn nine_names() -> Vec<String> {
+    let mut names: Vec<String> = ["dev", "stg", "prod"]
+        .iter()
+        .flat_map(|c| {
+            [
+                format!("{c}-master"),
+                format!("{c}-worker-1"),
+                format!("{c}-worker-2"),
+            ]
+        })
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn sigkill_at_ten_points_of_a_nine_vm_up_then_up_converges() {
+    let lab = Lab::new(NINE);
+    let events = lab.lab.join(".tartlab/events.jsonl");
+    let count = |p: &std::path::Path| {
+        std::fs::read_to_string(p)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    // Kill points, as a number of events into the run: pulls, clones, boots, addresses,
+    // logins, base provisioning, /etc/hosts.
+    for (i, point) in [1usize, 4, 10, 18, 27, 36, 45, 54, 63, 72]
+        .into_iter()
+        .enumerate()
+    {
+        let before = count(&events);
+        let mut up = lab
+            .command(&["up"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while count(&events) < before + point
+            && up.try_wait().unwrap().is_none()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(up.id() as i32, libc::SIGKILL) };
+        let _ = up.wait();
+        let again = lab.ok(&["up"]);
+        assert!(
+            again.stdout.contains("up: 9 of 9 nodes ok"),
+            "kill {i} at event {point}: {}",
+            again.stdout
+        );
+        let vms: Vec<String> = lab
+            .vms()
+            .into_iter()
+            .filter(|(_, r)| *r)
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            vms,
+            nine_names(),
+            "kill {i}: exactly the lab's VMs, running"
+        );
+        for vm in nine_names() {
+            assert_eq!(
+                lab.state()["vms"][&vm]["mac"],
+                lab.mac(&vm),
+                "kill {i}: ownership of {vm}"
+            );
+        }
+        let hosts = lab.ssh_with(
+            &lab.lab.join(".tartlab/id_ed25519"),
+            "devops",
+            "stg-worker-2",
+            "hostname; sed -n '/BEGIN tartlab/,/END tartlab/p' /etc/hosts | grep -c ' stg-'",
+        );
+        assert_eq!(
+            hosts.stdout, "stg-worker-2\n3\n",
+            "kill {i}: {}",
+            hosts.stderr
+        );
+        if i % 3 == 2 {
+            lab.ok(&["down"]);
+        }
+    }
+}
+
+#[test]
+fn up_racing_down_one_waits_for_nothing_and_one_is_refused() {
+    let lab = Lab::new(PAIR);
+    let mut up = lab
+        .command(&["up"])
+        .env("TART_SIM_BOOT_MS", "2500")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lock = lab.lab.join(".tartlab/lock");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != up.id().to_string() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let down = lab.tartlab(&["down"]);
+    assert_eq!(down.code, 1);
+    assert!(down.stderr.contains("another tartlab"), "{}", down.stderr);
+    assert!(up.wait().unwrap().success());
+    lab.ok(&["down"]);
+    assert!(lab.vms().is_empty());
+}
+
+#[test]
+fn two_labs_with_the_same_cluster_names_are_kept_apart_by_vm_prefix() {
+    let a = Lab::new(&PAIR.replace("lab: pair", "lab: a\nvm_prefix: a-"));
+    // The second lab shares the first one's TART_HOME: two labs on one Mac.
+    let b_dir = a.dir.path().join("lab-b");
+    std::fs::create_dir_all(&b_dir).unwrap();
+    std::fs::write(
+        b_dir.join("tartlab.yaml"),
+        PAIR.replace("lab: pair", "lab: b\nvm_prefix: b-"),
+    )
+    .unwrap();
+    let b_up = |args: &[&str]| -> Out { output(a.command(args).current_dir(&b_dir)) };
+    let mut first = a
+        .command(&["up"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let second = b_up(&["up"]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    assert!(first.wait().unwrap().success());
+    let names: Vec<String> = a.vms().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(
+        names,
+        [
+            "a-dev-master",
+            "a-dev-worker",
+            "b-dev-master",
+            "b-dev-worker"
+        ]
+    );
+    a.ok(&["down"]);
+    assert_eq!(
+        a.vms(),
+        vec![("b-dev-master".into(), true), ("b-dev-worker".into(), true)],
+        "b is untouched"
+    );
+    assert_eq!(b_up(&["exec", "all", "--", "hostname"]).code, 0);
+}
+
+#[test]
+fn a_foreign_vm_is_never_touched_by_up_stop_start_exec_or_down() {
+    let lab = Lab::new(PAIR);
+    assert_eq!(
+        lab.tart(&["clone", "ghcr.io/cirruslabs/ubuntu:latest", "dev-worker"])
+            .code,
+        0
+    );
+    let mac = lab.mac("dev-worker");
+    let mut foreign = Command::new(tart_sim());
+    foreign
+        .args(["run", "dev-worker", "--no-graphics"])
+        .env("TART_HOME", &lab.home)
+        .env("TART_SIM_BOOT_MS", "400")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut foreign = foreign.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !running(&lab, "dev-worker") {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 3);
+    assert!(
+        up.stderr
+            .contains("a VM named dev-worker exists, and this lab did not create it"),
+        "{}",
+        up.stderr
+    );
+    lab.ok(&["stop"]);
+    assert!(
+        running(&lab, "dev-worker"),
+        "stop left the foreign VM running"
+    );
+    assert!(!running(&lab, "dev-master"));
+    let start = lab.tartlab(&["start"]);
+    assert_eq!(start.code, 3, "{}", start.stderr);
+    let exec = lab.tartlab(&["exec", "all", "--", "touch /var/tmp/touched"]);
+    assert_eq!(exec.code, 3, "{}", exec.stderr);
+    assert!(
+        exec.stderr
+            .contains("dev-worker | error: dev-worker has not been created by this lab"),
+        "{}",
+        exec.stderr
+    );
+    lab.ok(&["down"]);
+    assert_eq!(
+        lab.vms(),
+        vec![("dev-worker".to_string(), true)],
+        "down left it alone"
+    );
+    assert_eq!(lab.mac("dev-worker"), mac);
+    assert!(
+        foreign.try_wait().unwrap().is_none(),
+        "its tart run still runs"
+    );
+    let _ = foreign.kill();
+    let _ = foreign.wait();
+}
+
+#[test]
+fn passwords_hashes_and_private_keys_never_appear_in_output_or_in_tartlab_files() {
+    const PASSWORD: &str = "Sim-Image-Pass-4711";
+    const HASH: &str = "$6$tartlabsalt$3qG7o0VvH1pYtC2dQqGm7v0Zb7wQ3r5m8kXy1LJpS1uYw0Zr9cN4eT6aH2bD8fK5jL0nM3pQ7sV9xB1zC4dE6.";
+    let yaml = format!(
+        "lab: secret\ndefaults: {{ login: {{ user: admin, password: {PASSWORD} }} }}\nusers:\n  - name: devops\n    password_hash: \"{HASH}\"\nclusters:\n  - name: dev\n    nodes: [{{ name: vm }}]\nprovision:\n  - name: echo\n    run: echo provisioning\n"
+    );
+    let lab = Lab::new(&yaml);
+    let mut seen = String::new();
+    let mut run = |args: &[&str]| {
+        let out = output(lab.command(args).env("TART_SIM_IMAGE_PASSWORD", PASSWORD));
+        assert!(out.code == 0, "{args:?}: {}", out.stderr);
+        seen.push_str(&out.stdout);
+        seen.push_str(&out.stderr);
+    };
+    run(&["up", "--json"]);
+    run(&["up"]);
+    run(&["status", "--json"]);
+    run(&["plan", "--json"]);
+    run(&["exec", "all", "--json", "--", "true"]);
+    run(&["logs", "dev-vm"]);
+    run(&["ssh-config"]);
+    run(&["inventory"]);
+    let shadow = lab.ssh("dev-vm", "sudo grep ^devops: /etc/shadow");
+    assert!(
+        shadow.stdout.contains(HASH),
+        "the hash was applied: {}",
+        shadow.stdout
+    );
+    let key = std::fs::read_to_string(lab.lab.join(".tartlab/id_ed25519")).unwrap();
+    let key_body: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
+    let mut files = String::new();
+    let mut dirs = vec![lab.lab.join(".tartlab")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.file_name().unwrap() != "id_ed25519" {
+                files.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    for (what, text) in [("output", &seen), (".tartlab/", &files)] {
+        assert!(!text.contains(PASSWORD), "the login password is in {what}");
+        assert!(!text.contains(HASH), "the password hash is in {what}");
+        for line in &key_body {
+            assert!(!text.contains(line), "the private key is in {what}");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Benchmarks tartlab against tart-sim (TART_SIM_BOOT_MS=5000 by default) and, side by side,
+# the seed report's sequential shell approach (scripts/bench/seed-baseline.sh). Each figure is
+# the median of RUNS (default 3) whole-process runs with min and max, timed with GNU time
+# (wall, peak RSS, CPU). Writes docs/PERFORMANCE.md; the output ends with one line per figure
+# (`figure<TAB>median<TAB>min<TAB>max<TAB>unit`) so two runs can be compared.
+#
+# Usage: scripts/bench.sh [--quick]     (--quick: 1 run each, no 100-VM figures)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+quick=0
+[ "${1:-}" = --quick ] && quick=1
+runs=${RUNS:-3}
+[ $quick = 1 ] && runs=1
+boot_ms=${TART_SIM_BOOT_MS:-5000}
+
+bash scripts/install-deps.sh
+command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
+cargo build --release --quiet --workspace
+
+work=$(mktemp -d /tmp/tartlab-bench.XXXXXX)
+mkdir -p "$work/bin" "$work/labs"
+ln -s "$repo/target/release/tart-sim" "$work/bin/tart"
+# A second PATH whose `tart` counts its invocations, for the spawn count.
+mkdir -p "$work/counting"
+cat > "$work/counting/tart" <<EOF
+#!/bin/bash
+echo "\$1" >> "$work/tart-calls"
+exec -a tart "$repo/target/release/tart-sim" "\$@"
+EOF
+chmod +x "$work/counting/tart"
+export TART_HOME="$work/tart-home" TART_SIM_BOOT_MS=$boot_ms CI=true
+export PATH="$work/bin:$PATH"
+tartlab="$repo/target/release/tartlab"
+cleanup() {
+  "$repo/target/release/tart-sim" reap >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# A lab of N nodes with the seed's provisioning (hostname, one user, /etc/hosts per
+# cluster): clusters of up to 10 nodes (one master, the rest workers).
+make_lab() {
+  local n=$1 dir=$work/labs/lab$1 c=1 left=$1
+  mkdir -p "$dir"
+  {
+    echo "lab: bench$n"
+    echo "hosts: cluster"
+    echo "users:"
+    echo "  - { name: devops, groups: [sudo], sudo: nopasswd, shell: /bin/bash }"
+    echo "clusters:"
+    while [ "$left" -gt 0 ]; do
+      local size=$((left < 10 ? left : 10))
+      echo "  - name: c$c"
+      echo "    nodes:"
+      echo "      - { name: master, role: master }"
+      if [ "$size" -gt 1 ]; then echo "      - { name: worker, role: worker, count: $((size - 1)) }"; fi
+      left=$((left - size)); c=$((c + 1))
+    done
+  } > "$dir/tartlab.yaml"
+  echo "$dir"
+}
+
+# measure NAME CMD...: one timed run; appends "wall rss_kb cpu_s" to $work/NAME.
+measure() {
+  local name=$1; shift
+  /usr/bin/time -f "%e %M %U %S" -o "$work/time.out" "$@" >"$work/last.out" 2>"$work/last.err" || {
+    echo "bench: '$*' failed:" >&2; tail -20 "$work/last.err" >&2; tail -5 "$work/last.out" >&2; exit 1; }
+  awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$work/time.out" >> "$work/$name"
+}
+
+# summary NAME COLUMN: "median min max" of a column (1 wall, 2 rss, 3 cpu).
+summary() {
+  cut -d' ' -f"$2" "$work/$1" | sort -g | awk '{ v[NR] = $1 } END { printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }'
+}
+
+sizes="1 9 30 100"
+[ $quick = 1 ] && sizes="1 9"
+pull_once() { tart pull ghcr.io/cirruslabs/ubuntu:latest >/dev/null; }
+pull_once
+
+for n in $sizes; do
+  dir=$(make_lab "$n")
+  for r in $(seq "$runs"); do
+    echo "bench: up of $n VMs, run $r/$runs" >&2
+    (cd "$dir" && measure "up$n" "$tartlab" up)
+    if [ "$n" = 9 ] && [ "$r" = 1 ]; then
+      for c in $(seq "$runs"); do (cd "$dir" && measure converged9 "$tartlab" up); done
+    fi
+    if [ "$n" = 100 ] && [ "$r" = 1 ]; then
+      for c in $(seq "$runs"); do (cd "$dir" && measure status100 "$tartlab" status); done
+      for c in $(seq "$runs"); do (cd "$dir" && measure exec100 "$tartlab" exec all -- true); done
+    fi
+    (cd "$dir" && measure "down$n" "$tartlab" down)
+  done
+done
+
+# Spawns: tart processes per VM for one up of 9 and one converged up.
+dir=$(make_lab 9)
+: > "$work/tart-calls"
+(cd "$dir" && PATH="$work/counting:$PATH" "$tartlab" up >/dev/null 2>&1)
+spawns_up=$(wc -l < "$work/tart-calls")
+: > "$work/tart-calls"
+(cd "$dir" && PATH="$work/counting:$PATH" "$tartlab" up >/dev/null 2>&1)
+spawns_converged=$(wc -l < "$work/tart-calls")
+(cd "$dir" && "$tartlab" down >/dev/null 2>&1)
+
+# The seed's sequential approach on the same 9 VMs.
+for r in $(seq "$runs"); do
+  echo "bench: seed baseline (9 VMs, sequential), run $r/$runs" >&2
+  measure baseline9 bash scripts/bench/seed-baseline.sh "$work/baseline-logs" dev stg prod
+  for vm in dev-master dev-worker-1 dev-worker-2 stg-master stg-worker-1 stg-worker-2 prod-master prod-worker-1 prod-worker-2; do
+    tart stop "$vm" >/dev/null 2>&1 || true
+    for _ in $(seq 50); do tart delete "$vm" >/dev/null 2>&1 && break; sleep 0.2; done
+  done
+done
+
+boot_s=$(awk "BEGIN { print $boot_ms / 1000 }")
+median() { summary "$1" 1 | cut -d' ' -f1; }
+ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
+lines=()
+figure() { # name median min max unit
+  lines+=("$(printf '%s\t%s\t%s\t%s\t%s' "$@")")
+}
+for n in $sizes; do
+  read -r m lo hi <<<"$(summary "up$n" 1)"; figure "up($n) wall" "$m" "$lo" "$hi" s
+  read -r m lo hi <<<"$(summary "up$n" 2)"; figure "up($n) peak RSS" "$((m / 1024))" "$((lo / 1024))" "$((hi / 1024))" MB
+  read -r m lo hi <<<"$(summary "up$n" 3)"; figure "up($n) CPU (tartlab and the tart commands it waits for)" "$m" "$lo" "$hi" s
+  [ "$n" = 1 ] || figure "up($n)/up(1)" "$(ratio "$(median "up$n")" "$(median up1)")" - - x
+done
+read -r m lo hi <<<"$(summary up1 1)"
+figure "up(1) minus the boot delay" "$(awk "BEGIN { print $m - $boot_s }")" "$(awk "BEGIN { print $lo - $boot_s }")" "$(awk "BEGIN { print $hi - $boot_s }")" s
+read -r m lo hi <<<"$(summary converged9 1)"; figure "converged up(9) wall" "$m" "$lo" "$hi" s
+read -r m lo hi <<<"$(summary baseline9 1)"; figure "seed baseline (9 VMs, sequential) wall" "$m" "$lo" "$hi" s
+figure "seed baseline / tartlab up(9)" "$(ratio "$(median baseline9)" "$(median up9)")" - - x
+if [ $quick = 0 ]; then
+  read -r m lo hi <<<"$(summary status100 1)"; figure "status on 100 VMs wall" "$m" "$lo" "$hi" s
+  read -r m lo hi <<<"$(summary exec100 1)"; figure "exec true on 100 VMs wall" "$m" "$lo" "$hi" s
+  read -r m lo hi <<<"$(summary down100 1)"; figure "down of 100 VMs wall" "$m" "$lo" "$hi" s
+fi
+figure "tart processes per VM, up(9)" "$(ratio "$spawns_up" 9)" - - per-VM
+figure "tart processes, converged up(9)" "$spawns_converged" - - total
+
+{
+  echo "# Performance"
+  echo
+  echo "Written by \`scripts/bench.sh\`$([ $quick = 1 ] && echo ' --quick') on $(date -u +%Y-%m-%d). Do not edit by hand: run it again."
+  echo
+  echo "## Machine and method"
+  echo
+  echo "- $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ { print $2 }') GiB, $(uname -sr)."
+  echo "- tartlab and tart-sim release builds; tart-sim's guests are sandboxes running sshd on"
+  echo "  127.x addresses; every VM takes \`TART_SIM_BOOT_MS=$boot_ms\` ms from \`tart run\` to its"
+  echo "  DHCP lease and sshd (the floor that a real VM's boot sets on a Mac)."
+  echo "- Each figure: the median of $runs run(s) of a whole process, with min and max, timed by"
+  echo "  GNU time. Peak RSS and CPU are tartlab's own process plus the tart commands it waits"
+  echo "  for (\`tart run\` is detached, so the VMs are not counted)."
+  echo "- Labs: N nodes in clusters of up to 10 (a master and workers), with the seed's"
+  echo "  provisioning: hostname, machine-id and host keys, one user (\`devops\`, sudo), and"
+  echo "  \`/etc/hosts\` per cluster. The baseline is \`scripts/bench/seed-baseline.sh\`: the seed"
+  echo "  report's fixed script, one VM after another."
+  echo
+  echo "## Results"
+  echo
+  echo "| figure | median | min | max | unit |"
+  echo "|---|---|---|---|---|"
+  for l in "${lines[@]}"; do echo "| ${l//$'\t'/ | } |"; done
+  echo
+  cat docs/PERFORMANCE.notes.md 2>/dev/null || true
+} > docs/PERFORMANCE.md
+
+echo
+printf '%s\n' "${lines[@]}"
