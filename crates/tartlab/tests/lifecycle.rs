@@ -256,15 +256,7 @@ fn a_second_up_on_the_same_lab_fails_at_once_naming_the_holder() {
         .env("TART_SIM_BOOT_MS", "3000")
         .spawn()
         .unwrap();
-    let lock = lab.lab.join(".tartlab/lock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != first.id().to_string() {
-        assert!(
-            Instant::now() < deadline,
-            "the first up never took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    lab.wait_for_lock_holder(first.id());
     let second = lab.tartlab(&["up"]);
     assert_eq!(second.code, 1);
     assert!(

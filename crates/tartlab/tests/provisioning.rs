@@ -56,23 +56,6 @@ fn k3s_lab() -> Lab {
     lab
 }
 
-/// Every file under `.tartlab/` except the state file, concatenated.
-fn tartlab_dir_text(lab: &Lab) -> String {
-    let mut text = String::new();
-    let mut dirs = vec![lab.lab.join(".tartlab")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.file_name().unwrap() != "state.json" {
-                text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    text
-}
-
 #[test]
 fn the_masters_token_reaches_every_worker_of_its_cluster_and_is_never_shown() {
     let lab = k3s_lab();
@@ -105,7 +88,7 @@ fn the_masters_token_reaches_every_worker_of_its_cluster_and_is_never_shown() {
         // The secret is masked everywhere tartlab writes or prints, the state file aside.
         assert!(!up.stdout.contains(&token) && !up.stderr.contains(&token));
         assert!(
-            !tartlab_dir_text(&lab).contains(&token),
+            !lab.tartlab_files_text(&["state.json"]).contains(&token),
             "{cluster}'s token leaked into .tartlab/"
         );
     }

@@ -434,12 +434,7 @@ fn up_racing_down_one_waits_for_nothing_and_one_is_refused() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let lock = lab.lab.join(".tartlab/lock");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::read_to_string(&lock).unwrap_or_default().trim() != up.id().to_string() {
-        assert!(Instant::now() < deadline);
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    lab.wait_for_lock_holder(up.id());
     let down = lab.tartlab(&["down"]);
     assert_eq!(down.code, 1);
     assert!(down.stderr.contains("another tartlab"), "{}", down.stderr);
@@ -580,18 +575,7 @@ fn passwords_hashes_and_private_keys_never_appear_in_output_or_in_tartlab_files(
     );
     let key = std::fs::read_to_string(lab.lab.join(".tartlab/id_ed25519")).unwrap();
     let key_body: Vec<&str> = key.lines().filter(|l| !l.starts_with("-----")).collect();
-    let mut files = String::new();
-    let mut dirs = vec![lab.lab.join(".tartlab")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.file_name().unwrap() != "id_ed25519" {
-                files.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
-            }
-        }
-    }
+    let files = lab.tartlab_files_text(&["id_ed25519"]);
     for (what, text) in [("output", &seen), (".tartlab/", &files)] {
         assert!(!text.contains(PASSWORD), "the login password is in {what}");
         assert!(!text.contains(HASH), "the password hash is in {what}");

@@ -232,6 +232,37 @@ impl Lab {
             .collect()
     }
 
+    /// The text of every file under `.tartlab/` except those named in `except`.
+    pub fn tartlab_files_text(&self, except: &[&str]) -> String {
+        let mut text = String::new();
+        let mut dirs = vec![self.lab.join(".tartlab")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let path = entry.path();
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if !except.contains(&name.as_str()) {
+                    text.push_str(&String::from_utf8_lossy(&std::fs::read(&path).unwrap()));
+                }
+            }
+        }
+        text
+    }
+
+    /// Waits until the lab lock names `pid` as its holder.
+    pub fn wait_for_lock_holder(&self, pid: u32) {
+        let lock = self.lab.join(".tartlab/lock");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_to_string(&lock).unwrap_or_default().trim() != pid.to_string() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "pid {pid} never took the lab lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// Live processes whose command line mentions this lab's TART_HOME.
     pub fn processes(&self) -> Vec<String> {
         processes_mentioning(&self.home)
