@@ -31,6 +31,8 @@ exec -a tart "$repo/target/release/tart-sim" "\$@"
 EOF
 chmod +x "$work/counting/tart"
 export TART_HOME="$work/tart-home" TART_SIM_BOOT_MS=$boot_ms CI=true
+# tartlab reads the DHCP lease file as it reads /var/db/dhcpd_leases on a Mac.
+export TARTLAB_DHCP_LEASES="$TART_HOME/sim/dhcpd_leases"
 export PATH="$work/bin:$PATH"
 tartlab="$repo/target/release/tartlab"
 cleanup() {
@@ -62,15 +64,20 @@ make_lab() {
   echo "$dir"
 }
 
-# measure NAME CMD...: one timed run; appends "wall rss_kb cpu_s" to $work/NAME.
+# The whole machine's busy CPU time so far, in seconds (guests, simulator, sshd included).
+machine_cpu() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f\n", ($2 + $3 + $4 + $7 + $8) / hz }' /proc/stat; }
+
+# measure NAME CMD...: one timed run; appends "wall rss_kb cpu_s machine_cpu_s" to $work/NAME.
 measure() {
   local name=$1; shift
+  local before; before=$(machine_cpu)
   /usr/bin/time -f "%e %M %U %S" -o "$work/time.out" "$@" >"$work/last.out" 2>"$work/last.err" || {
     echo "bench: '$*' failed:" >&2; tail -20 "$work/last.err" >&2; tail -5 "$work/last.out" >&2; exit 1; }
-  awk '{ printf "%s %s %.2f\n", $1, $2, $3 + $4 }' "$work/time.out" >> "$work/$name"
+  local after; after=$(machine_cpu)
+  awk -v m="$(awk "BEGIN { print $after - $before }")" '{ printf "%s %s %.2f %.2f\n", $1, $2, $3 + $4, m }' "$work/time.out" >> "$work/$name"
 }
 
-# summary NAME COLUMN: "median min max" of a column (1 wall, 2 rss, 3 cpu).
+# summary NAME COLUMN: "median min max" of a column (1 wall, 2 rss, 3 cpu, 4 machine cpu).
 summary() {
   cut -d' ' -f"$2" "$work/$1" | sort -g | awk '{ v[NR] = $1 } END { printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }'
 }
@@ -127,6 +134,8 @@ for n in $sizes; do
   read -r m lo hi <<<"$(summary "up$n" 1)"; figure "up($n) wall" "$m" "$lo" "$hi" s
   read -r m lo hi <<<"$(summary "up$n" 2)"; figure "up($n) peak RSS" "$((m / 1024))" "$((lo / 1024))" "$((hi / 1024))" MB
   read -r m lo hi <<<"$(summary "up$n" 3)"; figure "up($n) CPU (tartlab and the tart commands it waits for)" "$m" "$lo" "$hi" s
+  read -r m lo hi <<<"$(summary "up$n" 4)"
+  figure "up($n) machine CPU per VM (all processes: guests, sshd, simulator, tartlab)" "$(ratio "$m" "$n")" "$(ratio "$lo" "$n")" "$(ratio "$hi" "$n")" s
   [ "$n" = 1 ] || figure "up($n)/up(1)" "$(ratio "$(median "up$n")" "$(median up1)")" - - x
 done
 read -r m lo hi <<<"$(summary up1 1)"

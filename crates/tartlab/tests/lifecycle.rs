@@ -149,7 +149,13 @@ fn the_seed_lab_comes_up_converges_and_goes_down_without_a_trace() {
 #[test]
 fn a_changed_cpu_restarts_only_that_vm() {
     let lab = Lab::new(TWO_NODES);
+    // This test waits for addresses with `tart ip --wait`, as without a lease file.
+    lab.lease_file.set(false);
     lab.ok(&["up"]);
+    assert!(lab
+        .calls()
+        .iter()
+        .any(|c| c.starts_with("ip dev-worker --wait")));
     lab.write(
         "tartlab.yaml",
         &TWO_NODES.replace(

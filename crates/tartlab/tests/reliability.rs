@@ -32,24 +32,16 @@ fn converges(lab: &Lab) {
 #[test]
 fn no_ip_within_the_timeout_names_the_stage_and_stops_the_vm() {
     let lab = Lab::new(PAIR);
-    let up = output(
-        lab.command(&["up"])
-            .env("TART_SIM_FAULTS", "dev-worker:no-lease")
-            .env("TARTLAB_IP_TIMEOUT", "2"),
-    );
+    let no_lease = |lab: &Lab| {
+        output(
+            lab.command(&["up"])
+                .env("TART_SIM_FAULTS", "dev-worker:no-lease")
+                .env("TARTLAB_IP_TIMEOUT", "2"),
+        )
+    };
+    let up = no_lease(&lab);
     assert_eq!(up.code, 3, "{}\n{}", up.stdout, up.stderr);
-    assert!(
-        up.stderr.contains(
-            "error: dev-worker failed at stage `ip`: no IP address for dev-worker within 2 s"
-        ),
-        "{}",
-        up.stderr
-    );
-    assert!(
-        up.stderr.contains("no IP address found"),
-        "tart's own words: {}",
-        up.stderr
-    );
+    assert!(up.stderr.contains("error: dev-worker failed at stage `ip`: no IP address for dev-worker within 2 s: no lease for its MAC"), "{}", up.stderr);
     assert!(
         up.stderr
             .contains("hint: the VM runs but took no DHCP lease"),
@@ -72,6 +64,12 @@ fn no_ip_within_the_timeout_names_the_stage_and_stops_the_vm() {
         "{:?}",
         lab.vms()
     );
+    // The same through `tart ip --wait`, with tart's own words.
+    lab.lease_file.set(false);
+    let up = no_lease(&lab);
+    assert_eq!(up.code, 3, "{}", up.stderr);
+    assert!(up.stderr.contains("no IP address found"), "{}", up.stderr);
+    assert!(!running(&lab, "dev-worker"));
     converges(&lab);
 }
 
@@ -583,4 +581,24 @@ fn passwords_hashes_and_private_keys_never_appear_in_output_or_in_tartlab_files(
             assert!(!text.contains(line), "the private key is in {what}");
         }
     }
+}
+
+#[test]
+fn two_lab_files_in_one_directory_are_refused() {
+    let lab = Lab::new(PAIR);
+    std::fs::create_dir_all(lab.lab.join(".tartlab")).unwrap();
+    std::fs::write(
+        lab.lab.join(".tartlab/state.json"),
+        "{\"version\": 1, \"lab\": \"other\", \"vms\": {}}",
+    )
+    .unwrap();
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 1);
+    assert!(
+        up.stderr
+            .contains("belongs to lab `other`, not `pair`: two lab files share this directory"),
+        "{}",
+        up.stderr
+    );
+    assert!(lab.vms().is_empty());
 }

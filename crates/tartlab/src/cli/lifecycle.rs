@@ -191,6 +191,7 @@ fn context(
         addresses,
         run_options: Default::default(),
         secrets: Default::default(),
+        leases: crate::provider::leases::LeaseWatcher::from_env(),
         options,
         timeouts: Timeouts::from_env(),
         user_keys,

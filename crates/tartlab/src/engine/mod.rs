@@ -259,6 +259,8 @@ pub struct Context {
     pub timeouts: Timeouts,
     /// Each lab user's authorized_keys lines (their keys, then the lab key).
     pub user_keys: HashMap<String, Vec<String>>,
+    /// The DHCP lease file, watched for every node at once (when it exists).
+    pub leases: Option<crate::provider::leases::LeaseWatcher>,
     /// Values of outputs marked secret, masked wherever tartlab shows or logs text.
     pub secrets: std::sync::Mutex<BTreeSet<String>>,
 }

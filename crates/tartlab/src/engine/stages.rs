@@ -120,7 +120,7 @@ async fn reach_and_provision(
     // A VM that was already running keeps its lease (same MAC): no `tart ip` needed.
     let ip = match (booted, owned.ip.clone()) {
         (false, Some(ip)) => ip,
-        _ => wait_for_ip(ctx, vm, run_child, owned.ip.as_deref()).await?,
+        _ => wait_for_ip(ctx, node, run_child, owned.ip.as_deref()).await?,
     };
     report.ip = Some(ip.clone());
     ctx.addresses.publish(vm, Address::Known(ip.clone()));
@@ -327,29 +327,55 @@ async fn boot(ctx: &Context, node: &Node) -> Result<tokio::process::Child, Failu
 /// The VM's address: `tart ip --wait` while watching that `tart run` stays alive.
 async fn wait_for_ip(
     ctx: &Context,
-    vm: &str,
+    node: &Node,
     run_child: Option<&mut tokio::process::Child>,
     known: Option<&str>,
 ) -> Result<String, Failure> {
-    ctx.ui.started(vm, "ip", "tart ip --wait");
+    let vm = node.vm_name.as_str();
     let wait = if run_child.is_some() || known.is_none() {
         ctx.timeouts.ip
     } else {
         5
     };
-    let child = ctx.tart.spawn_ip(vm, wait).map_err(|e| {
-        Failure::new(
-            "ip",
-            format!("cannot run `tart ip {vm}`: {e}"),
-            "check that tart is installed",
-        )
-    })?;
-    let tart = ctx.tart.clone();
-    let name = vm.to_string();
-    let mut lookup = tokio::spawn(async move { tart.ip_result(&name, child).await });
+    let mac = ctx.store.vm(vm).and_then(|o| o.mac);
+    let dhcp = !node.network.starts_with("bridged");
+    let mut lookup = match (&ctx.leases, mac, dhcp) {
+        // One watcher of the lease file answers every node, within 100 ms of the lease.
+        (Some(watcher), Some(mac), true) => {
+            ctx.ui.started(vm, "ip", "waiting for its DHCP lease");
+            let watcher = watcher.clone();
+            let file = crate::provider::leases::lease_file();
+            tokio::spawn(async move {
+                match watcher
+                    .address(&mac, Duration::from_secs(u64::from(wait)))
+                    .await
+                {
+                    Some(ip) => Ok(ip.to_string()),
+                    None => Err(format!("no lease for its MAC {mac} in {}", file.display())),
+                }
+            })
+        }
+        _ => {
+            ctx.ui.started(vm, "ip", "tart ip --wait");
+            let child = ctx.tart.spawn_ip(vm, wait).map_err(|e| {
+                Failure::new(
+                    "ip",
+                    format!("cannot run `tart ip {vm}`: {e}"),
+                    "check that tart is installed",
+                )
+            })?;
+            let tart = ctx.tart.clone();
+            let name = vm.to_string();
+            tokio::spawn(async move {
+                tart.ip_result(&name, child)
+                    .await
+                    .map_err(|e| e.to_string())
+            })
+        }
+    };
     let log = ctx.dir.run_log(vm);
     let result = match run_child {
-        None => lookup.await,
+        None => (&mut lookup).await,
         Some(run) => loop {
             tokio::select! {
                 result = &mut lookup => break result,

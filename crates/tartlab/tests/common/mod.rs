@@ -57,6 +57,8 @@ pub struct Lab {
     bin: PathBuf,
     /// Every tart command line run through the wrapper, one per line.
     pub tart_calls: PathBuf,
+    /// Point tartlab at the simulator's lease file (else it runs `tart ip`).
+    pub lease_file: std::cell::Cell<bool>,
 }
 
 impl Lab {
@@ -91,6 +93,7 @@ impl Lab {
             home,
             bin,
             tart_calls,
+            lease_file: std::cell::Cell::new(true),
         }
     }
 
@@ -111,8 +114,13 @@ impl Lab {
             .env("TART_SIM_PULL_MS", "50")
             .env("TART_SIM_LOCK_MS", "100")
             .env("CI", "true")
+            .env_remove("TARTLAB_DHCP_LEASES")
             .env_remove("TARTLAB_TART")
             .env_remove("NO_COLOR");
+        if self.lease_file.get() {
+            // The simulator's lease file, read as tartlab reads /var/db/dhcpd_leases on a Mac.
+            cmd.env("TARTLAB_DHCP_LEASES", self.home.join("sim/dhcpd_leases"));
+        }
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
