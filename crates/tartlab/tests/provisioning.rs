@@ -124,6 +124,21 @@ fn a_changed_step_reruns_only_where_it_changed_and_reprovision_forces_it() {
     let lab = Lab::new(yaml);
     lab.ok(&["up"]);
     lab.write("tartlab.yaml", &yaml.replace("echo one", "echo two"));
+    let plan = lab.ok(&["plan"]);
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|l| l.starts_with("dev-worker") && l.ends_with("provision (step workers)")),
+        "{}",
+        plan.stdout
+    );
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|l| l.starts_with("dev-master") && l.ends_with("nothing")),
+        "{}",
+        plan.stdout
+    );
     let up = lab.ok(&["up"]);
     assert!(
         up.stdout

@@ -635,6 +635,7 @@ fn planned_action(
                 stale.push("hosts".into());
             }
             stale.dedup();
+            stale.extend(engine::provision::pending(lab, state, node));
             if stale.is_empty() {
                 "nothing".into()
             } else {

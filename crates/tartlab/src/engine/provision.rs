@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::base::{as_root, hash};
 use super::stages::{connect, remote, remote_shown};
-use super::{Context, Failure, NodeReport};
+use super::{Context, Failure, Lab, NodeReport};
 use crate::guest::quote;
 use crate::guest::ssh::Session;
 use crate::lab::model::{FileSpec, StepSpec};
@@ -22,10 +22,10 @@ struct Upload<'a> {
     hash: String,
 }
 
-fn uploads_for<'a>(ctx: &'a Context, node: &Node) -> Result<Vec<Upload<'a>>, Failure> {
+fn uploads_for<'a>(lab: &'a Lab, node: &Node) -> Result<Vec<Upload<'a>>, Failure> {
     let mut uploads = Vec::new();
-    for spec in ctx.lab.file.files.iter().filter(|f| selects(&f.on, node)) {
-        let path = ctx.lab.source.dir().join(&spec.src);
+    for spec in lab.file.files.iter().filter(|f| selects(&f.on, node)) {
+        let path = lab.source.dir().join(&spec.src);
         let content = std::fs::read(&path).map_err(|e| {
             Failure::new(
                 "files",
@@ -51,8 +51,8 @@ fn uploads_for<'a>(ctx: &'a Context, node: &Node) -> Result<Vec<Upload<'a>>, Fai
 }
 
 /// One hash over every file a node gets: a changed file re-runs that node's steps.
-fn files_digest(ctx: &Context, node: &Node) -> String {
-    let uploads = uploads_for(ctx, node).unwrap_or_default();
+fn files_digest(lab: &Lab, node: &Node) -> String {
+    let uploads = uploads_for(lab, node).unwrap_or_default();
     let hashes: Vec<&str> = uploads.iter().map(|u| u.hash.as_str()).collect();
     hash(&hashes)
 }
@@ -75,7 +75,7 @@ pub async fn upload_files(
 ) -> Result<Vec<String>, Failure> {
     let vm = &node.vm_name;
     let applied = ctx.store.vm(vm).map(|o| o.applied).unwrap_or_default();
-    let uploads: Vec<Upload> = uploads_for(ctx, node)?
+    let uploads: Vec<Upload> = uploads_for(&ctx.lab, node)?
         .into_iter()
         .filter(|u| applied.get(&format!("file:{}", u.spec.dest)) != Some(&u.hash))
         .collect();
@@ -140,7 +140,7 @@ pub async fn upload_files(
 /// The value of `{{ SCOPE.TARGET.outputs.KEY }}` for `node`: a node's own output, or the
 /// output of the node with that role in the same cluster.
 fn output_value(
-    ctx: &Context,
+    lab: &Lab,
     outputs: &HashMap<String, BTreeMap<String, String>>,
     node: &Node,
     scope: &str,
@@ -148,13 +148,11 @@ fn output_value(
     key: &str,
 ) -> Option<String> {
     let source = match scope {
-        "node" => ctx
-            .lab
+        "node" => lab
             .nodes
             .iter()
             .find(|n| n.vm_name == target || n.hostname == target)?,
-        "cluster" => ctx
-            .lab
+        "cluster" => lab
             .nodes
             .iter()
             .find(|n| {
@@ -163,8 +161,7 @@ fn output_value(
                     && outputs.get(&n.vm_name).is_some_and(|o| o.contains_key(key))
             })
             .or_else(|| {
-                ctx.lab
-                    .nodes
+                lab.nodes
                     .iter()
                     .find(|n| n.cluster == node.cluster && n.role == target)
             })?,
@@ -175,7 +172,7 @@ fn output_value(
 
 /// The step's environment for this node, with every output reference filled in.
 fn environment(
-    ctx: &Context,
+    lab: &Lab,
     outputs: &HashMap<String, BTreeMap<String, String>>,
     step: &StepSpec,
     node: &Node,
@@ -187,7 +184,7 @@ fn environment(
     for (name, value) in &step.env {
         let mut filled = value.clone();
         for reference in output_references(value) {
-            let found = output_value(ctx, outputs, node, &reference.scope, &reference.target, &reference.key)
+            let found = output_value(lab, outputs, node, &reference.scope, &reference.target, &reference.key)
                 .ok_or_else(|| {
                     Failure::new(
                         "provision",
@@ -207,14 +204,14 @@ fn environment(
 
 /// The whole script a step runs on a node: its environment, strict mode, then the body.
 fn step_script(
-    ctx: &Context,
+    lab: &Lab,
     step: &StepSpec,
     env: &BTreeMap<String, String>,
 ) -> Result<String, Failure> {
     let body = match (&step.run, &step.script) {
         (Some(run), _) => run.clone(),
         (None, Some(path)) => {
-            let full = ctx.lab.source.dir().join(path);
+            let full = lab.source.dir().join(path);
             std::fs::read_to_string(&full).map_err(|e| {
                 Failure::new(
                     "provision",
@@ -235,6 +232,68 @@ fn step_script(
         script.push('\n');
     }
     Ok(script)
+}
+
+/// The script a step runs on a node, and the hash of everything that decides whether it
+/// must run again: the script with its environment filled in, the user, the nodes the step
+/// selects, and the files the node gets.
+fn step_inputs(
+    lab: &Lab,
+    step: &StepSpec,
+    node: &Node,
+    selection: &str,
+    outputs: &HashMap<String, BTreeMap<String, String>>,
+) -> Result<(String, String), Failure> {
+    let env = environment(lab, outputs, step, node)?;
+    let script = step_script(lab, step, &env)?;
+    let inputs = hash(&[
+        "step/1",
+        &script,
+        step.user.as_deref().unwrap_or(""),
+        selection,
+        &files_digest(lab, node),
+    ]);
+    Ok((script, inputs))
+}
+
+/// The nodes a step selects, as recorded in its input hash.
+fn selection(lab: &Lab, step: &StepSpec) -> String {
+    lab.nodes
+        .iter()
+        .filter(|n| selects(&step.on, n))
+        .map(|n| n.vm_name.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// What `up` would provision on a node besides the base, for `plan`: changed files and the
+/// steps whose inputs changed (or that never succeeded there).
+pub fn pending(lab: &Lab, state: &crate::state::State, node: &Node) -> Vec<String> {
+    let Some(owned) = state.vms.get(&node.vm_name) else {
+        return Vec::new();
+    };
+    let mut pending = Vec::new();
+    if let Ok(uploads) = uploads_for(lab, node) {
+        if uploads
+            .iter()
+            .any(|u| owned.applied.get(&format!("file:{}", u.spec.dest)) != Some(&u.hash))
+        {
+            pending.push("files".to_string());
+        }
+    }
+    let outputs: HashMap<String, BTreeMap<String, String>> = state
+        .vms
+        .iter()
+        .map(|(vm, o)| (vm.clone(), o.outputs.clone()))
+        .collect();
+    for step in lab.file.provision.iter().filter(|s| selects(&s.on, node)) {
+        let key = format!("step:{}", step.name);
+        match step_inputs(lab, step, node, &selection(lab, step), &outputs) {
+            Ok((_, inputs)) if owned.applied.get(&key) == Some(&inputs) => {}
+            _ => pending.push(format!("step {}", step.name)),
+        }
+    }
+    pending
 }
 
 const RUN_STEP: &str = r#"set -euo pipefail
@@ -321,15 +380,7 @@ async fn run_step(
     outputs: &HashMap<String, BTreeMap<String, String>>,
 ) -> Result<bool, Failure> {
     let vm = &node.vm_name;
-    let env = environment(ctx, outputs, step, node)?;
-    let script = step_script(ctx, step, &env)?;
-    let inputs = hash(&[
-        "step/1",
-        &script,
-        step.user.as_deref().unwrap_or(""),
-        selection,
-        &files_digest(ctx, node),
-    ]);
+    let (script, inputs) = step_inputs(&ctx.lab, step, node, selection, outputs)?;
     let key = format!("step:{}", step.name);
     let forced = match &ctx.options.reprovision {
         Some(None) => true,
@@ -432,11 +483,7 @@ pub async fn run(ctx: Arc<Context>, reports: &mut [NodeReport]) {
             .filter(|n| selects(&step.on, n))
             .cloned()
             .collect();
-        let selection = selected
-            .iter()
-            .map(|n| n.vm_name.as_str())
-            .collect::<Vec<_>>()
-            .join(",");
+        let selection = selection(&ctx.lab, &step);
         let outputs: Arc<HashMap<String, BTreeMap<String, String>>> = Arc::new(
             ctx.store
                 .snapshot()
