@@ -14,6 +14,8 @@ mkdir -p "$work/bin" "$work/lab"
 ln -s "$repo/target/debug/tart-sim" "$work/bin/tart"
 cp examples/seed-lab.yaml "$work/lab/tartlab.yaml"
 export PATH="$work/bin:$PATH" TART_HOME="$work/tart-home" TART_SIM_BOOT_MS="${TART_SIM_BOOT_MS:-2000}"
+# tartlab reads the simulator's DHCP lease file as it reads /var/db/dhcpd_leases on a Mac.
+export TARTLAB_DHCP_LEASES="$TART_HOME/sim/dhcpd_leases"
 tartlab() { "$repo/target/debug/tartlab" "$@"; }
 cleanup() {
   "$repo/target/debug/tart-sim" reap >/dev/null 2>&1 || true

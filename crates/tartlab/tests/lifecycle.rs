@@ -462,3 +462,47 @@ fn without_tart_every_changing_command_says_how_to_get_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn on_a_terminal_up_draws_a_live_line_per_node_and_honours_no_color() {
+    let lab = Lab::new(TWO_NODES);
+    // `script` gives tartlab a pseudo-terminal, as a user's shell would.
+    let on_terminal = |args: &str, no_color: bool| -> (i32, String) {
+        let mut script = Command::new("script");
+        lab.env(&mut script);
+        script.env_remove("CI").args([
+            "-qec",
+            &format!("{} {args}", env!("CARGO_BIN_EXE_tartlab")),
+            "/dev/null",
+        ]);
+        if no_color {
+            script.env("NO_COLOR", "1");
+        }
+        let out = script.output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, screen) = on_terminal("up", false);
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("\x1b[2K"),
+        "lines are redrawn in place: {screen}"
+    );
+    assert!(
+        screen.contains("\x1b[32m+\x1b[0m dev-master"),
+        "a green mark when ready: {screen}"
+    );
+    assert!(screen.contains("up: 2 of 2 nodes ok"), "{screen}");
+    let (code, screen) = on_terminal("status", true);
+    assert_eq!(code, 0);
+    assert!(
+        !screen.contains("\x1b[3"),
+        "no colour with NO_COLOR: {screen}"
+    );
+    let (code, screen) = on_terminal("down", true);
+    assert_eq!(code, 0);
+    assert!(screen.contains("+ dev-master"), "{screen}");
+    assert!(!screen.contains("\x1b[32m"), "{screen}");
+}

@@ -101,7 +101,8 @@ impl Lab {
         std::fs::write(self.lab.join(name), text).unwrap();
     }
 
-    fn env(&self, cmd: &mut Command) {
+    /// The environment every command of this lab runs with (private PATH, TART_HOME, ...).
+    pub fn env(&self, cmd: &mut Command) {
         let path = format!(
             "{}:{}",
             self.bin.display(),
