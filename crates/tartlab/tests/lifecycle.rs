@@ -506,3 +506,42 @@ fn on_a_terminal_up_draws_a_live_line_per_node_and_honours_no_color() {
     assert!(screen.contains("+ dev-master"), "{screen}");
     assert!(!screen.contains("\x1b[32m"), "{screen}");
 }
+
+#[test]
+fn ctrl_c_never_cuts_a_tart_command_short() {
+    // tart rewrites config.json in place: a `tart set` killed halfway would leave a VM tart
+    // cannot read. On Ctrl-C tartlab stops, and the tart command it was waiting for finishes.
+    let lab = Lab::new("lab: one\nclusters:\n  - name: dev\n    nodes: [{ name: vm, cpu: 3 }]\n");
+    lab.ok(&["up", "--no-provision"]);
+    lab.ok(&["down"]);
+    let mut up = lab
+        .command(&["up"])
+        .env("TEST_SLOW_SET", "1")
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while lab
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("set dev-vm"))
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "up never reached tart set");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
+    assert_eq!(up.wait().unwrap().code(), Some(130));
+    std::thread::sleep(Duration::from_millis(1500));
+    let get = lab.tart(&["get", "dev-vm", "--format", "json"]);
+    assert_eq!(get.code, 0, "the VM is readable: {}", get.stderr);
+    let config: serde_json::Value = serde_json::from_str(&get.stdout).unwrap();
+    assert_eq!(config["CPU"], 3, "the set finished after tartlab stopped");
+    let again = lab.ok(&["up"]);
+    assert!(
+        again.stdout.contains("up: 1 of 1 node ok"),
+        "{}",
+        again.stdout
+    );
+}

@@ -114,9 +114,13 @@ impl Tart {
         cmd
     }
 
-    /// Runs tart to completion; stdout on success, a TartError otherwise.
+    /// Runs tart to completion; stdout on success, a TartError otherwise. The command runs in
+    /// its own process group and is never killed: tart rewrites `config.json` in place, so a
+    /// `tart set` cut short by Ctrl-C would leave a VM tart can no longer read.
     pub async fn output(&self, args: &[&str]) -> Result<String, TartError> {
-        let result = self.command(args).output().await;
+        let mut cmd = self.command(args);
+        cmd.kill_on_drop(false).process_group(0);
+        let result = cmd.output().await;
         let error = |code, output| TartError {
             command: self.describe(args),
             code,

@@ -76,7 +76,7 @@ impl Lab {
         std::fs::create_dir_all(&lab).unwrap();
         let tart_calls = dir.path().join("tart-calls.log");
         let wrapper = format!(
-            "#!/bin/bash\nprintf '%s\\n' \"$*\" >> '{}'\nexec -a tart '{}' \"$@\"\n",
+            "#!/bin/bash\nprintf '%s\\n' \"$*\" >> '{}'\nif [ \"$1\" = set ] && [ -n \"${{TEST_SLOW_SET:-}}\" ]; then sleep \"$TEST_SLOW_SET\"; fi\nexec -a tart '{}' \"$@\"\n",
             tart_calls.display(),
             tart_sim().display()
         );
