@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -120,8 +120,9 @@ impl LabDir {
         }
     }
 
-    /// Takes the lab lock, or says who holds it. A holder that died released it already
-    /// (flock), so a dead holder's lock is simply taken over.
+    /// Takes the lab lock, or says who holds it. The tart commands a tartlab runs share its
+    /// lock (see `LabLock::fd`): when a tartlab was killed while one of them still runs,
+    /// the lock is waited for (up to two minutes) instead of racing that command.
     pub fn lock(&self) -> Result<LabLock, String> {
         let path = self.root.join("lock");
         let mut file = OpenOptions::new()
@@ -132,20 +133,38 @@ impl LabDir {
             .mode(0o600)
             .open(&path)
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        // SAFETY: flock on a descriptor we own.
-        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-        if !taken {
+        let try_lock = |file: &File| {
+            // SAFETY: flock on a descriptor we own.
+            unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+        };
+        let mut waited = false;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while !try_lock(&file) {
             let mut holder = String::new();
+            let _ = file.rewind();
             let _ = file.read_to_string(&mut holder);
-            let holder = holder.trim();
-            return Err(format!(
-                "another tartlab (pid {}) is working on this lab; wait for it to finish, or stop it",
-                if holder.is_empty() { "unknown" } else { holder }
-            ));
+            let pid = holder.trim().parse::<i32>().ok();
+            // SAFETY: signal 0 only checks that the process exists.
+            let alive = pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0);
+            if alive || pid.is_none() || std::time::Instant::now() > deadline {
+                return Err(format!(
+                    "another tartlab (pid {}) is working on this lab; wait for it to finish, or stop it",
+                    pid.map_or("unknown".to_string(), |p| p.to_string())
+                ));
+            }
+            if !waited {
+                eprintln!(
+                    "tartlab: waiting for the tart commands of a tartlab that ended (pid {}) to finish",
+                    pid.unwrap_or(0)
+                );
+                waited = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
         file.set_len(0).map_err(|e| e.to_string())?;
+        let _ = file.rewind();
         write!(file, "{}", std::process::id()).map_err(|e| e.to_string())?;
-        Ok(LabLock { _file: file })
+        Ok(LabLock { file })
     }
 
     /// The lab's SSH key, made on first use (ed25519, 0600).
@@ -178,7 +197,15 @@ impl LabDir {
 
 /// Held while tartlab works on a lab; dropped (or the process dies) to release it.
 pub struct LabLock {
-    _file: File,
+    file: File,
+}
+
+impl LabLock {
+    /// The locked descriptor, for tart commands to inherit: the lock then lasts until the
+    /// last of them ends, even if tartlab itself is killed.
+    pub fn fd(&self) -> i32 {
+        self.file.as_raw_fd()
+    }
 }
 
 /// The state file shared by every node's task: each change is saved at once.
@@ -349,6 +376,28 @@ mod tests {
         );
         drop(held);
         assert!(lab.lock().is_ok());
+    }
+
+    #[test]
+    fn a_lock_kept_by_the_tart_commands_of_a_dead_tartlab_is_waited_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = LabDir::beside(&dir.path().join("tartlab.yaml"), true).unwrap();
+        let lock = lab.root.join("lock");
+        // A dead tartlab's pid in the file, and its tart command still holding the lock.
+        std::fs::write(&lock, "999999999").unwrap();
+        let mut orphan = std::process::Command::new("flock")
+            .arg(&lock)
+            .args(["sleep", "1"])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        assert!(lab.lock().is_ok());
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(500),
+            "it waited"
+        );
+        let _ = orphan.wait();
     }
 
     #[test]

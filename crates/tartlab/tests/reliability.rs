@@ -602,3 +602,17 @@ fn two_lab_files_in_one_directory_are_refused() {
     );
     assert!(lab.vms().is_empty());
 }
+
+#[test]
+fn a_step_that_hangs_is_cut_at_the_command_timeout() {
+    let lab = Lab::new(&format!(
+        "{PAIR}provision:\n  - name: hang\n    on: dev-worker\n    run: sleep 60\n"
+    ));
+    let up = output(lab.command(&["up"]).env("TARTLAB_COMMAND_TIMEOUT", "2"));
+    assert_eq!(up.code, 3, "{}", up.stderr);
+    assert!(up.stderr.contains("error: dev-worker failed at stage `provision`: step `hang`: did not finish within 2 s (TARTLAB_COMMAND_TIMEOUT)"), "{}", up.stderr);
+    assert!(
+        running(&lab, "dev-worker"),
+        "the VM is left running to look at"
+    );
+}

@@ -134,7 +134,8 @@ async fn open_session(args: &FileArgs) -> Result<Session, i32> {
     let state = dir
         .read_state(&loaded.file.lab)
         .map_err(|e| fatal(&e, ""))?;
-    let tart = find_tart().await?;
+    let mut tart = find_tart().await?;
+    tart.lock_fd = Some(lock.fd());
     let list = tart.list().await.map_err(|e| {
         fatal(
             &format!("cannot list tart's VMs: {e}"),
@@ -377,9 +378,20 @@ fn bring_up(file: &FileArgs, selectors: &[String], options: Options, verb: &'sta
         let code = interruptible(&ui, async {
             pull_images(&session.tart, &ui, images).await?;
             let (ctx, observed) = context(session, options, ui.clone())?;
+            let started = std::time::Instant::now();
             let mut reports = engine::converge(ctx.clone(), &observed, &selected).await;
             if !ctx.options.no_provision {
                 engine::provision::run(ctx.clone(), &mut reports).await;
+                // Steps run in phases across nodes: a node that ran one was busy until the end.
+                for r in reports.iter_mut() {
+                    let in_steps = r.actions.iter().any(|a| a.starts_with("ran "))
+                        || r.failure
+                            .as_ref()
+                            .is_some_and(|f| matches!(f.stage, "provision" | "ready"));
+                    if in_steps {
+                        r.seconds = started.elapsed().as_secs_f64();
+                    }
+                }
             }
             for r in reports.iter().filter(|r| r.failure.is_none()) {
                 let summary = if r.actions.is_empty() {

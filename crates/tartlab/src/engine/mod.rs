@@ -63,6 +63,10 @@ pub struct Timeouts {
     pub ip: u16,
     pub ssh: Duration,
     pub stop: Duration,
+    /// `tart clone` (of a cached image) and `tart set`.
+    pub create: Duration,
+    /// One remote command: a base part, a file, a step, a probe.
+    pub command: Duration,
 }
 
 impl Timeouts {
@@ -77,6 +81,8 @@ impl Timeouts {
             ip: secs("TARTLAB_IP_TIMEOUT", 180).min(u64::from(u16::MAX)) as u16,
             ssh: Duration::from_secs(secs("TARTLAB_SSH_TIMEOUT", 120)),
             stop: Duration::from_secs(secs("TARTLAB_STOP_TIMEOUT", 60)),
+            create: Duration::from_secs(secs("TARTLAB_CREATE_TIMEOUT", 600)),
+            command: Duration::from_secs(secs("TARTLAB_COMMAND_TIMEOUT", 1800)),
         }
     }
 }

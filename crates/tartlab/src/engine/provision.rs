@@ -5,7 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::base::{as_root, hash};
 use super::stages::{connect, remote, remote_shown};
@@ -599,19 +598,9 @@ async fn run_probes(
                     let command = as_root(&format!("set -euo pipefail\n{}", probe.run), &[]);
                     let shown = format!("ready probe: {}", probe.run);
                     let what = format!("ready probe `{}`", probe.run);
-                    match tokio::time::timeout(
-                        Duration::from_secs(300),
-                        remote_shown(&ctx, &session, &vm, &what, &command, &shown, None),
-                    )
-                    .await
-                    {
-                        Ok(result) => result.map(|_| ()),
-                        Err(_) => Err(Failure::new(
-                            "ready",
-                            format!("{what} did not finish within 300 s"),
-                            "",
-                        )),
-                    }
+                    remote_shown(&ctx, &session, &vm, &what, &command, &shown, None)
+                        .await
+                        .map(|_| ())
                 }
                 .await
                 .map_err(|mut f| {

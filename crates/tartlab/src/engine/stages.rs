@@ -203,9 +203,17 @@ async fn create(ctx: &Context, node: &Node, clone: bool) -> Result<(), Failure> 
         .pin(vm, &[])
         .map_err(|e| Failure::new("create", e, state_hint))?;
     if clone {
-        ctx.tart
-            .output(&["clone", &node.image, vm])
+        let args = ["clone", node.image.as_str(), vm.as_str()];
+        let cloning = ctx.tart.output(&args);
+        tokio::time::timeout(ctx.timeouts.create, cloning)
             .await
+            .map_err(|_| {
+                Failure::new(
+                    "create",
+                    format!("`tart clone {} {vm}` did not finish within {} s", node.image, ctx.timeouts.create.as_secs()),
+                    "it goes on by itself; check the free disk space, then `tartlab up` again (or raise TARTLAB_CREATE_TIMEOUT)",
+                )
+            })?
             .map_err(|e| {
                 tart_failure(
                     "create",
@@ -475,7 +483,16 @@ pub(super) async fn remote_shown(
 ) -> Result<ssh::Output, Failure> {
     let log = ctx.dir.provision_log(vm);
     let hint = format!("the whole transcript is in {}", log.display());
-    match session.exec(command, stdin.map(str::as_bytes)).await {
+    let running = session.exec(command, stdin.map(str::as_bytes));
+    let limit = ctx.timeouts.command;
+    let result = match tokio::time::timeout(limit, running).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "did not finish within {} s (TARTLAB_COMMAND_TIMEOUT)",
+            limit.as_secs()
+        )),
+    };
+    match result {
         Err(e) => {
             transcript(ctx, vm, shown, None, Some(&e));
             Err(Failure::new("base", format!("{what}: {e}"), hint))

@@ -79,6 +79,8 @@ pub struct VmSettings {
 pub struct Tart {
     pub program: PathBuf,
     pub home: PathBuf,
+    /// The lab lock's descriptor, inherited by the commands `output` runs.
+    pub lock_fd: Option<i32>,
 }
 
 impl Tart {
@@ -101,7 +103,11 @@ impl Tart {
             Some(h) => PathBuf::from(h),
             None => Path::new(&std::env::var_os("HOME").unwrap_or_default()).join(".tart"),
         };
-        Ok(Tart { program, home })
+        Ok(Tart {
+            program,
+            home,
+            lock_fd: None,
+        })
     }
 
     fn describe(&self, args: &[&str]) -> String {
@@ -120,6 +126,20 @@ impl Tart {
     pub async fn output(&self, args: &[&str]) -> Result<String, TartError> {
         let mut cmd = self.command(args);
         cmd.kill_on_drop(false).process_group(0);
+        if let Some(fd) = self.lock_fd {
+            // SAFETY: fcntl on an open descriptor, in the child between fork and exec. The
+            // command keeps the lab lock while it runs, so a tartlab started after this one
+            // dies waits for it instead of racing it (a second `tart set` on the same VM).
+            unsafe {
+                cmd.pre_exec(move || {
+                    let flags = libc::fcntl(fd, libc::F_GETFD);
+                    if flags >= 0 {
+                        libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                    }
+                    Ok(())
+                });
+            }
+        }
         let result = cmd.output().await;
         let error = |code, output| TartError {
             command: self.describe(args),
