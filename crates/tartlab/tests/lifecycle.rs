@@ -38,8 +38,7 @@ fn the_seed_lab_comes_up_converges_and_goes_down_without_a_trace() {
     assert_ne!(with_key, seed, "the seed lab's user has a shell line");
     lab.write("tartlab.yaml", &with_key);
 
-    let up = lab.ok(&["up"]);
-    assert!(up.stdout.contains("up: 9 of 9 nodes ok"), "{}", up.stdout);
+    lab.up_all_ok(9);
     let clusters = ["dev", "stg", "prod"];
     let names: Vec<String> = clusters
         .iter()
@@ -338,12 +337,7 @@ fn a_vm_whose_tart_run_dies_fails_at_once_with_the_log_tail() {
         "{stdout}"
     );
     // Once the fault is gone, the next up finishes the lab.
-    let again = lab.ok(&["up"]);
-    assert!(
-        again.stdout.contains("up: 2 of 2 nodes ok"),
-        "{}",
-        again.stdout
-    );
+    lab.up_all_ok(2);
 }
 
 #[test]
@@ -378,12 +372,7 @@ fn ctrl_c_stops_cleanly_leaving_the_vms_running_and_up_finishes_the_lab() {
         lab.state()["vms"]["dev-master"]["mac"].is_string(),
         "ownership saved"
     );
-    let again = lab.ok(&["up"]);
-    assert!(
-        again.stdout.contains("up: 2 of 2 nodes ok"),
-        "{}",
-        again.stdout
-    );
+    lab.up_all_ok(2);
     assert_eq!(
         lab.boots("dev-master"),
         1,
@@ -538,10 +527,5 @@ fn ctrl_c_never_cuts_a_tart_command_short() {
     assert_eq!(get.code, 0, "the VM is readable: {}", get.stderr);
     let config: serde_json::Value = serde_json::from_str(&get.stdout).unwrap();
     assert_eq!(config["CPU"], 3, "the set finished after tartlab stopped");
-    let again = lab.ok(&["up"]);
-    assert!(
-        again.stdout.contains("up: 1 of 1 node ok"),
-        "{}",
-        again.stdout
-    );
+    lab.up_all_ok(1);
 }

@@ -59,8 +59,7 @@ fn k3s_lab() -> Lab {
 #[test]
 fn the_masters_token_reaches_every_worker_of_its_cluster_and_is_never_shown() {
     let lab = k3s_lab();
-    let up = lab.ok(&["up"]);
-    assert!(up.stdout.contains("up: 5 of 5 nodes ok"), "{}", up.stdout);
+    let up = lab.up_all_ok(5);
     let state = lab.state();
     for cluster in ["k3s", "other"] {
         let token = state["vms"][format!("{cluster}-master")]["outputs"]["token"]
@@ -218,12 +217,7 @@ fn a_failing_step_stops_its_cluster_and_the_other_cluster_goes_on() {
         "the failed cluster stopped"
     );
     lab.write("tartlab.yaml", &yaml.replace("exit 5", "true"));
-    let fixed = lab.ok(&["up"]);
-    assert!(
-        fixed.stdout.contains("up: 3 of 3 nodes ok"),
-        "{}",
-        fixed.stdout
-    );
+    lab.up_all_ok(3);
     assert_eq!(lab.ssh("a-worker", "ls /var/tmp/two").code, 0);
 }
 

@@ -22,8 +22,7 @@ fn running(lab: &Lab, vm: &str) -> bool {
 
 /// Asserts that `up` now converges: exit 0 and every node of the pair lab reachable.
 fn converges(lab: &Lab) {
-    let up = lab.ok(&["up"]);
-    assert!(up.stdout.contains("up: 2 of 2 nodes ok"), "{}", up.stdout);
+    lab.up_all_ok(2);
     for vm in ["dev-master", "dev-worker"] {
         assert_eq!(lab.ssh(vm, "hostname").stdout.trim(), vm);
     }
@@ -211,12 +210,7 @@ fn a_vm_that_dies_mid_provision_fails_and_the_next_up_boots_and_finishes_it() {
         "the other node finished"
     );
     std::fs::remove_file(lab.home.join("sim/faults")).unwrap();
-    let again = lab.ok(&["up"]);
-    assert!(
-        again.stdout.contains("up: 2 of 2 nodes ok"),
-        "{}",
-        again.stdout
-    );
+    lab.up_all_ok(2);
     assert_eq!(lab.ssh("dev-master", "ls /var/tmp/slow-done").code, 0);
 }
 

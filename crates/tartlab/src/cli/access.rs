@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use russh::keys::PrivateKey;
 
-use super::{checked, out, FileArgs, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_PARTIAL};
+use super::{fatal, out, FileArgs, LabView, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_PARTIAL};
 use crate::guest::ssh::{self, Auth};
 use crate::lab::{self, Node};
 use crate::provider::Tart;
-use crate::state::{KnownHosts, LabDir, State};
+use crate::state::KnownHosts;
 use crate::ui;
 
 #[derive(clap::Args, Debug)]
@@ -84,80 +84,10 @@ pub struct InventoryArgs {
     pub ini: bool,
 }
 
-fn fail(message: &str, hint: &str) -> i32 {
-    eprintln!("error: {message}");
-    if !hint.is_empty() {
-        eprintln!("  hint: {hint}");
-    }
-    EXIT_FAILED
-}
-
-/// The lab as the access commands need it: nodes, where the state is, what it knows.
-struct LabView {
-    lab_name: String,
-    nodes: Vec<Node>,
-    dir: LabDir,
-    state: State,
-}
-
-impl LabView {
-    fn open(args: &FileArgs) -> Result<LabView, i32> {
-        let (loaded, nodes) = checked(args)?;
-        let dir =
-            LabDir::beside(&loaded.source.path, false).map_err(|e| fail(&e.to_string(), ""))?;
-        let state = dir.read_state(&loaded.file.lab).map_err(|e| fail(&e, ""))?;
-        Ok(LabView {
-            lab_name: loaded.file.lab,
-            nodes,
-            dir,
-            state,
-        })
-    }
-
-    fn absolute(&self, path: PathBuf) -> PathBuf {
-        std::path::absolute(&path).unwrap_or(path)
-    }
-
-    fn node(&self, name: &str) -> Result<&Node, i32> {
-        self.nodes
-            .iter()
-            .find(|n| n.vm_name == name)
-            .ok_or_else(|| {
-                eprintln!("error: `{name}` is not a node of lab `{}`", self.lab_name);
-                eprintln!(
-                    "  hint: the nodes are {}",
-                    self.nodes
-                        .iter()
-                        .map(|n| n.vm_name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                EXIT_INVALID
-            })
-    }
-
-    /// The node's address, if the lab owns it and it runs.
-    fn address(&self, node: &Node, running: &[String]) -> Result<String, String> {
-        let vm = &node.vm_name;
-        let Some(owned) = self.state.vms.get(vm) else {
-            return Err(format!(
-                "{vm} has not been created by this lab: `tartlab up {vm}`"
-            ));
-        };
-        if !running.contains(vm) {
-            return Err(format!("{vm} is not running: `tartlab start {vm}`"));
-        }
-        owned
-            .ip
-            .clone()
-            .ok_or_else(|| format!("{vm} has no known address yet: `tartlab up {vm}`"))
-    }
-}
-
 /// The names of running local VMs (one `tart list`).
 fn running_vms() -> Result<Vec<String>, i32> {
     let tart = Tart::locate().map_err(|e| {
-        fail(
+        fatal(
             &format!("cannot find tart: {e}"),
             "install it, or point TARTLAB_TART at it",
         )
@@ -165,10 +95,10 @@ fn running_vms() -> Result<Vec<String>, i32> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| fail(&e.to_string(), ""))?;
+        .map_err(|e| fatal(&e.to_string(), ""))?;
     let list = rt
         .block_on(tart.list())
-        .map_err(|e| fail(&format!("cannot list tart's VMs: {e}"), ""))?;
+        .map_err(|e| fatal(&format!("cannot list tart's VMs: {e}"), ""))?;
     Ok(list
         .into_iter()
         .filter(|e| e.is_local() && e.running)
@@ -204,7 +134,7 @@ pub fn ssh(args: &SshArgs) -> i32 {
         let node = view.node(&args.node)?;
         let ip = view
             .address(node, &running_vms()?)
-            .map_err(|e| fail(&e, ""))?;
+            .map_err(|e| fatal(&e, ""))?;
         let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
         let mut cmd = std::process::Command::new("ssh");
         cmd.args(ssh_options(&view, &node.vm_name));
@@ -216,7 +146,7 @@ pub fn ssh(args: &SshArgs) -> i32 {
             cmd.arg("--").args(&args.command);
         }
         let error = cmd.exec();
-        Err(fail(
+        Err(fatal(
             &format!("cannot run ssh: {error}"),
             "install the OpenSSH client",
         ))
@@ -254,7 +184,7 @@ pub fn exec(args: &ExecArgs) -> i32 {
             return Err(EXIT_INVALID);
         }
         let running = running_vms()?;
-        let key = Arc::new(view.dir.lab_key().map_err(|e| fail(&e, ""))?);
+        let key = Arc::new(view.dir.lab_key().map_err(|e| fatal(&e, ""))?);
         let known = KnownHosts::new(&view.dir);
         let command = args.command.join(" ");
         let colour = std::io::stdout().is_terminal()
@@ -264,7 +194,7 @@ pub fn exec(args: &ExecArgs) -> i32 {
             .worker_threads(2)
             .enable_all()
             .build()
-            .map_err(|e| fail(&e.to_string(), ""))?;
+            .map_err(|e| fatal(&e.to_string(), ""))?;
         let results = rt.block_on(async {
             let limit = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
             let mut tasks = Vec::new();
@@ -420,14 +350,14 @@ pub fn cp(args: &CpArgs) -> i32 {
         let node = view.node(node_name)?.clone();
         let ip = view
             .address(&node, &running_vms()?)
-            .map_err(|e| fail(&e, ""))?;
+            .map_err(|e| fatal(&e, ""))?;
         let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
-        let key = Arc::new(view.dir.lab_key().map_err(|e| fail(&e, ""))?);
+        let key = Arc::new(view.dir.lab_key().map_err(|e| fatal(&e, ""))?);
         let pinned = KnownHosts::new(&view.dir).pinned(&node.vm_name);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| fail(&e.to_string(), ""))?;
+            .map_err(|e| fatal(&e.to_string(), ""))?;
         let copied = rt.block_on(async {
             let session =
                 ssh::connect(&ip, &user, Auth::Key(&key), pinned, Duration::from_secs(15))
@@ -448,7 +378,7 @@ pub fn cp(args: &CpArgs) -> i32 {
                 eprintln!("copied {n} file(s)");
                 Ok(EXIT_OK)
             }
-            Err(e) => Err(fail(
+            Err(e) => Err(fatal(
                 &format!("cp {} {}: {e}", args.source, args.destination),
                 "use -r for directories; remote paths are as the login user sees them",
             )),
@@ -618,7 +548,7 @@ pub fn ssh_config(args: &FileArgs) -> i32 {
         let path = view.dir.root.join("ssh_config");
         if view.dir.root.is_dir() {
             crate::state::write_atomic(&path, text.as_bytes(), 0o644)
-                .map_err(|e| fail(&format!("cannot write {}: {e}", path.display()), ""))?;
+                .map_err(|e| fatal(&format!("cannot write {}: {e}", path.display()), ""))?;
         }
         print!("{text}");
         Ok(EXIT_OK)

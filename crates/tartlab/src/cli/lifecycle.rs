@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::{
-    checked, out, FileArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK, EXIT_PARTIAL,
+    checked, fatal, out, FileArgs, LabView, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK,
+    EXIT_PARTIAL,
 };
 use crate::engine::watch::{AddressBoard, RunningVms};
 use crate::engine::{
@@ -48,15 +49,6 @@ pub struct NodesArgs {
     pub file: FileArgs,
     /// Only these nodes: names, cluster=NAME, role=NAME or all (default: all)
     pub nodes: Vec<String>,
-}
-
-/// A failure before any node was touched: message and hint on stderr, exit 1.
-fn fatal(message: &str, hint: &str) -> i32 {
-    eprintln!("error: {message}");
-    if !hint.is_empty() {
-        eprintln!("  hint: {hint}");
-    }
-    EXIT_FAILED
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, i32> {
@@ -503,12 +495,12 @@ struct StatusRow {
 
 pub fn status(args: &FileArgs) -> i32 {
     block_on(async {
-        let (loaded, nodes) = checked(args)?;
-        let dir =
-            LabDir::beside(&loaded.source.path, false).map_err(|e| fatal(&e.to_string(), ""))?;
-        let state = dir
-            .read_state(&loaded.file.lab)
-            .map_err(|e| fatal(&e, ""))?;
+        let LabView {
+            lab_name,
+            nodes,
+            state,
+            ..
+        } = LabView::open(args)?;
         let tart = Tart::locate().map_err(|e| {
             fatal(
                 &format!("cannot find tart: {e}"),
@@ -560,7 +552,7 @@ pub fn status(args: &FileArgs) -> i32 {
             });
         }
         if args.json {
-            out(&serde_json::json!({ "lab": loaded.file.lab, "nodes": rows }).to_string());
+            out(&serde_json::json!({ "lab": lab_name, "nodes": rows }).to_string());
             return Ok(EXIT_OK);
         }
         let table: Vec<Vec<String>> = rows

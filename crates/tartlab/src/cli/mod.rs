@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::lab::{self, Diagnostic};
+use crate::lab::{self, Diagnostic, Node};
+use crate::state::{LabDir, State};
 
 mod access;
 mod lifecycle;
@@ -91,6 +92,79 @@ pub fn main() -> i32 {
         Some(Command::SshConfig(args)) => access::ssh_config(&args),
         Some(Command::Inventory(args)) => access::inventory(&args),
         Some(Command::Schema) => schema(),
+    }
+}
+
+/// A failure before any node was touched: message and hint on stderr, exit 1.
+pub(crate) fn fatal(message: &str, hint: &str) -> i32 {
+    eprintln!("error: {message}");
+    if !hint.is_empty() {
+        eprintln!("  hint: {hint}");
+    }
+    EXIT_FAILED
+}
+
+/// The lab as the reading commands need it: nodes, where the state is, what it knows.
+pub(crate) struct LabView {
+    pub lab_name: String,
+    pub nodes: Vec<Node>,
+    pub dir: LabDir,
+    pub state: State,
+}
+
+impl LabView {
+    pub(crate) fn open(args: &FileArgs) -> Result<LabView, i32> {
+        let (loaded, nodes) = checked(args)?;
+        let dir =
+            LabDir::beside(&loaded.source.path, false).map_err(|e| fatal(&e.to_string(), ""))?;
+        let state = dir
+            .read_state(&loaded.file.lab)
+            .map_err(|e| fatal(&e, ""))?;
+        Ok(LabView {
+            lab_name: loaded.file.lab,
+            nodes,
+            dir,
+            state,
+        })
+    }
+
+    pub(crate) fn absolute(&self, path: PathBuf) -> PathBuf {
+        std::path::absolute(&path).unwrap_or(path)
+    }
+
+    pub(crate) fn node(&self, name: &str) -> Result<&Node, i32> {
+        self.nodes
+            .iter()
+            .find(|n| n.vm_name == name)
+            .ok_or_else(|| {
+                eprintln!("error: `{name}` is not a node of lab `{}`", self.lab_name);
+                eprintln!(
+                    "  hint: the nodes are {}",
+                    self.nodes
+                        .iter()
+                        .map(|n| n.vm_name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+                EXIT_INVALID
+            })
+    }
+
+    /// The node's address, if the lab owns it and it runs.
+    pub(crate) fn address(&self, node: &Node, running: &[String]) -> Result<String, String> {
+        let vm = &node.vm_name;
+        let Some(owned) = self.state.vms.get(vm) else {
+            return Err(format!(
+                "{vm} has not been created by this lab: `tartlab up {vm}`"
+            ));
+        };
+        if !running.contains(vm) {
+            return Err(format!("{vm} is not running: `tartlab start {vm}`"));
+        }
+        owned
+            .ip
+            .clone()
+            .ok_or_else(|| format!("{vm} has no known address yet: `tartlab up {vm}`"))
     }
 }
 

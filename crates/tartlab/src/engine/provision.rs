@@ -241,6 +241,7 @@ fn step_inputs(
     step: &StepSpec,
     node: &Node,
     selection: &str,
+    files: &str,
     outputs: &HashMap<String, BTreeMap<String, String>>,
 ) -> Result<(String, String), Failure> {
     let env = environment(lab, outputs, step, node)?;
@@ -250,7 +251,7 @@ fn step_inputs(
         &script,
         step.user.as_deref().unwrap_or(""),
         selection,
-        &files_digest(lab, node),
+        files,
     ]);
     Ok((script, inputs))
 }
@@ -285,9 +286,10 @@ pub fn pending(lab: &Lab, state: &crate::state::State, node: &Node) -> Vec<Strin
         .iter()
         .map(|(vm, o)| (vm.clone(), o.outputs.clone()))
         .collect();
+    let files = files_digest(lab, node);
     for step in lab.file.provision.iter().filter(|s| selects(&s.on, node)) {
         let key = format!("step:{}", step.name);
-        match step_inputs(lab, step, node, &selection(lab, step), &outputs) {
+        match step_inputs(lab, step, node, &selection(lab, step), &files, &outputs) {
             Ok((_, inputs)) if owned.applied.get(&key) == Some(&inputs) => {}
             _ => pending.push(format!("step {}", step.name)),
         }
@@ -368,31 +370,37 @@ impl Sessions {
     }
 }
 
+/// A node a step runs on: where it is, and the hash of the files it gets.
+struct Target {
+    node: Node,
+    ip: String,
+    files: String,
+}
+
 /// Runs one step on one node (when its inputs changed or it is forced); returns whether it ran.
 async fn run_step(
     ctx: &Context,
     sessions: &Sessions,
     step: &StepSpec,
-    node: &Node,
-    ip: &str,
+    target: &Target,
     selection: &str,
     outputs: &HashMap<String, BTreeMap<String, String>>,
 ) -> Result<bool, Failure> {
+    let Target { node, ip, files } = target;
     let vm = &node.vm_name;
-    let (script, inputs) = step_inputs(&ctx.lab, step, node, selection, outputs)?;
+    let (script, inputs) = step_inputs(&ctx.lab, step, node, selection, files, outputs)?;
     let key = format!("step:{}", step.name);
     let forced = match &ctx.options.reprovision {
         Some(None) => true,
         Some(Some(name)) => *name == step.name,
         None => false,
     };
-    let applied = ctx.store.vm(vm).map(|o| o.applied).unwrap_or_default();
-    let declared_present = step.outputs.iter().all(|o| {
-        ctx.store
-            .vm(vm)
-            .is_some_and(|v| v.outputs.contains_key(o.name()))
-    });
-    if !forced && applied.get(&key) == Some(&inputs) && declared_present {
+    let recorded = ctx.store.vm(vm).unwrap_or_default();
+    let declared_present = step
+        .outputs
+        .iter()
+        .all(|o| recorded.outputs.contains_key(o.name()));
+    if !forced && recorded.applied.get(&key) == Some(&inputs) && declared_present {
         ctx.ui
             .skipped(vm, "provision", &format!("{} (unchanged)", step.name));
         return Ok(false);
@@ -474,6 +482,14 @@ pub async fn run(ctx: Arc<Context>, reports: &mut [NodeReport]) {
     let mut ran: HashMap<String, Vec<String>> = HashMap::new();
     // Steps that did not run on a healthy node because its cluster had a failure.
     let mut skipped: HashMap<String, Vec<String>> = HashMap::new();
+    // Each node's files, read and hashed once for all its steps.
+    let files: HashMap<String, String> = ctx
+        .lab
+        .nodes
+        .iter()
+        .filter(|n| ready.contains_key(&n.vm_name))
+        .map(|n| (n.vm_name.clone(), files_digest(&ctx.lab, n)))
+        .collect();
     for step in ctx.lab.file.provision.clone() {
         let selected: Vec<Node> = ctx
             .lab
@@ -503,6 +519,11 @@ pub async fn run(ctx: Arc<Context>, reports: &mut [NodeReport]) {
                     .push(step.name.clone());
                 continue;
             }
+            let target = Target {
+                files: files.get(&node.vm_name).cloned().unwrap_or_default(),
+                node,
+                ip,
+            };
             let (ctx, sessions, step, selection, outputs) = (
                 ctx.clone(),
                 sessions.clone(),
@@ -511,9 +532,8 @@ pub async fn run(ctx: Arc<Context>, reports: &mut [NodeReport]) {
                 outputs.clone(),
             );
             tasks.push(tokio::spawn(async move {
-                let result =
-                    run_step(&ctx, &sessions, &step, &node, &ip, &selection, &outputs).await;
-                (node, result)
+                let result = run_step(&ctx, &sessions, &step, &target, &selection, &outputs).await;
+                (target.node, result)
             }));
         }
         for task in tasks {

@@ -146,6 +146,15 @@ impl Lab {
         out
     }
 
+    /// Runs `tartlab up` and fails the test unless it exits 0 with all `n` nodes ok.
+    pub fn up_all_ok(&self, n: usize) -> Out {
+        let out = self.ok(&["up"]);
+        let nodes = if n == 1 { "node" } else { "nodes" };
+        let expected = format!("up: {n} of {n} {nodes} ok");
+        assert!(out.stdout.contains(&expected), "{}", out.stdout);
+        out
+    }
+
     pub fn tart(&self, args: &[&str]) -> Out {
         let mut cmd = Command::new(tart_sim());
         cmd.args(args);
