@@ -103,7 +103,7 @@ impl LabDir {
                 })?;
                 if state.lab != lab {
                     return Err(format!(
-                        "{} belongs to lab `{}`, not `{lab}`: two lab files share this directory",
+                        "{} belongs to lab `{}`, not `{lab}`: two lab files share this directory; keep each lab file in its own directory",
                         path.display(),
                         state.lab
                     ));

@@ -96,9 +96,12 @@ fn running_vms() -> Result<Vec<String>, i32> {
         .enable_all()
         .build()
         .map_err(|e| fatal(&e.to_string(), ""))?;
-    let list = rt
-        .block_on(tart.list())
-        .map_err(|e| fatal(&format!("cannot list tart's VMs: {e}"), ""))?;
+    let list = rt.block_on(tart.list()).map_err(|e| {
+        fatal(
+            &format!("cannot list tart's VMs: {e}"),
+            "check the tart installation: `tart list`",
+        )
+    })?;
     Ok(list
         .into_iter()
         .filter(|e| e.is_local() && e.running)
@@ -184,7 +187,11 @@ pub fn exec(args: &ExecArgs) -> i32 {
             return Err(EXIT_INVALID);
         }
         let running = running_vms()?;
-        let key = Arc::new(view.dir.lab_key().map_err(|e| fatal(&e, ""))?);
+        let key = Arc::new(
+            view.dir
+                .lab_key()
+                .map_err(|e| fatal(&e, "check .tartlab/id_ed25519"))?,
+        );
         let known = KnownHosts::new(&view.dir);
         let command = args.command.join(" ");
         let colour = std::io::stdout().is_terminal()
@@ -352,7 +359,11 @@ pub fn cp(args: &CpArgs) -> i32 {
             .address(&node, &running_vms()?)
             .map_err(|e| fatal(&e, ""))?;
         let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
-        let key = Arc::new(view.dir.lab_key().map_err(|e| fatal(&e, ""))?);
+        let key = Arc::new(
+            view.dir
+                .lab_key()
+                .map_err(|e| fatal(&e, "check .tartlab/id_ed25519"))?,
+        );
         let pinned = KnownHosts::new(&view.dir).pinned(&node.vm_name);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -507,10 +507,12 @@ pub fn status(args: &FileArgs) -> i32 {
                 "install it, or point TARTLAB_TART at it",
             )
         })?;
-        let list = tart
-            .list()
-            .await
-            .map_err(|e| fatal(&format!("cannot list tart's VMs: {e}"), ""))?;
+        let list = tart.list().await.map_err(|e| {
+            fatal(
+                &format!("cannot list tart's VMs: {e}"),
+                "check the tart installation: `tart list`",
+            )
+        })?;
         let observed = Observed::from_list(list);
         let mut rows = Vec::new();
         for node in &nodes {

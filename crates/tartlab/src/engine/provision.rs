@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::base::{as_root, hash};
-use super::stages::{connect, remote, remote_shown};
+use super::stages::{connect, remote, remote_shown, WRITABLE};
 use super::{Context, Failure, Lab, NodeReport};
 use crate::guest::quote;
 use crate::guest::ssh::Session;
@@ -94,10 +94,13 @@ pub async fn upload_files(
         .sftp()
         .await
         .map_err(|e| Failure::new("files", e, "the image's sshd needs its sftp subsystem"))?;
-    let home = sftp
-        .canonicalize(".")
-        .await
-        .map_err(|e| Failure::new("files", format!("SFTP: {e}"), ""))?;
+    let home = sftp.canonicalize(".").await.map_err(|e| {
+        Failure::new(
+            "files",
+            format!("SFTP: {e}"),
+            "the image's sshd needs its sftp subsystem",
+        )
+    })?;
     let mut done = Vec::new();
     for (i, upload) in uploads.iter().enumerate() {
         let staged = format!("{home}/.tartlab-upload-{i}");
@@ -129,7 +132,7 @@ pub async fn upload_files(
                 o.applied
                     .insert(format!("file:{}", upload.spec.dest), upload.hash.clone());
             })
-            .map_err(|e| Failure::new("files", e, "check that .tartlab/ is writable"))?;
+            .map_err(|e| Failure::new("files", e, WRITABLE))?;
         done.push(upload.spec.dest.clone());
     }
     let _ = sftp.close().await;
@@ -452,7 +455,7 @@ async fn run_step(
             o.outputs.extend(printed);
             o.applied.insert(key, inputs);
         })
-        .map_err(|e| Failure::new("provision", e, "check that .tartlab/ is writable"))?;
+        .map_err(|e| Failure::new("provision", e, WRITABLE))?;
     ctx.ui.done(vm, "provision", &step.name);
     Ok(true)
 }

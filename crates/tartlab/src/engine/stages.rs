@@ -132,17 +132,22 @@ async fn reach_and_provision(
     provision_base(ctx, node, &ip, booted, report).await
 }
 
+/// The hint for a failed write of the state, the pinned keys or the logs.
+pub(super) const WRITABLE: &str = "check that .tartlab/ is writable and the disk is not full";
+
 fn tart_failure(stage: &'static str, e: crate::provider::TartError, hint: &str) -> Failure {
     Failure::new(stage, e.to_string(), hint)
 }
 
 async fn adopt(ctx: &Context, node: &Node) -> Result<(), Failure> {
     let vm = &node.vm_name;
-    let settings = ctx
-        .tart
-        .get(vm)
-        .await
-        .map_err(|e| tart_failure("adopt", e, ""))?;
+    let settings = ctx.tart.get(vm).await.map_err(|e| {
+        tart_failure(
+            "adopt",
+            e,
+            "check that tart can read it: `tart get` with its name",
+        )
+    })?;
     let mac = ctx.tart.mac(vm).ok_or_else(|| {
         Failure::new(
             "adopt",
@@ -152,7 +157,7 @@ async fn adopt(ctx: &Context, node: &Node) -> Result<(), Failure> {
     })?;
     ctx.known
         .pin(vm, &[])
-        .map_err(|e| Failure::new("adopt", e, ""))?;
+        .map_err(|e| Failure::new("adopt", e, WRITABLE))?;
     ctx.store
         .update(|s| {
             s.vms.insert(
@@ -170,7 +175,7 @@ async fn adopt(ctx: &Context, node: &Node) -> Result<(), Failure> {
                 },
             );
         })
-        .map_err(|e| Failure::new("adopt", e, "check that .tartlab/ is writable"))
+        .map_err(|e| Failure::new("adopt", e, WRITABLE))
 }
 
 /// Records the intent, clones (unless the clone is already there), gives the VM its own MAC
@@ -180,7 +185,7 @@ async fn create(ctx: &Context, node: &Node, clone: bool) -> Result<(), Failure> 
     let _permit = ctx.limit.acquire().await;
     ctx.ui
         .started(vm, "create", &format!("tart clone {}", node.image));
-    let state_hint = "check that .tartlab/ is writable";
+
     ctx.store
         .update(|s| {
             s.vms.insert(
@@ -198,10 +203,10 @@ async fn create(ctx: &Context, node: &Node, clone: bool) -> Result<(), Failure> 
                 },
             );
         })
-        .map_err(|e| Failure::new("create", e, state_hint))?;
+        .map_err(|e| Failure::new("create", e, WRITABLE))?;
     ctx.known
         .pin(vm, &[])
-        .map_err(|e| Failure::new("create", e, state_hint))?;
+        .map_err(|e| Failure::new("create", e, WRITABLE))?;
     if clone {
         let args = ["clone", node.image.as_str(), vm.as_str()];
         let cloning = ctx.tart.output(&args);
@@ -251,7 +256,7 @@ async fn create(ctx: &Context, node: &Node, clone: bool) -> Result<(), Failure> 
     })?;
     ctx.store
         .update_vm(vm, |o| o.mac = Some(mac))
-        .map_err(|e| Failure::new("create", e, state_hint))
+        .map_err(|e| Failure::new("create", e, WRITABLE))
 }
 
 /// Applies new cpu, memory or disk to a stopped VM.
@@ -281,7 +286,7 @@ async fn configure(ctx: &Context, node: &Node, owned: &OwnedVm) -> Result<(), Fa
             o.disk = node.disk.or(o.disk);
             o.network = node.network.clone();
         })
-        .map_err(|e| Failure::new("configure", e, "check that .tartlab/ is writable"))
+        .map_err(|e| Failure::new("configure", e, WRITABLE))
 }
 
 /// The `tart run` flags for a network mode, each checked against `tart run --help`.
@@ -419,7 +424,7 @@ async fn wait_for_ip(
     };
     ctx.store
         .update_vm(vm, |o| o.ip = Some(ip.clone()))
-        .map_err(|e| Failure::new("ip", e, "check that .tartlab/ is writable"))?;
+        .map_err(|e| Failure::new("ip", e, WRITABLE))?;
     ctx.ui.done(vm, "ip", &ip);
     Ok(ip)
 }
@@ -552,7 +557,7 @@ pub(super) async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<Sess
                     if let Some(key) = &session.host_key {
                         ctx.known
                             .pin(vm, std::slice::from_ref(key))
-                            .map_err(|e| Failure::new("ssh", e, ""))?;
+                            .map_err(|e| Failure::new("ssh", e, WRITABLE))?;
                     }
                 }
                 if use_key {
@@ -561,7 +566,7 @@ pub(super) async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<Sess
                             .update_vm(vm, |o| {
                                 o.applied.insert("lab-key".into(), "installed".into());
                             })
-                            .map_err(|e| Failure::new("ssh", e, ""))?;
+                            .map_err(|e| Failure::new("ssh", e, WRITABLE))?;
                     }
                     ctx.ui.done(vm, "ssh", &format!("{user}@{ip}"));
                     return Ok(session);
@@ -724,7 +729,7 @@ async fn apply(ctx: &Context, session: &Session, vm: &str, part: &Part) -> Resul
         keys.extend(printed_keys(vm, &out)?);
         ctx.known
             .pin(vm, &keys)
-            .map_err(|e| Failure::new("base", e, ""))?;
+            .map_err(|e| Failure::new("base", e, WRITABLE))?;
     }
     let out = remote(
         ctx,
@@ -739,13 +744,13 @@ async fn apply(ctx: &Context, session: &Session, vm: &str, part: &Part) -> Resul
         let keys = printed_keys(vm, &out)?;
         ctx.known
             .pin(vm, &keys)
-            .map_err(|e| Failure::new("base", e, ""))?;
+            .map_err(|e| Failure::new("base", e, WRITABLE))?;
     }
     ctx.store
         .update_vm(vm, |o| {
             o.applied.insert(part.name.clone(), part.hash.clone());
         })
-        .map_err(|e| Failure::new("base", e, "check that .tartlab/ is writable"))
+        .map_err(|e| Failure::new("base", e, WRITABLE))
 }
 
 /// A shutdown from inside the guest, waiting for `tart run` to end; `tart stop` if it does
@@ -838,10 +843,10 @@ pub async fn delete(ctx: &Context, vm: &str, running: bool) -> Result<(), Failur
     }
     ctx.known
         .pin(vm, &[])
-        .map_err(|e| Failure::new("delete", e, ""))?;
+        .map_err(|e| Failure::new("delete", e, WRITABLE))?;
     ctx.store
         .update(|s| {
             s.vms.remove(vm);
         })
-        .map_err(|e| Failure::new("delete", e, "check that .tartlab/ is writable"))
+        .map_err(|e| Failure::new("delete", e, WRITABLE))
 }
