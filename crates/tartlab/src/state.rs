@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::io::AsRawFd;
+use std::os::unix::io::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -121,7 +121,7 @@ impl LabDir {
     }
 
     /// Takes the lab lock, or says who holds it. The tart commands a tartlab runs share its
-    /// lock (see `LabLock::fd`): when a tartlab was killed while one of them still runs,
+    /// lock (see `LabLock::share`): when a tartlab was killed while one of them still runs,
     /// the lock is waited for (up to two minutes) instead of racing that command.
     pub fn lock(&self) -> Result<LabLock, String> {
         let path = self.root.join("lock");
@@ -164,7 +164,11 @@ impl LabDir {
         file.set_len(0).map_err(|e| e.to_string())?;
         let _ = file.rewind();
         write!(file, "{}", std::process::id()).map_err(|e| e.to_string())?;
-        Ok(LabLock { file })
+        let share = file
+            .try_clone()
+            .map(|dup| LockShare(Arc::new(OwnedFd::from(dup))))
+            .map_err(|e| format!("cannot share the lab lock: {e}"))?;
+        Ok(LabLock { file, share })
     }
 
     /// The lab's SSH key, made on first use (ed25519, 0600).
@@ -195,16 +199,35 @@ impl LabDir {
     }
 }
 
-/// Held while tartlab works on a lab; dropped (or the process dies) to release it.
+/// Held while tartlab works on a lab: the command that took it keeps it (in the engine's
+/// context) until it returns; the kernel releases it when the process dies.
 pub struct LabLock {
     file: File,
+    share: LockShare,
 }
 
 impl LabLock {
-    /// The locked descriptor, for tart commands to inherit: the lock then lasts until the
-    /// last of them ends, even if tartlab itself is killed.
-    pub fn fd(&self) -> i32 {
+    /// A descriptor of the lock for tart commands to inherit: the lock then lasts until the
+    /// last of them ends, even if tartlab itself is killed. The share owns its descriptor (a
+    /// `dup` of the lock's), so it stays open for as long as anything holds the share.
+    pub fn share(&self) -> LockShare {
+        self.share.clone()
+    }
+
+    /// The lock file's descriptor (for tests that check what children inherit).
+    pub fn fd(&self) -> RawFd {
         self.file.as_raw_fd()
+    }
+}
+
+/// An owned duplicate of the lab lock's descriptor, shared by every tart command that must
+/// hold the lock while it runs (flock belongs to the open file, which all duplicates share).
+#[derive(Debug, Clone)]
+pub struct LockShare(Arc<OwnedFd>);
+
+impl LockShare {
+    pub fn raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
     }
 }
 

@@ -254,27 +254,6 @@ fn stop_shuts_the_guests_down_and_start_brings_them_back() {
 }
 
 #[test]
-fn a_second_up_on_the_same_lab_fails_at_once_naming_the_holder() {
-    let lab = Lab::new(TWO_NODES);
-    let mut first = lab
-        .command(&["up"])
-        .env("TART_SIM_BOOT_MS", "3000")
-        .spawn()
-        .unwrap();
-    lab.wait_for_lock_holder(first.id());
-    let second = lab.tartlab(&["up"]);
-    assert_eq!(second.code, 1);
-    assert!(
-        second
-            .stderr
-            .contains(&format!("another tartlab (pid {})", first.id())),
-        "{}",
-        second.stderr
-    );
-    assert!(first.wait().unwrap().success());
-}
-
-#[test]
 fn up_after_a_sigkill_at_any_stage_converges_without_duplicates() {
     let lab = Lab::new(TWO_NODES);
     for delay_ms in [150, 600, 1200, 2000] {
@@ -528,4 +507,136 @@ fn ctrl_c_never_cuts_a_tart_command_short() {
     let config: serde_json::Value = serde_json::from_str(&get.stdout).unwrap();
     assert_eq!(config["CPU"], 3, "the set finished after tartlab stopped");
     lab.up_all_ok(1);
+}
+
+#[test]
+fn a_lowered_count_leaves_an_orphan_that_up_keeps_and_remove_orphans_deletes() {
+    let three = "lab: shrink\nclusters:\n  - name: dev\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker, count: 3 }\n";
+    let lab = Lab::new(three);
+    lab.up_all_ok(4);
+    lab.write("tartlab.yaml", &three.replace("count: 3", "count: 2"));
+
+    let plan = lab.ok(&["plan"]);
+    let row = plan
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("dev-worker-3"))
+        .unwrap_or_else(|| panic!("{}", plan.stdout));
+    assert!(row.contains("orphan: kept"), "{row}");
+    let status = lab.ok(&["status"]);
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.starts_with("dev-worker-3") && l.contains("running (orphan)")),
+        "{}",
+        status.stdout
+    );
+    assert!(
+        status.stdout.contains("--remove-orphans"),
+        "{}",
+        status.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["status", "--json"]).stdout).unwrap();
+    let orphan = json["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node"] == "dev-worker-3")
+        .unwrap();
+    assert_eq!(orphan["orphan"], true);
+
+    let kept = lab.up_all_ok(3);
+    assert!(
+        kept.stderr.contains("warning: dev-worker-3 is an orphan"),
+        "{}",
+        kept.stderr
+    );
+    assert!(
+        lab.vms().contains(&("dev-worker-3".to_string(), true)),
+        "kept, running"
+    );
+
+    let removed = lab.ok(&["up", "--remove-orphans"]);
+    assert!(
+        removed.stdout.contains("deleted (orphan)"),
+        "{}",
+        removed.stdout
+    );
+    assert_eq!(
+        lab.vms(),
+        vec![
+            ("dev-master".to_string(), true),
+            ("dev-worker-1".to_string(), true),
+            ("dev-worker-2".to_string(), true)
+        ]
+    );
+    for vm in ["dev-master", "dev-worker-1", "dev-worker-2"] {
+        assert_eq!(lab.boots(vm), 1, "{vm} was left alone");
+    }
+    assert!(lab.state()["vms"].get("dev-worker-3").is_none());
+
+    // `down NODE...` deletes only the selection; a selector that names nothing is refused.
+    let unknown = lab.tartlab(&["down", "dev-nothing"]);
+    assert_eq!(unknown.code, 2, "{}", unknown.stderr);
+    assert!(
+        unknown.stderr.contains("matches no node"),
+        "{}",
+        unknown.stderr
+    );
+    lab.ok(&["down", "dev-worker-2"]);
+    assert_eq!(
+        lab.vms(),
+        vec![
+            ("dev-master".to_string(), true),
+            ("dev-worker-1".to_string(), true)
+        ]
+    );
+}
+
+#[test]
+fn a_disk_smaller_than_the_image_or_the_vm_is_refused_before_anything_changes() {
+    let lab =
+        Lab::new("lab: disk\nclusters:\n  - name: dev\n    nodes: [{ name: vm, disk: 15 }]\n");
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 2, "{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr.contains("dev-vm: disk 15 GB is smaller than the image's disk (20 GB), and tart cannot shrink a disk"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains("tartlab.yaml:4:"),
+        "located: {}",
+        up.stderr
+    );
+    assert!(lab.vms().is_empty(), "nothing was created");
+    let plan = lab.ok(&["plan"]);
+    assert!(
+        plan.stdout
+            .contains("blocked: disk 15 GB is smaller than the image's disk"),
+        "{}",
+        plan.stdout
+    );
+
+    lab.write(
+        "tartlab.yaml",
+        "lab: disk\nclusters:\n  - name: dev\n    nodes: [{ name: vm, disk: 25 }]\n",
+    );
+    lab.up_all_ok(1);
+    lab.write(
+        "tartlab.yaml",
+        "lab: disk\nclusters:\n  - name: dev\n    nodes: [{ name: vm, disk: 22 }]\n",
+    );
+    let shrink = lab.tartlab(&["up"]);
+    assert_eq!(shrink.code, 2, "{}", shrink.stderr);
+    assert!(
+        shrink
+            .stderr
+            .contains("smaller than its current disk (25 GB)"),
+        "{}",
+        shrink.stderr
+    );
+    assert_eq!(lab.boots("dev-vm"), 1, "not restarted");
 }

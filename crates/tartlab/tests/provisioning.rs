@@ -178,13 +178,13 @@ fn a_changed_step_reruns_only_where_it_changed_and_reprovision_forces_it() {
 
 #[test]
 fn a_failing_step_stops_its_cluster_and_the_other_cluster_goes_on() {
-    let yaml = "lab: fail\nclusters:\n  - name: a\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n  - name: b\n    nodes:\n      - { name: master, role: master }\nprovision:\n  - name: one\n    run: |\n      echo \"working on $TARTLAB_NODE\"\n      if [ \"$TARTLAB_NODE\" = a-master ]; then echo 'disk full' >&2; exit 5; fi\n  - name: two\n    run: touch /var/tmp/two\n";
+    let yaml = "lab: fail\nclusters:\n  - name: a\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n  - name: b\n    nodes:\n      - { name: master, role: master }\nprovision:\n  - name: one\n    run: |\n      echo \"working on $TARTLAB_NODE\"\n      if [ \"$TARTLAB_NODE\" = a-worker ]; then echo 'disk full' >&2; exit 5; fi\n  - name: two\n    run: touch /var/tmp/two\n";
     let lab = Lab::new(yaml);
     let up = lab.tartlab(&["up"]);
     assert_eq!(up.code, 3, "{}\n{}", up.stdout, up.stderr);
     assert!(
         up.stderr.contains(
-            "error: a-master failed at stage `provision`: step `one` failed (exit status 5)"
+            "error: a-worker failed at stage `provision`: step `one` failed (exit status 5)"
         ),
         "{}",
         up.stderr
@@ -195,30 +195,34 @@ fn a_failing_step_stops_its_cluster_and_the_other_cluster_goes_on() {
         up.stderr
     );
     assert!(
-        up.stderr.contains("a-master.provision.log"),
+        up.stderr.contains("a-worker.provision.log"),
         "{}",
         up.stderr
     );
     assert!(
         up.stderr.contains(
-            "error: a-worker failed at stage `provision`: not fully provisioned: a-master failed, so `two` did not run on cluster a"
+            "error: a-master failed at stage `provision`: not fully provisioned: a-worker failed, so `two` did not run on cluster a"
         ),
         "{}",
         up.stderr
     );
+    // "see its error above" is true: the cause comes first, though a-master is listed first.
+    let cause = up.stderr.find("error: a-worker failed").unwrap();
+    let consequence = up.stderr.find("error: a-master failed").unwrap();
+    assert!(cause < consequence, "{}", up.stderr);
     assert_eq!(
         lab.ssh("b-master", "ls /var/tmp/two").code,
         0,
         "the other cluster went on"
     );
     assert_ne!(
-        lab.ssh("a-worker", "ls /var/tmp/two").code,
+        lab.ssh("a-master", "ls /var/tmp/two").code,
         0,
         "the failed cluster stopped"
     );
     lab.write("tartlab.yaml", &yaml.replace("exit 5", "true"));
     lab.up_all_ok(3);
-    assert_eq!(lab.ssh("a-worker", "ls /var/tmp/two").code, 0);
+    assert_eq!(lab.ssh("a-master", "ls /var/tmp/two").code, 0);
 }
 
 #[test]

@@ -359,12 +359,7 @@ fn sigkill_at_ten_points_of_a_nine_vm_up_then_up_converges() {
         .enumerate()
     {
         let before = count(&events);
-        let mut up = lab
-            .command(&["up"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut up = lab.spawn(&["up"]);
         let deadline = Instant::now() + Duration::from_secs(60);
         while count(&events) < before + point
             && up.try_wait().unwrap().is_none()
@@ -417,25 +412,6 @@ fn sigkill_at_ten_points_of_a_nine_vm_up_then_up_converges() {
 }
 
 #[test]
-fn up_racing_down_one_waits_for_nothing_and_one_is_refused() {
-    let lab = Lab::new(PAIR);
-    let mut up = lab
-        .command(&["up"])
-        .env("TART_SIM_BOOT_MS", "2500")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    lab.wait_for_lock_holder(up.id());
-    let down = lab.tartlab(&["down"]);
-    assert_eq!(down.code, 1);
-    assert!(down.stderr.contains("another tartlab"), "{}", down.stderr);
-    assert!(up.wait().unwrap().success());
-    lab.ok(&["down"]);
-    assert!(lab.vms().is_empty());
-}
-
-#[test]
 fn two_labs_with_the_same_cluster_names_are_kept_apart_by_vm_prefix() {
     let a = Lab::new(&PAIR.replace("lab: pair", "lab: a\nvm_prefix: a-"));
     // The second lab shares the first one's TART_HOME: two labs on one Mac.
@@ -447,12 +423,7 @@ fn two_labs_with_the_same_cluster_names_are_kept_apart_by_vm_prefix() {
     )
     .unwrap();
     let b_up = |args: &[&str]| -> Out { output(a.command(args).current_dir(&b_dir)) };
-    let mut first = a
-        .command(&["up"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut first = a.spawn(&["up"]);
     let second = b_up(&["up"]);
     assert_eq!(second.code, 0, "{}", second.stderr);
     assert!(first.wait().unwrap().success());

@@ -104,7 +104,7 @@ fn running_vms() -> Result<Vec<String>, i32> {
     })?;
     Ok(list
         .into_iter()
-        .filter(|e| e.is_local() && e.running)
+        .filter(|e| e.is_local() && e.is_running())
         .map(|e| e.name)
         .collect())
 }

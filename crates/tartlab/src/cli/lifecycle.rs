@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio::sync::Semaphore;
 
 use super::{
-    checked, fatal, out, FileArgs, LabView, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_INVALID, EXIT_OK,
-    EXIT_PARTIAL,
+    checked, fatal, out, report_invalid, FileArgs, LabView, EXIT_FAILED, EXIT_INTERRUPTED,
+    EXIT_INVALID, EXIT_OK, EXIT_PARTIAL,
 };
 use crate::engine::watch::{AddressBoard, RunningVms};
 use crate::engine::{
@@ -41,6 +41,9 @@ pub struct UpArgs {
     /// Run provisioning steps even when unchanged: every step, or only --reprovision=STEP
     #[arg(long, value_name = "STEP", num_args = 0..=1, require_equals = true, default_missing_value = "")]
     pub reprovision: Option<String>,
+    /// Delete the VMs this lab created that the lab file no longer declares (orphans)
+    #[arg(long)]
+    pub remove_orphans: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -111,7 +114,7 @@ struct Session {
     state: State,
     tart: Tart,
     observed: Observed,
-    _lock: LabLock,
+    lock: LabLock,
 }
 
 async fn open_session(args: &FileArgs) -> Result<Session, i32> {
@@ -127,7 +130,7 @@ async fn open_session(args: &FileArgs) -> Result<Session, i32> {
         .read_state(&loaded.file.lab)
         .map_err(|e| fatal(&e, ""))?;
     let mut tart = find_tart().await?;
-    tart.lock_fd = Some(lock.fd());
+    tart.lock = Some(lock.share());
     let list = tart.list().await.map_err(|e| {
         fatal(
             &format!("cannot list tart's VMs: {e}"),
@@ -144,7 +147,7 @@ async fn open_session(args: &FileArgs) -> Result<Session, i32> {
         state,
         tart,
         observed: Observed::from_list(list),
-        _lock: lock,
+        lock,
     })
 }
 
@@ -188,6 +191,7 @@ fn context(
         options,
         timeouts: Timeouts::from_env(),
         user_keys,
+        _lock: session.lock,
     };
     Ok((Arc::new(ctx), session.observed))
 }
@@ -206,6 +210,34 @@ async fn pull_images(tart: &Tart, ui: &Ui, images: Vec<String>) -> Result<(), i3
         ui.info("pull", &format!("{image}: pulled"));
     }
     Ok(())
+}
+
+/// Refuses, before anything is made or changed, a `disk` that tart would refuse to apply:
+/// smaller than the image's disk or the VM's own. Exit 2, located in the lab file.
+fn refuse_shrinking_disks(session: &Session, selected: &[String], ui: &Ui) -> Result<(), i32> {
+    let problems: Vec<lab::Diagnostic> = session
+        .lab
+        .nodes
+        .iter()
+        .filter(|n| selected.contains(&n.vm_name))
+        .filter_map(|node| {
+            let problem = session
+                .observed
+                .disk_problem(node, session.state.vms.get(&node.vm_name))?;
+            Some(session.lab.source.problem(
+                "disk",
+                &node.disk?.to_string(),
+                0,
+                format!("{}: {problem}", node.vm_name),
+                "give at least that size, or leave `disk` out to keep the image's".into(),
+            ))
+        })
+        .collect();
+    if problems.is_empty() {
+        return Ok(());
+    }
+    ui.finish();
+    Err(report_invalid(ui.mode() == Mode::Json, &problems))
 }
 
 /// The recap: a table on stdout, each failure with its stage, message and hint on stderr;
@@ -241,15 +273,19 @@ fn recap(json: bool, verb: &str, reports: &[NodeReport]) -> i32 {
     if !rows.is_empty() {
         out(&ui::table(&["NODE", "RESULT", "IP", "TIME", "DONE"], &rows));
     }
-    for r in reports {
-        if let Some(f) = &r.failure {
-            eprintln!(
-                "error: {} failed at stage `{}`: {}",
-                r.node, f.stage, f.message
-            );
-            if !f.hint.is_empty() {
-                eprintln!("  hint: {}", f.hint);
-            }
+    // A failure that refers to another node's ("see its error above") comes after it.
+    let mut failures: Vec<(&NodeReport, &engine::Failure)> = reports
+        .iter()
+        .filter_map(|r| r.failure.as_ref().map(|f| (r, f)))
+        .collect();
+    failures.sort_by_key(|(_, f)| f.caused_by.is_some());
+    for (r, f) in failures {
+        eprintln!(
+            "error: {} failed at stage `{}`: {}",
+            r.node, f.stage, f.message
+        );
+        if !f.hint.is_empty() {
+            eprintln!("  hint: {}", f.hint);
         }
     }
     if reports.is_empty() {
@@ -304,6 +340,7 @@ pub fn up(args: &UpArgs) -> i32 {
             .reprovision
             .as_ref()
             .map(|s| Some(s.clone()).filter(|s| !s.is_empty())),
+        remove_orphans: args.remove_orphans,
     };
     bring_up(&args.file, &args.nodes, options, "up")
 }
@@ -316,6 +353,7 @@ pub fn start(args: &NodesArgs) -> i32 {
         no_provision: false,
         create: false,
         reprovision: None,
+        remove_orphans: false,
     };
     bring_up(&args.file, &args.nodes, options, "start")
 }
@@ -330,9 +368,21 @@ fn bring_up(file: &FileArgs, selectors: &[String], options: Options, verb: &'sta
                 return Err(EXIT_INVALID);
             }
         }
+        let orphans = engine::orphans(&session.lab.nodes, &session.state);
+        let orphan_teardown = (options.remove_orphans && !orphans.is_empty())
+            .then(|| Teardown::of(&session, &orphans));
+        if orphan_teardown.is_none() {
+            for vm in &orphans {
+                eprintln!("warning: {vm} is an orphan: this lab created it and the lab file no longer declares it; it is kept (`tartlab up --remove-orphans` or `tartlab down {vm}` deletes it)");
+            }
+        }
+        let mut shown = selected.clone();
+        if let Some(t) = &orphan_teardown {
+            shown.extend(t.names());
+        }
         let ui = Ui::new(
             Mode::detect(file.json),
-            &selected,
+            &shown,
             Some(&session.dir.events_path()),
         );
         let presences: Vec<(String, Presence)> = selected
@@ -360,17 +410,35 @@ fn bring_up(file: &FileArgs, selectors: &[String], options: Options, verb: &'sta
                 matches!(presence, Presence::Missing) || (options.recreate && image_changed);
             if creates
                 && node.image.contains('/')
-                && !session.observed.cached.contains(&cache_name(&node.image))
+                && !session
+                    .observed
+                    .cached
+                    .contains_key(&cache_name(&node.image))
                 && !images.contains(&node.image)
             {
                 images.push(node.image.clone());
             }
         }
         let json = file.json;
+        let mut session = session;
         let code = interruptible(&ui, async {
-            pull_images(&session.tart, &ui, images).await?;
+            if !images.is_empty() {
+                pull_images(&session.tart, &ui, images).await?;
+                // The pulled images' disk sizes, for the check below.
+                session.observed = Observed::from_list(session.tart.list().await.map_err(|e| {
+                    fatal(
+                        &format!("cannot list tart's VMs: {e}"),
+                        "check the tart installation",
+                    )
+                })?);
+            }
+            refuse_shrinking_disks(&session, &selected, &ui)?;
             let (ctx, observed) = context(session, options, ui.clone())?;
             let started = std::time::Instant::now();
+            let removed = match orphan_teardown {
+                Some(teardown) => teardown.run(ctx.clone()).await?,
+                None => Vec::new(),
+            };
             let mut reports = engine::converge(ctx.clone(), &observed, &selected).await;
             if !ctx.options.no_provision {
                 engine::provision::run(ctx.clone(), &mut reports).await;
@@ -393,6 +461,12 @@ fn bring_up(file: &FileArgs, selectors: &[String], options: Options, verb: &'sta
                 };
                 ui.done(&r.node, "ready", &summary);
             }
+            reports.extend(removed.into_iter().map(|mut r| {
+                if r.failure.is_none() {
+                    r.actions = vec!["deleted (orphan)".into()];
+                }
+                r
+            }));
             ui.finish();
             Ok(recap(json, verb, &reports))
         })
@@ -436,42 +510,113 @@ pub fn stop(args: &NodesArgs) -> i32 {
     })
 }
 
-pub fn down(args: &FileArgs) -> i32 {
-    block_on(async {
-        let session = open_session(args).await?;
-        // Every VM the state owns, declared or not any more; foreign ones are left alone.
-        let mut owned = Vec::new();
-        let mut left_alone = Vec::new();
-        let mut gone = Vec::new();
-        for (vm, record) in &session.state.vms {
-            match session.observed.presence(&session.tart, vm, Some(record)) {
-                Presence::Owned { running } => owned.push((vm.clone(), running)),
-                Presence::Unconfirmed => owned.push((
+/// The VMs of the state that `down` deletes: all of them, or those the selectors name (a
+/// declared node by name, `cluster=`, `role=`, `all`, or an orphan by its name).
+fn select_owned(nodes: &[Node], state: &State, selectors: &[String]) -> Result<Vec<String>, i32> {
+    let orphans = engine::orphans(nodes, state);
+    let matches = |selector: &str, vm: &str| {
+        selector == "all"
+            || orphans.iter().any(|o| o == vm && o == selector)
+            || nodes
+                .iter()
+                .any(|n| n.vm_name == vm && lab::selects(selector, n))
+    };
+    for selector in selectors {
+        let known = selector == "all"
+            || orphans.contains(selector)
+            || nodes.iter().any(|n| lab::selects(selector, n));
+        if !known {
+            eprintln!("error: `{selector}` matches no node of the lab and no VM it owns");
+            let mut names: Vec<&str> = nodes.iter().map(|n| n.vm_name.as_str()).collect();
+            names.extend(orphans.iter().map(String::as_str));
+            eprintln!(
+                "  hint: use all, cluster=NAME, role=NAME or a name: {}",
+                names.join(", ")
+            );
+            return Err(EXIT_INVALID);
+        }
+    }
+    Ok(state
+        .vms
+        .keys()
+        .filter(|vm| selectors.is_empty() || selectors.iter().any(|s| matches(s, vm)))
+        .cloned()
+        .collect())
+}
+
+/// The owned VMs among `vms`, sorted by what is to be done with them: delete (with whether
+/// they run), forget because they are gone, or forget and leave alone because their MAC
+/// changed (they are not the lab's any more).
+struct Teardown {
+    delete: Vec<(String, bool)>,
+    gone: Vec<String>,
+    left_alone: Vec<String>,
+}
+
+impl Teardown {
+    fn of(session: &Session, vms: &[String]) -> Teardown {
+        let mut teardown = Teardown {
+            delete: Vec::new(),
+            gone: Vec::new(),
+            left_alone: Vec::new(),
+        };
+        for vm in vms {
+            let record = session.state.vms.get(vm);
+            match session.observed.presence(&session.tart, vm, record) {
+                Presence::Owned { running } => teardown.delete.push((vm.clone(), running)),
+                Presence::Unconfirmed => teardown.delete.push((
                     vm.clone(),
-                    session.observed.local.get(vm).is_some_and(|e| e.running),
+                    session
+                        .observed
+                        .local
+                        .get(vm)
+                        .is_some_and(|e| e.is_running()),
                 )),
-                Presence::Foreign { .. } => left_alone.push(vm.clone()),
-                Presence::Missing => gone.push(vm.clone()),
+                Presence::Foreign { .. } => teardown.left_alone.push(vm.clone()),
+                Presence::Missing => teardown.gone.push(vm.clone()),
             }
         }
-        let names: Vec<String> = owned.iter().map(|(vm, _)| vm.clone()).collect();
+        teardown
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.delete.iter().map(|(vm, _)| vm.clone()).collect()
+    }
+
+    /// Forgets the VMs that are gone or no longer the lab's (saying so), then deletes the rest.
+    async fn run(self, ctx: Arc<Context>) -> Result<Vec<NodeReport>, i32> {
+        let forget: Vec<String> = self.gone.iter().chain(&self.left_alone).cloned().collect();
+        if !forget.is_empty() {
+            ctx.store
+                .update(|s| {
+                    for vm in &forget {
+                        s.vms.remove(vm);
+                    }
+                })
+                .map_err(|e| fatal(&e, "check that .tartlab/ is writable"))?;
+        }
+        for vm in &self.left_alone {
+            eprintln!("warning: {vm} is no longer the VM this lab created (its MAC changed); it was left alone and forgotten");
+        }
+        Ok(engine::delete_all(ctx, self.delete).await)
+    }
+}
+
+pub fn down(args: &NodesArgs) -> i32 {
+    block_on(async {
+        let session = open_session(&args.file).await?;
+        let selected = select_owned(&session.lab.nodes, &session.state, &args.nodes)?;
+        let teardown = Teardown::of(&session, &selected);
         let ui = Ui::new(
-            Mode::detect(args.json),
-            &names,
+            Mode::detect(args.file.json),
+            &teardown.names(),
             Some(&session.dir.events_path()),
         );
-        let json = args.json;
+        let json = args.file.json;
         let options = Options::teardown(16);
         let code = interruptible(&ui, async {
             let (ctx, _) = context(session, options, ui.clone())?;
-            let forget: Vec<String> = gone.iter().chain(&left_alone).cloned().collect();
-            if let Err(e) = ctx.store.update(|s| forget.iter().for_each(|vm| { s.vms.remove(vm); })) {
-                return Err(fatal(&e, "check that .tartlab/ is writable"));
-            }
-            for vm in &left_alone {
-                eprintln!("warning: {vm} is no longer the VM this lab created (its MAC changed); it was left alone and forgotten");
-            }
-            let reports = engine::delete_all(ctx, owned).await;
+            let reports = teardown.run(ctx).await?;
             ui.finish();
             Ok(recap(json, "down", &reports))
         })
@@ -491,7 +636,12 @@ struct StatusRow {
     ip: Option<String>,
     cpu: u32,
     memory: u32,
+    /// A VM the lab created that the lab file no longer declares.
+    orphan: bool,
 }
+
+/// What to do about orphans, after a table that lists some.
+const ORPHAN_NOTE: &str = "orphan: a VM this lab created that the lab file no longer declares; `tartlab up` keeps it, `tartlab up --remove-orphans` or `tartlab down NAME` deletes it";
 
 pub fn status(args: &FileArgs) -> i32 {
     block_on(async {
@@ -532,25 +682,30 @@ pub fn status(args: &FileArgs) -> i32 {
                 ip: owned.and_then(|o| o.ip.clone()).filter(|_| running),
                 cpu: owned.map_or(node.cpu, |o| o.cpu),
                 memory: owned.map_or(node.memory, |o| o.memory),
+                orphan: false,
             });
         }
-        for (vm, owned) in &state.vms {
-            if nodes.iter().any(|n| &n.vm_name == vm) {
+        let orphans = engine::orphans(&nodes, &state);
+        for vm in &orphans {
+            let Some(owned) = state.vms.get(vm) else {
                 continue;
-            }
+            };
             let presence = observed.presence(&tart, vm, Some(owned));
-            let running = matches!(presence, Presence::Owned { running: true });
+            let state_word = match presence {
+                Presence::Missing => "missing",
+                Presence::Owned { running: true } => "running",
+                Presence::Owned { running: false } | Presence::Unconfirmed => "stopped",
+                Presence::Foreign { .. } => "foreign",
+            };
             rows.push(StatusRow {
                 node: vm.clone(),
                 cluster: "-".into(),
                 role: "-".into(),
-                state: format!(
-                    "{} (not in the lab file; `tartlab down` removes it)",
-                    if running { "running" } else { "stopped" }
-                ),
-                ip: owned.ip.clone().filter(|_| running),
+                state: state_word.into(),
+                ip: owned.ip.clone().filter(|_| state_word == "running"),
                 cpu: owned.cpu,
                 memory: owned.memory,
+                orphan: true,
             });
         }
         if args.json {
@@ -564,7 +719,11 @@ pub fn status(args: &FileArgs) -> i32 {
                     r.node.clone(),
                     r.cluster.clone(),
                     r.role.clone(),
-                    r.state.clone(),
+                    if r.orphan {
+                        format!("{} (orphan)", r.state)
+                    } else {
+                        r.state.clone()
+                    },
                     r.ip.clone().unwrap_or_else(|| "-".into()),
                     r.cpu.to_string(),
                     format!("{} MiB", r.memory),
@@ -575,6 +734,9 @@ pub fn status(args: &FileArgs) -> i32 {
             &["NODE", "CLUSTER", "ROLE", "STATE", "IP", "CPU", "MEMORY"],
             &table,
         ));
+        if !orphans.is_empty() {
+            out(ORPHAN_NOTE);
+        }
         Ok(EXIT_OK)
     })
 }
@@ -589,6 +751,9 @@ fn planned_action(
     node: &Node,
 ) -> String {
     let owned = state.vms.get(&node.vm_name);
+    if let Some(problem) = observed.disk_problem(node, owned) {
+        return format!("blocked: {problem}");
+    }
     match observed.presence(tart, &node.vm_name, owned) {
         Presence::Missing => "create".into(),
         Presence::Unconfirmed => "create (finish an interrupted create)".into(),
@@ -633,7 +798,7 @@ fn planned_action(
                 .iter()
                 .filter_map(|vm| {
                     let ip = state.vms.get(vm)?.ip.clone()?;
-                    observed.local.get(vm).filter(|e| e.running)?;
+                    observed.local.get(vm).filter(|e| e.is_running())?;
                     Some((vm.clone(), ip))
                 })
                 .collect();
@@ -691,8 +856,16 @@ pub fn plan(args: &FileArgs) -> i32 {
         (_, Some(Err(e))) => return fatal(e, ""),
         (_, None) => vec!["unknown".into(); lab.nodes.len()],
     };
+    let orphans: Vec<(String, crate::state::OwnedVm)> = match &state {
+        Some(Ok(state)) => engine::orphans(&lab.nodes, state)
+            .into_iter()
+            .filter_map(|vm| Some((vm.clone(), state.vms.get(&vm)?.clone())))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let orphan_action = "orphan: kept (`up --remove-orphans` or `down NAME` deletes it)";
     if args.json {
-        let nodes: Vec<serde_json::Value> = lab
+        let mut nodes: Vec<serde_json::Value> = lab
             .nodes
             .iter()
             .zip(&actions)
@@ -702,10 +875,17 @@ pub fn plan(args: &FileArgs) -> i32 {
                 v
             })
             .collect();
+        nodes.extend(orphans.iter().map(|(vm, o)| {
+            serde_json::json!({
+                "vm_name": vm, "image": o.image, "cpu": o.cpu, "memory": o.memory,
+                "disk": o.disk, "network": o.network, "orphan": true, "action": orphan_action,
+            })
+        }));
         out(&serde_json::json!({ "lab": lab.file.lab, "nodes": nodes }).to_string());
         return EXIT_OK;
     }
-    let rows: Vec<Vec<String>> = lab
+    let disk = |d: Option<u32>| d.map_or("image".to_string(), |d| format!("{d} GB"));
+    let mut rows: Vec<Vec<String>> = lab
         .nodes
         .iter()
         .zip(&actions)
@@ -717,12 +897,25 @@ pub fn plan(args: &FileArgs) -> i32 {
                 n.image.clone(),
                 n.cpu.to_string(),
                 format!("{} MiB", n.memory),
-                n.disk.map_or("image".to_string(), |d| format!("{d} GB")),
+                disk(n.disk),
                 n.network.clone(),
                 a.clone(),
             ]
         })
         .collect();
+    rows.extend(orphans.iter().map(|(vm, o)| {
+        vec![
+            vm.clone(),
+            "-".into(),
+            "-".into(),
+            o.image.clone(),
+            o.cpu.to_string(),
+            format!("{} MiB", o.memory),
+            disk(o.disk),
+            o.network.clone(),
+            orphan_action.into(),
+        ]
+    }));
     out(&format!(
         "lab `{}`: {} nodes (hostname = VM name)",
         lab.file.lab,

@@ -43,8 +43,8 @@ enum Command {
     Stop(lifecycle::NodesArgs),
     /// Boot the lab's stopped VMs and wait until they are ready
     Start(lifecycle::NodesArgs),
-    /// Stop and delete the VMs this lab created, and forget them
-    Down(FileArgs),
+    /// Stop and delete the VMs this lab created (or only the selected ones), and forget them
+    Down(lifecycle::NodesArgs),
     /// Log into a node (or run one command) with the system ssh, lab key and pinned host key
     Ssh(access::SshArgs),
     /// Run a command on many nodes at once: output prefixed per node, a recap, exit 3 if some failed
@@ -173,23 +173,26 @@ pub(crate) fn out(text: &str) {
     let _ = writeln!(stdout, "{text}");
 }
 
+/// Reports problems in the lab file (text on stderr, or JSON on stdout); exit 2.
+pub(crate) fn report_invalid(json: bool, problems: &[Diagnostic]) -> i32 {
+    if json {
+        out(&serde_json::json!({ "valid": false, "errors": problems }).to_string());
+    } else {
+        for p in problems {
+            eprint!("{}", p.render());
+        }
+        let n = problems.len();
+        eprintln!(
+            "{n} problem{} found; nothing was changed",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    EXIT_INVALID
+}
+
 /// Loads and validates, or reports the problems (text on stderr, or JSON on stdout).
 pub(crate) fn checked(args: &FileArgs) -> Result<(lab::Loaded, Vec<lab::Node>), i32> {
-    let report = |problems: Vec<Diagnostic>| {
-        if args.json {
-            out(&serde_json::json!({ "valid": false, "errors": problems }).to_string());
-        } else {
-            for p in &problems {
-                eprint!("{}", p.render());
-            }
-            let n = problems.len();
-            eprintln!(
-                "{n} problem{} found; nothing was changed",
-                if n == 1 { "" } else { "s" }
-            );
-        }
-        EXIT_INVALID
-    };
+    let report = |problems: Vec<Diagnostic>| report_invalid(args.json, &problems);
     let path = lab::locate(args.file.as_deref()).map_err(|d| report(vec![*d]))?;
     let loaded = lab::load(&path).map_err(report)?;
     let nodes = lab::validate(&loaded.file, &loaded.source).map_err(report)?;

@@ -35,6 +35,47 @@ pub fn as_root(script: &str, args: &[&str]) -> String {
     quote::command(&words)
 }
 
+/// Runs a script as root while holding the node's provisioning lock (`flock` on
+/// `/var/lib/tartlab/lock`). A command that an earlier tartlab started (cut off by Ctrl-C,
+/// SIGKILL or a dropped connection) goes on running on the guest; the next one waits for it
+/// to end, saying so on stderr, so no two ever run side by side. The script itself does not
+/// inherit the lock's descriptor, so a daemon it starts cannot keep the lock.
+const LOCKED: &str = r#"set -euo pipefail
+what=$1 script=$2
+shift 2
+install -d -m 0711 /var/lib/tartlab
+lock=/var/lib/tartlab/lock
+[ -e "$lock" ] || (umask 077 && : >> "$lock")
+exec 9>>"$lock"
+if ! flock -n 9; then
+  printf 'tartlab-note: waiting for %s, which an earlier tartlab started and which still runs on this node\n' \
+    "$(cat /var/lib/tartlab/lock.holder 2>/dev/null || echo 'a command')" >&2
+  flock 9
+  # If the tartlab that sent this command is gone, its connection is closed and this write
+  # ends the command (SIGPIPE) before it runs, unseen, after the one it waited for.
+  printf 'tartlab-note: the earlier command ended; going on\n' >&2
+fi
+printf '%s (started %s)\n' "$what" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > /var/lib/tartlab/lock.holder
+/bin/bash -c "$script" tartlab "$@" 9>&-
+"#;
+
+/// `as_root`, under the node's provisioning lock; `what` names the command for a later
+/// tartlab that has to wait for it.
+pub fn as_root_locked(what: &str, script: &str, args: &[&str]) -> String {
+    let mut words = vec![
+        "sudo",
+        "-n",
+        "/bin/bash",
+        "-c",
+        LOCKED,
+        "tartlab",
+        what,
+        script,
+    ];
+    words.extend_from_slice(args);
+    quote::command(&words)
+}
+
 const STAGE_HOST_KEYS: &str = r#"set -euo pipefail
 # New host keys are made beside the live ones first, so tartlab can pin them before sshd
 # presents them: a crash between the two steps never leaves a key tartlab does not know.
@@ -51,7 +92,7 @@ cat "$staged"/*.pub
 
 /// Makes the VM's own SSH host keys beside the live ones (once) and prints them.
 pub fn stage_host_keys() -> String {
-    as_root(STAGE_HOST_KEYS, &[])
+    as_root_locked("making new host keys", STAGE_HOST_KEYS, &[])
 }
 
 const IDENTITY: &str = r#"set -euo pipefail
@@ -89,7 +130,7 @@ cat /etc/ssh/ssh_host_*_key.pub
 pub fn identity(hostname: &str) -> Part {
     Part {
         name: "identity".into(),
-        command: as_root(IDENTITY, &[hostname]),
+        command: as_root_locked("identity", IDENTITY, &[hostname]),
         stdin: None,
         hash: hash(&["identity/2", hostname]),
     }
@@ -160,7 +201,7 @@ pub fn user(user: &UserSpec, keys: &[String]) -> Part {
     inputs.push(&secret);
     Part {
         name: format!("user:{}", user.name),
-        command: as_root(USER, &args),
+        command: as_root_locked(&format!("user {}", user.name), USER, &args),
         stdin: user.password_hash.as_ref().map(|h| format!("{h}\n")),
         hash: hash(&inputs),
     }
@@ -185,7 +226,7 @@ pub fn hosts(entries: &[(String, String)]) -> Part {
         .join("\n");
     Part {
         name: "hosts".into(),
-        command: as_root(HOSTS, &[&block]),
+        command: as_root_locked("hosts", HOSTS, &[&block]),
         stdin: None,
         hash: hash(&["hosts/1", &block]),
     }

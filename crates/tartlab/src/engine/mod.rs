@@ -8,7 +8,7 @@ pub mod provision;
 mod stages;
 pub mod watch;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +41,8 @@ pub struct Options {
     pub create: bool,
     /// `--reprovision [STEP]`: run steps even when unchanged (`Some(None)`: every step).
     pub reprovision: Option<Option<String>>,
+    /// `--remove-orphans`: delete the lab's VMs that the lab file no longer declares.
+    pub remove_orphans: bool,
 }
 
 impl Options {
@@ -53,6 +55,7 @@ impl Options {
             no_provision: true,
             create: false,
             reprovision: None,
+            remove_orphans: false,
         }
     }
 }
@@ -93,6 +96,10 @@ pub struct Failure {
     pub stage: &'static str,
     pub message: String,
     pub hint: String,
+    /// The node whose failure caused this one (its cluster's steps stopped), if any: the
+    /// recap prints that node's failure first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<String>,
 }
 
 impl Failure {
@@ -105,6 +112,7 @@ impl Failure {
             stage,
             message: message.into(),
             hint: hint.into(),
+            caused_by: None,
         }
     }
 }
@@ -146,24 +154,50 @@ pub enum Presence {
     Unconfirmed,
 }
 
-/// What tart has, read once: local VMs by name, and the images in the OCI cache.
+/// What tart has, read once: local VMs by name, and the images in the OCI cache with their
+/// disk sizes in GB.
 pub struct Observed {
     pub local: HashMap<String, ListEntry>,
-    pub cached: BTreeSet<String>,
+    pub cached: BTreeMap<String, Option<u64>>,
 }
 
 impl Observed {
     pub fn from_list(list: Vec<ListEntry>) -> Observed {
         let mut local = HashMap::new();
-        let mut cached = BTreeSet::new();
+        let mut cached = BTreeMap::new();
         for entry in list {
             if entry.is_local() {
                 local.insert(entry.name.clone(), entry);
             } else {
-                cached.insert(entry.name);
+                cached.insert(entry.name, entry.disk);
             }
         }
         Observed { local, cached }
+    }
+
+    /// Why the node's `disk` cannot be applied, if it cannot: tart grows a disk but never
+    /// shrinks one, so a size below the image's (for a VM to create) or the VM's own disk (for
+    /// one that exists) would fail `tart set` on every `up`. Unknown sizes pass.
+    pub fn disk_problem(&self, node: &Node, owned: Option<&OwnedVm>) -> Option<String> {
+        let wanted = u64::from(node.disk?);
+        let exists =
+            owned.is_some_and(|o| o.mac.is_some()) && self.local.contains_key(&node.vm_name);
+        let (current, what) = if exists {
+            if owned.is_some_and(|o| o.disk == node.disk) {
+                return None;
+            }
+            (self.local.get(&node.vm_name)?.disk?, "its current disk")
+        } else {
+            let image = self
+                .cached
+                .get(&cache_name(&node.image))
+                .copied()
+                .flatten()?;
+            (image, "the image's disk")
+        };
+        (wanted < current).then(|| {
+            format!("disk {wanted} GB is smaller than {what} ({current} GB), and tart cannot shrink a disk")
+        })
     }
 
     pub fn presence(&self, tart: &Tart, vm: &str, owned: Option<&OwnedVm>) -> Presence {
@@ -172,17 +206,28 @@ impl Observed {
         };
         match owned.map(|o| &o.mac) {
             None => Presence::Foreign {
-                running: entry.running,
+                running: entry.is_running(),
             },
             Some(None) => Presence::Unconfirmed,
             Some(Some(mac)) if tart.mac(vm).as_deref() == Some(mac.as_str()) => Presence::Owned {
-                running: entry.running,
+                running: entry.is_running(),
             },
             Some(Some(_)) => Presence::Foreign {
-                running: entry.running,
+                running: entry.is_running(),
             },
         }
     }
+}
+
+/// The VMs the lab owns that the lab file no longer declares (a node removed or renamed, a
+/// `count` lowered), in name order.
+pub fn orphans(nodes: &[Node], state: &crate::state::State) -> Vec<String> {
+    state
+        .vms
+        .keys()
+        .filter(|vm| !nodes.iter().any(|n| &n.vm_name == *vm))
+        .cloned()
+        .collect()
 }
 
 /// The image name as tart's OCI cache lists it (`:latest` when no tag is given).
@@ -269,6 +314,8 @@ pub struct Context {
     pub leases: Option<crate::provider::leases::LeaseWatcher>,
     /// Values of outputs marked secret, masked wherever tartlab shows or logs text.
     pub secrets: std::sync::Mutex<BTreeSet<String>>,
+    /// The lab lock, held for as long as the command works on the lab.
+    pub _lock: crate::state::LabLock,
 }
 
 impl Context {
@@ -333,7 +380,10 @@ pub async fn converge(
     for node in &ctx.lab.nodes {
         if !selected.contains(&node.vm_name) {
             let known = state.vms.get(&node.vm_name).and_then(|o| o.ip.clone());
-            let running = observed.local.get(&node.vm_name).is_some_and(|e| e.running);
+            let running = observed
+                .local
+                .get(&node.vm_name)
+                .is_some_and(|e| e.is_running());
             ctx.addresses.publish(
                 &node.vm_name,
                 match known {

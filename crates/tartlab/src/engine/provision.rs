@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::base::{as_root, hash};
+use super::base::{as_root, as_root_locked, hash};
 use super::stages::{connect, remote, remote_shown, WRITABLE};
 use super::{Context, Failure, Lab, NodeReport};
 use crate::guest::quote;
@@ -116,17 +116,13 @@ pub async fn upload_files(
         let owner = upload.spec.owner.clone().unwrap_or_else(|| "root".into());
         let (user, group) = owner.split_once(':').unwrap_or((&owner, &owner));
         let mode = upload.spec.mode.clone().unwrap_or_else(|| "0644".into());
-        let command = as_root(
+        let what = format!("placing {}", upload.spec.dest);
+        let command = as_root_locked(
+            &what,
             PLACE_FILE,
             &[&staged, &upload.spec.dest, &mode, user, group],
         );
-        let what = format!("placing {}", upload.spec.dest);
-        remote(ctx, s, vm, &what, &command, None)
-            .await
-            .map_err(|mut f| {
-                f.stage = "files";
-                f
-            })?;
+        remote(ctx, s, vm, "files", &what, &command, None).await?;
         ctx.store
             .update_vm(vm, |o| {
                 o.applied
@@ -411,7 +407,9 @@ async fn run_step(
     let _permit = ctx.limit.acquire().await;
     let session = sessions.get(ctx, node, ip).await?;
     ctx.ui.started(vm, "provision", &step.name);
-    let command = as_root(
+    let what = format!("step `{}`", step.name);
+    let command = as_root_locked(
+        &what,
         RUN_STEP,
         &[&script_name(&step.name), step.user.as_deref().unwrap_or("")],
     );
@@ -422,13 +420,17 @@ async fn run_step(
             .as_ref()
             .map_or(String::new(), |u| format!(" as {u}"))
     );
-    let what = format!("step `{}`", step.name);
-    let out = remote_shown(ctx, &session, vm, &what, &command, &shown, Some(&script))
-        .await
-        .map_err(|mut f| {
-            f.stage = "provision";
-            f
-        })?;
+    let out = remote_shown(
+        ctx,
+        &session,
+        vm,
+        "provision",
+        &what,
+        &command,
+        &shown,
+        Some(&script),
+    )
+    .await?;
     let printed = parse_outputs(&out.stdout_text(), step);
     let missing: Vec<&str> = step
         .outputs
@@ -575,7 +577,7 @@ pub async fn run(ctx: Arc<Context>, reports: &mut [NodeReport]) {
                 (failed_clusters.get(&node.cluster), skipped.get(&r.node))
             {
                 let steps: Vec<String> = steps.iter().map(|s| format!("`{s}`")).collect();
-                r.failure = Some(Failure::new(
+                let mut failure = Failure::new(
                     "provision",
                     format!(
                         "not fully provisioned: {culprit} failed, so {} did not run on cluster {}",
@@ -583,7 +585,9 @@ pub async fn run(ctx: Arc<Context>, reports: &mut [NodeReport]) {
                         node.cluster
                     ),
                     format!("fix {culprit} (see its error above), then run `tartlab up` again"),
-                ));
+                );
+                failure.caused_by = Some(culprit.clone());
+                r.failure = Some(failure);
             }
         }
     }
@@ -621,7 +625,7 @@ async fn run_probes(
                     let command = as_root(&format!("set -euo pipefail\n{}", probe.run), &[]);
                     let shown = format!("ready probe: {}", probe.run);
                     let what = format!("ready probe `{}`", probe.run);
-                    remote_shown(&ctx, &session, &vm, &what, &command, &shown, None)
+                    remote_shown(&ctx, &session, &vm, "ready", &what, &command, &shown, None)
                         .await
                         .map(|_| ())
                 }

@@ -31,7 +31,7 @@ pub async fn run_node(
                 return Err(Failure::new(
                     "check",
                     format!("a VM named {vm} exists, and this lab did not create it; it was left untouched"),
-                    format!("rename the node or set vm_prefix; or delete it yourself (`tart delete {vm}`) if you no longer need it; or take it over with `tartlab up --adopt`"),
+                    "another lab or a hand-made VM has this name: give this lab's VMs their own names with `vm_prefix` (e.g. `vm_prefix: mylab-`) or another cluster or node name; if it is this lab's own VM whose state was lost, `tartlab up --adopt` takes it over",
                 ));
             }
             adopt(ctx, &node).await?;
@@ -464,23 +464,27 @@ pub(super) fn transcript(
     let _ = file.write_all(ctx.mask(&text).as_bytes());
 }
 
-/// Runs a command on the node, logged; a failure carries the output's last lines.
+/// Runs a command on the node, logged; a failure (at `stage`) carries the output's last lines.
 pub(super) async fn remote(
     ctx: &Context,
     session: &Session,
     vm: &str,
+    stage: &'static str,
     what: &str,
     command: &str,
     stdin: Option<&str>,
 ) -> Result<ssh::Output, Failure> {
-    remote_shown(ctx, session, vm, what, command, command, stdin).await
+    remote_shown(ctx, session, vm, stage, what, command, command, stdin).await
 }
 
 /// `remote`, logging `shown` instead of the command itself (e.g. the script it feeds).
+/// What the command says it waits for (`tartlab-note:` lines) is shown as it happens.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn remote_shown(
     ctx: &Context,
     session: &Session,
     vm: &str,
+    stage: &'static str,
     what: &str,
     command: &str,
     shown: &str,
@@ -488,7 +492,8 @@ pub(super) async fn remote_shown(
 ) -> Result<ssh::Output, Failure> {
     let log = ctx.dir.provision_log(vm);
     let hint = format!("the whole transcript is in {}", log.display());
-    let running = session.exec(command, stdin.map(str::as_bytes));
+    let on_note = |note: &str| ctx.ui.started(vm, stage, &format!("{what}: {note}"));
+    let running = session.exec_noting(command, stdin.map(str::as_bytes), &on_note);
     let limit = ctx.timeouts.command;
     let result = match tokio::time::timeout(limit, running).await {
         Ok(result) => result,
@@ -500,7 +505,7 @@ pub(super) async fn remote_shown(
     match result {
         Err(e) => {
             transcript(ctx, vm, shown, None, Some(&e));
-            Err(Failure::new("base", format!("{what}: {e}"), hint))
+            Err(Failure::new(stage, format!("{what}: {e}"), hint))
         }
         Ok(out) => {
             ctx.learn_secrets(&out.stdout_text());
@@ -515,7 +520,7 @@ pub(super) async fn remote_shown(
                 hint
             };
             Err(Failure::new(
-                "base",
+                stage,
                 format!(
                     "{what} failed (exit status {}):\n{}",
                     out.status.map_or("none".into(), |s| s.to_string()),
@@ -620,13 +625,17 @@ async fn install_lab_key(ctx: &Context, session: &Session, vm: &str) -> Result<(
         .map_err(|e| Failure::new("ssh", e.to_string(), ""))?;
     let script = "umask 077; mkdir -p ~/.ssh; touch ~/.ssh/authorized_keys; grep -qxF \"$1\" ~/.ssh/authorized_keys || printf '%s\\n' \"$1\" >> ~/.ssh/authorized_keys";
     let command = quote::command(&["/bin/sh", "-c", script, "tartlab", public.trim()]);
-    remote(ctx, session, vm, "installing the lab key", &command, None)
-        .await
-        .map(|_| ())
-        .map_err(|mut f| {
-            f.stage = "ssh";
-            f
-        })
+    remote(
+        ctx,
+        session,
+        vm,
+        "ssh",
+        "installing the lab key",
+        &command,
+        None,
+    )
+    .await
+    .map(|_| ())
 }
 
 /// Hostname, machine identity, users and /etc/hosts, each only when its inputs changed.
@@ -720,6 +729,7 @@ async fn apply(ctx: &Context, session: &Session, vm: &str, part: &Part) -> Resul
             ctx,
             session,
             vm,
+            "base",
             "making new host keys",
             &base::stage_host_keys(),
             None,
@@ -735,6 +745,7 @@ async fn apply(ctx: &Context, session: &Session, vm: &str, part: &Part) -> Resul
         ctx,
         session,
         vm,
+        "base",
         &part.name,
         &part.command,
         part.stdin.as_deref(),

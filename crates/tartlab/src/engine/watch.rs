@@ -99,7 +99,7 @@ impl RunningVms {
                 .wait_for(|list| {
                     !list
                         .iter()
-                        .any(|e| e.is_local() && e.name == vm && e.running)
+                        .any(|e| e.is_local() && e.name == vm && e.is_running())
                 })
                 .await;
         })

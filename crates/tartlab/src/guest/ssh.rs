@@ -8,6 +8,9 @@ use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 
+/// The prefix of a line a guest command prints on stderr to say what it is waiting for.
+pub const NOTE_PREFIX: &str = "tartlab-note: ";
+
 /// How a connection failed, sorted by what the caller should do about it.
 #[derive(Debug)]
 pub enum SshError {
@@ -156,6 +159,17 @@ impl Session {
     /// Runs one command (through the login shell's `sh -c`, as sshd does), feeding `stdin`
     /// if given, and collects everything it printed.
     pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, String> {
+        self.exec_noting(command, stdin, &|_| {}).await
+    }
+
+    /// `exec`, calling `on_note` as soon as the command prints a `tartlab-note: ` line on
+    /// stderr (what it waits for), with the prefix removed.
+    pub async fn exec_noting(
+        &self,
+        command: &str,
+        stdin: Option<&[u8]>,
+        on_note: &(dyn Fn(&str) + Sync),
+    ) -> Result<Output, String> {
         let mut channel = self
             .handle
             .channel_open_session()
@@ -176,10 +190,21 @@ impl Session {
             .await
             .map_err(|e| format!("cannot close input: {e}"))?;
         let mut output = Output::default();
+        // Where the first stderr line not yet looked at for a note starts.
+        let mut unread = 0;
         while let Some(message) = channel.wait().await {
             match message {
                 ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    output.stderr.extend_from_slice(&data);
+                    while let Some(end) = output.stderr[unread..].iter().position(|b| *b == b'\n') {
+                        let line = String::from_utf8_lossy(&output.stderr[unread..unread + end]);
+                        if let Some(note) = line.strip_prefix(NOTE_PREFIX) {
+                            on_note(note);
+                        }
+                        unread += end + 1;
+                    }
+                }
                 ChannelMsg::ExitStatus { exit_status } => output.status = Some(exit_status),
                 _ => {}
             }

@@ -53,15 +53,28 @@ pub struct ListEntry {
     pub name: String,
     #[serde(rename = "Source")]
     pub source: String,
+    /// Kept by tart only "for backwards-compatibility"; `State` is what it means now.
     #[serde(rename = "Running", default)]
-    pub running: bool,
+    running: Option<bool>,
+    /// `running`, `suspended` or `stopped`.
     #[serde(rename = "State", default)]
-    pub state: String,
+    state: Option<String>,
+    /// The disk's apparent size in whole GB (for an image: what every clone starts with).
+    #[serde(rename = "Disk", default)]
+    pub disk: Option<u64>,
 }
 
 impl ListEntry {
     pub fn is_local(&self) -> bool {
         self.source == "local"
+    }
+
+    /// Whether the VM runs: `State`, else the older `Running`.
+    pub fn is_running(&self) -> bool {
+        match &self.state {
+            Some(state) => state == "running",
+            None => self.running.unwrap_or(false),
+        }
     }
 }
 
@@ -79,8 +92,8 @@ pub struct VmSettings {
 pub struct Tart {
     pub program: PathBuf,
     pub home: PathBuf,
-    /// The lab lock's descriptor, inherited by the commands `output` runs.
-    pub lock_fd: Option<i32>,
+    /// The lab lock, inherited by the commands `output` runs.
+    pub lock: Option<crate::state::LockShare>,
 }
 
 impl Tart {
@@ -106,7 +119,7 @@ impl Tart {
         Ok(Tart {
             program,
             home,
-            lock_fd: None,
+            lock: None,
         })
     }
 
@@ -126,12 +139,14 @@ impl Tart {
     pub async fn output(&self, args: &[&str]) -> Result<String, TartError> {
         let mut cmd = self.command(args);
         cmd.kill_on_drop(false).process_group(0);
-        if let Some(fd) = self.lock_fd {
-            // SAFETY: fcntl on an open descriptor, in the child between fork and exec. The
-            // command keeps the lab lock while it runs, so a tartlab started after this one
-            // dies waits for it instead of racing it (a second `tart set` on the same VM).
+        if let Some(lock) = self.lock.clone() {
+            // SAFETY: fcntl on a descriptor the closure owns a share of (so it is open), in
+            // the child between fork and exec. The command keeps the lab lock while it runs,
+            // so a tartlab started after this one dies waits for it instead of racing it (a
+            // second `tart set` on the same VM).
             unsafe {
                 cmd.pre_exec(move || {
+                    let fd = lock.raw_fd();
                     let flags = libc::fcntl(fd, libc::F_GETFD);
                     if flags >= 0 {
                         libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
@@ -202,7 +217,7 @@ impl Tart {
     pub fn mac(&self, vm: &str) -> Option<String> {
         let text = std::fs::read_to_string(self.vm_dir(vm).join("config.json")).ok()?;
         let config: serde_json::Value = serde_json::from_str(&text).ok()?;
-        Some(config["macAddress"].as_str()?.to_ascii_lowercase())
+        super::leases::normalize_mac(config["macAddress"].as_str()?)
     }
 
     /// `tart run VM --no-graphics FLAGS...` in its own session, stdin closed, output appended
@@ -395,9 +410,98 @@ mod tests {
         let list: Vec<ListEntry> = serde_json::from_str(text).unwrap();
         assert_eq!(list[0].name, "ghcr.io/cirruslabs/ubuntu:latest");
         assert!(!list[0].is_local());
-        assert!(list[0].running);
+        assert!(list[0].is_running());
+        assert_eq!(list[0].disk, Some(20));
         let empty: Vec<ListEntry> = serde_json::from_str("[\n\n]").unwrap();
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    fn state_says_whether_a_vm_runs_and_running_is_only_a_fallback() {
+        let parse = |fields: &str| -> ListEntry {
+            serde_json::from_str(&format!(
+                "{{\"Name\" : \"vm\", \"Source\" : \"local\"{fields}}}"
+            ))
+            .unwrap()
+        };
+        assert!(parse(", \"State\" : \"running\", \"Running\" : false").is_running());
+        assert!(!parse(", \"State\" : \"suspended\", \"Running\" : true").is_running());
+        assert!(parse(", \"Running\" : true").is_running(), "an older tart");
+        assert!(!parse("").is_running());
+    }
+
+    #[test]
+    fn the_mac_in_config_json_is_read_normalized() {
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("vms/vm");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("config.json"),
+            "{ \"macAddress\" : \"7E:1C:F2:4A:78:3\" }",
+        )
+        .unwrap();
+        let tart = Tart {
+            program: "/bin/false".into(),
+            home: home.path().to_path_buf(),
+            lock: None,
+        };
+        assert_eq!(tart.mac("vm").as_deref(), Some("7e:1c:f2:4a:78:03"));
+    }
+
+    /// The descriptors a child inherited, as the paths they point at.
+    fn inherited_paths(tart: &Tart) -> String {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(tart.output(&[])).unwrap()
+    }
+
+    #[test]
+    fn tart_children_inherit_the_lab_lock_for_as_long_as_the_command_holds_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = crate::state::LabDir::beside(&dir.path().join("tartlab.yaml"), true).unwrap();
+        let lock_path = lab.root.join("lock");
+        let program = dir.path().join("fake-tart");
+        std::fs::write(
+            &program,
+            "#!/bin/sh\nfor fd in /proc/$$/fd/*; do readlink \"$fd\"; done\n",
+        )
+        .unwrap();
+        std::process::Command::new("chmod")
+            .arg("755")
+            .arg(&program)
+            .status()
+            .unwrap();
+        let lock = lab.lock().unwrap();
+        let tart = Tart {
+            program,
+            home: dir.path().to_path_buf(),
+            lock: Some(lock.share()),
+        };
+        let first = inherited_paths(&tart);
+        assert!(
+            first.lines().any(|l| l == lock_path.to_str().unwrap()),
+            "{first}"
+        );
+        // The command's own handle goes away (as when a session is taken apart): the share
+        // keeps the descriptor, and the lock, for the children that follow.
+        drop(lock);
+        // Descriptors opened meanwhile must not take the number the children get.
+        let _busy: Vec<std::fs::File> = (0..8)
+            .map(|i| std::fs::File::create(dir.path().join(format!("other-{i}"))).unwrap())
+            .collect();
+        let later = inherited_paths(&tart);
+        assert!(
+            later.lines().any(|l| l == lock_path.to_str().unwrap()),
+            "{later}"
+        );
+        assert!(
+            lab.lock().is_err(),
+            "the lock is held while the share lives"
+        );
+        drop(tart);
+        assert!(lab.lock().is_ok(), "and released with it");
     }
 
     #[test]
@@ -422,7 +526,10 @@ mod tests {
                         format!("\"Name\" : {escaped}"),
                         "\"Source\" : \"local\"".to_string(),
                         format!("\"Running\" : {running}"),
-                        "\"State\" : \"stopped\"".to_string(),
+                        format!(
+                            "\"State\" : \"{}\"",
+                            if running { "running" } else { "stopped" }
+                        ),
                         "\"Disk\" : 20".to_string(),
                         "\"Accessed\" : \"2026-01-01T00:00:00Z\"".to_string(),
                     ];
@@ -448,7 +555,7 @@ mod tests {
                 let text = list_json(names.clone(), order, running);
                 let list: Vec<ListEntry> = serde_json::from_str(&text).unwrap();
                 prop_assert_eq!(list.iter().map(|e| e.name.clone()).collect::<Vec<_>>(), names);
-                prop_assert!(list.iter().all(|e| e.running == running && e.is_local()));
+                prop_assert!(list.iter().all(|e| e.is_running() == running && e.is_local()));
             }
 
             #[test]

@@ -131,6 +131,15 @@ impl Lab {
         cmd
     }
 
+    /// Starts tartlab in the background, its output discarded (the test reads events).
+    pub fn spawn(&self, args: &[&str]) -> std::process::Child {
+        self.command(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn tartlab(&self, args: &[&str]) -> Out {
         self.command(args).output().unwrap().into()
     }
@@ -268,16 +277,38 @@ impl Lab {
         text
     }
 
-    /// Waits until the lab lock names `pid` as its holder.
-    pub fn wait_for_lock_holder(&self, pid: u32) {
-        let lock = self.lab.join(".tartlab/lock");
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::fs::read_to_string(&lock).unwrap_or_default().trim() != pid.to_string() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "pid {pid} never took the lab lock"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(10));
+    /// Every event in `.tartlab/events.jsonl` so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.lab.join(".tartlab/events.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits for the first event at index `from` or later that `wanted` accepts, while `child`
+    /// (the command that writes them) runs; returns its index. Fails the test if the child
+    /// ends first. The deadline only keeps a broken run from hanging the suite.
+    pub fn wait_for_event(
+        &self,
+        child: &mut std::process::Child,
+        from: usize,
+        what: &str,
+        wanted: impl Fn(&serde_json::Value) -> bool,
+    ) -> usize {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if let Some(i) = self.events().iter().skip(from).position(&wanted) {
+                return from + i;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "the command ended ({status}) before {what}; events: {:#?}",
+                    self.events()
+                );
+            }
+            assert!(std::time::Instant::now() < deadline, "no event {what}");
+            std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
 
@@ -333,4 +364,21 @@ pub fn processes_mentioning(needle: &Path) -> Vec<String> {
             (cmdline.contains(&needle) || environ.contains(&needle)).then_some(cmdline)
         })
         .collect()
+}
+
+/// Stops a process where it is (SIGSTOP), so a second actor runs while the first stays in the
+/// stage it reported; `thaw` lets it go on.
+pub fn freeze(child: &std::process::Child) {
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGSTOP) }, 0);
+}
+
+pub fn thaw(child: &std::process::Child) {
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGCONT) }, 0);
+}
+
+/// Whether an event is a node's (or the lab's) `stage` event with `status`.
+pub fn is_event(event: &serde_json::Value, stage: &str, status: &str) -> bool {
+    event["stage"] == stage && event["status"] == status
 }
