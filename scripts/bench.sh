@@ -105,9 +105,14 @@ done
 
 # Spawns: tart processes per VM for one up of 9 and one converged up.
 dir=$(make_lab 9)
+rm -rf "$dir/.tartlab/logs"
 : > "$work/tart-calls"
 (cd "$dir" && PATH="$work/counting:$PATH" "$tartlab" up >/dev/null 2>&1)
 spawns_up=$(wc -l < "$work/tart-calls")
+# SSH round trips of that up, per new VM: logins sshd accepted (its log is each guest's
+# console.log) and remote commands (one `===` header each in the provisioning transcripts).
+logins_up=$(cat "$TART_HOME"/vms/*/guest/console.log | grep -c 'Accepted ' || true)
+commands_up=$(cat "$dir"/.tartlab/logs/*.provision.log | grep -c '^=== ' || true)
 : > "$work/tart-calls"
 (cd "$dir" && PATH="$work/counting:$PATH" "$tartlab" up >/dev/null 2>&1)
 spawns_converged=$(wc -l < "$work/tart-calls")
@@ -150,6 +155,8 @@ if [ $quick = 0 ]; then
 fi
 figure "tart processes per VM, up(9)" "$(ratio "$spawns_up" 9)" - - per-VM
 figure "tart processes, converged up(9)" "$spawns_converged" - - total
+figure "SSH logins per new VM, up(9)" "$(ratio "$logins_up" 9)" - - per-VM
+figure "remote commands per new VM, up(9)" "$(ratio "$commands_up" 9)" - - per-VM
 
 {
   echo "# Performance"
