@@ -1,6 +1,6 @@
 //! A small re-implementation of swift-argument-parser 1.6.1 as tart uses it: option
 //! syntax, the order in which problems are found, and the exact error and help texts
-//! (shared/tart-reference.md sections 0.1 and 0.2), so tools are tested against tart's words.
+//! (the crate README, "What is simulated"), so tools are tested against tart's words.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,6 @@
 //! tart 2.31's subcommands, arguments and options, with their help texts and usage
-//! synopses, as listed in shared/tart-reference.md section 1.
+//! synopses, as tart's `Sources/tart/Commands/*.swift` declare them (crates/tart-sim/README.md
+//! lists what is simulated): one function per subcommand.
 
 use crate::args::{ArgSpec, Arity, CommandSpec, OptSpec, ValueKind};
 
@@ -38,129 +39,211 @@ const FORMAT: &[&str] = &["text", "json"];
 
 /// The spec of a subcommand the simulator implements, or `None`.
 pub fn command(name: &str) -> Option<CommandSpec> {
-    let spec = match name {
-        "clone" => CommandSpec {
-            name: "clone",
-            abstract_text: "Clone a VM",
-            discussion: "Creates a local virtual machine by cloning either a remote or another local virtual machine.",
-            usage: "clone <source-name> <new-name> [--insecure] [--concurrency <concurrency>] [--prune-limit <n>]",
-            args: vec![
-                ArgSpec { name: "source-name", help: "source VM name", arity: Arity::One },
-                ArgSpec { name: "new-name", help: "new VM name", arity: Arity::One },
-            ],
-            opts: vec![
-                OptSpec::flag("insecure", "connect to the OCI registry via insecure HTTP protocol"),
-                OptSpec::value("concurrency", "concurrency", ValueKind::UInt, "network concurrency to use when pulling a remote VM from the OCI-compatible registry"),
-                OptSpec::flag("deduplicate", "").hidden(),
-                OptSpec::value("prune-limit", "n", ValueKind::UInt, "limit automatic pruning to n gigabytes"),
-            ],
-        },
+    Some(match name {
+        "clone" => clone_spec(),
         "run" => run_spec(),
-        "set" => CommandSpec {
-            name: "set",
-            abstract_text: "Modify VM's configuration",
-            discussion: "",
-            usage: "set <name> [--cpu <cpu>] [--memory <memory>] [--display <display>] [--display-refit] [--no-display-refit] [--random-mac] [--random-serial] [--disk <path>] [--disk-size <disk-size>]",
-            args: vec![name_arg()],
-            opts: vec![
-                OptSpec::value("cpu", "cpu", ValueKind::UInt16, "Number of VM CPUs"),
-                OptSpec::value("memory", "memory", ValueKind::UInt64, "VM memory size in megabytes"),
-                OptSpec::value("display", "display", ValueKind::Text, "VM display resolution in a format of WIDTHxHEIGHT[pt|px]"),
-                OptSpec::flag("display-refit", "Whether to automatically reconfigure the VM's display to fit the window"),
-                OptSpec::flag("no-display-refit", "Whether to automatically reconfigure the VM's display to fit the window"),
-                OptSpec::flag("random-mac", "Generate a new random MAC address for the VM."),
-                OptSpec::flag("random-serial", "Generate a new random serial number for the macOS VM."),
-                OptSpec::value("disk", "path", ValueKind::Text, "Replace the VM's disk contents with the disk contents at path."),
-                OptSpec::value("disk-size", "disk-size", ValueKind::UInt16, "Resize the VMs disk to the specified size in GB (note that the disk size can only be increased to avoid losing data)"),
-            ],
-        },
-        "get" => CommandSpec {
-            name: "get",
-            abstract_text: "Get a VM's configuration",
-            discussion: "",
-            usage: "get <name> [--format <format>]",
-            args: vec![ArgSpec { name: "name", help: "VM name.", arity: Arity::One }],
-            opts: vec![OptSpec::value("format", "format", ValueKind::Choice(FORMAT), "Output format: text or json")],
-        },
-        "list" => CommandSpec {
-            name: "list",
-            abstract_text: "List created VMs",
-            discussion: "",
-            usage: "list [--source <source>] [--format <format>] [--quiet]",
-            args: vec![],
-            opts: vec![
-                OptSpec::value("source", "source", ValueKind::Text, "Only display VMs from the specified source (e.g. --source local, --source oci)."),
-                OptSpec::value("format", "format", ValueKind::Choice(FORMAT), "Output format: text or json"),
-                OptSpec::flag("quiet", "Only display VM names.").short('q'),
-            ],
-        },
-        "ip" => CommandSpec {
-            name: "ip",
-            abstract_text: "Get VM's IP address",
-            discussion: "",
-            usage: "ip <name> [--wait <wait>] [--resolver <resolver>]",
-            args: vec![name_arg()],
-            opts: vec![
-                OptSpec::value("wait", "wait", ValueKind::UInt16, "Number of seconds to wait for a potential VM booting"),
-                OptSpec::value("resolver", "resolver", ValueKind::Choice(&["dhcp", "arp", "agent"]), "Strategy for resolving IP address"),
-            ],
-        },
-        "exec" => CommandSpec {
-            name: "exec",
-            abstract_text: "Execute a command in a running VM",
-            discussion: "Requires Tart Guest Agent running in a guest VM.\n\nNote that all non-vanilla Cirrus Labs VM images already have the Tart Guest Agent installed.",
-            usage: "exec [-i] [-t] <name> <command> ...",
-            args: vec![
-                name_arg(),
-                ArgSpec { name: "command", help: "Command to execute", arity: Arity::Passthrough },
-            ],
-            opts: vec![
-                OptSpec::flag("", "Attach host's standard input to a remote command").short('i'),
-                OptSpec::flag("", "Allocate a remote pseudo-terminal (PTY)").short('t'),
-            ],
-        },
-        "pull" => CommandSpec {
-            name: "pull",
-            abstract_text: "Pull a VM from a registry",
-            discussion: "Pulls a virtual machine from a remote OCI-compatible registry.",
-            usage: "pull <remote-name> [--insecure] [--concurrency <concurrency>]",
-            args: vec![ArgSpec { name: "remote-name", help: "remote VM name", arity: Arity::One }],
-            opts: vec![
-                OptSpec::flag("insecure", "connect to the OCI registry via insecure HTTP protocol"),
-                OptSpec::value("concurrency", "concurrency", ValueKind::UInt, "network concurrency to use when pulling a remote VM from the OCI-compatible registry"),
-                OptSpec::flag("deduplicate", "").hidden(),
-            ],
-        },
-        "rename" => CommandSpec {
-            name: "rename",
-            abstract_text: "Rename a local VM",
-            discussion: "",
-            usage: "rename <name> <new-name>",
-            args: vec![
-                name_arg(),
-                ArgSpec { name: "new-name", help: "new VM name", arity: Arity::One },
-            ],
-            opts: vec![],
-        },
-        "stop" => CommandSpec {
-            name: "stop",
-            abstract_text: "Stop a VM",
-            discussion: "",
-            usage: "stop <name> [--timeout <timeout>]",
-            args: vec![name_arg()],
-            opts: vec![OptSpec::value("timeout", "timeout", ValueKind::UInt64, "Seconds to wait for graceful termination before forcefully terminating the VM").short('t')],
-        },
-        "delete" => CommandSpec {
-            name: "delete",
-            abstract_text: "Delete a VM",
-            discussion: "",
-            usage: "delete <name> ...",
-            args: vec![ArgSpec { name: "name", help: "VM name", arity: Arity::Repeating }],
-            opts: vec![],
-        },
+        "set" => set_spec(),
+        "get" => get_spec(),
+        "list" => list_spec(),
+        "ip" => ip_spec(),
+        "exec" => exec_spec(),
+        "pull" => pull_spec(),
+        "rename" => rename_spec(),
+        "stop" => stop_spec(),
+        "delete" => delete_spec(),
         _ => return None,
-    };
-    Some(spec)
+    })
+}
+
+fn clone_spec() -> CommandSpec {
+    CommandSpec {
+        name: "clone",
+        abstract_text: "Clone a VM",
+        discussion: "Creates a local virtual machine by cloning either a remote or another local virtual machine.",
+        usage: "clone <source-name> <new-name> [--insecure] [--concurrency <concurrency>] [--prune-limit <n>]",
+        args: vec![
+            ArgSpec { name: "source-name", help: "source VM name", arity: Arity::One },
+            ArgSpec { name: "new-name", help: "new VM name", arity: Arity::One },
+        ],
+        opts: vec![
+            OptSpec::flag("insecure", "connect to the OCI registry via insecure HTTP protocol"),
+            OptSpec::value("concurrency", "concurrency", ValueKind::UInt, "network concurrency to use when pulling a remote VM from the OCI-compatible registry"),
+            OptSpec::flag("deduplicate", "").hidden(),
+            OptSpec::value("prune-limit", "n", ValueKind::UInt, "limit automatic pruning to n gigabytes"),
+        ],
+    }
+}
+
+fn set_spec() -> CommandSpec {
+    CommandSpec {
+        name: "set",
+        abstract_text: "Modify VM's configuration",
+        discussion: "",
+        usage: "set <name> [--cpu <cpu>] [--memory <memory>] [--display <display>] [--display-refit] [--no-display-refit] [--random-mac] [--random-serial] [--disk <path>] [--disk-size <disk-size>]",
+        args: vec![name_arg()],
+        opts: vec![
+            OptSpec::value("cpu", "cpu", ValueKind::UInt16, "Number of VM CPUs"),
+            OptSpec::value("memory", "memory", ValueKind::UInt64, "VM memory size in megabytes"),
+            OptSpec::value("display", "display", ValueKind::Text, "VM display resolution in a format of WIDTHxHEIGHT[pt|px]"),
+            OptSpec::flag("display-refit", "Whether to automatically reconfigure the VM's display to fit the window"),
+            OptSpec::flag("no-display-refit", "Whether to automatically reconfigure the VM's display to fit the window"),
+            OptSpec::flag("random-mac", "Generate a new random MAC address for the VM."),
+            OptSpec::flag("random-serial", "Generate a new random serial number for the macOS VM."),
+            OptSpec::value("disk", "path", ValueKind::Text, "Replace the VM's disk contents with the disk contents at path."),
+            OptSpec::value("disk-size", "disk-size", ValueKind::UInt16, "Resize the VMs disk to the specified size in GB (note that the disk size can only be increased to avoid losing data)"),
+        ],
+    }
+}
+
+fn get_spec() -> CommandSpec {
+    CommandSpec {
+        name: "get",
+        abstract_text: "Get a VM's configuration",
+        discussion: "",
+        usage: "get <name> [--format <format>]",
+        args: vec![ArgSpec {
+            name: "name",
+            help: "VM name.",
+            arity: Arity::One,
+        }],
+        opts: vec![OptSpec::value(
+            "format",
+            "format",
+            ValueKind::Choice(FORMAT),
+            "Output format: text or json",
+        )],
+    }
+}
+
+fn list_spec() -> CommandSpec {
+    CommandSpec {
+        name: "list",
+        abstract_text: "List created VMs",
+        discussion: "",
+        usage: "list [--source <source>] [--format <format>] [--quiet]",
+        args: vec![],
+        opts: vec![
+            OptSpec::value(
+                "source",
+                "source",
+                ValueKind::Text,
+                "Only display VMs from the specified source (e.g. --source local, --source oci).",
+            ),
+            OptSpec::value(
+                "format",
+                "format",
+                ValueKind::Choice(FORMAT),
+                "Output format: text or json",
+            ),
+            OptSpec::flag("quiet", "Only display VM names.").short('q'),
+        ],
+    }
+}
+
+fn ip_spec() -> CommandSpec {
+    CommandSpec {
+        name: "ip",
+        abstract_text: "Get VM's IP address",
+        discussion: "",
+        usage: "ip <name> [--wait <wait>] [--resolver <resolver>]",
+        args: vec![name_arg()],
+        opts: vec![
+            OptSpec::value(
+                "wait",
+                "wait",
+                ValueKind::UInt16,
+                "Number of seconds to wait for a potential VM booting",
+            ),
+            OptSpec::value(
+                "resolver",
+                "resolver",
+                ValueKind::Choice(&["dhcp", "arp", "agent"]),
+                "Strategy for resolving IP address",
+            ),
+        ],
+    }
+}
+
+fn exec_spec() -> CommandSpec {
+    CommandSpec {
+        name: "exec",
+        abstract_text: "Execute a command in a running VM",
+        discussion: "Requires Tart Guest Agent running in a guest VM.\n\nNote that all non-vanilla Cirrus Labs VM images already have the Tart Guest Agent installed.",
+        usage: "exec [-i] [-t] <name> <command> ...",
+        args: vec![
+            name_arg(),
+            ArgSpec { name: "command", help: "Command to execute", arity: Arity::Passthrough },
+        ],
+        opts: vec![
+            OptSpec::flag("", "Attach host's standard input to a remote command").short('i'),
+            OptSpec::flag("", "Allocate a remote pseudo-terminal (PTY)").short('t'),
+        ],
+    }
+}
+
+fn pull_spec() -> CommandSpec {
+    CommandSpec {
+        name: "pull",
+        abstract_text: "Pull a VM from a registry",
+        discussion: "Pulls a virtual machine from a remote OCI-compatible registry.",
+        usage: "pull <remote-name> [--insecure] [--concurrency <concurrency>]",
+        args: vec![ArgSpec { name: "remote-name", help: "remote VM name", arity: Arity::One }],
+        opts: vec![
+            OptSpec::flag("insecure", "connect to the OCI registry via insecure HTTP protocol"),
+            OptSpec::value("concurrency", "concurrency", ValueKind::UInt, "network concurrency to use when pulling a remote VM from the OCI-compatible registry"),
+            OptSpec::flag("deduplicate", "").hidden(),
+        ],
+    }
+}
+
+fn rename_spec() -> CommandSpec {
+    CommandSpec {
+        name: "rename",
+        abstract_text: "Rename a local VM",
+        discussion: "",
+        usage: "rename <name> <new-name>",
+        args: vec![
+            name_arg(),
+            ArgSpec {
+                name: "new-name",
+                help: "new VM name",
+                arity: Arity::One,
+            },
+        ],
+        opts: vec![],
+    }
+}
+
+fn stop_spec() -> CommandSpec {
+    CommandSpec {
+        name: "stop",
+        abstract_text: "Stop a VM",
+        discussion: "",
+        usage: "stop <name> [--timeout <timeout>]",
+        args: vec![name_arg()],
+        opts: vec![OptSpec::value(
+            "timeout",
+            "timeout",
+            ValueKind::UInt64,
+            "Seconds to wait for graceful termination before forcefully terminating the VM",
+        )
+        .short('t')],
+    }
+}
+
+fn delete_spec() -> CommandSpec {
+    CommandSpec {
+        name: "delete",
+        abstract_text: "Delete a VM",
+        discussion: "",
+        usage: "delete <name> ...",
+        args: vec![ArgSpec {
+            name: "name",
+            help: "VM name",
+            arity: Arity::Repeating,
+        }],
+        opts: vec![],
+    }
 }
 
 fn run_spec() -> CommandSpec {

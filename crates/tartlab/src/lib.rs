@@ -1,11 +1,15 @@
-//! tartlab as a library: the command line (`cli`), the lab file (`lab`), the lab's state on
-//! disk (`state`), tart (`provider`), guests over SSH (`guest`), the lifecycle (`engine`) and
-//! what the user sees (`ui`). `main.rs` only calls `cli::main`.
+//! tartlab as a library. Data flows one way: `cli` (parse) -> `lab` (load, validate, expand
+//! into nodes) -> `engine` (plan, then run the stages, emitting events) -> `provider` (how
+//! VMs are made: tart) and `guest` (how a running VM is talked to: SSH) -> `ui` (what the
+//! user sees). `state` is the lab's `.tartlab/` directory; `error` holds the exit codes and
+//! the one error type `main.rs` prints.
 
 pub mod cli;
 pub mod engine;
+pub mod error;
 pub mod guest;
 pub mod lab;
 pub mod provider;
 pub mod state;
+pub mod text;
 pub mod ui;

@@ -602,7 +602,9 @@ fn a_disk_smaller_than_the_image_or_the_vm_is_refused_before_anything_changes() 
     let up = lab.tartlab(&["up"]);
     assert_eq!(up.code, 2, "{}\n{}", up.stdout, up.stderr);
     assert!(
-        up.stderr.contains("dev-vm: disk 15 GB is smaller than the image's disk (20 GB), and tart cannot shrink a disk"),
+        up.stderr.contains(
+            "dev-vm: disk 15 GB is smaller than the image's disk (20 GB), and a disk can only grow"
+        ),
         "{}",
         up.stderr
     );

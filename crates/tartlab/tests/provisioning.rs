@@ -425,3 +425,62 @@ fn logs_follow_prints_what_is_appended() {
     let _ = follow.wait();
     assert!(found);
 }
+
+/// Each node's actions: what `plan --json` expects, or what `up --json` did.
+fn actions(json: &serde_json::Value, list: &str) -> Vec<(String, serde_json::Value)> {
+    json[list]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["orphan"] != true)
+        .map(|n| {
+            let name = n["vm_name"].as_str().or(n["node"].as_str()).unwrap();
+            (name.to_string(), n["actions"].clone())
+        })
+        .collect()
+}
+
+#[test]
+fn what_plan_says_is_what_up_then_does() {
+    let lab = k3s_lab();
+    let agree = |when: &str| {
+        let plan: serde_json::Value =
+            serde_json::from_str(&lab.ok(&["plan", "--json"]).stdout).unwrap();
+        let up = lab.ok(&["up", "--json"]);
+        let recap: serde_json::Value =
+            serde_json::from_str(up.stdout.lines().last().unwrap()).unwrap();
+        let planned = actions(&plan, "nodes");
+        assert_eq!(planned, actions(&recap, "recap"), "{when}");
+        planned
+    };
+    let fresh = agree("a fresh lab");
+    let (_, master) = fresh.iter().find(|(n, _)| n == "k3s-master").unwrap();
+    assert_eq!(
+        master,
+        &serde_json::json!([
+            "created",
+            "booted",
+            "provisioned identity, hosts, files /etc/motd",
+            "ran server"
+        ])
+    );
+    let converged = agree("a converged lab");
+    assert!(converged.iter().all(|(_, a)| a == &serde_json::json!([])));
+    lab.write("files/motd", "a new motd\n");
+    let changed = agree("a changed file");
+    let (_, worker) = changed.iter().find(|(n, _)| n == "other-worker").unwrap();
+    assert_eq!(
+        worker,
+        &serde_json::json!(["provisioned files /etc/motd", "ran agents"])
+    );
+    lab.write(
+        "tartlab.yaml",
+        &K3S_STAND_IN.replace(
+            "      - { name: worker, role: worker }\nfiles",
+            "      - { name: worker, role: worker, cpu: 3 }\nfiles",
+        ),
+    );
+    let restarted = agree("a changed cpu");
+    let (_, worker) = restarted.iter().find(|(n, _)| n == "other-worker").unwrap();
+    assert_eq!(worker, &serde_json::json!(["cpu 2 -> 3", "booted"]));
+}

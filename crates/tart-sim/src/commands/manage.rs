@@ -259,6 +259,63 @@ struct ListRow {
     state: &'static str,
 }
 
+/// One row of `tart list` for a VM or cache directory.
+fn list_row(source: &'static str, vm: VmDir, state: &'static str) -> ListRow {
+    let (apparent, allocated) = vm.sizes();
+    ListRow {
+        source,
+        disk: apparent / 1_000_000_000,
+        size: allocated / 1_000_000_000,
+        accessed: vm.accessed(),
+        running: state == "running",
+        state,
+        name: vm.name,
+    }
+}
+
+/// The rows of `tart list`: local VMs, then OCI entries, as `--source` asks.
+fn list_rows(home: &Home, source: Option<&str>) -> Vec<ListRow> {
+    let mut rows = Vec::new();
+    if source != Some("oci") {
+        for name in home.local_vm_names() {
+            let vm = VmDir {
+                path: home.vm_dir(&name),
+                name,
+            };
+            let state = vm.state();
+            rows.push(list_row("local", vm, state));
+        }
+    }
+    if source != Some("local") {
+        for (name, dir) in images::cache_entries(home) {
+            rows.push(list_row("OCI", VmDir { path: dir, name }, "stopped"));
+        }
+    }
+    rows
+}
+
+/// tart's text table: `Source Name Disk Size Accessed State`.
+fn list_text(rows: &[ListRow]) -> String {
+    let now = SystemTime::now();
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.source.to_string(),
+                r.name.clone(),
+                r.disk.to_string(),
+                r.size.to_string(),
+                output::relative(r.accessed, now),
+                r.state.to_string(),
+            ]
+        })
+        .collect();
+    output::text_table(
+        &["Source", "Name", "Disk", "Size", "Accessed", "State"],
+        &cells,
+    )
+}
+
 pub fn list(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> {
     let source = p.value("source");
     if let Some(s) = source.filter(|s| *s != "local" && *s != "oci") {
@@ -267,44 +324,7 @@ pub fn list(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> 
         );
     }
     p.check_leftovers(spec)?;
-    let mut rows = Vec::new();
-    if source != Some("oci") {
-        for name in home.local_vm_names() {
-            let vm = VmDir {
-                path: home.vm_dir(&name),
-                name,
-            };
-            let (apparent, allocated) = vm.sizes();
-            let state = vm.state();
-            rows.push(ListRow {
-                source: "local",
-                disk: apparent / 1_000_000_000,
-                size: allocated / 1_000_000_000,
-                accessed: vm.accessed(),
-                running: state == "running",
-                state,
-                name: vm.name,
-            });
-        }
-    }
-    if source != Some("local") {
-        for (name, dir) in images::cache_entries(home) {
-            let vm = VmDir {
-                path: dir,
-                name: name.clone(),
-            };
-            let (apparent, allocated) = vm.sizes();
-            rows.push(ListRow {
-                source: "OCI",
-                disk: apparent / 1_000_000_000,
-                size: allocated / 1_000_000_000,
-                accessed: vm.accessed(),
-                running: false,
-                state: "stopped",
-                name,
-            });
-        }
-    }
+    let rows = list_rows(home, source);
     if p.flag("quiet") {
         for row in &rows {
             print(&row.name);
@@ -322,30 +342,11 @@ pub fn list(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> 
             })
             .collect();
         print(&output::apple_json(&Value::Array(items)));
-        return Ok(());
-    }
-    if rows.is_empty() {
+    } else if rows.is_empty() {
         print("");
-        return Ok(());
+    } else {
+        print(&list_text(&rows));
     }
-    let now = SystemTime::now();
-    let cells: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.source.to_string(),
-                r.name.clone(),
-                r.disk.to_string(),
-                r.size.to_string(),
-                output::relative(r.accessed, now),
-                r.state.to_string(),
-            ]
-        })
-        .collect();
-    print(&output::text_table(
-        &["Source", "Name", "Disk", "Size", "Accessed", "State"],
-        &cells,
-    ));
     Ok(())
 }
 

@@ -1,6 +1,6 @@
 //! A simulated VM's guest: a sandbox of mount, UTS and PID namespaces whose root is made of
 //! copy-on-write layers kept in the VM's `guest/` directory, running OpenSSH's sshd on the
-//! VM's own 127.x address (see shared/simulator-guests.md and `boot.sh`).
+//! VM's own 127.x address (the crate README's "The guests", and `boot.sh`).
 
 use std::ffi::OsString;
 use std::fs::{self, File};

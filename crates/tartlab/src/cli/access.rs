@@ -1,19 +1,20 @@
 //! Every way into a running lab: `ssh` (the system ssh with the lab key and pinned host
-//! keys), `exec` (one command on many nodes at once), `cp` (SFTP), `logs`, and the files other
-//! tools read: `ssh-config` (OpenSSH `Include`) and `inventory` (Ansible).
+//! keys), `exec` (one command on many nodes at once), `cp` (SFTP) and `logs`. The files other
+//! tools read are in `export.rs`. None takes the lab lock.
 
-use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use russh::keys::PrivateKey;
-
-use super::{fatal, out, FileArgs, LabView, EXIT_FAILED, EXIT_INVALID, EXIT_OK, EXIT_PARTIAL};
-use crate::guest::ssh::{self, Auth};
+use super::{out, runtime, FileArgs, LabSnapshot};
+use crate::engine::fanout;
+use crate::error::{Error, Exit, Result};
+use crate::guest::ssh::{self, Auth, Output};
+use crate::guest::transfer;
 use crate::lab::{self, Node};
-use crate::provider::Tart;
+use crate::provider::tart::TartProvider;
+use crate::provider::{Endpoint, Provider};
 use crate::state::KnownHosts;
 use crate::ui;
 
@@ -75,44 +76,23 @@ pub struct LogsArgs {
     pub follow: bool,
 }
 
-#[derive(clap::Args, Debug)]
-pub struct InventoryArgs {
-    #[command(flatten)]
-    pub file: FileArgs,
-    /// INI instead of YAML
-    #[arg(long)]
-    pub ini: bool,
-}
-
-/// The names of running local VMs (one `tart list`).
-fn running_vms() -> Result<Vec<String>, i32> {
-    let tart = Tart::locate().map_err(|e| {
-        fatal(
-            &format!("cannot find tart: {e}"),
-            "install it, or point TARTLAB_TART at it",
-        )
-    })?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| fatal(&e.to_string(), ""))?;
-    let list = rt.block_on(tart.list()).map_err(|e| {
-        fatal(
-            &format!("cannot list tart's VMs: {e}"),
-            "check the tart installation: `tart list`",
-        )
-    })?;
-    Ok(list
+/// The provider, and the names of the VMs that run (one inventory).
+fn provider_and_running() -> Result<(TartProvider, Vec<String>)> {
+    let provider = TartProvider::locate(None).map_err(|e| Error::fatal(e.message, e.hint))?;
+    let inventory = runtime()?.block_on(crate::engine::read_inventory(&provider))?;
+    let running = inventory
+        .vms
         .into_iter()
-        .filter(|e| e.is_local() && e.is_running())
-        .map(|e| e.name)
-        .collect())
+        .filter(|(_, v)| v.running)
+        .map(|(name, _)| name)
+        .collect();
+    Ok((provider, running))
 }
 
 /// The system ssh's options for a node: lab key, pinned host key, no prompts.
-fn ssh_options(view: &LabView, vm: &str) -> Vec<String> {
-    let key = view.absolute(view.dir.key_path());
-    let known = view.absolute(view.dir.known_hosts_path());
+fn ssh_options(snapshot: &LabSnapshot, vm: &str) -> Vec<String> {
+    let key = snapshot.absolute(snapshot.dir.key_path());
+    let known = snapshot.absolute(snapshot.dir.known_hosts_path());
     [
         "-i".to_string(),
         key.display().to_string(),
@@ -130,31 +110,29 @@ fn ssh_options(view: &LabView, vm: &str) -> Vec<String> {
     .to_vec()
 }
 
-pub fn ssh(args: &SshArgs) -> i32 {
+pub fn ssh(args: &SshArgs) -> Result<Exit> {
     use std::os::unix::process::CommandExt;
-    let run = || -> Result<i32, i32> {
-        let view = LabView::open(&args.file)?;
-        let node = view.node(&args.node)?;
-        let ip = view
-            .address(node, &running_vms()?)
-            .map_err(|e| fatal(&e, ""))?;
-        let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
-        let mut cmd = std::process::Command::new("ssh");
-        cmd.args(ssh_options(&view, &node.vm_name));
-        if args.command.is_empty() && std::io::stdin().is_terminal() {
-            cmd.arg("-t");
-        }
-        cmd.arg(format!("{user}@{ip}"));
-        if !args.command.is_empty() {
-            cmd.arg("--").args(&args.command);
-        }
-        let error = cmd.exec();
-        Err(fatal(
-            &format!("cannot run ssh: {error}"),
-            "install the OpenSSH client",
-        ))
-    };
-    run().unwrap_or_else(|code| code)
+    let snapshot = LabSnapshot::open(&args.file)?;
+    let node = snapshot.node(&args.node)?;
+    let (_, running) = provider_and_running()?;
+    let ip = snapshot
+        .address(node, &running)
+        .map_err(|e| Error::fatal(e, ""))?;
+    let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.args(ssh_options(&snapshot, &node.vm_name));
+    if args.command.is_empty() && std::io::stdin().is_terminal() {
+        cmd.arg("-t");
+    }
+    cmd.arg(format!("{user}@{ip}"));
+    if !args.command.is_empty() {
+        cmd.arg("--").args(&args.command);
+    }
+    let error = cmd.exec();
+    Err(Error::fatal(
+        format!("cannot run ssh: {error}"),
+        "install the OpenSSH client",
+    ))
 }
 
 /// What one node's command did, for the recap and `--json`.
@@ -172,137 +150,165 @@ fn node_colour(i: usize) -> &'static str {
     ["36", "33", "35", "32", "34", "96", "93", "95"][i % 8]
 }
 
-pub fn exec(args: &ExecArgs) -> i32 {
-    let run = || -> Result<i32, i32> {
-        let view = LabView::open(&args.file)?;
-        let targets: Vec<Node> = view
-            .nodes
-            .iter()
-            .filter(|n| lab::selects(&args.selector, n))
-            .cloned()
-            .collect();
-        if targets.is_empty() {
-            eprintln!("error: `{}` matches no node of the lab", args.selector);
-            eprintln!("  hint: use all, a node name, cluster=NAME or role=NAME");
-            return Err(EXIT_INVALID);
-        }
-        let running = running_vms()?;
-        let key = Arc::new(
-            view.dir
-                .lab_key()
-                .map_err(|e| fatal(&e, "check .tartlab/id_ed25519"))?,
-        );
-        let known = KnownHosts::new(&view.dir);
-        let command = args.command.join(" ");
-        let colour = std::io::stdout().is_terminal()
-            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-        let width = targets.iter().map(|n| n.vm_name.len()).max().unwrap_or(0);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| fatal(&e.to_string(), ""))?;
-        let results = rt.block_on(async {
-            let limit = Arc::new(tokio::sync::Semaphore::new(args.parallel.max(1)));
-            let mut tasks = Vec::new();
-            for (i, node) in targets.iter().enumerate() {
-                let address = view.address(node, &running);
-                let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
-                let (key, known, limit, command) =
-                    (key.clone(), known.clone(), limit.clone(), command.clone());
-                let vm = node.vm_name.clone();
-                let json = args.file.json;
-                tasks.push(tokio::spawn(async move {
-                    let started = Instant::now();
-                    let mut result = ExecResult {
-                        node: vm.clone(),
-                        exit_code: None,
-                        stdout: String::new(),
-                        stderr: String::new(),
-                        error: None,
-                        seconds: 0.0,
-                    };
-                    let _permit = limit.acquire().await;
-                    match address {
-                        Err(e) => result.error = Some(e),
-                        Ok(ip) => {
-                            match run_one(&ip, &user, &key, known.pinned(&vm), &command).await {
-                                Ok(output) => {
-                                    result.exit_code = output.status;
-                                    result.stdout = output.stdout_text();
-                                    result.stderr = output.stderr_text();
-                                }
-                                Err(e) => result.error = Some(e),
-                            }
-                        }
-                    }
-                    result.seconds = started.elapsed().as_secs_f64();
-                    if !json {
-                        print_prefixed(&result, i, width, colour);
-                    }
-                    result
-                }));
-            }
-            let mut results = Vec::new();
-            for task in tasks {
-                if let Ok(r) = task.await {
-                    results.push(r);
-                }
-            }
-            results
-        });
-        let failed = results.iter().filter(|r| r.exit_code != Some(0)).count();
-        let code = match failed {
-            0 => EXIT_OK,
-            n if n == results.len() => EXIT_FAILED,
-            _ => EXIT_PARTIAL,
-        };
-        if args.file.json {
-            out(&serde_json::json!({ "results": results, "exit_code": code }).to_string());
-            return Ok(code);
-        }
-        let rows: Vec<Vec<String>> = results
-            .iter()
-            .map(|r| {
-                vec![
-                    r.node.clone(),
-                    match (&r.error, r.exit_code) {
-                        (Some(_), _) => "error".into(),
-                        (None, Some(c)) => c.to_string(),
-                        (None, None) => "killed".into(),
-                    },
-                    format!("{:.1}s", r.seconds),
-                    r.error.clone().unwrap_or_default(),
-                ]
-            })
-            .collect();
-        eprintln!("{}", ui::table(&["NODE", "EXIT", "TIME", "ERROR"], &rows));
-        eprintln!(
-            "exec: {} of {} node(s) exited 0",
-            results.len() - failed,
-            results.len()
-        );
-        Ok(code)
-    };
-    run().unwrap_or_else(|code| code)
-}
-
+/// One command on one node, with the lab key and the pinned host keys.
 async fn run_one(
-    ip: &str,
+    endpoint: Endpoint,
     user: &str,
-    key: &Arc<PrivateKey>,
+    key: &Arc<russh::keys::PrivateKey>,
     pinned: Vec<russh::keys::PublicKey>,
     command: &str,
-) -> Result<ssh::Output, String> {
+) -> std::result::Result<Output, String> {
     if pinned.is_empty() {
         return Err("no host key is pinned for this VM: `tartlab up` first".into());
     }
-    let session = ssh::connect(ip, user, Auth::Key(key), pinned, Duration::from_secs(15))
-        .await
-        .map_err(|e| e.to_string())?;
-    let output = session.exec(command, None).await;
-    session.close().await;
+    let connection = ssh::connect(
+        &endpoint,
+        user,
+        Auth::Key(key),
+        pinned,
+        Duration::from_secs(15),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let output = connection.exec(command, None).await;
+    connection.close().await;
     output
+}
+
+/// Everything one node's `exec` needs, gathered before the fan-out.
+struct ExecJob {
+    index: usize,
+    vm: String,
+    user: String,
+    /// Where its sshd is, or why it cannot be reached.
+    endpoint: std::result::Result<Endpoint, String>,
+    pinned: Vec<russh::keys::PublicKey>,
+    key: Arc<russh::keys::PrivateKey>,
+    command: String,
+}
+
+pub fn exec(args: &ExecArgs) -> Result<Exit> {
+    let snapshot = LabSnapshot::open(&args.file)?;
+    let targets: Vec<&Node> = snapshot
+        .lab
+        .nodes
+        .iter()
+        .filter(|n| lab::selects(&args.selector, n))
+        .collect();
+    if targets.is_empty() {
+        return Err(Error::usage(
+            format!("`{}` matches no node of the lab", args.selector),
+            "use all, a node name, cluster=NAME or role=NAME",
+        ));
+    }
+    let (provider, running) = provider_and_running()?;
+    let key = Arc::new(
+        snapshot
+            .dir
+            .lab_key()
+            .map_err(|e| Error::fatal(e, "check .tartlab/id_ed25519"))?,
+    );
+    let known = KnownHosts::new(&snapshot.dir);
+    let show = Shown {
+        colour: std::io::stdout().is_terminal()
+            && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        width: targets.iter().map(|n| n.vm_name.len()).max().unwrap_or(0),
+        json: args.file.json,
+    };
+    let jobs: Vec<ExecJob> = targets
+        .iter()
+        .enumerate()
+        .map(|(index, node)| ExecJob {
+            index,
+            vm: node.vm_name.clone(),
+            user: args.user.clone().unwrap_or_else(|| node.login.user.clone()),
+            endpoint: snapshot
+                .address(node, &running)
+                .map(|ip| provider.ssh_endpoint(&node.vm_name, &ip)),
+            pinned: known.pinned(&node.vm_name),
+            key: key.clone(),
+            command: args.command.join(" "),
+        })
+        .collect();
+    let results: Vec<ExecResult> = runtime()?
+        .block_on(fanout::each(jobs, args.parallel, move |job| job.run(show)))
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(exec_recap(&results, args.file.json))
+}
+
+/// How `exec` shows each node's output as it comes.
+#[derive(Clone, Copy)]
+struct Shown {
+    colour: bool,
+    width: usize,
+    json: bool,
+}
+
+impl ExecJob {
+    async fn run(self, show: Shown) -> ExecResult {
+        let started = Instant::now();
+        let mut result = ExecResult {
+            node: self.vm.clone(),
+            exit_code: None,
+            stdout: String::new(),
+            stderr: String::new(),
+            error: None,
+            seconds: 0.0,
+        };
+        let ran = match self.endpoint {
+            Ok(endpoint) => {
+                run_one(endpoint, &self.user, &self.key, self.pinned, &self.command).await
+            }
+            Err(e) => Err(e),
+        };
+        match ran {
+            Ok(output) => {
+                result.exit_code = output.status;
+                result.stdout = output.stdout_text();
+                result.stderr = output.stderr_text();
+            }
+            Err(e) => result.error = Some(e),
+        }
+        result.seconds = started.elapsed().as_secs_f64();
+        if !show.json {
+            print_prefixed(&result, self.index, show.width, show.colour);
+        }
+        result
+    }
+}
+
+/// The recap of `exec` (a table on stderr, or one JSON object), and its exit.
+fn exec_recap(results: &[ExecResult], json: bool) -> Exit {
+    let failed = results.iter().filter(|r| r.exit_code != Some(0)).count();
+    let exit = Exit::for_results(failed, results.len());
+    if json {
+        out(&serde_json::json!({ "results": results, "exit_code": exit.code() }).to_string());
+        return exit;
+    }
+    let rows: Vec<Vec<String>> = results
+        .iter()
+        .map(|r| {
+            vec![
+                r.node.clone(),
+                match (&r.error, r.exit_code) {
+                    (Some(_), _) => "error".into(),
+                    (None, Some(c)) => c.to_string(),
+                    (None, None) => "killed".into(),
+                },
+                format!("{:.1}s", r.seconds),
+                r.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    eprintln!("{}", ui::table(&["NODE", "EXIT", "TIME", "ERROR"], &rows));
+    eprintln!(
+        "exec: {} of {} node(s) exited 0",
+        results.len() - failed,
+        results.len()
+    );
+    exit
 }
 
 /// A node's output, each line prefixed with its name (coloured on a terminal).
@@ -331,323 +337,113 @@ fn print_prefixed(result: &ExecResult, index: usize, width: usize, colour: bool)
 }
 
 /// `NODE:PATH` split, when the text names a node of the lab.
-fn remote_part<'a>(view: &LabView, text: &'a str) -> Option<(&'a str, &'a str)> {
+fn remote_part<'a>(snapshot: &LabSnapshot, text: &'a str) -> Option<(&'a str, &'a str)> {
     let (node, path) = text.split_once(':')?;
-    view.nodes
-        .iter()
-        .any(|n| n.vm_name == node)
-        .then_some((node, path))
+    snapshot.lab.node(node).map(|_| (node, path))
 }
 
-pub fn cp(args: &CpArgs) -> i32 {
-    let run = || -> Result<i32, i32> {
-        let view = LabView::open(&args.file)?;
-        let (node_name, upload, remote_path, local) = match (
-            remote_part(&view, &args.source),
-            remote_part(&view, &args.destination),
-        ) {
-            (None, Some((n, p))) => (n, true, p.to_string(), PathBuf::from(&args.source)),
-            (Some((n, p)), None) => (n, false, p.to_string(), PathBuf::from(&args.destination)),
-            _ => {
-                eprintln!("error: give one side as NODE:PATH and the other as a local path");
-                eprintln!("  hint: e.g. `tartlab cp ./app.conf dev-master:/tmp/app.conf`");
-                return Err(EXIT_INVALID);
-            }
-        };
-        let node = view.node(node_name)?.clone();
-        let ip = view
-            .address(&node, &running_vms()?)
-            .map_err(|e| fatal(&e, ""))?;
-        let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
-        let key = Arc::new(
-            view.dir
-                .lab_key()
-                .map_err(|e| fatal(&e, "check .tartlab/id_ed25519"))?,
-        );
-        let pinned = KnownHosts::new(&view.dir).pinned(&node.vm_name);
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| fatal(&e.to_string(), ""))?;
-        let copied = rt.block_on(async {
-            let session =
-                ssh::connect(&ip, &user, Auth::Key(&key), pinned, Duration::from_secs(15))
-                    .await
-                    .map_err(|e| e.to_string())?;
-            let sftp = session.sftp().await?;
-            let result = if upload {
-                put(&sftp, &local, &remote_path, args.recursive).await
-            } else {
-                get(&sftp, &remote_path, &local, args.recursive).await
-            };
-            let _ = sftp.close().await;
-            session.close().await;
-            result
-        });
-        match copied {
-            Ok(n) => {
-                eprintln!("copied {n} file(s)");
-                Ok(EXIT_OK)
-            }
-            Err(e) => Err(fatal(
-                &format!("cp {} {}: {e}", args.source, args.destination),
-                "use -r for directories; remote paths are as the login user sees them",
-            )),
+pub fn cp(args: &CpArgs) -> Result<Exit> {
+    let snapshot = LabSnapshot::open(&args.file)?;
+    let (node_name, upload, remote_path, local) = match (
+        remote_part(&snapshot, &args.source),
+        remote_part(&snapshot, &args.destination),
+    ) {
+        (None, Some((n, p))) => (n, true, p.to_string(), PathBuf::from(&args.source)),
+        (Some((n, p)), None) => (n, false, p.to_string(), PathBuf::from(&args.destination)),
+        _ => {
+            return Err(Error::usage(
+                "give one side as NODE:PATH and the other as a local path",
+                "e.g. `tartlab cp ./app.conf dev-master:/tmp/app.conf`",
+            ))
         }
     };
-    run().unwrap_or_else(|code| code)
-}
-
-async fn is_remote_dir(sftp: &russh_sftp::client::SftpSession, path: &str) -> bool {
-    sftp.metadata(path).await.is_ok_and(|m| m.is_dir())
-}
-
-/// Local to remote; into a remote directory when the destination is one.
-fn put<'a>(
-    sftp: &'a russh_sftp::client::SftpSession,
-    local: &'a Path,
-    remote: &'a str,
-    recursive: bool,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, String>> + Send + 'a>> {
-    Box::pin(async move {
-        let name = local
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let target = if is_remote_dir(sftp, remote).await {
-            format!("{}/{name}", remote.trim_end_matches('/'))
+    let node = snapshot.node(node_name)?.clone();
+    let (provider, running) = provider_and_running()?;
+    let ip = snapshot
+        .address(&node, &running)
+        .map_err(|e| Error::fatal(e, ""))?;
+    let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
+    let key = Arc::new(
+        snapshot
+            .dir
+            .lab_key()
+            .map_err(|e| Error::fatal(e, "check .tartlab/id_ed25519"))?,
+    );
+    let pinned = KnownHosts::new(&snapshot.dir).pinned(&node.vm_name);
+    let endpoint = provider.ssh_endpoint(&node.vm_name, &ip);
+    let copied = runtime()?.block_on(async {
+        let connection = ssh::connect(
+            &endpoint,
+            &user,
+            Auth::Key(&key),
+            pinned,
+            Duration::from_secs(15),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+        let sftp = connection.sftp().await?;
+        let depth = if args.recursive {
+            transfer::Depth::Recursive
         } else {
-            remote.to_string()
+            transfer::Depth::Files
         };
-        if local.is_dir() {
-            if !recursive {
-                return Err(format!("{} is a directory (use -r)", local.display()));
-            }
-            if !is_remote_dir(sftp, &target).await {
-                sftp.create_dir(target.as_str())
-                    .await
-                    .map_err(|e| format!("{target}: {e}"))?;
-            }
-            let mut count = 0;
-            let entries =
-                std::fs::read_dir(local).map_err(|e| format!("{}: {e}", local.display()))?;
-            for entry in entries.flatten() {
-                count += put(sftp, &entry.path(), &target, true).await?;
-            }
-            return Ok(count);
-        }
-        let data = std::fs::read(local).map_err(|e| format!("{}: {e}", local.display()))?;
-        ssh::sftp_put(sftp, &target, &data)
-            .await
-            .map_err(|e| format!("{target}: {e}"))?;
-        Ok(1)
-    })
-}
-
-/// Remote to local; into a local directory when the destination is one.
-fn get<'a>(
-    sftp: &'a russh_sftp::client::SftpSession,
-    remote: &'a str,
-    local: &'a Path,
-    recursive: bool,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, String>> + Send + 'a>> {
-    Box::pin(async move {
-        let name = remote
-            .trim_end_matches('/')
-            .rsplit('/')
-            .next()
-            .unwrap_or("file")
-            .to_string();
-        let target = if local.is_dir() {
-            local.join(&name)
+        let result = if upload {
+            transfer::upload(&sftp, &local, &remote_path, depth).await
         } else {
-            local.to_path_buf()
+            transfer::download(&sftp, &remote_path, &local, depth).await
         };
-        if is_remote_dir(sftp, remote).await {
-            if !recursive {
-                return Err(format!("{remote} is a directory (use -r)"));
-            }
-            std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-            let mut count = 0;
-            let entries = sftp
-                .read_dir(remote)
-                .await
-                .map_err(|e| format!("{remote}: {e}"))?;
-            for entry in entries {
-                let child = format!("{}/{}", remote.trim_end_matches('/'), entry.file_name());
-                count += get(sftp, &child, &target, true).await?;
-            }
-            return Ok(count);
+        let _ = sftp.close().await;
+        connection.close().await;
+        result
+    });
+    match copied {
+        Ok(n) => {
+            eprintln!("copied {n} file(s)");
+            Ok(Exit::Ok)
         }
-        let data = sftp
-            .read(remote)
-            .await
-            .map_err(|e| format!("{remote}: {e}"))?;
-        std::fs::write(&target, data).map_err(|e| format!("{}: {e}", target.display()))?;
-        Ok(1)
-    })
+        Err(e) => Err(Error::fatal(
+            format!("cp {} {}: {e}", args.source, args.destination),
+            "use -r for directories; remote paths are as the login user sees them",
+        )),
+    }
 }
 
-pub fn logs(args: &LogsArgs) -> i32 {
-    let run = || -> Result<i32, i32> {
-        let view = LabView::open(&args.file)?;
-        let node = view.node(&args.node)?;
-        let files = [
-            view.dir.run_log(&node.vm_name),
-            view.dir.provision_log(&node.vm_name),
-        ];
-        let mut offsets = [0u64; 2];
-        let mut stdout = std::io::stdout();
+pub fn logs(args: &LogsArgs) -> Result<Exit> {
+    let snapshot = LabSnapshot::open(&args.file)?;
+    let node = snapshot.node(&args.node)?;
+    let files = [
+        snapshot.dir.run_log(&node.vm_name),
+        snapshot.dir.provision_log(&node.vm_name),
+    ];
+    let mut offsets = [0u64; 2];
+    let mut stdout = std::io::stdout();
+    for (i, path) in files.iter().enumerate() {
+        let text = std::fs::read(path).unwrap_or_default();
+        let _ = writeln!(stdout, "==> {} <==", path.display());
+        let _ = stdout.write_all(&text);
+        offsets[i] = text.len() as u64;
+    }
+    if !args.follow {
+        return Ok(Exit::Ok);
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(500));
         for (i, path) in files.iter().enumerate() {
-            let text = std::fs::read(path).unwrap_or_default();
-            let _ = writeln!(stdout, "==> {} <==", path.display());
-            let _ = stdout.write_all(&text);
-            offsets[i] = text.len() as u64;
-        }
-        if !args.follow {
-            return Ok(EXIT_OK);
-        }
-        loop {
-            std::thread::sleep(Duration::from_millis(500));
-            for (i, path) in files.iter().enumerate() {
-                let Ok(mut file) = std::fs::File::open(path) else {
-                    continue;
-                };
-                let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-                if len < offsets[i] {
-                    offsets[i] = 0;
-                }
-                if len == offsets[i] || file.seek(std::io::SeekFrom::Start(offsets[i])).is_err() {
-                    continue;
-                }
-                let mut fresh = Vec::new();
-                let _ = file.read_to_end(&mut fresh);
-                offsets[i] += fresh.len() as u64;
-                let _ = stdout.write_all(&fresh);
-                let _ = stdout.flush();
-            }
-        }
-    };
-    run().unwrap_or_else(|code| code)
-}
-
-pub fn ssh_config(args: &FileArgs) -> i32 {
-    let run = || -> Result<i32, i32> {
-        let view = LabView::open(args)?;
-        let key = view.absolute(view.dir.key_path());
-        let known = view.absolute(view.dir.known_hosts_path());
-        let mut text = format!(
-            "# tartlab lab `{}`: `Include` this file from ~/.ssh/config\n",
-            view.lab_name
-        );
-        for node in &view.nodes {
-            let Some(ip) = view.state.vms.get(&node.vm_name).and_then(|o| o.ip.clone()) else {
-                text.push_str(&format!(
-                    "\n# {}: no address yet (`tartlab up`)\n",
-                    node.vm_name
-                ));
+            let Ok(mut file) = std::fs::File::open(path) else {
                 continue;
             };
-            text.push_str(&format!(
-                "\nHost {vm}\n  HostName {ip}\n  User {user}\n  IdentityFile \"{key}\"\n  IdentitiesOnly yes\n  UserKnownHostsFile \"{known}\"\n  HostKeyAlias {vm}\n  StrictHostKeyChecking yes\n",
-                vm = node.vm_name,
-                user = node.login.user,
-                key = key.display(),
-                known = known.display(),
-            ));
-        }
-        let path = view.dir.root.join("ssh_config");
-        if view.dir.root.is_dir() {
-            crate::state::write_atomic(&path, text.as_bytes(), 0o644)
-                .map_err(|e| fatal(&format!("cannot write {}: {e}", path.display()), ""))?;
-        }
-        print!("{text}");
-        Ok(EXIT_OK)
-    };
-    run().unwrap_or_else(|code| code)
-}
-
-/// An Ansible group name: letters, digits and `_`.
-fn group_name(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
-}
-
-pub fn inventory(args: &InventoryArgs) -> i32 {
-    let run = || -> Result<i32, i32> {
-        let view = LabView::open(&args.file)?;
-        let key = view.absolute(view.dir.key_path());
-        let known = view.absolute(view.dir.known_hosts_path());
-        let mut groups: BTreeMap<String, Vec<&Node>> = BTreeMap::new();
-        for node in &view.nodes {
-            groups
-                .entry(group_name(&node.cluster))
-                .or_default()
-                .push(node);
-            let role = groups.entry(group_name(&node.role)).or_default();
-            if !role.iter().any(|n| n.vm_name == node.vm_name) {
-                role.push(node);
+            let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+            if len < offsets[i] {
+                offsets[i] = 0;
             }
+            if len == offsets[i] || file.seek(std::io::SeekFrom::Start(offsets[i])).is_err() {
+                continue;
+            }
+            let mut fresh = Vec::new();
+            let _ = file.read_to_end(&mut fresh);
+            offsets[i] += fresh.len() as u64;
+            let _ = stdout.write_all(&fresh);
+            let _ = stdout.flush();
         }
-        let host_vars = |node: &Node| -> Vec<(String, String)> {
-            let mut vars = vec![
-                ("ansible_user".to_string(), node.login.user.clone()),
-                (
-                    "ansible_ssh_private_key_file".into(),
-                    key.display().to_string(),
-                ),
-                (
-                    "ansible_ssh_common_args".into(),
-                    format!(
-                        "-o UserKnownHostsFile={} -o HostKeyAlias={} -o StrictHostKeyChecking=yes",
-                        known.display(),
-                        node.vm_name
-                    ),
-                ),
-            ];
-            if let Some(ip) = view.state.vms.get(&node.vm_name).and_then(|o| o.ip.clone()) {
-                vars.insert(0, ("ansible_host".into(), ip));
-            }
-            vars
-        };
-        let mut text = String::new();
-        if args.ini {
-            for (group, nodes) in &groups {
-                text.push_str(&format!("[{group}]\n"));
-                for node in nodes {
-                    let vars: Vec<String> = host_vars(node)
-                        .into_iter()
-                        .map(|(k, v)| {
-                            format!(
-                                "{k}={}",
-                                if v.contains(' ') {
-                                    format!("\"{v}\"")
-                                } else {
-                                    v
-                                }
-                            )
-                        })
-                        .collect();
-                    text.push_str(&format!("{} {}\n", node.vm_name, vars.join(" ")));
-                }
-                text.push('\n');
-            }
-        } else {
-            let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
-            text.push_str("all:\n  children:\n");
-            for (group, nodes) in &groups {
-                text.push_str(&format!("    {group}:\n      hosts:\n"));
-                for node in nodes {
-                    text.push_str(&format!("        {}:\n", node.vm_name));
-                    for (k, v) in host_vars(node) {
-                        text.push_str(&format!("          {k}: {}\n", json(&v)));
-                    }
-                }
-            }
-        }
-        print!("{text}");
-        Ok(EXIT_OK)
-    };
-    run().unwrap_or_else(|code| code)
+    }
 }

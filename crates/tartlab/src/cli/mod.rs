@@ -1,24 +1,21 @@
-//! The command line: parsing (clap) and one function per command. Exit codes, in one place:
-//! 0 success; 1 failure; 2 bad usage or invalid lab file; 3 partial failure (some nodes
-//! failed, the others are fine); 130 interrupted by Ctrl-C.
+//! The command line: parsing (clap), and one function per command, each returning its exit
+//! code or the error it stopped with (`error.rs`), which `main` prints. The changing
+//! commands are in `lifecycle.rs`, the reading ones in `inspect.rs`, the ways into a running
+//! lab in `access.rs`; what they share (finding and opening the lab) is here.
+
+mod access;
+mod export;
+mod inspect;
+mod lifecycle;
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::lab::{self, Diagnostic, Node};
-use crate::state::{LabDir, State};
-
-mod access;
-mod lifecycle;
-
-pub const EXIT_OK: i32 = 0;
-pub const EXIT_FAILED: i32 = 1;
-pub const EXIT_INVALID: i32 = 2;
-pub const EXIT_PARTIAL: i32 = 3;
-/// Ctrl-C: the work stopped cleanly, VMs keep running, the state is saved.
-pub const EXIT_INTERRUPTED: i32 = 130;
+use crate::error::{Error, Exit, Result};
+use crate::lab::{self, Lab, Node};
+use crate::state::{State, StateDir};
 
 /// Bring up whole labs of Linux VMs (clusters of nodes) with tart, from one lab file.
 #[derive(Parser, Debug)]
@@ -56,7 +53,7 @@ enum Command {
     /// An OpenSSH config with a Host per node (also written to .tartlab/ssh_config)
     SshConfig(FileArgs),
     /// An Ansible inventory grouped by cluster and role (YAML, or INI with --ini)
-    Inventory(access::InventoryArgs),
+    Inventory(export::InventoryArgs),
     /// Print the JSON Schema of the lab file (for editor completion)
     Schema,
 }
@@ -71,17 +68,18 @@ pub struct FileArgs {
     pub json: bool,
 }
 
-pub fn main() -> i32 {
+/// Parses the command line and runs the command.
+pub fn run() -> Result<Exit> {
     let cli = Cli::parse();
     match cli.command {
         None => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();
-            EXIT_OK
+            Ok(Exit::Ok)
         }
-        Some(Command::Validate(args)) => validate(&args),
-        Some(Command::Plan(args)) => lifecycle::plan(&args),
+        Some(Command::Validate(args)) => inspect::validate(&args),
+        Some(Command::Plan(args)) => inspect::plan(&args),
         Some(Command::Up(args)) => lifecycle::up(&args),
-        Some(Command::Status(args)) => lifecycle::status(&args),
+        Some(Command::Status(args)) => inspect::status(&args),
         Some(Command::Stop(args)) => lifecycle::stop(&args),
         Some(Command::Start(args)) => lifecycle::start(&args),
         Some(Command::Down(args)) => lifecycle::down(&args),
@@ -89,69 +87,106 @@ pub fn main() -> i32 {
         Some(Command::Exec(args)) => access::exec(&args),
         Some(Command::Cp(args)) => access::cp(&args),
         Some(Command::Logs(args)) => access::logs(&args),
-        Some(Command::SshConfig(args)) => access::ssh_config(&args),
-        Some(Command::Inventory(args)) => access::inventory(&args),
-        Some(Command::Schema) => schema(),
+        Some(Command::SshConfig(args)) => export::ssh_config(&args),
+        Some(Command::Inventory(args)) => export::inventory(&args),
+        Some(Command::Schema) => inspect::schema(),
     }
 }
 
-/// A failure before any node was touched: message and hint on stderr, exit 1.
-pub(crate) fn fatal(message: &str, hint: &str) -> i32 {
-    eprintln!("error: {message}");
-    if !hint.is_empty() {
-        eprintln!("  hint: {hint}");
-    }
-    EXIT_FAILED
+pub(crate) fn out(text: &str) {
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(stdout, "{text}");
 }
 
-/// The lab as the reading commands need it: nodes, where the state is, what it knows.
-pub(crate) struct LabView {
-    pub lab_name: String,
-    pub nodes: Vec<Node>,
-    pub dir: LabDir,
+/// Finds, reads and validates the lab file; every problem, or the lab.
+pub(crate) fn open_lab(args: &FileArgs) -> Result<Lab> {
+    let invalid = |problems| Error::InvalidLab {
+        problems,
+        json: args.json,
+    };
+    let path = lab::locate(args.file.as_deref()).map_err(|d| invalid(vec![*d]))?;
+    Lab::open(&path).map_err(invalid)
+}
+
+/// A tokio runtime for a command's async work.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| Error::fatal(format!("cannot start the async runtime: {e}"), ""))
+}
+
+/// Runs a command's async body to its end.
+pub(crate) fn block_on<F: std::future::Future<Output = Result<Exit>>>(work: F) -> Result<Exit> {
+    runtime()?.block_on(work)
+}
+
+/// The selected VM names in lab order; every selector must match something.
+pub(crate) fn select(nodes: &[Node], selectors: &[String]) -> Result<Vec<String>> {
+    for selector in selectors {
+        if !nodes.iter().any(|n| lab::selects(selector, n)) {
+            return Err(Error::usage(
+                format!("`{selector}` matches no node of the lab"),
+                format!(
+                    "use all, a node name (e.g. {}), cluster=NAME or role=NAME",
+                    nodes.first().map_or("dev-master", |n| n.vm_name.as_str())
+                ),
+            ));
+        }
+    }
+    Ok(nodes
+        .iter()
+        .filter(|n| selectors.is_empty() || selectors.iter().any(|s| lab::selects(s, n)))
+        .map(|n| n.vm_name.clone())
+        .collect())
+}
+
+/// A lab as the reading commands see it: the lab, its `.tartlab/` and what its state says,
+/// read without the lock (they work while an `up` runs).
+pub(crate) struct LabSnapshot {
+    pub lab: Lab,
+    pub dir: StateDir,
     pub state: State,
 }
 
-impl LabView {
-    pub(crate) fn open(args: &FileArgs) -> Result<LabView, i32> {
-        let (loaded, nodes) = checked(args)?;
-        let dir =
-            LabDir::beside(&loaded.source.path, false).map_err(|e| fatal(&e.to_string(), ""))?;
+impl LabSnapshot {
+    pub(crate) fn open(args: &FileArgs) -> Result<LabSnapshot> {
+        let lab = open_lab(args)?;
+        let dir = StateDir::beside(&lab.source.path);
         let state = dir
-            .read_state(&loaded.file.lab)
-            .map_err(|e| fatal(&e, ""))?;
-        Ok(LabView {
-            lab_name: loaded.file.lab,
-            nodes,
-            dir,
-            state,
-        })
+            .read_state(lab.name())
+            .map_err(|e| Error::fatal(e, ""))?;
+        Ok(LabSnapshot { lab, dir, state })
     }
 
     pub(crate) fn absolute(&self, path: PathBuf) -> PathBuf {
         std::path::absolute(&path).unwrap_or(path)
     }
 
-    pub(crate) fn node(&self, name: &str) -> Result<&Node, i32> {
-        self.nodes
-            .iter()
-            .find(|n| n.vm_name == name)
-            .ok_or_else(|| {
-                eprintln!("error: `{name}` is not a node of lab `{}`", self.lab_name);
-                eprintln!(
-                    "  hint: the nodes are {}",
-                    self.nodes
+    pub(crate) fn node(&self, name: &str) -> Result<&Node> {
+        self.lab.node(name).ok_or_else(|| {
+            Error::usage(
+                format!("`{name}` is not a node of lab `{}`", self.lab.name()),
+                format!(
+                    "the nodes are {}",
+                    self.lab
+                        .nodes
                         .iter()
                         .map(|n| n.vm_name.as_str())
                         .collect::<Vec<_>>()
                         .join(", ")
-                );
-                EXIT_INVALID
-            })
+                ),
+            )
+        })
     }
 
     /// The node's address, if the lab owns it and it runs.
-    pub(crate) fn address(&self, node: &Node, running: &[String]) -> Result<String, String> {
+    pub(crate) fn address(
+        &self,
+        node: &Node,
+        running: &[String],
+    ) -> std::result::Result<String, String> {
         let vm = &node.vm_name;
         let Some(owned) = self.state.vms.get(vm) else {
             return Err(format!(
@@ -166,65 +201,6 @@ impl LabView {
             .clone()
             .ok_or_else(|| format!("{vm} has no known address yet: `tartlab up {vm}`"))
     }
-}
-
-pub(crate) fn out(text: &str) {
-    let mut stdout = std::io::stdout();
-    let _ = writeln!(stdout, "{text}");
-}
-
-/// Reports problems in the lab file (text on stderr, or JSON on stdout); exit 2.
-pub(crate) fn report_invalid(json: bool, problems: &[Diagnostic]) -> i32 {
-    if json {
-        out(&serde_json::json!({ "valid": false, "errors": problems }).to_string());
-    } else {
-        for p in problems {
-            eprint!("{}", p.render());
-        }
-        let n = problems.len();
-        eprintln!(
-            "{n} problem{} found; nothing was changed",
-            if n == 1 { "" } else { "s" }
-        );
-    }
-    EXIT_INVALID
-}
-
-/// Loads and validates, or reports the problems (text on stderr, or JSON on stdout).
-pub(crate) fn checked(args: &FileArgs) -> Result<(lab::Loaded, Vec<lab::Node>), i32> {
-    let report = |problems: Vec<Diagnostic>| report_invalid(args.json, &problems);
-    let path = lab::locate(args.file.as_deref()).map_err(|d| report(vec![*d]))?;
-    let loaded = lab::load(&path).map_err(report)?;
-    let nodes = lab::validate(&loaded.file, &loaded.source).map_err(report)?;
-    Ok((loaded, nodes))
-}
-
-fn validate(args: &FileArgs) -> i32 {
-    match checked(args) {
-        Ok((loaded, nodes)) => {
-            if args.json {
-                out(&serde_json::json!({ "valid": true, "lab": loaded.file.lab, "nodes": nodes.len() }).to_string());
-            } else {
-                let clusters = loaded.file.clusters.len();
-                out(&format!(
-                    "{}: lab `{}` is valid ({} node{} in {clusters} cluster{})",
-                    loaded.source.path.display(),
-                    loaded.file.lab,
-                    nodes.len(),
-                    if nodes.len() == 1 { "" } else { "s" },
-                    if clusters == 1 { "" } else { "s" },
-                ));
-            }
-            EXIT_OK
-        }
-        Err(code) => code,
-    }
-}
-
-fn schema() -> i32 {
-    let schema = schemars::schema_for!(lab::model::LabFile);
-    out(&serde_json::to_string_pretty(&schema).unwrap_or_default());
-    EXIT_OK
 }
 
 #[cfg(test)]

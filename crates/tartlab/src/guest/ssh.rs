@@ -1,5 +1,7 @@
-//! An SSH client for guests (russh): password or key login, host keys checked against the
-//! keys pinned for that VM, commands run with their exit status, stdout and stderr apart.
+//! An SSH client for guests (russh) over any byte stream the provider gives (a TCP socket for
+//! tart, a tunnel for others): password or key login, host keys checked against the keys
+//! pinned for that VM, commands run with their exit status and stdout and stderr apart, each
+//! output line offered to the caller as it arrives (who may answer on stdin), and SFTP.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -8,8 +10,7 @@ use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 
-/// The prefix of a line a guest command prints on stderr to say what it is waiting for.
-pub const NOTE_PREFIX: &str = "tartlab-note: ";
+use crate::provider::Endpoint;
 
 /// How a connection failed, sorted by what the caller should do about it.
 #[derive(Debug)]
@@ -17,12 +18,9 @@ pub enum SshError {
     /// Not listening yet, reset during startup, timed out: worth another try.
     Unreachable(String),
     /// The VM presented a key other than the one pinned for it.
-    HostKeyChanged {
-        presented: String,
-    },
+    HostKeyChanged { presented: String },
     /// The server refused these credentials.
     AuthRejected,
-    Other(String),
 }
 
 impl std::fmt::Display for SshError {
@@ -33,12 +31,12 @@ impl std::fmt::Display for SshError {
                 write!(f, "the VM's host key changed (it now presents {presented})")
             }
             SshError::AuthRejected => write!(f, "login refused"),
-            SshError::Other(e) => write!(f, "{e}"),
         }
     }
 }
 
 /// Credentials for one login.
+#[derive(Clone, Copy)]
 pub enum Auth<'a> {
     Key(&'a Arc<PrivateKey>),
     Password(&'a str),
@@ -67,7 +65,7 @@ impl client::Handler for HostKeyCheck {
 }
 
 /// An authenticated SSH connection.
-pub struct Session {
+pub struct Connection {
     handle: Handle<HostKeyCheck>,
     /// The host key the server presented (to pin on first use).
     pub host_key: Option<PublicKey>,
@@ -94,6 +92,27 @@ impl Output {
     }
 }
 
+/// Which output a line came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// What the caller answers to a line of output.
+pub enum Reply {
+    Nothing,
+    /// Send this on the command's stdin, then close it.
+    SendAndClose(Vec<u8>),
+}
+
+/// A command's stdin: all of it at once, or (`answered`) nothing until the caller's line
+/// handler replies.
+pub enum Input<'a> {
+    Given(Option<&'a [u8]>),
+    Answered,
+}
+
 fn config() -> Arc<client::Config> {
     Arc::new(client::Config {
         nodelay: true,
@@ -102,25 +121,43 @@ fn config() -> Arc<client::Config> {
     })
 }
 
-/// One connection attempt: TCP, handshake (host key checked against `pinned`; empty trusts
-/// whatever is presented), then login.
+/// One connection attempt: the stream, the handshake (host key checked against `pinned`;
+/// empty trusts whatever is presented), then the login, all within `timeout`.
 pub async fn connect(
-    addr: &str,
+    endpoint: &Endpoint,
     user: &str,
     auth: Auth<'_>,
     pinned: Vec<PublicKey>,
     timeout: Duration,
-) -> Result<Session, SshError> {
+) -> Result<Connection, SshError> {
+    match tokio::time::timeout(timeout, connect_now(endpoint, user, auth, pinned, timeout)).await {
+        Ok(result) => result,
+        Err(_) => Err(SshError::Unreachable(format!(
+            "no login within {} s",
+            timeout.as_secs()
+        ))),
+    }
+}
+
+async fn connect_now(
+    endpoint: &Endpoint,
+    user: &str,
+    auth: Auth<'_>,
+    pinned: Vec<PublicKey>,
+    timeout: Duration,
+) -> Result<Connection, SshError> {
     let presented = Arc::new(Mutex::new(None));
     let had_pins = !pinned.is_empty();
     let check = HostKeyCheck {
         pinned,
         presented: presented.clone(),
     };
-    let connecting = client::connect(config(), (addr, 22), check);
-    let handle = match tokio::time::timeout(timeout, connecting).await {
-        Err(_) => return Err(SshError::Unreachable("timed out".into())),
-        Ok(Err(russh::Error::UnknownKey)) if had_pins => {
+    let stream = endpoint
+        .open(timeout)
+        .await
+        .map_err(|e| SshError::Unreachable(e.to_string()))?;
+    let mut handle = match client::connect_stream(config(), stream, check).await {
+        Err(russh::Error::UnknownKey) if had_pins => {
             let presented = presented
                 .lock()
                 .ok()
@@ -128,10 +165,9 @@ pub async fn connect(
                 .unwrap_or_else(|| "an unknown key".into());
             return Err(SshError::HostKeyChanged { presented });
         }
-        Ok(Err(e)) => return Err(SshError::Unreachable(e.to_string())),
-        Ok(Ok(h)) => h,
+        Err(e) => return Err(SshError::Unreachable(e.to_string())),
+        Ok(h) => h,
     };
-    let mut handle = handle;
     let result = match auth {
         Auth::Password(password) => handle.authenticate_password(user, password).await,
         Auth::Key(key) => {
@@ -152,23 +188,48 @@ pub async fn connect(
         Err(e) => return Err(SshError::Unreachable(e.to_string())),
     }
     let host_key = presented.lock().ok().and_then(|k| k.clone());
-    Ok(Session { handle, host_key })
+    Ok(Connection { handle, host_key })
 }
 
-impl Session {
-    /// Runs one command (through the login shell's `sh -c`, as sshd does), feeding `stdin`
-    /// if given, and collects everything it printed.
-    pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, String> {
-        self.exec_noting(command, stdin, &|_| {}).await
+/// Collects a stream's bytes and hands each complete line to the caller as it arrives.
+struct Lines {
+    bytes: Vec<u8>,
+    unread: usize,
+}
+
+impl Lines {
+    fn new() -> Lines {
+        Lines {
+            bytes: Vec::new(),
+            unread: 0,
+        }
     }
 
-    /// `exec`, calling `on_note` as soon as the command prints a `tartlab-note: ` line on
-    /// stderr (what it waits for), with the prefix removed.
-    pub async fn exec_noting(
+    fn push(&mut self, data: &[u8], mut each: impl FnMut(&str)) {
+        self.bytes.extend_from_slice(data);
+        while let Some(end) = self.bytes[self.unread..].iter().position(|b| *b == b'\n') {
+            let line = String::from_utf8_lossy(&self.bytes[self.unread..self.unread + end]);
+            each(line.trim_end_matches('\r'));
+            self.unread += end + 1;
+        }
+    }
+}
+
+impl Connection {
+    /// Runs one command (through the login shell's `sh -c`, as sshd does), feeding `stdin`,
+    /// and collects everything it printed.
+    pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, String> {
+        self.exec_with(command, Input::Given(stdin), &mut |_, _| Reply::Nothing)
+            .await
+    }
+
+    /// `exec`, offering every output line to `on_line` as it arrives; with `Input::Answered`
+    /// stdin stays open until `on_line` replies.
+    pub async fn exec_with(
         &self,
         command: &str,
-        stdin: Option<&[u8]>,
-        on_note: &(dyn Fn(&str) + Sync),
+        input: Input<'_>,
+        on_line: &mut (dyn FnMut(Stream, &str) -> Reply + Send),
     ) -> Result<Output, String> {
         let mut channel = self
             .handle
@@ -179,37 +240,50 @@ impl Session {
             .exec(true, command)
             .await
             .map_err(|e| format!("cannot start the command: {e}"))?;
-        if let Some(data) = stdin {
+        let mut replies = Vec::new();
+        if let Input::Given(stdin) = input {
+            if let Some(data) = stdin {
+                channel
+                    .data(data)
+                    .await
+                    .map_err(|e| format!("cannot send input: {e}"))?;
+            }
             channel
-                .data(data)
+                .eof()
                 .await
-                .map_err(|e| format!("cannot send input: {e}"))?;
+                .map_err(|e| format!("cannot close input: {e}"))?;
         }
-        channel
-            .eof()
-            .await
-            .map_err(|e| format!("cannot close input: {e}"))?;
-        let mut output = Output::default();
-        // Where the first stderr line not yet looked at for a note starts.
-        let mut unread = 0;
+        let (mut out, mut err) = (Lines::new(), Lines::new());
+        let mut status = None;
         while let Some(message) = channel.wait().await {
             match message {
-                ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
-                ChannelMsg::ExtendedData { data, ext: 1 } => {
-                    output.stderr.extend_from_slice(&data);
-                    while let Some(end) = output.stderr[unread..].iter().position(|b| *b == b'\n') {
-                        let line = String::from_utf8_lossy(&output.stderr[unread..unread + end]);
-                        if let Some(note) = line.strip_prefix(NOTE_PREFIX) {
-                            on_note(note);
-                        }
-                        unread += end + 1;
-                    }
+                ChannelMsg::Data { data } => {
+                    out.push(&data, |line| replies.push(on_line(Stream::Stdout, line)))
                 }
-                ChannelMsg::ExitStatus { exit_status } => output.status = Some(exit_status),
+                ChannelMsg::ExtendedData { data, ext: 1 } => {
+                    err.push(&data, |line| replies.push(on_line(Stream::Stderr, line)))
+                }
+                ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
                 _ => {}
             }
+            for reply in replies.drain(..) {
+                if let Reply::SendAndClose(data) = reply {
+                    channel
+                        .data(&data[..])
+                        .await
+                        .map_err(|e| format!("cannot send input: {e}"))?;
+                    channel
+                        .eof()
+                        .await
+                        .map_err(|e| format!("cannot close input: {e}"))?;
+                }
+            }
         }
-        Ok(output)
+        Ok(Output {
+            status,
+            stdout: out.bytes,
+            stderr: err.bytes,
+        })
     }
 
     /// An SFTP session on a new channel of this connection.
@@ -228,7 +302,7 @@ impl Session {
             .map_err(|e| format!("SFTP did not start: {e}"))
     }
 
-    pub async fn close(self) {
+    pub async fn close(&self) {
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
@@ -236,14 +310,18 @@ impl Session {
     }
 }
 
-/// Writes a whole file over SFTP, creating or truncating it.
-pub async fn sftp_put(
-    sftp: &russh_sftp::client::SftpSession,
-    path: &str,
-    data: &[u8],
-) -> Result<(), String> {
-    use tokio::io::AsyncWriteExt;
-    let mut file = sftp.create(path).await.map_err(|e| e.to_string())?;
-    file.write_all(data).await.map_err(|e| e.to_string())?;
-    file.shutdown().await.map_err(|e| e.to_string())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_handed_over_whole_however_the_bytes_arrive() {
+        let mut lines = Lines::new();
+        let mut seen = Vec::new();
+        for chunk in ["a", "b\nc", "\r\n", "d"] {
+            lines.push(chunk.as_bytes(), |l| seen.push(l.to_string()));
+        }
+        assert_eq!(seen, ["ab", "c"]);
+        assert_eq!(lines.bytes, b"ab\nc\r\nd");
+    }
 }

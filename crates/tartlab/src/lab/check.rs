@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::diagnostic::{Diagnostic, Source};
 use super::model::{ClusterSpec, LabFile, Login, NodeSpec};
+use super::network::NetworkMode;
 
 pub const DEFAULT_IMAGE: &str = "ghcr.io/cirruslabs/ubuntu:latest";
 
@@ -24,7 +25,7 @@ pub struct Node {
     pub memory: u32,
     /// GB; `None` keeps the image's disk size.
     pub disk: Option<u32>,
-    pub network: String,
+    pub network: NetworkMode,
     #[serde(skip)]
     pub login: Login,
 }
@@ -135,15 +136,6 @@ pub fn is_image_reference(s: &str) -> bool {
     host_ok && path_ok && tag_ok && digest_ok
 }
 
-fn is_network(s: &str) -> bool {
-    match s {
-        "nat" | "softnet" | "host" => true,
-        other => other
-            .strip_prefix("bridged:")
-            .is_some_and(|i| !i.is_empty() && !i.contains(char::is_whitespace)),
-    }
-}
-
 /// Validates the lab file and expands it into nodes, or returns every problem found.
 pub fn validate(file: &LabFile, source: &Source) -> Result<Vec<Node>, Vec<Diagnostic>> {
     let mut c = Checker {
@@ -222,7 +214,10 @@ fn check_resources(
             "give 10 to 2000 (GB); tart can only grow a disk",
         );
     }
-    if let Some(n) = network.as_deref().filter(|n| !is_network(n)) {
+    if let Some(n) = network
+        .as_deref()
+        .filter(|n| n.parse::<NetworkMode>().is_err())
+    {
         c.error(
             "network",
             n,
@@ -374,7 +369,8 @@ fn expand_node(
             memory: pick(&node.memory, &cluster.memory, &d.memory).unwrap_or(2048),
             disk: pick(&node.disk, &cluster.disk, &d.disk),
             network: pick(&node.network, &cluster.network, &d.network)
-                .unwrap_or_else(|| "nat".to_string()),
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_default(),
             login: pick(&node.login, &cluster.login, &d.login).unwrap_or(Login {
                 user: "admin".into(),
                 password: "admin".into(),

@@ -1,21 +1,52 @@
 //! The lab file: found (`-f`, else `tartlab.yaml`, `.yml`, `.json`), parsed from YAML or
 //! JSON into the typed model, validated with every problem located, and expanded into the
-//! nodes that will exist.
+//! nodes that will exist (`Lab`).
 
 mod check;
 mod diagnostic;
 pub mod model;
+mod network;
 
 use std::path::{Path, PathBuf};
 
 pub use check::{authorized_key_text, output_references, selects, validate, Node, OutputReference};
 pub use diagnostic::{Diagnostic, Source};
 use model::LabFile;
+pub use network::NetworkMode;
 
-/// A lab file read and parsed, with where it came from.
-pub struct Loaded {
+/// A lab file read and parsed, not yet validated, with where it came from.
+pub struct ParsedLab {
     pub source: Source,
     pub file: LabFile,
+}
+
+/// A valid lab: the file as written, where it came from, and the nodes it declares (every
+/// setting resolved, counts expanded, names as they will be).
+pub struct Lab {
+    pub file: LabFile,
+    pub source: Source,
+    pub nodes: Vec<Node>,
+}
+
+impl Lab {
+    /// Reads, parses and validates a lab file; every problem found, or the lab.
+    pub fn open(path: &Path) -> Result<Lab, Vec<Diagnostic>> {
+        let parsed = load(path)?;
+        let nodes = validate(&parsed.file, &parsed.source)?;
+        Ok(Lab {
+            file: parsed.file,
+            source: parsed.source,
+            nodes,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.file.lab
+    }
+
+    pub fn node(&self, vm: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.vm_name == vm)
+    }
 }
 
 /// Where the lab file is: the given path, or the first default that exists.
@@ -36,7 +67,7 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Box<Diagnostic>> {
 }
 
 /// Reads and parses a lab file. Syntax and type errors come back located.
-pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
+pub fn load(path: &Path) -> Result<ParsedLab, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         vec![Diagnostic::unlocated(
             &format!("cannot read {}: {e}", path.display()),
@@ -48,7 +79,7 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<Diagnostic>> {
 
 /// Parses lab file text (YAML, or JSON when the path ends in `.json`). Never panics, whatever
 /// the bytes: a property test holds it to that.
-pub fn parse(source: Source) -> Result<Loaded, Vec<Diagnostic>> {
+pub fn parse(source: Source) -> Result<ParsedLab, Vec<Diagnostic>> {
     let parsed = if source.is_json() {
         serde_json::from_str::<LabFile>(&source.text).map_err(|e| {
             let (line, column) = (e.line(), e.column());
@@ -69,7 +100,7 @@ pub fn parse(source: Source) -> Result<Loaded, Vec<Diagnostic>> {
         })
     };
     match parsed {
-        Ok(file) => Ok(Loaded { source, file }),
+        Ok(file) => Ok(ParsedLab { source, file }),
         Err(d) => Err(vec![d]),
     }
 }

@@ -1,7 +1,8 @@
 //! The macOS DHCP lease file (`/var/db/dhcpd_leases`), read the way `tart ip`'s default
-//! resolver reads it (shared/tart-reference.md section 6). One read every 100 ms answers every
-//! waiting node at once, where `tart ip --wait` costs a process per VM and polls only once a
-//! second. Used for NAT and Softnet VMs when the file exists; otherwise tartlab runs `tart ip`.
+//! resolver reads it (tart-sim writes the same format: crates/tart-sim/README.md). One read
+//! every 100 ms answers every waiting node at once, where `tart ip --wait` costs a process
+//! per VM and polls only once a second. Used for NAT and Softnet VMs when the file exists;
+//! otherwise tartlab runs `tart ip`.
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;

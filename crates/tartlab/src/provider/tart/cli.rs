@@ -1,6 +1,7 @@
-//! The `tart` command line, driven as tart 2.31 really behaves (shared/tart-reference.md):
-//! JSON with random key order, `tart run` that blocks and must be detached, exit codes that
-//! differ per command. Every call says what it ran and shows tart's own last words on failure.
+//! The `tart` command line, driven as tart 2.31 really behaves (crates/tart-sim/README.md
+//! lists the behaviour, from tart's source): JSON with random key order, `tart run` that
+//! blocks and must be detached, exit codes that differ per command. Every call says what it
+//! ran and shows tart's own last words on failure.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -36,15 +37,7 @@ impl fmt::Display for TartError {
     }
 }
 
-/// The last `n` non-empty lines of a text, each indented for an error message.
-pub fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    lines[lines.len().saturating_sub(n)..]
-        .iter()
-        .map(|l| format!("    | {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
+pub use crate::text::last_lines;
 
 /// One row of `tart list --format json`.
 #[derive(Debug, Clone, Deserialize)]
@@ -460,7 +453,7 @@ mod tests {
     #[test]
     fn tart_children_inherit_the_lab_lock_for_as_long_as_the_command_holds_it() {
         let dir = tempfile::tempdir().unwrap();
-        let lab = crate::state::LabDir::beside(&dir.path().join("tartlab.yaml"), true).unwrap();
+        let lab = crate::state::StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap();
         let lock_path = lab.root.join("lock");
         let program = dir.path().join("fake-tart");
         std::fs::write(

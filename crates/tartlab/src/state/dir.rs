@@ -1,68 +1,46 @@
-//! `.tartlab/` beside the lab file: what the lab owns (`state.json`), the lab lock, the lab
-//! key, pinned host keys and the logs. Every write is atomic (temp file, fsync, rename), so a
-//! crash at any moment leaves either the old or the new file, never half of one.
+//! The `.tartlab/` directory: where each file is, reading the state, the lab lock (shared
+//! with the tart commands tartlab runs), the lab key, and atomic writes.
 
-use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::LineEnding;
-use russh::keys::{PrivateKey, PublicKey};
-use serde::{Deserialize, Serialize};
+use russh::keys::PrivateKey;
 
-pub const STATE_VERSION: u32 = 1;
-
-/// A VM this lab created (or adopted). The MAC is what proves a VM of that name is still
-/// ours: `None` means the clone was intended but not yet confirmed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct OwnedVm {
-    pub mac: Option<String>,
-    pub image: String,
-    pub cpu: u32,
-    pub memory: u32,
-    pub disk: Option<u32>,
-    pub network: String,
-    #[serde(default)]
-    pub ip: Option<String>,
-    /// What was applied on the guest: part name -> hash of its inputs.
-    #[serde(default)]
-    pub applied: BTreeMap<String, String>,
-    /// Values its steps printed as `tartlab-output KEY=VALUE`.
-    #[serde(default)]
-    pub outputs: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct State {
-    pub version: u32,
-    pub lab: String,
-    #[serde(default)]
-    pub vms: BTreeMap<String, OwnedVm>,
-}
+use super::{State, STATE_VERSION};
 
 /// The `.tartlab/` directory of one lab.
 #[derive(Debug, Clone)]
-pub struct LabDir {
+pub struct StateDir {
     pub root: PathBuf,
 }
 
-impl LabDir {
-    /// `.tartlab/` next to the lab file, created (with `logs/`) when `create` is set.
-    pub fn beside(lab_file: &Path, create: bool) -> std::io::Result<LabDir> {
+impl StateDir {
+    /// `.tartlab/` next to the lab file, as it is (it may not exist: a lab never brought up).
+    pub fn beside(lab_file: &Path) -> StateDir {
         let parent = lab_file
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let root = parent.join(".tartlab");
-        if create {
-            std::fs::create_dir_all(root.join("logs"))?;
+        StateDir {
+            root: parent.join(".tartlab"),
         }
-        Ok(LabDir { root })
+    }
+
+    /// `.tartlab/` next to the lab file, created (with `logs/`) if needed.
+    pub fn create_beside(lab_file: &Path) -> std::io::Result<StateDir> {
+        let dir = StateDir::beside(lab_file);
+        std::fs::create_dir_all(dir.root.join("logs"))?;
+        Ok(dir)
+    }
+
+    pub fn exists(&self) -> bool {
+        self.root.is_dir()
     }
 
     pub fn state_path(&self) -> PathBuf {
@@ -88,11 +66,7 @@ impl LabDir {
     pub fn read_state(&self, lab: &str) -> Result<State, String> {
         let path = self.state_path();
         match std::fs::read_to_string(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State {
-                version: STATE_VERSION,
-                lab: lab.to_string(),
-                vms: BTreeMap::new(),
-            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::empty(lab)),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
             Ok(text) => {
                 let state: State = serde_json::from_str(&text).map_err(|e| {
@@ -231,104 +205,6 @@ impl LockShare {
     }
 }
 
-/// The state file shared by every node's task: each change is saved at once.
-#[derive(Clone)]
-pub struct StateStore {
-    path: PathBuf,
-    state: Arc<Mutex<State>>,
-}
-
-impl StateStore {
-    pub fn new(dir: &LabDir, state: State) -> StateStore {
-        StateStore {
-            path: dir.state_path(),
-            state: Arc::new(Mutex::new(state)),
-        }
-    }
-
-    pub fn snapshot(&self) -> State {
-        self.state.lock().map(|s| s.clone()).unwrap_or_default()
-    }
-
-    pub fn vm(&self, name: &str) -> Option<OwnedVm> {
-        self.state.lock().ok()?.vms.get(name).cloned()
-    }
-
-    /// Changes the state and writes it before returning.
-    pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), String> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| "state lock poisoned".to_string())?;
-        change(&mut state);
-        let text = serde_json::to_string_pretty(&*state).map_err(|e| e.to_string())?;
-        write_atomic(&self.path, text.as_bytes(), 0o644)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
-    }
-
-    pub fn update_vm(&self, name: &str, change: impl FnOnce(&mut OwnedVm)) -> Result<(), String> {
-        self.update(|s| {
-            if let Some(vm) = s.vms.get_mut(name) {
-                change(vm);
-            }
-        })
-    }
-}
-
-/// Host keys pinned per VM, in OpenSSH known_hosts format with the VM name as the host (use
-/// `HostKeyAlias` to check them with the system ssh).
-#[derive(Clone)]
-pub struct KnownHosts {
-    path: PathBuf,
-    guard: Arc<Mutex<()>>,
-}
-
-impl KnownHosts {
-    pub fn new(dir: &LabDir) -> KnownHosts {
-        KnownHosts {
-            path: dir.known_hosts_path(),
-            guard: Arc::new(Mutex::new(())),
-        }
-    }
-
-    fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.path)
-            .map(|t| t.lines().map(str::to_string).collect())
-            .unwrap_or_default()
-    }
-
-    pub fn pinned(&self, vm: &str) -> Vec<PublicKey> {
-        let _g = self.guard.lock();
-        self.lines()
-            .iter()
-            .filter_map(|l| l.split_once(' ').filter(|(h, _)| *h == vm))
-            .filter_map(|(_, key)| PublicKey::from_openssh(key).ok())
-            .collect()
-    }
-
-    /// Replaces the VM's pinned keys (none: forgets the VM).
-    pub fn pin(&self, vm: &str, keys: &[PublicKey]) -> Result<(), String> {
-        let _g = self.guard.lock();
-        let mut lines: Vec<String> = self
-            .lines()
-            .into_iter()
-            .filter(|l| l.split_once(' ').is_none_or(|(h, _)| h != vm))
-            .collect();
-        for key in keys {
-            let mut key = key.clone();
-            key.set_comment("");
-            let text = key.to_openssh().map_err(|e| e.to_string())?;
-            lines.push(format!("{vm} {}", text.trim()));
-        }
-        let mut text = lines.join("\n");
-        if !text.is_empty() {
-            text.push('\n');
-        }
-        write_atomic(&self.path, text.as_bytes(), 0o644)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
-    }
-}
-
 /// Writes a file so that readers see the old or the new content, never a mix.
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -376,7 +252,7 @@ mod tests {
     fn lab_key_is_made_once_with_mode_0600_and_read_back() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let lab = LabDir::beside(&dir.path().join("tartlab.yaml"), true).unwrap();
+        let lab = StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap();
         let first = lab.lab_key().unwrap();
         let second = lab.lab_key().unwrap();
         assert_eq!(first.public_key(), second.public_key());
@@ -390,7 +266,7 @@ mod tests {
     #[test]
     fn a_second_lock_names_the_holder() {
         let dir = tempfile::tempdir().unwrap();
-        let lab = LabDir::beside(&dir.path().join("tartlab.yaml"), true).unwrap();
+        let lab = StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap();
         let held = lab.lock().unwrap();
         let err = lab.lock().err().unwrap();
         assert!(
@@ -404,7 +280,7 @@ mod tests {
     #[test]
     fn a_lock_kept_by_the_tart_commands_of_a_dead_tartlab_is_waited_for() {
         let dir = tempfile::tempdir().unwrap();
-        let lab = LabDir::beside(&dir.path().join("tartlab.yaml"), true).unwrap();
+        let lab = StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap();
         let lock = lab.root.join("lock");
         // A dead tartlab's pid in the file, and its tart command still holding the lock.
         std::fs::write(&lock, "999999999").unwrap();
@@ -421,20 +297,6 @@ mod tests {
             "it waited"
         );
         let _ = orphan.wait();
-    }
-
-    #[test]
-    fn pinned_keys_are_kept_per_vm() {
-        let dir = tempfile::tempdir().unwrap();
-        let lab = LabDir::beside(&dir.path().join("tartlab.yaml"), true).unwrap();
-        let known = KnownHosts::new(&lab);
-        let key = lab.lab_key().unwrap().public_key().clone();
-        known.pin("a", std::slice::from_ref(&key)).unwrap();
-        known.pin("b", std::slice::from_ref(&key)).unwrap();
-        assert_eq!(known.pinned("a").len(), 1);
-        known.pin("a", &[]).unwrap();
-        assert!(known.pinned("a").is_empty());
-        assert_eq!(known.pinned("b")[0].key_data(), key.key_data());
     }
 
     #[test]

@@ -1,0 +1,157 @@
+//! The files other tools read: `ssh-config` (an OpenSSH config to `Include`) and `inventory`
+//! (Ansible, YAML or INI). Both come from the state file alone: no SSH, no lock.
+
+use std::collections::BTreeMap;
+
+use super::{FileArgs, LabSnapshot};
+use crate::error::{Error, Exit, Result};
+use crate::lab::Node;
+
+#[derive(clap::Args, Debug)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// INI instead of YAML
+    #[arg(long)]
+    pub ini: bool,
+}
+
+pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
+    let snapshot = LabSnapshot::open(args)?;
+    let key = snapshot.absolute(snapshot.dir.key_path());
+    let known = snapshot.absolute(snapshot.dir.known_hosts_path());
+    let mut text = format!(
+        "# tartlab lab `{}`: `Include` this file from ~/.ssh/config\n",
+        snapshot.lab.name()
+    );
+    for node in &snapshot.lab.nodes {
+        let Some(ip) = snapshot
+            .state
+            .vms
+            .get(&node.vm_name)
+            .and_then(|o| o.ip.clone())
+        else {
+            text.push_str(&format!(
+                "\n# {}: no address yet (`tartlab up`)\n",
+                node.vm_name
+            ));
+            continue;
+        };
+        text.push_str(&format!(
+            "\nHost {vm}\n  HostName {ip}\n  User {user}\n  IdentityFile \"{key}\"\n  IdentitiesOnly yes\n  UserKnownHostsFile \"{known}\"\n  HostKeyAlias {vm}\n  StrictHostKeyChecking yes\n",
+            vm = node.vm_name,
+            user = node.login.user,
+            key = key.display(),
+            known = known.display(),
+        ));
+    }
+    let path = snapshot.dir.root.join("ssh_config");
+    if snapshot.dir.exists() {
+        crate::state::write_atomic(&path, text.as_bytes(), 0o644)
+            .map_err(|e| Error::fatal(format!("cannot write {}: {e}", path.display()), ""))?;
+    }
+    print!("{text}");
+    Ok(Exit::Ok)
+}
+
+/// An Ansible group name: letters, digits and `_`.
+fn group_name(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// The inventory's groups: one per cluster and one per role, with their nodes.
+fn groups(nodes: &[Node]) -> BTreeMap<String, Vec<&Node>> {
+    let mut groups: BTreeMap<String, Vec<&Node>> = BTreeMap::new();
+    for node in nodes {
+        groups
+            .entry(group_name(&node.cluster))
+            .or_default()
+            .push(node);
+        let role = groups.entry(group_name(&node.role)).or_default();
+        if !role.iter().any(|n| n.vm_name == node.vm_name) {
+            role.push(node);
+        }
+    }
+    groups
+}
+
+/// A host's variables: its address (when known), user, the lab key and the pinned host key.
+fn host_vars(snapshot: &LabSnapshot, node: &Node) -> Vec<(String, String)> {
+    let key = snapshot.absolute(snapshot.dir.key_path());
+    let known = snapshot.absolute(snapshot.dir.known_hosts_path());
+    let mut vars = vec![
+        ("ansible_user".to_string(), node.login.user.clone()),
+        (
+            "ansible_ssh_private_key_file".into(),
+            key.display().to_string(),
+        ),
+        (
+            "ansible_ssh_common_args".into(),
+            format!(
+                "-o UserKnownHostsFile={} -o HostKeyAlias={} -o StrictHostKeyChecking=yes",
+                known.display(),
+                node.vm_name
+            ),
+        ),
+    ];
+    if let Some(ip) = snapshot
+        .state
+        .vms
+        .get(&node.vm_name)
+        .and_then(|o| o.ip.clone())
+    {
+        vars.insert(0, ("ansible_host".into(), ip));
+    }
+    vars
+}
+
+fn render_ini(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) -> String {
+    let mut text = String::new();
+    for (group, nodes) in groups {
+        text.push_str(&format!("[{group}]\n"));
+        for node in nodes {
+            let vars: Vec<String> = host_vars(snapshot, node)
+                .into_iter()
+                .map(|(k, v)| {
+                    if v.contains(' ') {
+                        format!("{k}=\"{v}\"")
+                    } else {
+                        format!("{k}={v}")
+                    }
+                })
+                .collect();
+            text.push_str(&format!("{} {}\n", node.vm_name, vars.join(" ")));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn render_yaml(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) -> String {
+    let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut text = String::from("all:\n  children:\n");
+    for (group, nodes) in groups {
+        text.push_str(&format!("    {group}:\n      hosts:\n"));
+        for node in nodes {
+            text.push_str(&format!("        {}:\n", node.vm_name));
+            for (k, v) in host_vars(snapshot, node) {
+                text.push_str(&format!("          {k}: {}\n", json(&v)));
+            }
+        }
+    }
+    text
+}
+
+pub fn inventory(args: &InventoryArgs) -> Result<Exit> {
+    let snapshot = LabSnapshot::open(&args.file)?;
+    let groups = groups(&snapshot.lab.nodes);
+    let text = if args.ini {
+        render_ini(&snapshot, &groups)
+    } else {
+        render_yaml(&snapshot, &groups)
+    };
+    print!("{text}");
+    Ok(Exit::Ok)
+}

@@ -1,0 +1,262 @@
+//! The reading commands that describe the lab: `validate`, `plan` (the planner's verdict per
+//! node, with no lock and no SSH), `status` (one `tart list`), `schema`. None of them takes the
+//! lab lock: they work while an `up` runs.
+
+use super::{open_lab, out, runtime, FileArgs, LabSnapshot};
+use crate::engine::events::Action;
+use crate::engine::plan::{self, Facts, Presence};
+use crate::engine::{read_inventory, user_keys, Options};
+use crate::error::{Error, Exit, Result};
+use crate::provider::tart::TartProvider;
+use crate::provider::Inventory;
+use crate::state::OwnedVm;
+use crate::ui;
+
+pub fn validate(args: &FileArgs) -> Result<Exit> {
+    let lab = open_lab(args)?;
+    if args.json {
+        out(
+            &serde_json::json!({ "valid": true, "lab": lab.name(), "nodes": lab.nodes.len() })
+                .to_string(),
+        );
+    } else {
+        let clusters = lab.file.clusters.len();
+        out(&format!(
+            "{}: lab `{}` is valid ({} node{} in {clusters} cluster{})",
+            lab.source.path.display(),
+            lab.name(),
+            lab.nodes.len(),
+            if lab.nodes.len() == 1 { "" } else { "s" },
+            if clusters == 1 { "" } else { "s" },
+        ));
+    }
+    Ok(Exit::Ok)
+}
+
+pub fn schema() -> Result<Exit> {
+    let schema = schemars::schema_for!(crate::lab::model::LabFile);
+    out(&serde_json::to_string_pretty(&schema).unwrap_or_default());
+    Ok(Exit::Ok)
+}
+
+/// tart's inventory, for the reading commands.
+fn inventory() -> Result<Inventory> {
+    let provider = TartProvider::locate(None).map_err(|e| Error::fatal(e.message, e.hint))?;
+    runtime()?.block_on(read_inventory(&provider))
+}
+
+/// One row of `tartlab status`.
+#[derive(serde::Serialize)]
+struct StatusRow {
+    node: String,
+    cluster: String,
+    role: String,
+    state: String,
+    ip: Option<String>,
+    cpu: u32,
+    memory: u32,
+    /// A VM the lab created that the lab file no longer declares.
+    orphan: bool,
+}
+
+/// What to do about orphans, after a table that lists some.
+const ORPHAN_NOTE: &str = "orphan: a VM this lab created that the lab file no longer declares; `tartlab up` keeps it, `tartlab up --remove-orphans` or `tartlab down NAME` deletes it";
+
+fn state_word(presence: Presence) -> &'static str {
+    match presence {
+        Presence::Missing => "missing",
+        Presence::Owned { running: true } => "running",
+        Presence::Owned { running: false } | Presence::Unconfirmed => "stopped",
+        Presence::Foreign { .. } => "foreign",
+    }
+}
+
+pub fn status(args: &FileArgs) -> Result<Exit> {
+    let LabSnapshot { lab, state, .. } = LabSnapshot::open(args)?;
+    let inventory = inventory()?;
+    let mut rows = Vec::new();
+    for node in &lab.nodes {
+        let owned = state.vms.get(&node.vm_name);
+        let word = state_word(Presence::of(&inventory, &node.vm_name, owned));
+        rows.push(StatusRow {
+            node: node.vm_name.clone(),
+            cluster: node.cluster.clone(),
+            role: node.role.clone(),
+            state: word.into(),
+            ip: owned
+                .and_then(|o| o.ip.clone())
+                .filter(|_| word == "running"),
+            cpu: owned.map_or(node.cpu, |o| o.cpu),
+            memory: owned.map_or(node.memory, |o| o.memory),
+            orphan: false,
+        });
+    }
+    let orphans = plan::orphans(&lab.nodes, &state);
+    for vm in &orphans {
+        let Some(owned) = state.vms.get(vm) else {
+            continue;
+        };
+        let word = state_word(Presence::of(&inventory, vm, Some(owned)));
+        rows.push(StatusRow {
+            node: vm.clone(),
+            cluster: "-".into(),
+            role: "-".into(),
+            state: word.into(),
+            ip: owned.ip.clone().filter(|_| word == "running"),
+            cpu: owned.cpu,
+            memory: owned.memory,
+            orphan: true,
+        });
+    }
+    if args.json {
+        out(&serde_json::json!({ "lab": lab.name(), "nodes": rows }).to_string());
+        return Ok(Exit::Ok);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.node.clone(),
+                r.cluster.clone(),
+                r.role.clone(),
+                if r.orphan {
+                    format!("{} (orphan)", r.state)
+                } else {
+                    r.state.clone()
+                },
+                r.ip.clone().unwrap_or_else(|| "-".into()),
+                r.cpu.to_string(),
+                format!("{} MiB", r.memory),
+            ]
+        })
+        .collect();
+    out(&ui::table(
+        &["NODE", "CLUSTER", "ROLE", "STATE", "IP", "CPU", "MEMORY"],
+        &table,
+    ));
+    if !orphans.is_empty() {
+        out(ORPHAN_NOTE);
+    }
+    Ok(Exit::Ok)
+}
+
+/// What the planner says of each node, and the actions it expects `up` to take; or
+/// `unknown` (with a note) without tart's inventory.
+fn summaries(snapshot: &LabSnapshot) -> Vec<(String, Vec<Action>)> {
+    let LabSnapshot { lab, dir, state } = snapshot;
+    let inventory = match inventory() {
+        Ok(inventory) => inventory,
+        Err(e) => {
+            let (_, text) = e.render();
+            eprintln!(
+                "note: {}; showing the declared nodes without comparing them with what exists",
+                text.lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ")
+            );
+            return vec![("unknown".into(), Vec::new()); lab.nodes.len()];
+        }
+    };
+    let public = std::fs::read_to_string(dir.key_path().with_extension("pub")).unwrap_or_default();
+    let keys = user_keys(lab, &public).unwrap_or_default();
+    let selected: Vec<String> = lab.nodes.iter().map(|n| n.vm_name.clone()).collect();
+    let facts = Facts {
+        lab,
+        state,
+        inventory: &inventory,
+        options: &Options::up(),
+        user_keys: &keys,
+    };
+    plan::plan(&facts, &selected)
+        .iter()
+        .map(|p| (p.summary(), p.expected_actions()))
+        .collect()
+}
+
+const ORPHAN_ACTION: &str = "orphan: kept (`up --remove-orphans` or `down NAME` deletes it)";
+
+/// `plan`: the planner's verdict on every node (`up` with no flags), and the orphans.
+pub fn plan(args: &FileArgs) -> Result<Exit> {
+    let snapshot = LabSnapshot::open(args)?;
+    let summaries = summaries(&snapshot);
+    let LabSnapshot { lab, state, .. } = &snapshot;
+    let orphans: Vec<(String, OwnedVm)> = plan::orphans(&lab.nodes, state)
+        .into_iter()
+        .filter_map(|vm| Some((vm.clone(), state.vms.get(&vm)?.clone())))
+        .collect();
+    if args.json {
+        let mut nodes: Vec<serde_json::Value> = lab
+            .nodes
+            .iter()
+            .zip(&summaries)
+            .map(|(n, (summary, actions))| {
+                let mut v = serde_json::to_value(n).unwrap_or_default();
+                v["action"] = serde_json::Value::String(summary.clone());
+                v["actions"] = serde_json::to_value(actions).unwrap_or_default();
+                v
+            })
+            .collect();
+        nodes.extend(orphans.iter().map(|(vm, o)| {
+            serde_json::json!({
+                "vm_name": vm, "image": o.image, "cpu": o.cpu, "memory": o.memory,
+                "disk": o.disk, "network": o.network, "orphan": true, "action": ORPHAN_ACTION,
+            })
+        }));
+        out(&serde_json::json!({ "lab": lab.name(), "nodes": nodes }).to_string());
+        return Ok(Exit::Ok);
+    }
+    out(&format!(
+        "lab `{}`: {} nodes (hostname = VM name)",
+        lab.name(),
+        lab.nodes.len()
+    ));
+    out(&plan_table(&snapshot, &summaries, &orphans));
+    Ok(Exit::Ok)
+}
+
+fn plan_table(
+    snapshot: &LabSnapshot,
+    summaries: &[(String, Vec<Action>)],
+    orphans: &[(String, OwnedVm)],
+) -> String {
+    let disk = |d: Option<u32>| d.map_or("image".to_string(), |d| format!("{d} GB"));
+    let mut rows: Vec<Vec<String>> = snapshot
+        .lab
+        .nodes
+        .iter()
+        .zip(summaries)
+        .map(|(n, (a, _))| {
+            vec![
+                n.vm_name.clone(),
+                n.cluster.clone(),
+                n.role.clone(),
+                n.image.clone(),
+                n.cpu.to_string(),
+                format!("{} MiB", n.memory),
+                disk(n.disk),
+                n.network.to_string(),
+                a.clone(),
+            ]
+        })
+        .collect();
+    rows.extend(orphans.iter().map(|(vm, o)| {
+        vec![
+            vm.clone(),
+            "-".into(),
+            "-".into(),
+            o.image.clone(),
+            o.cpu.to_string(),
+            format!("{} MiB", o.memory),
+            disk(o.disk),
+            o.network.to_string(),
+            ORPHAN_ACTION.into(),
+        ]
+    }));
+    ui::table(
+        &[
+            "VM", "CLUSTER", "ROLE", "IMAGE", "CPU", "MEMORY", "DISK", "NETWORK", "ACTION",
+        ],
+        &rows,
+    )
+}

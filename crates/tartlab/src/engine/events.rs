@@ -1,0 +1,280 @@
+//! What the engine reports, typed: the stages a node goes through, the status of each
+//! event, and the actions a node's recap lists. The engine writes events to a `Reporter`,
+//! which hands them to every sink (`ui/`: live, plain, JSON lines, the journal), as
+//! nextest's runner hands events to its reporter. Nothing downstream matches stage or action
+//! names as text; the text exists only for people and for the JSON schema
+//! (docs/LIFECYCLE.md, "Output").
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Serialize, Serializer};
+
+/// A stage of a node's work (or the lab's, for `Pull`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    Pull,
+    Check,
+    Adopt,
+    Create,
+    Configure,
+    Boot,
+    Ip,
+    Ssh,
+    Base,
+    Hosts,
+    Files,
+    Provision,
+    Ready,
+    Stop,
+    Delete,
+    /// A bug: a node's task ended abnormally.
+    Internal,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Pull => "pull",
+            Stage::Check => "check",
+            Stage::Adopt => "adopt",
+            Stage::Create => "create",
+            Stage::Configure => "configure",
+            Stage::Boot => "boot",
+            Stage::Ip => "ip",
+            Stage::Ssh => "ssh",
+            Stage::Base => "base",
+            Stage::Hosts => "hosts",
+            Stage::Files => "files",
+            Stage::Provision => "provision",
+            Stage::Ready => "ready",
+            Stage::Stop => "stop",
+            Stage::Delete => "delete",
+            Stage::Internal => "internal",
+        }
+    }
+
+    /// Whether a node's work is over when this stage is done (the live display stops its
+    /// clock there).
+    pub fn ends_the_node(self) -> bool {
+        matches!(self, Stage::Ready | Stage::Stop | Stage::Delete)
+    }
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Stage {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Started,
+    Done,
+    Failed,
+    Skipped,
+    Info,
+}
+
+/// A setting whose change needs a restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub setting: &'static str,
+    pub from: String,
+    pub to: String,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} -> {}", self.setting, self.from, self.to)
+    }
+}
+
+/// A part of the base provisioning, files included, as the recap names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Provisioned {
+    Identity,
+    Users,
+    Hosts,
+    Files(Vec<String>),
+}
+
+impl fmt::Display for Provisioned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Provisioned::Identity => f.write_str("identity"),
+            Provisioned::Users => f.write_str("user"),
+            Provisioned::Hosts => f.write_str("hosts"),
+            Provisioned::Files(dests) => write!(f, "files {}", dests.join(" ")),
+        }
+    }
+}
+
+/// How a VM came to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopHow {
+    /// A shutdown from inside the guest.
+    ShutDown,
+    /// The provider stopped it.
+    Forced,
+    AlreadyStopped,
+}
+
+/// Something done to a node, for its recap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Recreated,
+    Adopted,
+    Changed(Vec<Change>),
+    Booted,
+    Provisioned(Vec<Provisioned>),
+    RanSteps(Vec<String>),
+    Stopped(StopHow),
+    Deleted,
+    DeletedOrphan,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |items: Vec<String>| items.join(", ");
+        match self {
+            Action::Created => f.write_str("created"),
+            Action::Recreated => f.write_str("recreated"),
+            Action::Adopted => f.write_str("adopted"),
+            Action::Changed(changes) => {
+                f.write_str(&list(changes.iter().map(Change::to_string).collect()))
+            }
+            Action::Booted => f.write_str("booted"),
+            Action::Provisioned(parts) => write!(
+                f,
+                "provisioned {}",
+                list(parts.iter().map(Provisioned::to_string).collect())
+            ),
+            Action::RanSteps(steps) => write!(f, "ran {}", steps.join(", ")),
+            Action::Stopped(StopHow::ShutDown) => f.write_str("shut down"),
+            Action::Stopped(StopHow::Forced) => f.write_str("stopped (forced)"),
+            Action::Stopped(StopHow::AlreadyStopped) => f.write_str("already stopped"),
+            Action::Deleted => f.write_str("deleted"),
+            Action::DeletedOrphan => f.write_str("deleted (orphan)"),
+        }
+    }
+}
+
+impl Serialize for Action {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// One event: a node's (or the lab's) stage changed status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The VM; `None` for the lab as a whole (image pulls).
+    pub node: Option<String>,
+    pub stage: Stage,
+    pub status: Status,
+    pub message: String,
+}
+
+/// Where events go: a display, a file.
+pub trait EventSink: Send + Sync {
+    /// One event, `elapsed` since the command started.
+    fn record(&self, event: &Event, elapsed: Duration);
+    /// The command is over: a display leaves its last frame.
+    fn finish(&self) {}
+}
+
+/// The engine's one way to say what happens: it stamps each event and hands it to every sink.
+pub struct Reporter {
+    start: Instant,
+    sinks: Vec<Box<dyn EventSink>>,
+}
+
+impl Reporter {
+    pub fn new(sinks: Vec<Box<dyn EventSink>>) -> Arc<Reporter> {
+        Arc::new(Reporter {
+            start: Instant::now(),
+            sinks,
+        })
+    }
+
+    /// A reporter that shows nothing (tests, and commands that print only their result).
+    pub fn silent() -> Arc<Reporter> {
+        Reporter::new(Vec::new())
+    }
+
+    pub fn emit(&self, node: Option<&str>, stage: Stage, status: Status, message: &str) {
+        let event = Event {
+            node: node.map(str::to_string),
+            stage,
+            status,
+            message: message.to_string(),
+        };
+        let elapsed = self.start.elapsed();
+        for sink in &self.sinks {
+            sink.record(&event, elapsed);
+        }
+    }
+
+    pub fn started(&self, node: &str, stage: Stage, message: &str) {
+        self.emit(Some(node), stage, Status::Started, message);
+    }
+    pub fn done(&self, node: &str, stage: Stage, message: &str) {
+        self.emit(Some(node), stage, Status::Done, message);
+    }
+    pub fn skipped(&self, node: &str, stage: Stage, message: &str) {
+        self.emit(Some(node), stage, Status::Skipped, message);
+    }
+    pub fn failed(&self, node: &str, stage: Stage, message: &str) {
+        self.emit(Some(node), stage, Status::Failed, message);
+    }
+    /// A lab-wide line (image pulls).
+    pub fn info(&self, stage: Stage, message: &str) {
+        self.emit(None, stage, Status::Info, message);
+    }
+
+    pub fn finish(&self) {
+        for sink in &self.sinks {
+            sink.finish();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_read_as_the_recap_shows_them() {
+        let change = Change {
+            setting: "cpu",
+            from: "2".into(),
+            to: "4".into(),
+        };
+        assert_eq!(Action::Changed(vec![change]).to_string(), "cpu 2 -> 4");
+        assert_eq!(
+            Action::Provisioned(vec![
+                Provisioned::Identity,
+                Provisioned::Users,
+                Provisioned::Hosts,
+                Provisioned::Files(vec!["/etc/motd".into()])
+            ])
+            .to_string(),
+            "provisioned identity, user, hosts, files /etc/motd"
+        );
+        assert_eq!(
+            serde_json::to_string(&Action::RanSteps(vec!["a".into(), "b".into()])).unwrap(),
+            "\"ran a, b\""
+        );
+        assert_eq!(serde_json::to_string(&Stage::Ip).unwrap(), "\"ip\"");
+    }
+}

@@ -1,0 +1,290 @@
+//! What decides whether a piece of provisioning must run (again) on a node: the hash of its
+//! inputs, compared with the one the state file recorded when it last succeeded there. One
+//! place for base parts, the `/etc/hosts` block, files and steps, so that `plan` (which
+//! predicts) and the stages (which do) can never disagree.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::remote::hash;
+use crate::guest::quote;
+use crate::lab::model::{FileSpec, HostsScope, LabFile, StepSpec, SudoMode, UserSpec};
+use crate::lab::{output_references, selects, Lab, Node};
+use crate::state::State;
+
+/// The state key of the identity part (hostname, machine-id, host keys).
+pub const IDENTITY: &str = "identity";
+/// The state key of the `/etc/hosts` block.
+pub const HOSTS: &str = "hosts";
+/// The state key recording that the lab key is in the login user's authorized_keys.
+pub const LAB_KEY: &str = "lab-key";
+
+/// The state key of a lab user's part.
+pub fn user_key(name: &str) -> String {
+    format!("user:{name}")
+}
+
+/// The state key of a file.
+pub fn file_key(dest: &str) -> String {
+    format!("file:{dest}")
+}
+
+/// The state key of a step.
+pub fn step_key(name: &str) -> String {
+    format!("step:{name}")
+}
+
+pub fn identity_hash(hostname: &str) -> String {
+    hash(&["identity/2", hostname])
+}
+
+/// A lab user as the base script gets it: its arguments (never a secret among them), the
+/// password hash (sent on stdin), and the hash of all of it.
+pub struct UserInputs {
+    pub args: Vec<String>,
+    pub password_hash: Option<String>,
+    pub hash: String,
+}
+
+pub fn user_inputs(user: &UserSpec, keys: &[String]) -> UserInputs {
+    let sudo = match user.sudo {
+        SudoMode::None => "none",
+        SudoMode::Password => "password",
+        SudoMode::Nopasswd => "nopasswd",
+    };
+    let args = vec![
+        user.name.clone(),
+        user.shell.clone().unwrap_or_else(|| "/bin/bash".into()),
+        sudo.to_string(),
+        user.groups.join(","),
+        keys.join("\n"),
+        if user.password_hash.is_some() {
+            "1"
+        } else {
+            "0"
+        }
+        .to_string(),
+    ];
+    let secret = user.password_hash.clone().unwrap_or_default();
+    let mut inputs = vec!["user/1"];
+    inputs.extend(args.iter().map(String::as_str));
+    inputs.push(&secret);
+    UserInputs {
+        hash: hash(&inputs),
+        args,
+        password_hash: user.password_hash.clone(),
+    }
+}
+
+/// The VMs whose names go into this node's `/etc/hosts` block.
+pub fn hosts_scope(file: &LabFile, nodes: &[Node], node: &Node) -> Vec<String> {
+    match file.hosts {
+        HostsScope::None => Vec::new(),
+        HostsScope::Cluster => nodes
+            .iter()
+            .filter(|n| n.cluster == node.cluster)
+            .map(|n| n.vm_name.clone())
+            .collect(),
+        HostsScope::Lab => nodes.iter().map(|n| n.vm_name.clone()).collect(),
+    }
+}
+
+/// The lab's block in `/etc/hosts`: one `IP NAME` line per node in scope (empty: no block).
+pub fn hosts_block(entries: &[(String, String)]) -> String {
+    entries
+        .iter()
+        .map(|(vm, ip)| format!("{ip} {vm}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn hosts_hash(block: &str) -> String {
+    hash(&["hosts/1", block])
+}
+
+/// A lab file as it will land on one node.
+pub struct Upload<'a> {
+    pub spec: &'a FileSpec,
+    pub content: Vec<u8>,
+    pub hash: String,
+}
+
+/// The files a node gets, read from disk, each with its hash; or the first that cannot be
+/// read.
+pub fn uploads<'a>(lab: &'a Lab, node: &Node) -> Result<Vec<Upload<'a>>, (String, String)> {
+    let mut uploads = Vec::new();
+    for spec in lab.file.files.iter().filter(|f| selects(&f.on, node)) {
+        let path = lab.source.dir().join(&spec.src);
+        let content = std::fs::read(&path).map_err(|e| {
+            (
+                format!("cannot read {}: {e}", path.display()),
+                "paths are relative to the lab file".to_string(),
+            )
+        })?;
+        let text = String::from_utf8_lossy(&content);
+        let hash = hash(&[
+            "file/1",
+            &spec.dest,
+            spec.mode.as_deref().unwrap_or("0644"),
+            spec.owner.as_deref().unwrap_or("root"),
+            &text,
+        ]);
+        uploads.push(Upload {
+            spec,
+            content,
+            hash,
+        });
+    }
+    Ok(uploads)
+}
+
+/// One hash over every file a node gets: a changed file re-runs that node's steps.
+pub fn files_digest(lab: &Lab, node: &Node) -> String {
+    let uploads = uploads(lab, node).unwrap_or_default();
+    let hashes: Vec<&str> = uploads.iter().map(|u| u.hash.as_str()).collect();
+    hash(&hashes)
+}
+
+/// Every node's outputs, as steps read them.
+pub type Outputs = HashMap<String, BTreeMap<String, String>>;
+
+pub fn outputs_of(state: &State) -> Outputs {
+    state
+        .vms
+        .iter()
+        .map(|(vm, o)| (vm.clone(), o.outputs.clone()))
+        .collect()
+}
+
+/// The value of `{{ SCOPE.TARGET.outputs.KEY }}` for `node`: a node's own output, or the
+/// output of the node with that role in the same cluster.
+fn output_value(
+    lab: &Lab,
+    outputs: &Outputs,
+    node: &Node,
+    scope: &str,
+    target: &str,
+    key: &str,
+) -> Option<String> {
+    let source = match scope {
+        "node" => lab
+            .nodes
+            .iter()
+            .find(|n| n.vm_name == target || n.hostname == target)?,
+        "cluster" => lab
+            .nodes
+            .iter()
+            .find(|n| {
+                n.cluster == node.cluster
+                    && n.role == target
+                    && outputs.get(&n.vm_name).is_some_and(|o| o.contains_key(key))
+            })
+            .or_else(|| {
+                lab.nodes
+                    .iter()
+                    .find(|n| n.cluster == node.cluster && n.role == target)
+            })?,
+        _ => return None,
+    };
+    outputs.get(&source.vm_name)?.get(key).cloned()
+}
+
+/// The step's environment for this node, with every output reference filled in; or the
+/// message for the first reference that has no value yet.
+fn environment(
+    lab: &Lab,
+    outputs: &Outputs,
+    step: &StepSpec,
+    node: &Node,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut env = BTreeMap::new();
+    env.insert("TARTLAB_NODE".to_string(), node.vm_name.clone());
+    env.insert("TARTLAB_CLUSTER".to_string(), node.cluster.clone());
+    env.insert("TARTLAB_ROLE".to_string(), node.role.clone());
+    for (name, value) in &step.env {
+        let mut filled = value.clone();
+        for reference in output_references(value) {
+            let found = output_value(
+                lab,
+                outputs,
+                node,
+                &reference.scope,
+                &reference.target,
+                &reference.key,
+            )
+            .ok_or_else(|| {
+                format!(
+                    "step `{}`: {} has no value for {} (no node printed `tartlab-output {}=...`)",
+                    step.name, reference.text, node.vm_name, reference.key
+                )
+            })?;
+            filled = filled.replace(&reference.text, &found);
+        }
+        env.insert(name.clone(), filled);
+    }
+    Ok(env)
+}
+
+/// The whole script a step runs on a node: its environment, strict mode, then the body.
+fn step_script(
+    lab: &Lab,
+    step: &StepSpec,
+    env: &BTreeMap<String, String>,
+) -> Result<String, String> {
+    let body = match (&step.run, &step.script) {
+        (Some(run), _) => run.clone(),
+        (None, Some(path)) => {
+            let full = lab.source.dir().join(path);
+            std::fs::read_to_string(&full)
+                .map_err(|e| format!("cannot read {}: {e}", full.display()))?
+        }
+        (None, None) => String::new(),
+    };
+    let mut script = String::new();
+    for (name, value) in env {
+        script.push_str(&format!("export {name}={}\n", quote::quote(value)));
+    }
+    script.push_str("set -euo pipefail\n");
+    script.push_str(&body);
+    if !script.ends_with('\n') {
+        script.push('\n');
+    }
+    Ok(script)
+}
+
+/// The nodes a step selects, as recorded in its input hash.
+pub fn selection(lab: &Lab, step: &StepSpec) -> String {
+    lab.nodes
+        .iter()
+        .filter(|n| selects(&step.on, n))
+        .map(|n| n.vm_name.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A step as it would run on one node.
+pub struct StepRun {
+    pub script: String,
+    pub hash: String,
+}
+
+/// The script a step runs on a node, and the hash of everything that decides whether it
+/// must run again: the script with its environment filled in, the user, the nodes the step
+/// selects, and the files the node gets (`files`, from `files_digest`).
+pub fn step_inputs(
+    lab: &Lab,
+    step: &StepSpec,
+    node: &Node,
+    files: &str,
+    outputs: &Outputs,
+) -> Result<StepRun, String> {
+    let env = environment(lab, outputs, step, node)?;
+    let script = step_script(lab, step, &env)?;
+    let hash = hash(&[
+        "step/1",
+        &script,
+        step.user.as_deref().unwrap_or(""),
+        &selection(lab, step),
+        files,
+    ]);
+    Ok(StepRun { script, hash })
+}

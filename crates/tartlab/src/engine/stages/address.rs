@@ -1,0 +1,57 @@
+//! The node's address. A VM that already ran keeps its lease (the same identity gets the
+//! same address), so its recorded address is used at once; a VM booted now is waited for,
+//! while the provider watches that it keeps running.
+
+use std::time::Duration;
+
+use super::{NodeRun, NodeStage};
+use crate::engine::events::Stage;
+use crate::engine::watch::Address;
+use crate::engine::{Context, Failure, WRITABLE};
+use crate::provider::{AddressWait, BoxFuture};
+
+pub struct WaitForAddress;
+
+impl NodeStage for WaitForAddress {
+    fn stage(&self) -> Stage {
+        Stage::Ip
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Context,
+        run: &'a mut NodeRun,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            let vm = run.node.vm_name.clone();
+            let owned = ctx.store.vm(&vm).unwrap_or_default();
+            let ip = match (run.booted, owned.ip) {
+                (false, Some(ip)) => ip,
+                (booted, known) => {
+                    let timeout = if booted || known.is_none() {
+                        ctx.timeouts.ip
+                    } else {
+                        Duration::from_secs(5)
+                    };
+                    let identity = owned.mac.unwrap_or_default();
+                    ctx.reporter
+                        .started(&vm, Stage::Ip, "waiting for its address");
+                    let ip = ctx
+                        .provider
+                        .address(&vm, &identity, &run.node.network, AddressWait { timeout })
+                        .await
+                        .map_err(|e| Failure::from_provider(Stage::Ip, e))?;
+                    ctx.store
+                        .update_vm(&vm, |o| o.ip = Some(ip.clone()))
+                        .map_err(|e| Failure::new(Stage::Ip, e, WRITABLE))?;
+                    ctx.reporter.done(&vm, Stage::Ip, &ip);
+                    ip
+                }
+            };
+            run.report.ip = Some(ip.clone());
+            run.ip = Some(ip.clone());
+            ctx.addresses.publish(&vm, Address::Known(ip));
+            Ok(())
+        })
+    }
+}

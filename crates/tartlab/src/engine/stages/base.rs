@@ -1,0 +1,373 @@
+//! Base provisioning, what every node gets before any user step (the seed's fixed script,
+//! done fully): the lab key for the login user, then hostname, a fresh machine-id and host
+//! keys, and the lab's users, as one remote command in one session under one sudo. Each part
+//! says when it is done (`tartlab-done: PART`), so each is recorded (and never run again
+//! while its inputs hold) as soon as it succeeds.
+//!
+//! New host keys are made beside the live ones first; the script prints them and waits until
+//! tartlab has pinned them (it answers `pinned` on stdin), and only then puts them in place
+//! and reloads sshd. A crash at any point never leaves a key tartlab does not know.
+
+use russh::keys::PublicKey;
+
+use super::{command_failure, show_note, NodeRun, NodeStage};
+use crate::engine::events::{Provisioned, Stage};
+use crate::engine::inputs::{self, UserInputs};
+use crate::engine::remote::{as_root_locked, DONE_PREFIX};
+use crate::engine::{Context, Failure, WRITABLE};
+use crate::guest::quote;
+use crate::guest::runner::Command;
+use crate::guest::ssh::{Input, Reply, Stream};
+use crate::provider::BoxFuture;
+
+/// Installs the lab key for the login user, as that user (before any sudo).
+const LAB_KEY: &str = r#"umask 077
+mkdir -p ~/.ssh
+touch ~/.ssh/authorized_keys
+grep -qxF "$1" ~/.ssh/authorized_keys || printf '%s\n' "$1" >> ~/.ssh/authorized_keys
+echo 'tartlab-done: lab-key'
+"#;
+
+const BASE: &str = r#"set -euo pipefail
+# Parts, in the order given: `identity HOSTNAME`, `user NAME SHELL SUDO GROUPS KEYS HAS_HASH`.
+identity() {
+  local name=$1 staged=/etc/ssh/tartlab-new-keys answer=
+  if [ ! -s "$staged/ssh_host_ed25519_key.pub" ]; then
+    rm -rf "$staged" "$staged.tmp"
+    mkdir -m 700 "$staged.tmp"
+    ssh-keygen -q -t ed25519 -N '' -C '' -f "$staged.tmp/ssh_host_ed25519_key"
+    ssh-keygen -q -t ecdsa -N '' -C '' -f "$staged.tmp/ssh_host_ecdsa_key"
+    mv "$staged.tmp" "$staged"
+  fi
+  sed 's/^/tartlab-staged-key: /' "$staged"/*.pub
+  echo 'tartlab-staged-keys-end'
+  IFS= read -r answer || true
+  if [ "$answer" != pinned ]; then
+    echo "tartlab did not confirm that it pinned the new host keys; they were not put in place" >&2
+    exit 1
+  fi
+  hostnamectl set-hostname "$name"
+  if grep -q '^127\.0\.1\.1[[:space:]]' /etc/hosts; then
+    sed -i "s/^127\.0\.1\.1[[:space:]].*/127.0.1.1 $name/" /etc/hosts
+  else
+    printf '127.0.1.1 %s\n' "$name" >> /etc/hosts
+  fi
+  # Clones share the image's machine-id and host keys: make this VM's own.
+  rm -f /etc/machine-id
+  od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > /etc/machine-id
+  echo >> /etc/machine-id
+  if [ -e /var/lib/dbus/machine-id ]; then ln -sf /etc/machine-id /var/lib/dbus/machine-id; fi
+  rm -f /etc/ssh/ssh_host_*
+  mv "$staged"/* /etc/ssh/
+  rmdir "$staged"
+  # sshd reads host keys when it starts: reload it (this session survives).
+  if [ -d /run/systemd/system ] && systemctl is-active --quiet ssh.service; then
+    systemctl reload ssh.service
+  elif [ -d /run/systemd/system ] && systemctl is-active --quiet sshd.service; then
+    systemctl reload sshd.service
+  elif [ -s /run/sshd.pid ]; then
+    kill -HUP "$(cat /run/sshd.pid)"
+  fi
+  sed 's/^/tartlab-host-key: /' /etc/ssh/ssh_host_*_key.pub
+}
+user() {
+  local name=$1 shell=$2 sudo=$3 groups=$4 keys=$5 has_hash=$6 home group rule line password_hash
+  if id -u "$name" >/dev/null 2>&1; then
+    usermod --shell "$shell" "$name"
+  else
+    useradd --create-home --shell "$shell" "$name"
+  fi
+  if [ -n "$groups" ]; then
+    IFS=, read -ra wanted <<< "$groups"
+    for g in "${wanted[@]}"; do getent group "$g" >/dev/null || groupadd "$g"; done
+    usermod -aG "$groups" "$name"
+  fi
+  home=$(getent passwd "$name" | cut -d: -f6)
+  group=$(id -gn "$name")
+  install -d -m 700 -o "$name" -g "$group" "$home/.ssh"
+  printf '%s\n' "$keys" > "$home/.ssh/authorized_keys.tartlab"
+  chown "$name:$group" "$home/.ssh/authorized_keys.tartlab"
+  chmod 600 "$home/.ssh/authorized_keys.tartlab"
+  mv -f "$home/.ssh/authorized_keys.tartlab" "$home/.ssh/authorized_keys"
+  rule=/etc/sudoers.d/tartlab-$name
+  case $sudo in
+    none) rm -f "$rule" ;;
+    *)
+      if [ "$sudo" = nopasswd ]; then line="$name ALL=(ALL) NOPASSWD:ALL"; else line="$name ALL=(ALL) ALL"; fi
+      printf '%s\n' "$line" > "$rule.tmp"
+      chmod 440 "$rule.tmp"
+      visudo -cqf "$rule.tmp"
+      mv -f "$rule.tmp" "$rule" ;;
+  esac
+  if [ "$has_hash" = 1 ]; then
+    IFS= read -r password_hash
+    printf '%s:%s\n' "$name" "$password_hash" | chpasswd -e
+  fi
+}
+while [ $# -gt 0 ]; do
+  case $1 in
+    identity) identity "$2"; echo 'tartlab-done: identity'; shift 2 ;;
+    user) user "$2" "$3" "$4" "$5" "$6" "$7"; echo "tartlab-done: user $2"; shift 7 ;;
+    *) echo "tartlab: unknown base part $1" >&2; exit 2 ;;
+  esac
+done
+"#;
+
+pub struct Base;
+
+impl NodeStage for Base {
+    fn stage(&self) -> Stage {
+        Stage::Base
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Context,
+        run: &'a mut NodeRun,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            if !run.provisioning(ctx) {
+                return Ok(());
+            }
+            let work = BaseWork::for_node(ctx, run);
+            if work.is_empty() {
+                return Ok(());
+            }
+            run.hold_slot(ctx).await;
+            let guest = run.guest(ctx).await?;
+            let vm = run.node.vm_name.clone();
+            ctx.reporter
+                .started(&vm, Stage::Base, "hostname, machine-id, host keys, users");
+            let public = ctx
+                .key
+                .public_key()
+                .to_openssh()
+                .map_err(|e| Failure::new(Stage::Base, e.to_string(), ""))?;
+            let command = work.command(public.trim());
+            let hashes: String = work
+                .users
+                .iter()
+                .filter_map(|(_, u)| u.password_hash.as_ref())
+                .map(|h| format!("{h}\n"))
+                .collect();
+            let input = if work.identity.is_some() {
+                Input::Answered
+            } else {
+                Input::Given(Some(hashes.as_bytes()))
+            };
+            let mut talk = Conversation {
+                ctx,
+                vm: &vm,
+                work: &work,
+                hashes: &hashes,
+                staged: Vec::new(),
+                live: Vec::new(),
+                done: Vec::new(),
+                broken: None,
+            };
+            let what = "base provisioning";
+            let result = guest
+                .run(
+                    Command {
+                        what,
+                        line: &command,
+                        shown: &command,
+                        input,
+                    },
+                    &mut |stream, line| talk.hear(stream, line),
+                )
+                .await;
+            run.provisioned.extend(talk.done);
+            if let Some(failure) = talk.broken {
+                return Err(failure);
+            }
+            result
+                .map(|_| ())
+                .map_err(|e| command_failure(ctx, &vm, Stage::Base, what, e))
+        })
+    }
+}
+
+/// The base parts a node still needs.
+struct BaseWork {
+    lab_key: bool,
+    identity: Option<(String, String)>,
+    users: Vec<(String, UserInputs)>,
+}
+
+impl BaseWork {
+    fn for_node(ctx: &Context, run: &NodeRun) -> BaseWork {
+        let node = &run.node;
+        let applied = ctx
+            .store
+            .vm(&node.vm_name)
+            .map(|o| o.applied)
+            .unwrap_or_default();
+        let stale = |key: &str, hash: &str| applied.get(key).map(String::as_str) != Some(hash);
+        let identity_hash = inputs::identity_hash(&node.hostname);
+        let mut users = Vec::new();
+        for user in &ctx.lab.file.users {
+            let keys = ctx.user_keys.get(&user.name).map_or(&[][..], |k| &k[..]);
+            let inputs = inputs::user_inputs(user, keys);
+            if stale(&inputs::user_key(&user.name), &inputs.hash) {
+                users.push((user.name.clone(), inputs));
+            }
+        }
+        BaseWork {
+            lab_key: !applied.contains_key(inputs::LAB_KEY),
+            identity: stale(inputs::IDENTITY, &identity_hash)
+                .then(|| (node.hostname.clone(), identity_hash)),
+            users,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.lab_key && self.identity.is_none() && self.users.is_empty()
+    }
+
+    /// `[install the lab key &&] sudo ... BASE PARTS...`, every word quoted.
+    fn command(&self, public_key: &str) -> String {
+        let mut commands = Vec::new();
+        if self.lab_key {
+            commands.push(quote::command(&[
+                "/bin/sh", "-c", LAB_KEY, "tartlab", public_key,
+            ]));
+        }
+        let mut args: Vec<&str> = Vec::new();
+        if let Some((hostname, _)) = &self.identity {
+            args.extend(["identity", hostname.as_str()]);
+        }
+        for (_, user) in &self.users {
+            args.push("user");
+            args.extend(user.args.iter().map(String::as_str));
+        }
+        if !args.is_empty() {
+            commands.push(as_root_locked("base provisioning", BASE, &args));
+        }
+        commands.join(" && ")
+    }
+}
+
+/// What tartlab says and records while the base script runs.
+struct Conversation<'a> {
+    ctx: &'a Context,
+    vm: &'a str,
+    work: &'a BaseWork,
+    hashes: &'a str,
+    /// The new host keys, printed before they are put in place.
+    staged: Vec<PublicKey>,
+    /// The host keys sshd serves once they are.
+    live: Vec<PublicKey>,
+    done: Vec<Provisioned>,
+    /// A failure on this side (a pin or a record that could not be written).
+    broken: Option<Failure>,
+}
+
+impl Conversation<'_> {
+    fn hear(&mut self, stream: Stream, line: &str) -> Reply {
+        if stream == Stream::Stderr {
+            show_note(self.ctx, self.vm, Stage::Base, "base provisioning", line);
+            return Reply::Nothing;
+        }
+        let key = |text: &str| PublicKey::from_openssh(text.trim()).ok();
+        if let Some(k) = line.strip_prefix("tartlab-staged-key: ").and_then(key) {
+            self.staged.push(k);
+        } else if let Some(k) = line.strip_prefix("tartlab-host-key: ").and_then(key) {
+            self.live.push(k);
+        } else if line == "tartlab-staged-keys-end" {
+            // Pin the new keys next to the current ones before sshd presents them.
+            let mut keys = self.ctx.known.pinned(self.vm);
+            keys.append(&mut self.staged);
+            let answer = match self.ctx.known.pin(self.vm, &keys) {
+                Ok(()) => "pinned\n",
+                Err(e) => {
+                    self.broken = Some(Failure::new(Stage::Base, e, WRITABLE));
+                    "not pinned\n"
+                }
+            };
+            return Reply::SendAndClose(format!("{answer}{}", self.hashes).into_bytes());
+        } else if let Some(part) = line.strip_prefix(DONE_PREFIX) {
+            self.record(part);
+        }
+        Reply::Nothing
+    }
+
+    /// Records a part the script finished.
+    fn record(&mut self, part: &str) {
+        let vm = self.vm;
+        let result = if part == inputs::LAB_KEY {
+            self.ctx.store.update_vm(vm, |o| {
+                o.applied.insert(inputs::LAB_KEY.into(), "installed".into());
+            })
+        } else if part == inputs::IDENTITY {
+            let Some((_, hash)) = &self.work.identity else {
+                return;
+            };
+            if self.live.is_empty() {
+                self.broken = Some(Failure::new(
+                    Stage::Base,
+                    format!("{vm} printed no SSH host keys"),
+                    "check that ssh-keygen works on the image; the provisioning transcript shows what ran",
+                ));
+                return;
+            }
+            self.done.push(Provisioned::Identity);
+            self.ctx.known.pin(vm, &self.live).and_then(|()| {
+                self.ctx.store.update_vm(vm, |o| {
+                    o.applied.insert(inputs::IDENTITY.into(), hash.clone());
+                })
+            })
+        } else if let Some(name) = part.strip_prefix("user ") {
+            let Some((_, user)) = self.work.users.iter().find(|(n, _)| n == name) else {
+                return;
+            };
+            if !self.done.contains(&Provisioned::Users) {
+                self.done.push(Provisioned::Users);
+            }
+            self.ctx.store.update_vm(vm, |o| {
+                o.applied.insert(inputs::user_key(name), user.hash.clone());
+            })
+        } else {
+            Ok(())
+        };
+        if let Err(e) = result {
+            self.broken
+                .get_or_insert(Failure::new(Stage::Base, e, WRITABLE));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::model::{SudoMode, UserSpec};
+
+    #[test]
+    fn a_password_hash_goes_on_stdin_never_into_the_command() {
+        let spec = UserSpec {
+            name: "alice".into(),
+            groups: vec!["sudo".into()],
+            sudo: SudoMode::Nopasswd,
+            shell: None,
+            authorized_keys: vec![],
+            password_hash: Some("$6$salt$secret".into()),
+            password: None,
+        };
+        let work = BaseWork {
+            lab_key: true,
+            identity: Some(("dev-vm".into(), "h".into())),
+            users: vec![(
+                "alice".into(),
+                inputs::user_inputs(&spec, &["ssh-ed25519 AAAA x".into()]),
+            )],
+        };
+        let command = work.command("ssh-ed25519 AAAA lab");
+        assert!(!command.contains("secret"), "{command}");
+        assert_eq!(
+            work.users[0].1.password_hash.as_deref(),
+            Some("$6$salt$secret")
+        );
+        assert!(command.starts_with("/bin/sh -c 'umask 077"), "{command}");
+        assert!(command.contains(" && sudo -n /bin/bash -c "), "{command}");
+    }
+}

@@ -1,0 +1,61 @@
+//! Applying changed settings (cpu, memory, disk, network) to a VM the lab owns: a running VM
+//! is shut down from inside first, then resized; it boots with them in the next stage.
+
+use super::{stop, NodeRun, NodeStage};
+use crate::engine::events::{Action, Stage};
+use crate::engine::plan::resource_changes;
+use crate::engine::{Context, Failure, WRITABLE};
+use crate::provider::{BoxFuture, Resize};
+
+pub struct Configure;
+
+impl NodeStage for Configure {
+    fn stage(&self) -> Stage {
+        Stage::Configure
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Context,
+        run: &'a mut NodeRun,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            let node = &run.node;
+            let vm = &node.vm_name;
+            let owned = ctx.store.vm(vm).unwrap_or_default();
+            let changes = resource_changes(node, &owned);
+            if changes.is_empty() {
+                return Ok(());
+            }
+            let text = Action::Changed(changes.clone()).to_string();
+            if run.running {
+                ctx.reporter
+                    .started(vm, Stage::Stop, &format!("restart to apply {text}"));
+                stop::gracefully(ctx, vm).await?;
+                run.running = false;
+            }
+            let resize = Resize {
+                cpu: Some(node.cpu).filter(|c| *c != owned.cpu),
+                memory: Some(node.memory).filter(|m| *m != owned.memory),
+                disk: node.disk.filter(|d| owned.disk != Some(*d)),
+            };
+            if resize != Resize::default() {
+                ctx.reporter.started(vm, Stage::Configure, &text);
+                ctx.provider
+                    .resize(vm, &resize)
+                    .await
+                    .map_err(|e| Failure::from_provider(Stage::Configure, e))?;
+            }
+            ctx.store
+                .update_vm(vm, |o| {
+                    o.cpu = node.cpu;
+                    o.memory = node.memory;
+                    o.disk = node.disk.or(o.disk);
+                    o.network = node.network.clone();
+                })
+                .map_err(|e| Failure::new(Stage::Configure, e, WRITABLE))?;
+            run.report.actions.push(Action::Changed(changes));
+            Ok(())
+        })
+    }
+}

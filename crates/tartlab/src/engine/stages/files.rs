@@ -1,0 +1,166 @@
+//! The lab's files on a node: each file whose content, mode or owner changed is uploaded over
+//! SFTP into the login user's home, then all are put in place by one root command (`install`
+//! with owner, group and mode to `DEST.tartlab-tmp`, renamed over `DEST`, so each file
+//! appears whole).
+
+use super::{command_failure, show_note, NodeRun, NodeStage};
+use crate::engine::events::{Provisioned, Stage};
+use crate::engine::inputs;
+use crate::engine::remote::{as_root_locked, DONE_PREFIX};
+use crate::engine::{Context, Failure, WRITABLE};
+use crate::guest::runner::{Command, GuestSession};
+use crate::guest::ssh::{Input, Reply, Stream};
+use crate::guest::transfer;
+use crate::provider::BoxFuture;
+
+/// Arguments: per file, `STAGED DEST MODE OWNER GROUP`.
+const PLACE_FILES: &str = r#"set -euo pipefail
+while [ $# -gt 0 ]; do
+  src=$1 dest=$2 mode=$3 owner=$4 group=$5
+  shift 5
+  mkdir -p "$(dirname "$dest")"
+  install -m "$mode" -o "$owner" -g "$group" "$src" "$dest.tartlab-tmp"
+  mv -f "$dest.tartlab-tmp" "$dest"
+  rm -f "$src"
+  printf 'tartlab-done: %s\n' "$dest"
+done
+"#;
+
+pub struct Files;
+
+impl NodeStage for Files {
+    fn stage(&self) -> Stage {
+        Stage::Files
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Context,
+        run: &'a mut NodeRun,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            if !run.provisioning(ctx) {
+                return Ok(());
+            }
+            let vm = run.node.vm_name.clone();
+            let applied = ctx.store.vm(&vm).unwrap_or_default().applied;
+            let uploads: Vec<inputs::Upload> = inputs::uploads(&ctx.lab, &run.node)
+                .map_err(|(message, hint)| Failure::new(Stage::Files, message, hint))?
+                .into_iter()
+                .filter(|u| applied.get(&inputs::file_key(&u.spec.dest)) != Some(&u.hash))
+                .collect();
+            if uploads.is_empty() {
+                return Ok(());
+            }
+            run.hold_slot(ctx).await;
+            let guest = run.guest(ctx).await?;
+            ctx.reporter
+                .started(&vm, Stage::Files, &format!("{} file(s)", uploads.len()));
+            let args = stage(&guest, &vm, &uploads).await?;
+            let (placed, result) = place(ctx, &guest, &vm, &uploads, &args).await;
+            if !placed.is_empty() {
+                run.provisioned.push(Provisioned::Files(placed));
+            }
+            result
+        })
+    }
+}
+
+/// Uploads each file into the login user's home; returns the arguments of `PLACE_FILES`.
+async fn stage(
+    guest: &GuestSession,
+    vm: &str,
+    uploads: &[inputs::Upload<'_>],
+) -> Result<Vec<String>, Failure> {
+    let sftp_problem = |e: String| {
+        Failure::new(
+            Stage::Files,
+            format!("SFTP: {e}"),
+            "the image's sshd needs its sftp subsystem",
+        )
+    };
+    let sftp = guest.connection().sftp().await.map_err(sftp_problem)?;
+    let home = sftp
+        .canonicalize(".")
+        .await
+        .map_err(|e| sftp_problem(e.to_string()))?;
+    let mut args: Vec<String> = Vec::new();
+    for (i, upload) in uploads.iter().enumerate() {
+        let staged = format!("{home}/.tartlab-upload-{i}");
+        transfer::put_bytes(&sftp, &staged, &upload.content)
+            .await
+            .map_err(|e| {
+                Failure::new(
+                    Stage::Files,
+                    format!("uploading {} to {vm}: {e}", upload.spec.src),
+                    format!("check the free space on {vm}"),
+                )
+            })?;
+        let owner = upload.spec.owner.clone().unwrap_or_else(|| "root".into());
+        let (user, group) = owner.split_once(':').unwrap_or((&owner, &owner));
+        let mode = upload.spec.mode.clone().unwrap_or_else(|| "0644".into());
+        args.extend([
+            staged,
+            upload.spec.dest.clone(),
+            mode,
+            user.into(),
+            group.into(),
+        ]);
+    }
+    let _ = sftp.close().await;
+    Ok(args)
+}
+
+/// Puts the staged files in place as root, recording each as it lands; returns the
+/// destinations placed, and how the whole went.
+async fn place(
+    ctx: &Context,
+    guest: &GuestSession,
+    vm: &str,
+    uploads: &[inputs::Upload<'_>],
+    args: &[String],
+) -> (Vec<String>, Result<(), Failure>) {
+    let what = "placing the files";
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let command = as_root_locked(what, PLACE_FILES, &words);
+    let mut placed = Vec::new();
+    let mut unrecorded = None;
+    let mut hear = |stream: Stream, line: &str| {
+        match (stream, line.strip_prefix(DONE_PREFIX)) {
+            (Stream::Stdout, Some(dest)) => {
+                let Some(upload) = uploads.iter().find(|u| u.spec.dest == dest) else {
+                    return Reply::Nothing;
+                };
+                let recorded = ctx.store.update_vm(vm, |o| {
+                    o.applied
+                        .insert(inputs::file_key(dest), upload.hash.clone());
+                });
+                match recorded {
+                    Ok(()) => placed.push(dest.to_string()),
+                    Err(e) => unrecorded = Some(e),
+                }
+            }
+            (Stream::Stderr, _) => show_note(ctx, vm, Stage::Files, what, line),
+            _ => {}
+        }
+        Reply::Nothing
+    };
+    let result = guest
+        .run(
+            Command {
+                what,
+                line: &command,
+                shown: &command,
+                input: Input::Given(None),
+            },
+            &mut hear,
+        )
+        .await;
+    let result = match (unrecorded, result) {
+        (Some(e), _) => Err(Failure::new(Stage::Files, e, WRITABLE)),
+        (None, result) => result
+            .map(|_| ())
+            .map_err(|e| command_failure(ctx, vm, Stage::Files, what, e)),
+    };
+    (placed, result)
+}

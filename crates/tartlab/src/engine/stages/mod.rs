@@ -1,0 +1,373 @@
+//! The stages of `up`, each a small type in its own file, run in the order `NODE_STAGES`
+//! gives (kind's create "actions" are the model: `pkg/cluster/internal/create/actions/`, one
+//! per step, each `Execute(ctx)`), every node at once; then the lab-wide phases, `steps` and
+//! `ready`, which run across nodes. Adding a stage never touches the others. The teardown
+//! paths (`stop.rs`, `delete.rs`) live here too.
+
+pub mod address;
+pub mod base;
+pub mod boot;
+pub mod check;
+pub mod configure;
+pub mod create;
+pub mod delete;
+pub mod files;
+pub mod hosts;
+pub mod ready;
+pub mod ssh;
+pub mod steps;
+pub mod stop;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Mutex, OwnedSemaphorePermit};
+
+use super::events::{Action, Provisioned, Stage};
+use super::plan::{Lifecycle, NodePlan};
+use super::watch::Address;
+use super::{fanout, Context, Failure, NodeReport, Provisioning};
+use crate::guest::runner::GuestSession;
+use crate::lab::Node;
+use crate::provider::{BoxFuture, Inventory, Power};
+
+/// A node's logged-in session, made on first need and shared by its stages and phases.
+#[derive(Default)]
+pub struct GuestLink {
+    session: Mutex<Option<Arc<GuestSession>>>,
+}
+
+impl GuestLink {
+    /// The session, logging in first if there is none yet.
+    pub async fn get(
+        &self,
+        ctx: &Context,
+        node: &Node,
+        ip: &str,
+    ) -> Result<Arc<GuestSession>, Failure> {
+        let mut session = self.session.lock().await;
+        if let Some(s) = session.as_ref() {
+            return Ok(s.clone());
+        }
+        let fresh = Arc::new(ssh::connect(ctx, node, ip).await?);
+        *session = Some(fresh.clone());
+        Ok(fresh)
+    }
+
+    pub async fn close(&self) {
+        if let Some(session) = self.session.lock().await.take() {
+            session.close().await;
+        }
+    }
+}
+
+/// What one node carries through its stages.
+pub struct NodeRun {
+    pub node: Node,
+    pub lifecycle: Lifecycle,
+    pub report: NodeReport,
+    /// Whether the VM runs now.
+    pub running: bool,
+    /// Whether it was booted in this run: then it is ready only once SSH answers.
+    pub booted: bool,
+    pub ip: Option<String>,
+    pub guest: Arc<GuestLink>,
+    /// What the base, hosts and files stages applied.
+    pub provisioned: Vec<Provisioned>,
+    /// A slot of `--parallel` while the node logs in and provisions.
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl NodeRun {
+    pub fn new(node: Node, lifecycle: Lifecycle, power: Power) -> NodeRun {
+        NodeRun {
+            report: NodeReport::new(&node.vm_name),
+            node,
+            lifecycle,
+            running: power == Power::Running,
+            booted: false,
+            ip: None,
+            guest: Arc::new(GuestLink::default()),
+            provisioned: Vec::new(),
+            slot: None,
+        }
+    }
+
+    /// The node's session, logging in on first need.
+    pub async fn guest(&self, ctx: &Context) -> Result<Arc<GuestSession>, Failure> {
+        let ip = self.ip.clone().ok_or_else(|| {
+            Failure::new(
+                Stage::Ssh,
+                format!("{} has no address", self.node.vm_name),
+                "",
+            )
+        })?;
+        self.guest.get(ctx, &self.node, &ip).await
+    }
+
+    /// Holds a `--parallel` slot (if not held already) until `release_slot`.
+    pub async fn hold_slot(&mut self, ctx: &Context) {
+        if self.slot.is_none() {
+            self.slot = ctx.limit.clone().acquire_owned().await.ok();
+        }
+    }
+
+    pub fn release_slot(&mut self) {
+        self.slot = None;
+    }
+
+    pub fn provisioning(&self, ctx: &Context) -> bool {
+        ctx.options.provision == Provisioning::Full
+    }
+}
+
+/// One stage of a node's `up`.
+pub trait NodeStage: Sync {
+    fn stage(&self) -> Stage;
+    /// Does the stage's work on the node, or nothing when the node does not need it.
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Context,
+        run: &'a mut NodeRun,
+    ) -> BoxFuture<'a, Result<(), Failure>>;
+}
+
+/// The stages every node goes through, in order.
+pub const NODE_STAGES: &[&dyn NodeStage] = &[
+    &check::Check,
+    &create::Create,
+    &configure::Configure,
+    &boot::Boot,
+    &address::WaitForAddress,
+    &ssh::Connect,
+    &base::Base,
+    &hosts::Hosts,
+    &files::Files,
+];
+
+/// `up` of the planned nodes: each through `NODE_STAGES`, then the steps and probes across
+/// them. Reports keep the plans' order.
+pub async fn up(
+    ctx: &Arc<Context>,
+    inventory: &Inventory,
+    plans: Vec<NodePlan>,
+) -> Vec<NodeReport> {
+    let started = Instant::now();
+    // Nodes outside the selection keep the address the state knows, if they run.
+    let state = ctx.store.snapshot();
+    for node in &ctx.lab.nodes {
+        if !plans.iter().any(|p| p.vm == node.vm_name) {
+            let known = state.vms.get(&node.vm_name).and_then(|o| o.ip.clone());
+            ctx.addresses.publish(
+                &node.vm_name,
+                match known {
+                    Some(ip) if inventory.running(&node.vm_name) => Address::Known(ip),
+                    _ => Address::Failed,
+                },
+            );
+        }
+    }
+    let runs: Vec<NodeRun> = plans
+        .into_iter()
+        .filter_map(|plan| {
+            let node = ctx.node(&plan.vm)?.clone();
+            let power = Power::of(inventory.running(&plan.vm));
+            Some(NodeRun::new(node, plan.lifecycle, power))
+        })
+        .collect();
+    let names: Vec<Node> = runs.iter().map(|r| r.node.clone()).collect();
+    let count = runs.len();
+    let finished = fanout::each(runs, count, |run| run_node(ctx.clone(), run)).await;
+    let mut runs: Vec<NodeRun> = finished
+        .into_iter()
+        .zip(names)
+        .map(|(run, node)| {
+            run.unwrap_or_else(|| {
+                let mut run = NodeRun::new(node, Lifecycle::Keep, Power::Stopped);
+                run.report.failure = Some(internal_failure());
+                run
+            })
+        })
+        .collect();
+    if ctx.options.provision == Provisioning::Full {
+        steps::run(ctx, &mut runs).await;
+        ready::run(ctx, &mut runs).await;
+    }
+    for run in &runs {
+        run.guest.close().await;
+    }
+    runs.into_iter()
+        .map(|run| finish(ctx, run, started))
+        .collect()
+}
+
+/// A node's report once everything is over, its last event sent.
+fn finish(ctx: &Context, mut run: NodeRun, started: Instant) -> NodeReport {
+    // Steps run in phases across nodes: a node that ran one was busy until the end.
+    let in_steps = run
+        .report
+        .actions
+        .iter()
+        .any(|a| matches!(a, Action::RanSteps(_)))
+        || run
+            .report
+            .failure
+            .as_ref()
+            .is_some_and(|f| matches!(f.stage, Stage::Provision | Stage::Ready));
+    if in_steps {
+        run.report.seconds = started.elapsed().as_secs_f64();
+    }
+    if run.report.failure.is_none() {
+        let summary = if run.report.actions.is_empty() {
+            "unchanged".to_string()
+        } else {
+            actions_text(&run.report.actions)
+        };
+        ctx.reporter.done(&run.node.vm_name, Stage::Ready, &summary);
+    }
+    run.report
+}
+
+/// A guest command's failure at `stage`, with the output's last lines and where the whole
+/// transcript is.
+pub fn command_failure(
+    ctx: &Context,
+    vm: &str,
+    stage: Stage,
+    what: &str,
+    error: crate::guest::runner::RunError,
+) -> Failure {
+    use crate::guest::runner::RunError;
+    use crate::text::last_lines;
+    let hint = format!(
+        "the whole transcript is in {}",
+        ctx.dir.provision_log(vm).display()
+    );
+    match error {
+        RunError::Broken(e) => Failure::new(stage, e, hint),
+        RunError::Failed { status, tail } => {
+            let hint = if tail.contains("a password is required") {
+                format!("the login user needs passwordless sudo on the image; {hint}")
+            } else {
+                hint
+            };
+            Failure::new(
+                stage,
+                format!(
+                    "{what} failed (exit status {}):\n{}",
+                    status.map_or("none".into(), |s| s.to_string()),
+                    last_lines(&tail, 8)
+                ),
+                hint,
+            )
+        }
+    }
+}
+
+/// Shows what a guest command says it waits for (a `tartlab-note:` line) as the node's
+/// current activity.
+pub fn show_note(ctx: &Context, vm: &str, stage: Stage, what: &str, line: &str) {
+    if let Some(note) = line.strip_prefix(crate::engine::remote::NOTE_PREFIX) {
+        ctx.reporter.started(vm, stage, &format!("{what}: {note}"));
+    }
+}
+
+/// Actions as the recap lists them.
+pub fn actions_text(actions: &[Action]) -> String {
+    actions
+        .iter()
+        .map(Action::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A node task that ended abnormally.
+fn internal_failure() -> Failure {
+    Failure::new(
+        Stage::Internal,
+        "the node's task ended abnormally",
+        "this is a bug in tartlab; please report it with .tartlab/events.jsonl",
+    )
+}
+
+/// One node through every stage, as far as it gets.
+async fn run_node(ctx: Arc<Context>, mut run: NodeRun) -> NodeRun {
+    let started = Instant::now();
+    let mut result = Ok(());
+    for stage in NODE_STAGES {
+        result = stage.run(&ctx, &mut run).await;
+        if result.is_err() {
+            break;
+        }
+    }
+    run.release_slot();
+    if !run.provisioned.is_empty() {
+        run.report
+            .actions
+            .push(Action::Provisioned(std::mem::take(&mut run.provisioned)));
+    }
+    let vm = run.node.vm_name.clone();
+    match result {
+        Ok(()) => ctx.reporter.done(&vm, Stage::Base, "up"),
+        Err(mut failure) => {
+            // A VM booted now that never became reachable is stopped, so the next `up`
+            // starts it afresh instead of waiting on the same broken boot.
+            if run.booted && matches!(failure.stage, Stage::Ip | Stage::Ssh) {
+                let _ = ctx.provider.stop(&vm, Duration::from_secs(5)).await;
+                failure
+                    .message
+                    .push_str(&format!("\n{vm} was stopped; `tartlab up` boots it again"));
+            }
+            // Other nodes' /etc/hosts keep a failed node's last address, if it had one.
+            let last = ctx.store.vm(&vm).and_then(|o| o.ip);
+            ctx.addresses
+                .publish(&vm, last.map_or(Address::Failed, Address::Known));
+            ctx.reporter.failed(&vm, failure.stage, &failure.message);
+            run.report.failure = Some(failure);
+        }
+    }
+    run.report.seconds = started.elapsed().as_secs_f64();
+    run
+}
+
+/// Runs `work` for every VM, at most `parallel` at once, each filling its own report; a
+/// failure is shown and recorded, and a task that panics becomes a failed report too.
+/// Reports keep the VMs' order.
+pub async fn per_node<F, Fut>(
+    ctx: &Arc<Context>,
+    vms: Vec<String>,
+    parallel: usize,
+    work: F,
+) -> Vec<NodeReport>
+where
+    F: Fn(Arc<Context>, String) -> Fut,
+    Fut: std::future::Future<Output = (NodeReport, Result<(), Failure>)> + Send + 'static,
+{
+    let names = vms.clone();
+    let results = fanout::each(vms, parallel, |vm| {
+        let ctx = ctx.clone();
+        let job = work(ctx.clone(), vm.clone());
+        async move {
+            let started = Instant::now();
+            let (mut report, result) = job.await;
+            if let Err(failure) = result {
+                ctx.reporter.failed(&vm, failure.stage, &failure.message);
+                report.failure = Some(failure);
+            }
+            report.seconds = started.elapsed().as_secs_f64();
+            report
+        }
+    })
+    .await;
+    results
+        .into_iter()
+        .zip(names)
+        .map(|(report, vm)| {
+            report.unwrap_or_else(|| {
+                let mut report = NodeReport::new(&vm);
+                report.failure = Some(internal_failure());
+                report
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,359 @@
+//! The lab's provisioning steps, in phases: a step starts on any node only when the one
+//! before has finished on every node it selected, so values a step prints
+//! (`tartlab-output KEY=VALUE`) can flow to the nodes of later steps. A step runs on a node
+//! only when its inputs changed since it last succeeded there (`inputs.rs`). A failure stops
+//! the later steps of that node's cluster; other clusters go on.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use super::{command_failure, show_note, GuestLink, NodeRun};
+use crate::engine::events::{Action, Stage};
+use crate::engine::inputs::{self, Outputs};
+use crate::engine::remote::as_root_locked;
+use crate::engine::{secret_output_keys, Context, Failure, WRITABLE};
+use crate::guest::mask::OUTPUT_PREFIX;
+use crate::guest::runner::{Command, GuestSession};
+use crate::guest::ssh::{Input, Reply, Stream};
+use crate::lab::model::StepSpec;
+use crate::lab::{selects, Lab, Node};
+use crate::state::State;
+
+const RUN_STEP: &str = r#"set -euo pipefail
+name=$1 user=$2
+install -d -m 0711 /var/lib/tartlab /var/lib/tartlab/steps
+file=/var/lib/tartlab/steps/$name.sh
+(umask 077; cat > "$file")
+if [ -n "$user" ]; then
+  chown "$user" "$file"
+  exec sudo -n -u "$user" -H /bin/bash "$file" < /dev/null
+fi
+exec /bin/bash "$file" < /dev/null
+"#;
+
+/// A file name for the step's script on the guest.
+fn script_name(step: &str) -> String {
+    step.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The `tartlab-output KEY=VALUE` lines a step printed, for the keys it declares.
+fn parse_outputs(stdout: &str, step: &StepSpec) -> BTreeMap<String, String> {
+    let declared: BTreeSet<&str> = step.outputs.iter().map(|o| o.name()).collect();
+    stdout
+        .lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix(OUTPUT_PREFIX))
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| declared.contains(k.trim()))
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .collect()
+}
+
+/// Every secret output value the state knows, so it can be masked from the start.
+pub fn known_secrets(lab: &Lab, state: &State) -> Vec<String> {
+    let secret_keys = secret_output_keys(lab);
+    state
+        .vms
+        .values()
+        .flat_map(|vm| {
+            vm.outputs
+                .iter()
+                .filter(|(k, _)| secret_keys.contains(k.as_str()))
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A node a step runs on: where it is, its session, and the hash of the files it gets.
+#[derive(Clone)]
+struct Target {
+    node: Node,
+    ip: String,
+    guest: Arc<GuestLink>,
+    files: String,
+}
+
+/// Runs one step on one node (when its inputs changed or it is forced); returns whether it ran.
+async fn run_step(
+    ctx: &Context,
+    step: &StepSpec,
+    target: &Target,
+    outputs: &Outputs,
+) -> Result<bool, Failure> {
+    let Target {
+        node, ip, files, ..
+    } = target;
+    let vm = &node.vm_name;
+    let inputs = inputs::step_inputs(&ctx.lab, step, node, files, outputs).map_err(|e| {
+        Failure::new(
+            Stage::Provision,
+            e,
+            "the step that declares this output must succeed first; see `tartlab logs` of the node it comes from",
+        )
+    })?;
+    if is_done(ctx, step, vm, &inputs.hash) {
+        ctx.reporter
+            .skipped(vm, Stage::Provision, &format!("{} (unchanged)", step.name));
+        return Ok(false);
+    }
+    let _slot = ctx.limit.acquire().await;
+    let guest = target.guest.get(ctx, node, ip).await?;
+    ctx.reporter.started(vm, Stage::Provision, &step.name);
+    let stdout = execute(ctx, &guest, step, &inputs.script).await?;
+    let printed = declared_outputs(ctx, vm, step, &stdout)?;
+    ctx.store
+        .update_vm(vm, |o| {
+            o.outputs.extend(printed);
+            o.applied.insert(inputs::step_key(&step.name), inputs.hash);
+        })
+        .map_err(|e| Failure::new(Stage::Provision, e, WRITABLE))?;
+    ctx.reporter.done(vm, Stage::Provision, &step.name);
+    Ok(true)
+}
+
+/// Whether the step last succeeded on the node with these inputs (and left its outputs),
+/// and is not forced to run again.
+fn is_done(ctx: &Context, step: &StepSpec, vm: &str, hash: &str) -> bool {
+    let recorded = ctx.store.vm(vm).unwrap_or_default();
+    let outputs_present = step
+        .outputs
+        .iter()
+        .all(|o| recorded.outputs.contains_key(o.name()));
+    !ctx.options.reprovision.forces(&step.name)
+        && recorded
+            .applied
+            .get(&inputs::step_key(&step.name))
+            .map(String::as_str)
+            == Some(hash)
+        && outputs_present
+}
+
+/// Runs the step's script on the node (as root, or as its `user`); returns what it printed.
+async fn execute(
+    ctx: &Context,
+    guest: &GuestSession,
+    step: &StepSpec,
+    script: &str,
+) -> Result<String, Failure> {
+    let vm = &guest.vm;
+    let what = format!("step `{}`", step.name);
+    let command = as_root_locked(
+        &what,
+        RUN_STEP,
+        &[&script_name(&step.name), step.user.as_deref().unwrap_or("")],
+    );
+    let as_user = step
+        .user
+        .as_ref()
+        .map_or(String::new(), |u| format!(" as {u}"));
+    let shown = format!("step `{}`{as_user}:\n{script}", step.name);
+    let out = guest
+        .run(
+            Command {
+                what: &what,
+                line: &command,
+                shown: &shown,
+                input: Input::Given(Some(script.as_bytes())),
+            },
+            &mut |stream, line| {
+                if stream == Stream::Stderr {
+                    show_note(ctx, vm, Stage::Provision, &what, line);
+                }
+                Reply::Nothing
+            },
+        )
+        .await
+        .map_err(|e| command_failure(ctx, vm, Stage::Provision, &what, e))?;
+    Ok(out.stdout_text())
+}
+
+/// The outputs the step declares, from what it printed; a declared one it did not print
+/// fails it.
+fn declared_outputs(
+    ctx: &Context,
+    vm: &str,
+    step: &StepSpec,
+    stdout: &str,
+) -> Result<BTreeMap<String, String>, Failure> {
+    let printed = parse_outputs(stdout, step);
+    let missing: Vec<&str> = step
+        .outputs
+        .iter()
+        .map(|o| o.name())
+        .filter(|k| !printed.contains_key(*k))
+        .collect();
+    if missing.is_empty() {
+        return Ok(printed);
+    }
+    Err(Failure::new(
+        Stage::Provision,
+        format!(
+            "step `{}` succeeded but printed no `tartlab-output {}=...`",
+            step.name,
+            missing.join("=...`, `tartlab-output ")
+        ),
+        format!(
+            "print each declared output on its own line; see {}",
+            ctx.dir.provision_log(vm).display()
+        ),
+    ))
+}
+
+/// The clusters with a failed node, each with the first node that failed there.
+pub fn failed_clusters(runs: &[NodeRun]) -> BTreeMap<String, String> {
+    let mut failed = BTreeMap::new();
+    for run in runs.iter().filter(|r| r.report.failure.is_some()) {
+        failed
+            .entry(run.node.cluster.clone())
+            .or_insert(run.node.vm_name.clone());
+    }
+    failed
+}
+
+/// The nodes that came up, as steps reach them.
+fn targets(ctx: &Context, runs: &[NodeRun]) -> HashMap<String, Target> {
+    runs.iter()
+        .filter(|r| r.report.failure.is_none())
+        .filter_map(|r| {
+            Some((
+                r.node.vm_name.clone(),
+                Target {
+                    node: r.node.clone(),
+                    ip: r.ip.clone()?,
+                    guest: r.guest.clone(),
+                    files: inputs::files_digest(&ctx.lab, &r.node),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What the phases did, node by node.
+#[derive(Default)]
+struct Phases {
+    /// The clusters with a failed node, each with the node that failed first.
+    failed: BTreeMap<String, String>,
+    ran: HashMap<String, Vec<String>>,
+    /// Steps that did not run on a healthy node because its cluster had a failure.
+    skipped: HashMap<String, Vec<String>>,
+}
+
+/// Runs the steps phase by phase on the nodes that came up.
+pub async fn run(ctx: &Arc<Context>, runs: &mut [NodeRun]) {
+    let targets = targets(ctx, runs);
+    let mut phases = Phases {
+        failed: failed_clusters(runs),
+        ..Phases::default()
+    };
+    for step in &ctx.lab.file.provision {
+        let outputs = Arc::new(inputs::outputs_of(&ctx.store.snapshot()));
+        let mut tasks = Vec::new();
+        for node in ctx.lab.nodes.iter().filter(|n| selects(&step.on, n)) {
+            let Some(target) = targets.get(&node.vm_name).cloned() else {
+                continue;
+            };
+            if phases.failed.contains_key(&node.cluster) {
+                phases
+                    .skipped
+                    .entry(node.vm_name.clone())
+                    .or_default()
+                    .push(step.name.clone());
+                continue;
+            }
+            let (ctx, step, outputs) = (ctx.clone(), step.clone(), outputs.clone());
+            tasks.push(tokio::spawn(async move {
+                let result = run_step(&ctx, &step, &target, &outputs).await;
+                (target.node, result)
+            }));
+        }
+        for task in tasks {
+            let Ok((node, result)) = task.await else {
+                continue;
+            };
+            match result {
+                Ok(true) => phases
+                    .ran
+                    .entry(node.vm_name.clone())
+                    .or_default()
+                    .push(step.name.clone()),
+                Ok(false) => {}
+                Err(failure) => {
+                    ctx.reporter
+                        .failed(&node.vm_name, failure.stage, &failure.message);
+                    phases
+                        .failed
+                        .entry(node.cluster.clone())
+                        .or_insert(node.vm_name.clone());
+                    if let Some(run) = runs.iter_mut().find(|r| r.node.vm_name == node.vm_name) {
+                        run.report.failure = Some(failure);
+                    }
+                }
+            }
+        }
+    }
+    phases.report(runs);
+}
+
+impl Phases {
+    /// Each node's steps in its recap; a healthy node whose steps stopped because another
+    /// node of its cluster failed is not fully provisioned, and says which node to fix.
+    fn report(mut self, runs: &mut [NodeRun]) {
+        for run in runs.iter_mut() {
+            if let Some(steps) = self.ran.remove(&run.node.vm_name) {
+                run.report.actions.push(Action::RanSteps(steps));
+            }
+            let (Some(culprit), Some(steps)) = (
+                self.failed.get(&run.node.cluster),
+                self.skipped.get(&run.node.vm_name),
+            ) else {
+                continue;
+            };
+            if run.report.failure.is_some() {
+                continue;
+            }
+            let steps: Vec<String> = steps.iter().map(|s| format!("`{s}`")).collect();
+            let mut failure = Failure::new(
+                Stage::Provision,
+                format!(
+                    "not fully provisioned: {culprit} failed, so {} did not run on cluster {}",
+                    steps.join(", "),
+                    run.node.cluster
+                ),
+                format!("fix {culprit} (see its error above), then run `tartlab up` again"),
+            );
+            failure.caused_by = Some(culprit.clone());
+            run.report.failure = Some(failure);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_declared_outputs_are_taken() {
+        let step: StepSpec = serde_json::from_value(serde_json::json!({
+            "name": "server", "run": "x", "outputs": ["token", {"name": "pw", "secret": true}]
+        }))
+        .unwrap();
+        let outputs = parse_outputs("hello\ntartlab-output token=abc=def\ntartlab-output other=1\ntartlab-output pw=s3cret\r\n", &step);
+        assert_eq!(outputs.get("token").map(String::as_str), Some("abc=def"));
+        assert_eq!(outputs.get("pw").map(String::as_str), Some("s3cret"));
+        assert!(!outputs.contains_key("other"));
+    }
+
+    #[test]
+    fn script_names_are_safe_file_names() {
+        assert_eq!(script_name("install k3s/server"), "install_k3s_server");
+        assert_eq!(script_name("a-b_c"), "a-b_c");
+    }
+}

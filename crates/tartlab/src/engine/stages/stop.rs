@@ -1,0 +1,72 @@
+//! Stopping a VM the lab owns: a shutdown from inside the guest (over SSH with the lab key),
+//! waiting for the VM to stop; the provider's own stop when the guest does not go down in
+//! time (`TARTLAB_STOP_TIMEOUT`).
+
+use std::time::Duration;
+
+use crate::engine::events::{Stage, StopHow};
+use crate::engine::{Context, Failure};
+use crate::guest::runner::{Command, GuestSession};
+use crate::guest::ssh::{self, Auth};
+use crate::provider::Stopped;
+
+/// Shuts the VM down from inside; the provider stops it if that does not work in time.
+pub async fn gracefully(ctx: &Context, vm: &str) -> Result<StopHow, Failure> {
+    ctx.reporter
+        .started(vm, Stage::Stop, "shutdown from the guest");
+    let owned = ctx.store.vm(vm).unwrap_or_default();
+    let login = ctx.node(vm).map(|n| n.login.clone());
+    let mut asked = false;
+    if let (Some(ip), Some(login)) = (owned.ip.as_deref(), login) {
+        let endpoint = ctx.provider.ssh_endpoint(vm, ip);
+        let pinned = ctx.known.pinned(vm);
+        let login = ssh::connect(
+            &endpoint,
+            &login.user,
+            Auth::Key(&ctx.key),
+            pinned,
+            Duration::from_secs(10),
+        )
+        .await;
+        if let Ok(connection) = login {
+            let session = GuestSession::new(
+                vm,
+                connection,
+                ctx.dir.provision_log(vm),
+                Duration::from_secs(30),
+                ctx.masker.clone(),
+            );
+            let command = "sudo -n shutdown -h now";
+            asked = session
+                .run_plain(Command::plain("shutting down", command))
+                .await
+                .is_ok();
+            session.close().await;
+        }
+    }
+    if asked && ctx.provider.wait_stopped(vm, ctx.timeouts.stop).await {
+        return Ok(StopHow::ShutDown);
+    }
+    ctx.reporter
+        .started(vm, Stage::Stop, &format!("{} stop", ctx.provider.name()));
+    let stopped = ctx
+        .provider
+        .stop(vm, Duration::from_secs(10))
+        .await
+        .map_err(|e| Failure::from_provider(Stage::Stop, e))?;
+    if stopped == Stopped::WasNotRunning {
+        return Ok(StopHow::AlreadyStopped);
+    }
+    if ctx.provider.wait_stopped(vm, Duration::from_secs(15)).await {
+        Ok(StopHow::Forced)
+    } else {
+        Err(Failure::new(
+            Stage::Stop,
+            format!("{vm} still runs after `{} stop`", ctx.provider.name()),
+            format!(
+                "look for the process that runs it (see {})",
+                ctx.dir.run_log(vm).display()
+            ),
+        ))
+    }
+}

@@ -1,0 +1,261 @@
+//! The engine's decisions against the in-memory provider, in milliseconds: what a fresh lab,
+//! a converged lab, a changed cpu, a foreign VM, a failing node and an orphan lead to, and
+//! that what `plan` predicts is what `up` then does. Provisioning is skipped (it needs real
+//! guests: the end-to-end tests through tart-sim cover it).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::events::{Action, Change, Reporter, Stage};
+use super::plan::{Blocker, Lifecycle};
+use super::{Engine, NodeReport, Options, Provisioning};
+use crate::lab::{self, Lab, Source};
+use crate::provider::fake::FakeProvider;
+use crate::state::StateDir;
+
+const TWO_CLUSTERS: &str = "lab: t\nclusters:\n  - name: a\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n  - name: b\n    nodes:\n      - { name: master, role: master }\n";
+
+fn lab(dir: &Path, yaml: &str) -> Lab {
+    let parsed = lab::parse(Source::new(&dir.join("tartlab.yaml"), yaml.to_string()))
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let nodes = lab::validate(&parsed.file, &parsed.source).unwrap_or_else(|e| panic!("{e:?}"));
+    Lab {
+        file: parsed.file,
+        source: parsed.source,
+        nodes,
+    }
+}
+
+fn options() -> Options {
+    Options {
+        provision: Provisioning::Skip,
+        ..Options::up()
+    }
+}
+
+async fn engine(dir: &Path, yaml: &str, provider: &Arc<FakeProvider>, options: Options) -> Engine {
+    let lab = lab(dir, yaml);
+    let state_dir = StateDir::create_beside(&lab.source.path).unwrap();
+    Engine::open(lab, state_dir, None, provider.clone(), options)
+        .await
+        .unwrap()
+}
+
+fn all(engine: &Engine) -> Vec<String> {
+    engine
+        .lab()
+        .nodes
+        .iter()
+        .map(|n| n.vm_name.clone())
+        .collect()
+}
+
+/// Plans, then runs `up`; asserts that every node did what its plan said.
+async fn up_as_planned(engine: Engine) -> Vec<NodeReport> {
+    let selected = all(&engine);
+    let plans = engine.plan(&selected);
+    let reports = engine
+        .up(selected, Reporter::silent(), false)
+        .await
+        .unwrap();
+    for (plan, report) in plans.iter().zip(&reports) {
+        assert_eq!(plan.vm, report.node);
+        if report.failure.is_none() {
+            assert_eq!(
+                report.actions,
+                plan.expected_actions(),
+                "{}: plan said {}",
+                plan.vm,
+                plan.summary()
+            );
+        }
+    }
+    reports
+}
+
+fn mutating_calls(provider: &FakeProvider, vm: &str) -> Vec<String> {
+    provider
+        .calls()
+        .into_iter()
+        .filter(|c| c.ends_with(&format!(" {vm}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_fresh_lab_is_created_and_booted_and_owned() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::new());
+    let engine = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
+    let plans = engine.plan(&all(&engine));
+    assert!(plans.iter().all(|p| p.lifecycle == Lifecycle::Create));
+    assert!(plans.iter().all(|p| p.summary() == "create"));
+    let reports = up_as_planned(engine).await;
+    assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
+    let state = StateDir::beside(&dir.path().join("tartlab.yaml"))
+        .read_state("t")
+        .unwrap();
+    for vm in ["a-master", "a-worker", "b-master"] {
+        let fake = provider.vm(vm).unwrap();
+        assert!(fake.running, "{vm}");
+        assert_eq!(
+            state.vms[vm].mac.as_deref(),
+            Some(fake.mac.as_str()),
+            "{vm} owned"
+        );
+        assert_eq!(state.vms[vm].ip.as_deref(), Some(fake.address.as_str()));
+        assert_eq!(
+            mutating_calls(&provider, vm),
+            [format!("create {vm}"), format!("start {vm}")]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_converged_lab_plans_nothing_and_up_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::new());
+    up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
+    let calls = provider.calls().len();
+    let again = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
+    let plans = again.plan(&all(&again));
+    assert!(plans
+        .iter()
+        .all(|p| p.lifecycle == Lifecycle::Keep && p.summary() == "nothing"));
+    let reports = up_as_planned(again).await;
+    assert!(reports
+        .iter()
+        .all(|r| r.actions.is_empty() && r.failure.is_none()));
+    assert_eq!(provider.calls().len(), calls, "{:?}", provider.calls());
+}
+
+#[tokio::test]
+async fn a_changed_cpu_restarts_only_that_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::new());
+    up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
+    let changed = TWO_CLUSTERS.replace(
+        "{ name: worker, role: worker }",
+        "{ name: worker, role: worker, cpu: 4 }",
+    );
+    let engine = engine(dir.path(), &changed, &provider, options()).await;
+    let plans = engine.plan(&all(&engine));
+    let worker = plans.iter().find(|p| p.vm == "a-worker").unwrap();
+    let change = Change {
+        setting: "cpu",
+        from: "2".into(),
+        to: "4".into(),
+    };
+    assert_eq!(
+        worker.lifecycle,
+        Lifecycle::Reconfigure {
+            changes: vec![change.clone()],
+            running: true
+        }
+    );
+    assert_eq!(worker.summary(), "restart (cpu 2 -> 4)");
+    let reports = up_as_planned(engine).await;
+    let report = reports.iter().find(|r| r.node == "a-worker").unwrap();
+    assert_eq!(
+        report.actions,
+        [Action::Changed(vec![change]), Action::Booted]
+    );
+    assert_eq!(
+        mutating_calls(&provider, "a-worker")[2..],
+        ["stop a-worker", "resize a-worker", "start a-worker"]
+    );
+    assert_eq!(provider.vm("a-worker").unwrap().cpu, 4);
+    for vm in ["a-master", "b-master"] {
+        assert_eq!(mutating_calls(&provider, vm).len(), 2, "{vm} untouched");
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_vm_is_reported_and_never_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::new());
+    let before = provider.add_vm("a-worker", crate::provider::Power::Stopped);
+    let engine = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
+    let plans = engine.plan(&all(&engine));
+    let worker = plans.iter().find(|p| p.vm == "a-worker").unwrap();
+    assert_eq!(worker.lifecycle, Lifecycle::Blocked(Blocker::Foreign));
+    let reports = up_as_planned(engine).await;
+    let report = reports.iter().find(|r| r.node == "a-worker").unwrap();
+    let failure = report.failure.as_ref().unwrap();
+    assert_eq!(failure.stage, Stage::Check);
+    assert!(
+        failure.message.contains("this lab did not create it"),
+        "{failure:?}"
+    );
+    assert!(
+        !failure.hint.contains("delete"),
+        "never a hint to delete it: {failure:?}"
+    );
+    assert!(mutating_calls(&provider, "a-worker").is_empty());
+    assert_eq!(provider.vm("a-worker").unwrap(), before);
+    assert_eq!(reports.iter().filter(|r| r.failure.is_none()).count(), 2);
+
+    // Down leaves it alone too: the lab does not own it.
+    let down =
+        super::tests::engine(dir.path(), TWO_CLUSTERS, &provider, Options::teardown(4)).await;
+    let owned: Vec<String> = down.state().vms.keys().cloned().collect();
+    assert!(!owned.contains(&"a-worker".to_string()));
+    let teardown = down.teardown(&owned);
+    down.down(teardown, Reporter::silent()).await.unwrap();
+    assert_eq!(provider.vm("a-worker").unwrap(), before);
+    assert!(provider.vm("a-master").is_none());
+}
+
+#[tokio::test]
+async fn a_node_that_fails_leaves_every_other_node_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::new());
+    provider.fail_start("a-master");
+    let reports = up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
+    let failed: Vec<&NodeReport> = reports.iter().filter(|r| r.failure.is_some()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].node, "a-master");
+    assert_eq!(failed[0].failure.as_ref().unwrap().stage, Stage::Boot);
+    assert!(provider.vm("a-worker").unwrap().running);
+    assert!(provider.vm("b-master").unwrap().running);
+}
+
+#[tokio::test]
+async fn an_orphan_is_found_kept_and_removed_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::new());
+    up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
+    let smaller = TWO_CLUSTERS.replace(
+        "  - name: b\n    nodes:\n      - { name: master, role: master }\n",
+        "",
+    );
+    let kept = engine(dir.path(), &smaller, &provider, options()).await;
+    assert_eq!(kept.orphans(), ["b-master"]);
+    assert!(kept.plan(&all(&kept)).iter().all(|p| p.vm != "b-master"));
+    let calls = provider.calls().len();
+    up_as_planned(kept).await;
+    assert_eq!(provider.calls().len(), calls, "kept");
+    assert!(provider.vm("b-master").unwrap().running);
+
+    let removing = engine(
+        dir.path(),
+        &smaller,
+        &provider,
+        Options {
+            remove_orphans: true,
+            ..options()
+        },
+    )
+    .await;
+    let reports = removing
+        .up(
+            vec!["a-master".into(), "a-worker".into()],
+            Reporter::silent(),
+            false,
+        )
+        .await
+        .unwrap();
+    let orphan = reports.iter().find(|r| r.node == "b-master").unwrap();
+    assert_eq!(orphan.actions, [Action::DeletedOrphan]);
+    assert!(provider.vm("b-master").is_none());
+    assert!(provider.vm("a-master").unwrap().running && provider.vm("a-worker").unwrap().running);
+}

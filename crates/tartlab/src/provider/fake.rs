@@ -1,0 +1,294 @@
+//! An in-memory provider for the engine's unit tests: VMs are entries in a map that create,
+//! start, stop and delete change at once; every call that changes something is recorded;
+//! a VM can be made to fail to start. Its VMs' SSH endpoint is a closed port on loopback, so
+//! nothing that tries to log in ever leaves this machine.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{
+    AddressWait, BoxFuture, Capabilities, CreateFrom, Endpoint, Inventory, Power, Provider,
+    ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
+};
+use crate::lab::NetworkMode;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FakeVm {
+    pub running: bool,
+    pub mac: String,
+    pub cpu: u32,
+    pub memory: u32,
+    pub disk: u64,
+    pub address: String,
+}
+
+#[derive(Default)]
+struct World {
+    vms: BTreeMap<String, FakeVm>,
+    images: BTreeMap<String, Option<u64>>,
+    calls: Vec<String>,
+    fail_start: BTreeSet<String>,
+    made: u32,
+}
+
+pub struct FakeProvider {
+    world: Mutex<World>,
+    closed_port: u16,
+}
+
+impl Default for FakeProvider {
+    fn default() -> FakeProvider {
+        FakeProvider::new()
+    }
+}
+
+impl FakeProvider {
+    /// A provider with the cirruslabs Ubuntu image cached (20 GB) and no VMs.
+    pub fn new() -> FakeProvider {
+        let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(9);
+        let mut world = World::default();
+        world
+            .images
+            .insert("ghcr.io/cirruslabs/ubuntu:latest".into(), Some(20));
+        FakeProvider {
+            world: Mutex::new(world),
+            closed_port,
+        }
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
+        let mut world = self.world.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut world)
+    }
+
+    /// A VM made outside the lab.
+    pub fn add_vm(&self, name: &str, power: Power) -> FakeVm {
+        self.with(|w| {
+            w.made += 1;
+            let vm = FakeVm {
+                running: power == Power::Running,
+                mac: format!("02:00:00:00:00:{:02x}", w.made),
+                cpu: 4,
+                memory: 4096,
+                disk: 20,
+                address: format!("127.200.0.{}", w.made),
+            };
+            w.vms.insert(name.into(), vm.clone());
+            vm
+        })
+    }
+
+    pub fn vm(&self, name: &str) -> Option<FakeVm> {
+        self.with(|w| w.vms.get(name).cloned())
+    }
+
+    /// Every call that changed something, as `verb VM`.
+    pub fn calls(&self) -> Vec<String> {
+        self.with(|w| w.calls.clone())
+    }
+
+    pub fn fail_start(&self, vm: &str) {
+        self.with(|w| w.fail_start.insert(vm.into()));
+    }
+
+    fn record(&self, call: String) {
+        self.with(|w| w.calls.push(call));
+    }
+}
+
+fn missing(vm: &str) -> ProviderError {
+    ProviderError::new(format!("no VM named {vm}"), "")
+}
+
+impl Provider for FakeProvider {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            network_modes: &["nat", "softnet", "host", "bridged"],
+            host_reaches_guests: true,
+            snapshots: false,
+        }
+    }
+
+    fn inventory(&self) -> BoxFuture<'_, Result<Inventory, ProviderError>> {
+        Box::pin(async move {
+            Ok(self.with(|w| Inventory {
+                vms: w
+                    .vms
+                    .iter()
+                    .map(|(name, vm)| {
+                        (
+                            name.clone(),
+                            VmInfo {
+                                running: vm.running,
+                                identity: Some(vm.mac.clone()),
+                                disk_gb: Some(vm.disk),
+                            },
+                        )
+                    })
+                    .collect(),
+                images: w.images.clone(),
+            }))
+        })
+    }
+
+    fn fetch_image<'a>(
+        &'a self,
+        image: &'a str,
+        progress: &'a (dyn Fn(u32) + Sync),
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            progress(100);
+            self.record(format!("fetch {image}"));
+            self.with(|w| w.images.insert(image.into(), Some(20)));
+            Ok(())
+        })
+    }
+
+    fn check_network<'a>(
+        &'a self,
+        _mode: &'a NetworkMode,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn create<'a>(
+        &'a self,
+        spec: &'a VmSpec,
+        _from: CreateFrom,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            self.record(format!("create {}", spec.name));
+            Ok(self.with(|w| {
+                w.made += 1;
+                let vm = FakeVm {
+                    running: false,
+                    mac: format!("02:00:00:00:00:{:02x}", w.made),
+                    cpu: spec.cpu,
+                    memory: spec.memory,
+                    disk: spec.disk.map_or(20, u64::from),
+                    address: format!("127.200.0.{}", w.made),
+                };
+                let mac = vm.mac.clone();
+                w.vms.insert(spec.name.clone(), vm);
+                mac
+            }))
+        })
+    }
+
+    fn describe<'a>(
+        &'a self,
+        vm: &'a str,
+    ) -> BoxFuture<'a, Result<(VmSettings, String), ProviderError>> {
+        Box::pin(async move {
+            self.vm(vm)
+                .map(|v| {
+                    (
+                        VmSettings {
+                            cpu: v.cpu,
+                            memory: v.memory,
+                        },
+                        v.mac,
+                    )
+                })
+                .ok_or_else(|| missing(vm))
+        })
+    }
+
+    fn resize<'a>(
+        &'a self,
+        vm: &'a str,
+        resize: &'a Resize,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            self.record(format!("resize {vm}"));
+            self.with(|w| {
+                let v = w.vms.get_mut(vm).ok_or_else(|| missing(vm))?;
+                v.cpu = resize.cpu.unwrap_or(v.cpu);
+                v.memory = resize.memory.unwrap_or(v.memory);
+                v.disk = resize.disk.map_or(v.disk, u64::from);
+                Ok(())
+            })
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        vm: &'a str,
+        _network: &'a NetworkMode,
+        _log: &'a Path,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            self.record(format!("start {vm}"));
+            self.with(|w| {
+                if w.fail_start.contains(vm) {
+                    return Err(ProviderError::new(
+                        format!("{vm} failed to start"),
+                        "a test",
+                    ));
+                }
+                w.vms.get_mut(vm).ok_or_else(|| missing(vm))?.running = true;
+                Ok(())
+            })
+        })
+    }
+
+    fn address<'a>(
+        &'a self,
+        vm: &'a str,
+        _identity: &'a str,
+        _network: &'a NetworkMode,
+        _wait: AddressWait,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            match self.vm(vm) {
+                Some(v) if v.running => Ok(v.address),
+                _ => Err(ProviderError::new(format!("{vm} does not run"), "")),
+            }
+        })
+    }
+
+    fn ssh_endpoint(&self, _vm: &str, _address: &str) -> Endpoint {
+        Endpoint::Tcp {
+            host: "127.0.0.1".into(),
+            port: self.closed_port,
+        }
+    }
+
+    fn stop<'a>(
+        &'a self,
+        vm: &'a str,
+        _grace: Duration,
+    ) -> BoxFuture<'a, Result<Stopped, ProviderError>> {
+        Box::pin(async move {
+            self.record(format!("stop {vm}"));
+            self.with(|w| match w.vms.get_mut(vm) {
+                Some(v) if v.running => {
+                    v.running = false;
+                    Ok(Stopped::Now)
+                }
+                _ => Ok(Stopped::WasNotRunning),
+            })
+        })
+    }
+
+    fn wait_stopped<'a>(&'a self, vm: &'a str, _timeout: Duration) -> BoxFuture<'a, bool> {
+        Box::pin(async move { !self.vm(vm).is_some_and(|v| v.running) })
+    }
+
+    fn delete<'a>(&'a self, vm: &'a str) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            self.record(format!("delete {vm}"));
+            self.with(|w| w.vms.remove(vm));
+            Ok(())
+        })
+    }
+}

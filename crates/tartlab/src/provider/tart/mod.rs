@@ -1,0 +1,478 @@
+//! The local tart provider: every tart command line, exit code and file tartlab relies on
+//! lives under this folder. `cli.rs` runs tart; `leases.rs` reads the host's DHCP lease file;
+//! `running.rs` watches which VMs run. Here they become the `Provider` the engine uses.
+
+pub mod cli;
+pub mod leases;
+mod running;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::process::Child;
+use tokio::sync::OnceCell;
+
+use self::cli::{last_lines, Tart, TartError, MINIMUM_VERSION};
+use self::leases::LeaseWatcher;
+use self::running::RunningVms;
+use super::{
+    AddressWait, BoxFuture, Capabilities, CreateFrom, Endpoint, Inventory, Provider, ProviderError,
+    Resize, Stopped, VmInfo, VmSettings, VmSpec,
+};
+use crate::lab::NetworkMode;
+use crate::state::LockShare;
+
+/// A `tart run` this provider started, watched while the VM gets its address.
+struct Run {
+    child: Child,
+    log: PathBuf,
+}
+
+/// tart on this Mac (or tart-sim on Linux).
+pub struct TartProvider {
+    tart: Tart,
+    /// `tart run --help`'s options, read the first time they are needed.
+    run_options: OnceCell<BTreeSet<String>>,
+    /// The DHCP lease file, watched for every node at once (when it exists).
+    leases: OnceCell<Option<LeaseWatcher>>,
+    running: OnceLock<RunningVms>,
+    runs: Mutex<HashMap<String, Run>>,
+}
+
+fn failed(e: TartError, hint: &str) -> ProviderError {
+    ProviderError::new(e.to_string(), hint)
+}
+
+impl TartProvider {
+    /// tart (`TARTLAB_TART`, else `tart` on PATH) and its home (`TART_HOME`). The tart
+    /// commands it runs inherit `lock`, if given (see docs/LIFECYCLE.md).
+    pub fn locate(lock: Option<LockShare>) -> Result<TartProvider, ProviderError> {
+        let mut tart = Tart::locate().map_err(|e| {
+            ProviderError::new(
+                format!("cannot find tart: {e}"),
+                "install it (`brew install cirruslabs/cli/tart`), or point TARTLAB_TART at it",
+            )
+        })?;
+        tart.lock = lock;
+        Ok(TartProvider {
+            tart,
+            run_options: OnceCell::new(),
+            leases: OnceCell::new(),
+            running: OnceLock::new(),
+            runs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Fails unless tart works and is recent enough.
+    pub async fn check_version(&self) -> Result<(), ProviderError> {
+        let version = self.tart.version().await.map_err(|e| {
+            ProviderError::new(
+                format!("tart does not work: {e}"),
+                "check the tart installation",
+            )
+        })?;
+        if (version.0, version.1) < MINIMUM_VERSION {
+            return Err(ProviderError::new(
+                format!(
+                    "tart {}.{}.{} is too old; tartlab needs {}.{} or newer",
+                    version.0, version.1, version.2, MINIMUM_VERSION.0, MINIMUM_VERSION.1
+                ),
+                "update it: `brew upgrade cirruslabs/cli/tart`",
+            ));
+        }
+        Ok(())
+    }
+
+    fn vm_dir(&self, vm: &str) -> PathBuf {
+        self.tart.home.join("vms").join(vm)
+    }
+
+    fn running_vms(&self) -> &RunningVms {
+        self.running
+            .get_or_init(|| RunningVms::start(self.tart.clone()))
+    }
+
+    /// The `tart run` flags for a network mode, each checked against `tart run --help`.
+    async fn network_flags(&self, mode: &NetworkMode) -> Result<Vec<String>, ProviderError> {
+        let options = self
+            .run_options
+            .get_or_try_init(|| self.tart.run_options())
+            .await
+            .map_err(|e| failed(e, "check the tart installation"))?;
+        let flags: Vec<String> = match mode {
+            NetworkMode::Nat => Vec::new(),
+            NetworkMode::Softnet => vec!["--net-softnet".into()],
+            NetworkMode::Host => vec!["--net-host".into()],
+            NetworkMode::Bridged(interface) => vec!["--net-bridged".into(), interface.clone()],
+        };
+        for flag in flags
+            .iter()
+            .filter(|f| f.starts_with("--"))
+            .chain(["--no-graphics".to_string()].iter())
+        {
+            if !options.contains(flag) {
+                return Err(ProviderError::new(
+                    format!(
+                        "this tart's `run` has no {flag} option (it is not in `tart run --help`)"
+                    ),
+                    "update tart (`brew upgrade cirruslabs/cli/tart`), or choose another network mode",
+                ));
+            }
+        }
+        Ok(flags)
+    }
+
+    /// The lease watcher, started on first use if there is a lease file to watch.
+    async fn lease_watcher(&self) -> Option<&LeaseWatcher> {
+        self.leases
+            .get_or_init(|| async { LeaseWatcher::from_env() })
+            .await
+            .as_ref()
+    }
+
+    /// Waits for the address (from the lease file, else `tart ip --wait`) while watching
+    /// the `tart run` this provider started, if any.
+    async fn wait_for_address(
+        &self,
+        vm: &str,
+        identity: &str,
+        network: &NetworkMode,
+        wait: AddressWait,
+    ) -> Result<String, ProviderError> {
+        let secs = wait.timeout.as_secs().clamp(1, u64::from(u16::MAX));
+        let mut lookup = match self.lease_watcher().await {
+            Some(watcher) if network.leased_by_host() => {
+                let (watcher, mac) = (watcher.clone(), identity.to_string());
+                let file = leases::lease_file();
+                tokio::spawn(async move {
+                    match watcher.address(&mac, Duration::from_secs(secs)).await {
+                        Some(ip) => Ok(ip.to_string()),
+                        None => Err(format!("no lease for its MAC {mac} in {}", file.display())),
+                    }
+                })
+            }
+            _ => {
+                let child = self.tart.spawn_ip(vm, secs as u16).map_err(|e| {
+                    ProviderError::new(
+                        format!("cannot run `tart ip {vm}`: {e}"),
+                        "check that tart is installed",
+                    )
+                })?;
+                let (tart, name) = (self.tart.clone(), vm.to_string());
+                tokio::spawn(async move {
+                    tart.ip_result(&name, child)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            }
+        };
+        let log = self
+            .runs
+            .lock()
+            .ok()
+            .and_then(|r| r.get(vm).map(|r| r.log.clone()));
+        let result = loop {
+            tokio::select! {
+                result = &mut lookup => break result,
+                _ = tokio::time::sleep(Duration::from_millis(250)), if log.is_some() => {
+                    if let Some(stopped) = self.run_ended(vm) {
+                        match stopped {
+                            RunEnded::LateLock => break lookup.await,
+                            RunEnded::Exited(message, hint) => {
+                                lookup.abort();
+                                return Err(ProviderError::new(message, hint));
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        let hint_log = log.map_or(String::new(), |l| format!("see {} and ", l.display()));
+        match result {
+            Ok(Ok(ip)) => Ok(ip),
+            Ok(Err(e)) => Err(ProviderError::new(
+                format!("no IP address for {vm} within {secs} s: {e}"),
+                format!("the VM runs but took no DHCP lease; {hint_log}check the host's DHCP lease time (tart's FAQ), or raise TARTLAB_IP_TIMEOUT"),
+            )),
+            Err(e) => Err(ProviderError::new(format!("`tart ip` did not finish: {e}"), "")),
+        }
+    }
+
+    /// Whether the `tart run` started for `vm` has ended, and how.
+    fn run_ended(&self, vm: &str) -> Option<RunEnded> {
+        let mut runs = self.runs.lock().ok()?;
+        let run = runs.get_mut(vm)?;
+        let status = run.child.try_wait().ok()??;
+        let text = std::fs::read_to_string(&run.log).unwrap_or_default();
+        // Started moments ago by a tartlab that was killed: tart takes its lock late, so
+        // `tart list` still said stopped. This second `tart run` exits 2; wait on that boot.
+        if status.code() == Some(2) && last_lines(&text, 1).contains("is already running") {
+            runs.remove(vm);
+            return Some(RunEnded::LateLock);
+        }
+        Some(RunEnded::Exited(
+            format!(
+                "`tart run {vm}` exited ({status}) before the VM got an IP address; last lines of its log:\n{}",
+                last_lines(&text, 10)
+            ),
+            format!("the whole log is {}", run.log.display()),
+        ))
+    }
+}
+
+enum RunEnded {
+    /// An earlier boot of the VM holds it: wait for that one.
+    LateLock,
+    Exited(String, String),
+}
+
+impl Provider for TartProvider {
+    fn name(&self) -> &'static str {
+        "tart"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            network_modes: &["nat", "softnet", "host", "bridged"],
+            host_reaches_guests: true,
+            snapshots: false,
+        }
+    }
+
+    fn inventory(&self) -> BoxFuture<'_, Result<Inventory, ProviderError>> {
+        Box::pin(async move {
+            let list = self
+                .tart
+                .list()
+                .await
+                .map_err(|e| failed(e, "check the tart installation: `tart list`"))?;
+            let mut vms = BTreeMap::new();
+            let mut images = BTreeMap::new();
+            for entry in list {
+                if entry.is_local() {
+                    vms.insert(
+                        entry.name.clone(),
+                        VmInfo {
+                            running: entry.is_running(),
+                            identity: self.tart.mac(&entry.name),
+                            disk_gb: entry.disk,
+                        },
+                    );
+                } else {
+                    images.insert(entry.name, entry.disk);
+                }
+            }
+            Ok(Inventory { vms, images })
+        })
+    }
+
+    fn fetch_image<'a>(
+        &'a self,
+        image: &'a str,
+        progress: &'a (dyn Fn(u32) + Sync),
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            self.tart.pull(image, progress).await.map_err(|e| {
+                ProviderError::new(
+                    format!("cannot pull {image}: {e}"),
+                    "check the image name and your network, then run `tartlab up` again",
+                )
+            })
+        })
+    }
+
+    fn check_network<'a>(
+        &'a self,
+        mode: &'a NetworkMode,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move { self.network_flags(mode).await.map(|_| ()) })
+    }
+
+    fn create<'a>(
+        &'a self,
+        spec: &'a VmSpec,
+        from: CreateFrom,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            let vm = &spec.name;
+            if from == CreateFrom::Image {
+                self.tart
+                    .output(&["clone", &spec.image, vm])
+                    .await
+                    .map_err(|e| {
+                        failed(
+                            e,
+                            "check the image name and the free disk space (`tart list`)",
+                        )
+                    })?;
+            }
+            // Every clone gets its own MAC (two VMs with the image's MAC would share a
+            // lease: tart's own orchestrator does the same after every clone).
+            let (cpu, memory) = (spec.cpu.to_string(), spec.memory.to_string());
+            let mut args = vec![
+                "set",
+                vm,
+                "--random-mac",
+                "--cpu",
+                &cpu,
+                "--memory",
+                &memory,
+            ];
+            let disk = spec.disk.map(|d| d.to_string());
+            if let Some(disk) = &disk {
+                args.extend(["--disk-size", disk]);
+            }
+            self.tart.output(&args).await.map_err(|e| {
+                failed(
+                    e,
+                    "the clone exists but could not be sized; `tartlab up` tries again",
+                )
+            })?;
+            self.tart.mac(vm).ok_or_else(|| {
+                ProviderError::new(
+                    format!("cannot read the MAC address of {vm}"),
+                    "check that tart's VM directory is readable",
+                )
+            })
+        })
+    }
+
+    fn describe<'a>(
+        &'a self,
+        vm: &'a str,
+    ) -> BoxFuture<'a, Result<(VmSettings, String), ProviderError>> {
+        Box::pin(async move {
+            let settings =
+                self.tart.get(vm).await.map_err(|e| {
+                    failed(e, "check that tart can read it: `tart get` with its name")
+                })?;
+            let mac = self.tart.mac(vm).ok_or_else(|| {
+                ProviderError::new(
+                    format!("cannot read the MAC address of {vm}"),
+                    "check that tart's VM directory is readable",
+                )
+            })?;
+            Ok((
+                VmSettings {
+                    cpu: settings.cpu,
+                    memory: settings.memory,
+                },
+                mac,
+            ))
+        })
+    }
+
+    fn resize<'a>(
+        &'a self,
+        vm: &'a str,
+        resize: &'a Resize,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let mut args = vec!["set".to_string(), vm.to_string()];
+            if let Some(cpu) = resize.cpu {
+                args.extend(["--cpu".into(), cpu.to_string()]);
+            }
+            if let Some(memory) = resize.memory {
+                args.extend(["--memory".into(), memory.to_string()]);
+            }
+            if let Some(disk) = resize.disk {
+                args.extend(["--disk-size".into(), disk.to_string()]);
+            }
+            if args.len() == 2 {
+                return Ok(());
+            }
+            let words: Vec<&str> = args.iter().map(String::as_str).collect();
+            self.tart
+                .output(&words)
+                .await
+                .map(|_| ())
+                .map_err(|e| failed(e, "tart can grow a disk but never shrink it"))
+        })
+    }
+
+    fn start<'a>(
+        &'a self,
+        vm: &'a str,
+        network: &'a NetworkMode,
+        log: &'a Path,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let flags = self.network_flags(network).await?;
+            // A control socket left by a VM that crashed makes `tart exec` fail (tart #1220).
+            let socket = self.vm_dir(vm).join("control.sock");
+            if socket.exists() {
+                let _ = std::fs::remove_file(&socket);
+            }
+            let child = self.tart.spawn_run(vm, &flags, log).map_err(|e| {
+                ProviderError::new(
+                    format!("cannot start `tart run {vm}`: {e}"),
+                    format!("see {}", log.display()),
+                )
+            })?;
+            if let Ok(mut runs) = self.runs.lock() {
+                runs.insert(
+                    vm.to_string(),
+                    Run {
+                        child,
+                        log: log.to_path_buf(),
+                    },
+                );
+            }
+            Ok(())
+        })
+    }
+
+    fn address<'a>(
+        &'a self,
+        vm: &'a str,
+        identity: &'a str,
+        network: &'a NetworkMode,
+        wait: AddressWait,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(self.wait_for_address(vm, identity, network, wait))
+    }
+
+    fn ssh_endpoint(&self, _vm: &str, address: &str) -> Endpoint {
+        Endpoint::ssh_at(address)
+    }
+
+    fn stop<'a>(
+        &'a self,
+        vm: &'a str,
+        grace: Duration,
+    ) -> BoxFuture<'a, Result<Stopped, ProviderError>> {
+        Box::pin(async move {
+            let grace = grace.as_secs().max(1).to_string();
+            match self.tart.output(&["stop", vm, "--timeout", &grace]).await {
+                Ok(_) => Ok(Stopped::Now),
+                // Exit 2: it is not running (any more).
+                Err(e) if e.code == Some(2) => Ok(Stopped::WasNotRunning),
+                Err(e) => Err(failed(e, "stop it yourself with `tart stop`")),
+            }
+        })
+    }
+
+    fn wait_stopped<'a>(&'a self, vm: &'a str, timeout: Duration) -> BoxFuture<'a, bool> {
+        Box::pin(self.running_vms().wait_stopped(vm, timeout))
+    }
+
+    fn delete<'a>(&'a self, vm: &'a str) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            // `tart stop` can return before the VM's lock is released (its SIGKILL path):
+            // tart then says it is running; try again for a while.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                match self.tart.output(&["delete", vm]).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if e.code == Some(2) => return Ok(()),
+                    Err(e) if Instant::now() < deadline && e.output.contains("is running") => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => return Err(failed(e, "delete it yourself with `tart delete`")),
+                }
+            }
+        })
+    }
+}

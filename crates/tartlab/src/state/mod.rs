@@ -1,0 +1,102 @@
+//! `.tartlab/` beside the lab file: what the lab owns (`state.json`, here), the directory
+//! itself with the lab lock and the lab key (`dir.rs`), and the pinned host keys
+//! (`known_hosts.rs`). Every write is atomic (temp file, fsync, rename), so a crash at any
+//! moment leaves either the old or the new file, never half of one.
+
+mod dir;
+mod known_hosts;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::lab::NetworkMode;
+pub use dir::{now_rfc3339, write_atomic, LabLock, LockShare, StateDir};
+pub use known_hosts::KnownHosts;
+
+pub const STATE_VERSION: u32 = 1;
+
+/// A VM this lab created (or adopted). The MAC is what proves a VM of that name is still
+/// ours: `None` means the clone was intended but not yet confirmed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OwnedVm {
+    pub mac: Option<String>,
+    pub image: String,
+    pub cpu: u32,
+    pub memory: u32,
+    pub disk: Option<u32>,
+    pub network: NetworkMode,
+    #[serde(default)]
+    pub ip: Option<String>,
+    /// What was applied on the guest: part name -> hash of its inputs.
+    #[serde(default)]
+    pub applied: BTreeMap<String, String>,
+    /// Values its steps printed as `tartlab-output KEY=VALUE`.
+    #[serde(default)]
+    pub outputs: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    pub lab: String,
+    #[serde(default)]
+    pub vms: BTreeMap<String, OwnedVm>,
+}
+
+impl State {
+    /// The state of a lab that has never been brought up.
+    pub fn empty(lab: &str) -> State {
+        State {
+            version: STATE_VERSION,
+            lab: lab.to_string(),
+            vms: BTreeMap::new(),
+        }
+    }
+}
+
+/// The state file shared by every node's task: each change is saved at once.
+#[derive(Clone)]
+pub struct StateStore {
+    path: PathBuf,
+    state: Arc<Mutex<State>>,
+}
+
+impl StateStore {
+    pub fn new(dir: &StateDir, state: State) -> StateStore {
+        StateStore {
+            path: dir.state_path(),
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    pub fn snapshot(&self) -> State {
+        self.state.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn vm(&self, name: &str) -> Option<OwnedVm> {
+        self.state.lock().ok()?.vms.get(name).cloned()
+    }
+
+    /// Changes the state and writes it before returning.
+    pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), String> {
+        let mut state = self
+            .state
+            .lock()
+            .map_err(|_| "state lock poisoned".to_string())?;
+        change(&mut state);
+        let text = serde_json::to_string_pretty(&*state).map_err(|e| e.to_string())?;
+        write_atomic(&self.path, text.as_bytes(), 0o644)
+            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+    }
+
+    pub fn update_vm(&self, name: &str, change: impl FnOnce(&mut OwnedVm)) -> Result<(), String> {
+        self.update(|s| {
+            if let Some(vm) = s.vms.get_mut(name) {
+                change(vm);
+            }
+        })
+    }
+}
