@@ -22,6 +22,8 @@ cargo build --release --quiet --workspace
 work=$(mktemp -d /tmp/tartlab-bench.XXXXXX)
 mkdir -p "$work/bin" "$work/labs"
 ln -s "$repo/target/release/tart-sim" "$work/bin/tart"
+# tart finds `softnet` on PATH for the softnet network modes: tart-sim answers as it.
+ln -s "$repo/target/release/tart-sim" "$work/bin/softnet"
 # A second PATH whose `tart` counts its invocations, for the spawn count.
 mkdir -p "$work/counting"
 cat > "$work/counting/tart" <<EOF
@@ -44,11 +46,13 @@ trap cleanup EXIT
 # A lab of N nodes with the seed's provisioning (hostname, one user, /etc/hosts per
 # cluster): clusters of up to 10 nodes (one master, the rest workers).
 make_lab() {
-  local n=$1 dir=$work/labs/lab$1 c=1 left=$1
+  local n=$1 dir=$work/labs/lab$1$2 c=1 left=$1
   mkdir -p "$dir"
   {
     echo "lab: bench$n"
     echo "hosts: cluster"
+    # A second lab without the connectivity check, to measure what the check costs.
+    [ "${2:-}" = nocheck ] && echo "network_check: false"
     echo "users:"
     echo "  - { name: devops, groups: [sudo], sudo: nopasswd, shell: /bin/bash }"
     echo "clusters:"
@@ -101,6 +105,14 @@ for n in $sizes; do
     fi
     (cd "$dir" && measure "down$n" "$tartlab" down)
   done
+  if [ "$n" = 9 ] || [ "$n" = 100 ]; then
+    nocheck=$(make_lab "$n" nocheck)
+    for r in $(seq "$runs"); do
+      echo "bench: up of $n VMs without the connectivity check, run $r/$runs" >&2
+      (cd "$nocheck" && measure "nocheck$n" "$tartlab" up)
+      (cd "$nocheck" && "$tartlab" down >/dev/null 2>&1)
+    done
+  fi
 done
 
 # Spawns: tart processes per VM for one up of 9 and one converged up.
@@ -142,6 +154,11 @@ for n in $sizes; do
   read -r m lo hi <<<"$(summary "up$n" 4)"
   figure "up($n) machine CPU per VM (all processes: guests, sshd, simulator, tartlab)" "$(ratio "$m" "$n")" "$(ratio "$lo" "$n")" "$(ratio "$hi" "$n")" s
   [ "$n" = 1 ] || figure "up($n)/up(1)" "$(ratio "$(median "up$n")" "$(median up1)")" - - x
+done
+for n in 9 100; do
+  [ -s "$work/nocheck$n" ] || continue
+  read -r m lo hi <<<"$(summary "nocheck$n" 1)"; figure "up($n) without the connectivity check" "$m" "$lo" "$hi" s
+  figure "the connectivity check's cost in up($n)" "$(awk "BEGIN { printf \"%.2f\", $(median "up$n") - $m }")" - - s
 done
 read -r m lo hi <<<"$(summary up1 1)"
 figure "up(1) minus the boot delay" "$(awk "BEGIN { print $m - $boot_s }")" "$(awk "BEGIN { print $lo - $boot_s }")" "$(awk "BEGIN { print $hi - $boot_s }")" s

@@ -12,6 +12,8 @@ repo=$PWD
 work=$(mktemp -d /tmp/tartlab-demo.XXXXXX)
 mkdir -p "$work/bin" "$work/lab"
 ln -s "$repo/target/debug/tart-sim" "$work/bin/tart"
+# tart finds `softnet` on PATH for the softnet network modes: tart-sim answers as it.
+ln -s "$repo/target/debug/tart-sim" "$work/bin/softnet"
 cp examples/seed-lab.yaml "$work/lab/tartlab.yaml"
 export PATH="$work/bin:$PATH" TART_HOME="$work/tart-home" TART_SIM_BOOT_MS="${TART_SIM_BOOT_MS:-2000}"
 # tartlab reads the simulator's DHCP lease file as it reads /var/db/dhcpd_leases on a Mac.

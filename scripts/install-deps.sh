@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the simulator and the tests need on a fresh Debian/Ubuntu machine, and
 # only what is missing: OpenSSH server and client, sshpass, sudo, util-linux
-# (unshare, nsenter, setpriv); with --with-nextest also cargo-nextest and ansible-core (in
+# (unshare, nsenter, setpriv), nftables (the simulator's network isolation); with --with-nextest also cargo-nextest and ansible-core (in
 # a venv under /opt/tartlab-test-tools) for the tests. Idempotent; sourced or run.
 set -euo pipefail
 
@@ -13,6 +13,8 @@ command -v sudo >/dev/null 2>&1 || need_apt+=(sudo)
 for tool in unshare nsenter setpriv; do
   command -v "$tool" >/dev/null 2>&1 || { need_apt+=(util-linux); break; }
 done
+# The simulator isolates its guests' networks with nftables, as macOS isolates VMs.
+command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -10,6 +10,8 @@ cargo build --quiet --release -p tart-sim
 work=$(mktemp -d /tmp/tart-sim-scale.XXXXXX)
 mkdir -p "$work/bin"
 ln -s "$PWD/target/release/tart-sim" "$work/bin/tart"
+# tart finds `softnet` on PATH for the softnet network modes: tart-sim answers as it.
+ln -s "$PWD/target/release/tart-sim" "$work/bin/softnet"
 export PATH="$work/bin:$PATH" TART_HOME="$work/home" CI=true
 trap '"$PWD/target/release/tart-sim" reap >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 ssh_opts=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR -o ConnectTimeout=5)

@@ -111,13 +111,30 @@ fn lease_from_block(b: &HashMap<String, String>) -> Option<Lease> {
     })
 }
 
+/// A MAC as bootpd writes it: each octet in lower-case hex without a leading zero
+/// (`7e:1c:f2:4a:78:3`), which is why readers must pad them (reference section 6).
+fn unpadded(mac: &str) -> String {
+    mac.split(':')
+        .map(|o| {
+            let trimmed = o.trim_start_matches('0');
+            if trimmed.is_empty() {
+                "0"
+            } else {
+                trimmed
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 pub fn render(leases: &[Lease]) -> String {
     leases
         .iter()
         .map(|l| {
+            let mac = unpadded(&l.mac);
             format!(
-                "{{\n\tname={}\n\tip_address={}\n\thw_address=1,{}\n\tidentifier=1,{}\n\tlease={:#x}\n}}\n",
-                l.name, l.ip, l.mac, l.mac, l.expiry
+                "{{\n\tname={}\n\tip_address={}\n\thw_address=1,{mac}\n\tidentifier=1,{mac}\n\tlease={:#x}\n}}\n",
+                l.name, l.ip, l.expiry
             )
         })
         .collect()
@@ -243,6 +260,25 @@ fn allocate_address(home: &Home) -> io::Result<Ipv4Addr> {
     Err(io::Error::other(
         "no free address in 127.90.0.0-127.127.255.255",
     ))
+}
+
+/// A bridged VM's address from the LAN's DHCP server: the same one for the same MAC, kept
+/// apart from the host's lease file (which never hears of bridged VMs).
+pub fn lan_address(home: &Home, mac: &str) -> io::Result<Ipv4Addr> {
+    let dir = home.sim_dir().join("lan");
+    fs::create_dir_all(&dir)?;
+    let _guard = flock_file(&dir.join(".lock"))?;
+    let record = dir.join(mac.replace(':', "-"));
+    if let Some(ip) = fs::read_to_string(&record)
+        .ok()
+        .and_then(|t| t.trim().parse::<Ipv4Addr>().ok())
+        .filter(|ip| registry_owner(*ip).as_deref() == Some(&home_key(home)))
+    {
+        return Ok(ip);
+    }
+    let ip = allocate_address(home)?;
+    fs::write(&record, format!("{ip}\n"))?;
+    Ok(ip)
 }
 
 /// Drops every claim of this `TART_HOME` (used by `reap`).

@@ -1,6 +1,7 @@
 //! tart-sim: a simulator of the tart 2.31 command line for Linux, whose VMs are real
 //! sandboxes running sshd on their own 127.x address. Install it as `tart` on a private
-//! PATH; see the crate README for behaviour, knobs and limits.
+//! PATH (and as `softnet`, which it also answers as); see the crate README for behaviour,
+//! knobs and limits.
 
 mod args;
 mod commands;
@@ -9,16 +10,23 @@ mod guest;
 mod images;
 mod knobs;
 mod leases;
+mod network;
 mod output;
+mod softnet;
 mod spec;
 mod storage;
 
 fn main() {
     let mut argv = std::env::args();
     let program = argv.next().unwrap_or_default();
-    let as_simulator = std::path::Path::new(&program)
+    let name = std::path::Path::new(&program)
         .file_name()
-        .is_some_and(|n| n == "tart-sim");
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let words: Vec<String> = argv.collect();
-    std::process::exit(commands::main(&words, as_simulator));
+    let code = match name.as_str() {
+        "softnet" => softnet::main(&words),
+        other => commands::main(&words, other == "tart-sim"),
+    };
+    std::process::exit(code);
 }

@@ -188,7 +188,14 @@ fn lease_file_is_in_bootpd_format_with_the_vm_mac() {
         &std::fs::read_to_string(sim.vm_dir("vm").join("config.json")).unwrap(),
     )
     .unwrap();
-    let mac = config["macAddress"].as_str().unwrap();
+    // bootpd writes each octet without its leading zero.
+    let mac: Vec<String> = config["macAddress"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .map(|o| format!("{:x}", u8::from_str_radix(o, 16).unwrap()))
+        .collect();
+    let mac = mac.join(":");
     assert!(
         leases.contains(&format!("\tip_address={ip}\n\thw_address=1,{mac}\n")),
         "{leases}"

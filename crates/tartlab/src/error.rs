@@ -47,6 +47,13 @@ pub enum Error {
         problems: Vec<Diagnostic>,
         json: bool,
     },
+    /// The host needs a one-time set-up first: what, and the command (run as root) that
+    /// does it, which a command on a terminal may offer to run.
+    NeedsSetup {
+        message: String,
+        hint: String,
+        command: Vec<String>,
+    },
     /// Ctrl-C during the work.
     Interrupted,
 }
@@ -70,7 +77,7 @@ impl Error {
 
     pub fn exit(&self) -> Exit {
         match self {
-            Error::Fatal { .. } => Exit::Failed,
+            Error::Fatal { .. } | Error::NeedsSetup { .. } => Exit::Failed,
             Error::Usage { .. } | Error::InvalidLab { .. } => Exit::Invalid,
             Error::Interrupted => Exit::Interrupted,
         }
@@ -86,9 +93,9 @@ impl Error {
             text
         };
         match self {
-            Error::Fatal { message, hint } | Error::Usage { message, hint } => {
-                (String::new(), with_hint(message, hint))
-            }
+            Error::Fatal { message, hint }
+            | Error::Usage { message, hint }
+            | Error::NeedsSetup { message, hint, .. } => (String::new(), with_hint(message, hint)),
             Error::InvalidLab {
                 problems,
                 json: true,

@@ -34,15 +34,32 @@ provision:
       K3S_TOKEN: "{{ cluster.master.outputs.token }}"
     run: |
       echo "joining $K3S_URL as $TARTLAB_NODE"
+      server=${K3S_URL#https://}
+      timeout 10 bash -c "exec 3<>/dev/tcp/${server%:*}/${server##*:}"
+      echo "connected to ${server%:*} on port ${server##*:}"
       printf '%s\n' "$K3S_TOKEN" > /etc/k3s-token
 ready:
   - { on: all, run: "test -s /etc/motd", hint: "the motd did not arrive" }
 "#;
 
 const SERVER_SH: &str = r#"#!/usr/bin/env bash
-# Stand-in for the k3s server install: a token made once, then printed for the workers.
+# Stand-in for the k3s server install: a token made once, then printed for the workers, and
+# a listener on the API server's port 6443 (on the node's own address) that they connect to.
 set -euo pipefail
 [ -f /var/lib/k3s-token ] || od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > /var/lib/k3s-token
+address=$(sed -n '/^# BEGIN tartlab$/,/^# END tartlab$/p' /etc/hosts | awk -v n="$TARTLAB_NODE" '$2 == n { print $1 }')
+if ! timeout 2 bash -c "exec 3<>/dev/tcp/$address/6443" 2>/dev/null; then
+  nohup python3 -c '
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 6443))
+s.listen(16)
+while True:
+    s.accept()[0].close()
+' "$address" > /dev/null 2>&1 &
+  for i in $(seq 50); do timeout 1 bash -c "exec 3<>/dev/tcp/$address/6443" 2>/dev/null && break; sleep 0.1; done
+fi
 echo "tartlab-output token=$(cat /var/lib/k3s-token)"
 echo "tartlab-output url=https://$TARTLAB_NODE:6443"
 "#;
@@ -100,6 +117,10 @@ fn the_masters_token_reaches_every_worker_of_its_cluster_and_is_never_shown() {
     assert!(
         transcript.contains("joining https://k3s-master:6443 as k3s-worker-1"),
         "{transcript}"
+    );
+    assert!(
+        transcript.contains("connected to k3s-master on port 6443"),
+        "the worker reached its master's API port: {transcript}"
     );
     let logs = lab.ok(&["logs", "k3s-master"]);
     assert!(

@@ -8,6 +8,7 @@ use crate::args::{CommandSpec, Parsed};
 use crate::failure::Failure;
 use crate::guest;
 use crate::leases;
+use crate::network;
 use crate::storage::{Home, VmDir};
 
 pub fn ip(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> {
@@ -54,8 +55,13 @@ fn resolve(home: &Home, vm: &VmDir, resolver: &str) -> Result<Option<String>, Fa
         // The host's ARP cache only knows guests that are up and talking; Linux guests
         // rarely talk first (reference section 6), so the simulated one never does.
         "arp" => None,
-        // The guest agent answers only from a running, booted guest.
-        _ => lease.filter(|_| vm.running_pid().and_then(guest::init_pid).is_some()),
+        // The guest agent answers only from a running, booted guest, with the address the
+        // guest has (a bridged guest's comes from the LAN, not the lease file).
+        _ => vm
+            .running_pid()
+            .and_then(guest::init_pid)
+            .and_then(|_| network::address_of(home, &vm.name))
+            .filter(|ip| !ip.is_unspecified()),
     }
     .map(|ip| ip.to_string()))
 }
@@ -107,7 +113,10 @@ pub fn exec(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> 
         return Err(Failure::generic("Failed to connect to the VM using its control socket: The operation couldn’t be completed. (GRPC.GRPCConnectionPoolError error 1.), is the Tart Guest Agent running?".into()));
     };
     let argv = p.positionals("command");
-    let code = guest::exec(init, argv, p.flag("i"))?;
+    // The agent runs inside the guest: its commands meet the guest's network rules.
+    let cgroup = network::Cgroup::for_vm(home, &vm.name)
+        .map_err(|e| Failure::generic(format!("tart-sim: {e}")))?;
+    let code = guest::exec(init, argv, p.flag("i"), &cgroup.procs())?;
     if code == 0 {
         Ok(())
     } else {
@@ -137,6 +146,7 @@ pub fn reap(home: &Home) -> Result<(), Failure> {
         std::thread::sleep(Duration::from_millis(50));
     }
     inits.into_iter().for_each(guest::wait_gone);
+    network::remove_all(home);
     leases::release_all(home);
     if killed.iter().any(VmDir::is_running) {
         return Err(Failure::generic("tart-sim: some VMs did not stop".into()));

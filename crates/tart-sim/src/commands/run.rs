@@ -12,6 +12,8 @@ use crate::failure::Failure;
 use crate::guest;
 use crate::knobs::{self, Faults};
 use crate::leases;
+use crate::network;
+use crate::softnet;
 use crate::storage::{self, Home, VmDir};
 
 fn say(line: &str) {
@@ -83,6 +85,7 @@ pub fn run(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> {
             ))));
         }
     }
+    let mode = network_mode(p);
     let signals = block_signals();
     let started = Instant::now();
     let faults = Faults::for_vm(home, &vm.name);
@@ -124,11 +127,17 @@ pub fn run(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> {
     let _ = std::env::set_current_dir(&vm.path);
     let control = UnixListener::bind("control.sock").ok();
 
+    let softnet = match &mode {
+        network::Mode::Softnet { .. } => Some(softnet::start(&mode, &config.mac())?),
+        _ => None,
+    };
     let mut machine = Machine {
         home,
         vm: &vm,
         mac: config.mac(),
         faults,
+        mode,
+        softnet,
         guest: None,
         booted: false,
     };
@@ -136,10 +145,40 @@ pub fn run(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> {
     if let Some(child) = machine.guest.take() {
         guest::power_off(child);
     }
+    if machine.booted {
+        network::unregister(home, &vm.name);
+    }
+    if let Some(softnet) = machine.softnet.take() {
+        softnet.stop();
+    }
     if control.is_some() {
         let _ = std::fs::remove_file("control.sock");
     }
     outcome
+}
+
+/// The network `tart run`'s flags ask for.
+fn network_mode(p: &Parsed) -> network::Mode {
+    let list = |name: &str| -> Vec<String> {
+        p.value(name)
+            .map(|v| v.split(',').map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let softnet = p.flag("net-softnet")
+        || p.value("net-softnet-allow").is_some()
+        || p.value("net-softnet-block").is_some()
+        || p.value("net-softnet-expose").is_some();
+    if !p.values("net-bridged").is_empty() {
+        network::Mode::Bridged
+    } else if softnet || p.flag("net-host") {
+        network::Mode::Softnet {
+            allow: list("net-softnet-allow"),
+            block: list("net-softnet-block"),
+            host_only: p.flag("net-host"),
+        }
+    } else {
+        network::Mode::Nat
+    }
 }
 
 struct Machine<'a> {
@@ -147,6 +186,9 @@ struct Machine<'a> {
     vm: &'a VmDir,
     mac: String,
     faults: Faults,
+    mode: network::Mode,
+    /// The Softnet process, for softnet and host networking.
+    softnet: Option<softnet::Softnet>,
     /// The `unshare` process holding the guest's namespaces.
     guest: Option<Child>,
     booted: bool,
@@ -162,6 +204,15 @@ impl Machine<'_> {
             .map(|ms| started + Duration::from_millis(ms));
         loop {
             let now = Instant::now();
+            // Softnet that dies ends the VM (before the guest ever gets a network).
+            if let Some(softnet) = self.softnet.as_mut() {
+                if let Ok(Some(_)) = softnet.process.try_wait() {
+                    self.softnet = None;
+                    return Err(Failure::prefixed(
+                        "RuntimeFailed(why: \"Softnet process terminated prematurely\")".into(),
+                    ));
+                }
+            }
             if !self.booted && now >= boot_at {
                 self.boot()?;
             }
@@ -203,15 +254,32 @@ impl Machine<'_> {
         let hostname = std::fs::read_to_string(guest_dir.join("upper/etc/hostname"))
             .map(|h| h.trim().to_string())
             .unwrap_or_else(|_| "ubuntu".to_string());
+        let dhcp_failed =
+            |e: std::io::Error| Failure::generic(format!("tart-sim: DHCP failed: {e}"));
         let (ip, sshd_delay) = if self.faults.no_lease {
-            ("0.0.0.0".to_string(), None)
+            (std::net::Ipv4Addr::UNSPECIFIED, None)
         } else {
-            let ip = leases::grant(self.home, &self.mac, &hostname)
-                .map_err(|e| Failure::generic(format!("tart-sim: DHCP failed: {e}")))?;
+            // A bridged VM gets its address from the LAN's DHCP server: the host's lease
+            // file never hears of it.
+            let ip = match self.mode {
+                network::Mode::Bridged => leases::lan_address(self.home, &self.mac),
+                _ => leases::grant(self.home, &self.mac, &hostname),
+            }
+            .map_err(dhcp_failed)?;
             let delay = (!self.faults.no_sshd).then_some(self.faults.sshd_delay_ms);
-            (ip.to_string(), delay)
+            (ip, delay)
         };
-        let child = guest::boot(&guest_dir, &ip, sshd_delay)
+        let cgroup = network::Cgroup::for_vm(self.home, &self.vm.name)
+            .map_err(|e| Failure::generic(format!("tart-sim: {e}")))?;
+        network::register(
+            self.home,
+            &network::Guest {
+                vm: self.vm.name.clone(),
+                mode: self.mode.clone(),
+                address: ip,
+            },
+        )?;
+        let child = guest::boot(&guest_dir, &ip.to_string(), sshd_delay, &cgroup.procs())
             .map_err(|e| Failure::generic(format!("tart-sim: cannot start the guest: {e}")))?;
         self.guest = Some(child);
         Ok(())

@@ -62,9 +62,17 @@ pub fn setup_image(guest_dir: &Path, hostname: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Boots the guest. The returned child is the `unshare` process; it dies with the calling
-/// thread (PDEATHSIG) and takes every guest process with it (`--kill-child`).
-pub fn boot(guest_dir: &Path, ip: &str, sshd_delay: Option<u64>) -> io::Result<Child> {
+/// Boots the guest in the cgroup whose `cgroup.procs` is given (the network rules match
+/// it). The returned child is the `unshare` process; it dies with the calling thread
+/// (PDEATHSIG) and takes every guest process with it (`--kill-child`).
+pub fn boot(
+    guest_dir: &Path,
+    ip: &str,
+    sshd_delay: Option<u64>,
+    cgroup_procs: &Path,
+) -> io::Result<Child> {
+    let procs = std::ffi::CString::new(cgroup_procs.as_os_str().as_encoded_bytes())
+        .map_err(io::Error::other)?;
     let console = File::options()
         .create(true)
         .append(true)
@@ -79,14 +87,31 @@ pub fn boot(guest_dir: &Path, ip: &str, sshd_delay: Option<u64>) -> io::Result<C
         .stderr(console);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
             // Its own process group: a Ctrl-C meant for `tart run` must not reach the guest.
             libc::setpgid(0, 0);
-            Ok(())
+            join_cgroup(&procs)
         });
     }
     cmd.spawn()
+}
+
+/// Moves the calling process into a cgroup (async-signal-safe: for `pre_exec`).
+fn join_cgroup(procs: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: open, write and close on a C string we own; no allocation.
+    unsafe {
+        let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let written = libc::write(fd, b"0".as_ptr().cast(), 1);
+        libc::close(fd);
+        if written != 1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Ends the guest at once and returns when none of its processes is left.
@@ -179,7 +204,14 @@ fn guest_has_program(root: &Path, program: &str) -> bool {
 
 /// Runs `argv` in the guest as `admin`, without a shell, like the guest agent; returns the
 /// guest command's exit code.
-pub fn exec(init: i32, argv: &[String], interactive: bool) -> Result<i32, Failure> {
+pub fn exec(
+    init: i32,
+    argv: &[String],
+    interactive: bool,
+    cgroup_procs: &Path,
+) -> Result<i32, Failure> {
+    let procs = std::ffi::CString::new(cgroup_procs.as_os_str().as_encoded_bytes())
+        .map_err(|e| Failure::generic(e.to_string()))?;
     let root = PathBuf::from(format!("/proc/{init}/root"));
     if !guest_has_program(&root, &argv[0]) {
         return Err(Failure::prefixed(format!(
@@ -203,6 +235,10 @@ pub fn exec(init: i32, argv: &[String], interactive: bool) -> Result<i32, Failur
         .args(argv.iter().map(OsString::from));
     if !interactive {
         cmd.stdin(Stdio::null());
+    }
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || join_cgroup(&procs));
     }
     let status = cmd
         .status()

@@ -38,6 +38,22 @@ impl From<Output> for Out {
     }
 }
 
+/// `softnet` on the private PATH: a script running tart-sim under that name (a file of its
+/// own, so a test may set its SUID bit as a user would set the real one's).
+pub fn install_softnet(bin: &Path, sim: &Path) {
+    let script = bin.join("softnet");
+    std::fs::write(
+        &script,
+        format!("#!/bin/bash\nexec -a softnet '{}' \"$@\"\n", sim.display()),
+    )
+    .unwrap();
+    Command::new("chmod")
+        .arg("755")
+        .arg(&script)
+        .status()
+        .unwrap();
+}
+
 impl Sim {
     pub fn new() -> Sim {
         let dir = tempfile::Builder::new()
@@ -47,6 +63,7 @@ impl Sim {
         let bin = dir.path().join("bin");
         std::fs::create_dir_all(&bin).unwrap();
         std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tart-sim"), bin.join("tart")).unwrap();
+        install_softnet(&bin, Path::new(env!("CARGO_BIN_EXE_tart-sim")));
         let home = dir.path().join("home");
         Sim { dir, home, bin }
     }
@@ -83,8 +100,15 @@ impl Sim {
 
     /// Starts `tart run NAME --no-graphics` in its own process group, output to a log.
     pub fn start(&self, name: &str) -> RunningVm {
+        self.start_with(name, &[])
+    }
+
+    /// `start`, with more `tart run` flags (network modes).
+    pub fn start_with(&self, name: &str, flags: &[&str]) -> RunningVm {
         let log = std::fs::File::create(self.run_log(name)).unwrap();
-        let mut cmd = self.command(&["run", name, "--no-graphics"]);
+        let mut args = vec!["run", name, "--no-graphics"];
+        args.extend_from_slice(flags);
+        let mut cmd = self.command(&args);
         cmd.stdout(log.try_clone().unwrap()).stderr(log);
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
@@ -111,6 +135,11 @@ impl Sim {
 
     pub fn vm_dir(&self, name: &str) -> PathBuf {
         self.home.join("vms").join(name)
+    }
+
+    /// The private PATH's directory (where `tart` and `softnet` are).
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 }
 

@@ -173,7 +173,61 @@ pub fn start(args: &NodesArgs) -> Result<Exit> {
     bring_up(&args.file, &args.nodes, options, "start")
 }
 
+/// `up` or `start`; when the host needs a one-time set-up first (softnet's SUID bit) and
+/// the user is at a terminal, offers to run it with sudo, as tart does, then goes on.
 fn bring_up(
+    file: &FileArgs,
+    selectors: &[String],
+    options: Options,
+    verb: &'static str,
+) -> Result<Exit> {
+    match bring_up_once(file, selectors, options.clone(), verb) {
+        Err(Error::NeedsSetup {
+            message,
+            hint,
+            command,
+        }) if at_a_terminal() => {
+            if offer_setup(&message, &command) {
+                return bring_up_once(file, selectors, options, verb);
+            }
+            Err(Error::NeedsSetup {
+                message,
+                hint,
+                command,
+            })
+        }
+        other => other,
+    }
+}
+
+/// Whether a person can answer: stdin and stderr are terminals, and this is not CI.
+fn at_a_terminal() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdin().is_terminal()
+        && std::io::stderr().is_terminal()
+        && std::env::var_os("CI").is_none()
+}
+
+/// Says what is missing, shows the command, and runs it with sudo if the user says yes.
+fn offer_setup(message: &str, command: &[String]) -> bool {
+    use std::io::Write;
+    let shown = crate::guest::quote::command(command);
+    eprint!("{message}.\nThis one-time set-up fixes it (tart does the same when run on a terminal):\n  sudo {shown}\nRun it now? sudo may ask for your password. [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    if std::io::stdin().read_line(&mut answer).is_err() {
+        return false;
+    }
+    if !matches!(answer.trim(), "y" | "Y" | "yes") {
+        return false;
+    }
+    std::process::Command::new("sudo")
+        .args(command)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn bring_up_once(
     file: &FileArgs,
     selectors: &[String],
     options: Options,

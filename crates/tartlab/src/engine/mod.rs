@@ -71,6 +71,9 @@ pub struct NodeReport {
     pub failure: Option<Failure>,
     pub ip: Option<String>,
     pub seconds: f64,
+    /// The connectivity check's verdict per peer, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network: Option<std::collections::BTreeMap<String, bool>>,
 }
 
 impl NodeReport {
@@ -81,6 +84,7 @@ impl NodeReport {
             failure: None,
             ip: None,
             seconds: 0.0,
+            network: None,
         }
     }
 }
@@ -100,6 +104,8 @@ pub struct Context {
     /// Bounds the nodes that are being created, or logged into and provisioned, at once.
     pub limit: Arc<Semaphore>,
     pub addresses: AddressBoard,
+    /// Which nodes' sshd answers (for the connectivity check).
+    pub reachable: AddressBoard,
     pub options: Options,
     pub timeouts: Timeouts,
     /// Each lab user's authorized_keys lines (their keys, then the lab key).
@@ -243,13 +249,14 @@ impl Engine {
     fn context(self, reporter: Arc<Reporter>) -> Arc<Context> {
         let masker = Arc::new(Masker::new(secret_output_keys(&self.lab)));
         masker.add(stages::steps::known_secrets(&self.lab, &self.state));
-        let addresses = AddressBoard::new(
-            self.lab
-                .nodes
-                .iter()
-                .map(|n| (n.vm_name.clone(), Address::Pending))
-                .collect(),
-        );
+        let pending: HashMap<String, Address> = self
+            .lab
+            .nodes
+            .iter()
+            .map(|n| (n.vm_name.clone(), Address::Pending))
+            .collect();
+        let addresses = AddressBoard::new(pending.clone());
+        let reachable = AddressBoard::new(pending);
         Arc::new(Context {
             known: KnownHosts::new(&self.dir),
             store: StateStore::new(&self.dir, self.state),
@@ -260,6 +267,7 @@ impl Engine {
             dir: self.dir,
             reporter,
             addresses,
+            reachable,
             options: self.options,
             timeouts: Timeouts::from_env(),
             user_keys: self.user_keys,
@@ -328,7 +336,14 @@ impl Engine {
             self.provider
                 .check_network(mode)
                 .await
-                .map_err(|e| Error::fatal(e.message, e.hint))?;
+                .map_err(|e| match e.fix {
+                    Some(command) => Error::NeedsSetup {
+                        message: e.message,
+                        hint: e.hint,
+                        command,
+                    },
+                    None => Error::fatal(e.message, e.hint),
+                })?;
         }
         Ok(())
     }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-/// What is known of a node's address: not yet, an address, or never (the node failed).
+/// What is known of a node's address (or, on the readiness board, whether its sshd
+/// answers): not yet, an address, or never (the node failed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Address {
     Pending,

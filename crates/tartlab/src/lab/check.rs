@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::diagnostic::{Diagnostic, Source};
 use super::model::{ClusterSpec, LabFile, Login, NodeSpec};
-use super::network::NetworkMode;
+use super::network::{NetworkMode, NetworkSpec};
 
 pub const DEFAULT_IMAGE: &str = "ghcr.io/cirruslabs/ubuntu:latest";
 
@@ -163,7 +163,8 @@ pub fn validate(file: &LabFile, source: &Source) -> Result<Vec<Node>, Vec<Diagno
         }
     }
     let d = &file.defaults;
-    check_resources(&mut c, &d.image, d.cpu, d.memory, d.disk, &d.network);
+    check_resources(&mut c, &d.image, d.cpu, d.memory, d.disk);
+    check_network(&mut c, &d.network);
     let nodes = expand(&mut c, file);
     check_users(&mut c, file);
     check_steps(&mut c, file, &nodes);
@@ -180,7 +181,6 @@ fn check_resources(
     cpu: Option<u32>,
     memory: Option<u32>,
     disk: Option<u32>,
-    network: &Option<String>,
 ) {
     if let Some(image) = image {
         if !is_image_reference(image) {
@@ -214,18 +214,20 @@ fn check_resources(
             "give 10 to 2000 (GB); tart can only grow a disk",
         );
     }
-    if let Some(n) = network
-        .as_deref()
-        .filter(|n| n.parse::<NetworkMode>().is_err())
-    {
-        c.error(
-            "network",
-            n,
-            0,
-            format!("network `{n}` is not a tart network mode"),
-            "use nat, softnet, host or bridged:<interface> (e.g. bridged:en0)",
-        );
-    }
+}
+
+fn check_network(c: &mut Checker, network: &Option<NetworkSpec>) {
+    let Some(Err(e)) = network.as_ref().map(NetworkSpec::to_mode) else {
+        return;
+    };
+    let (key, value) = e.at.clone().unwrap_or(("network", String::new()));
+    c.error(
+        key,
+        &value,
+        0,
+        e.message,
+        "write nat, softnet, host, bridged:<interface>, or a map such as { mode: softnet, allow: [0.0.0.0/0] } (docs/NETWORKS.md); leave it out for the default, in which nodes reach each other",
+    );
 }
 
 fn pick<T: Clone>(node: &Option<T>, cluster: &Option<T>, lab: &Option<T>) -> Option<T> {
@@ -271,14 +273,8 @@ fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
                 "use lower-case letters, digits and `-` (RFC 1123), at most 63 characters",
             );
         }
-        check_resources(
-            c,
-            &cluster.image,
-            cluster.cpu,
-            cluster.memory,
-            cluster.disk,
-            &cluster.network,
-        );
+        check_resources(c, &cluster.image, cluster.cpu, cluster.memory, cluster.disk);
+        check_network(c, &cluster.network);
         if cluster.nodes.is_empty() {
             c.error(
                 "name",
@@ -313,14 +309,8 @@ fn expand_node(
         );
         return;
     }
-    check_resources(
-        c,
-        &node.image,
-        node.cpu,
-        node.memory,
-        node.disk,
-        &node.network,
-    );
+    check_resources(c, &node.image, node.cpu, node.memory, node.disk);
+    check_network(c, &node.network);
     let count = node.count.unwrap_or(1);
     if count == 0 || count > 100 {
         c.error(
@@ -369,7 +359,7 @@ fn expand_node(
             memory: pick(&node.memory, &cluster.memory, &d.memory).unwrap_or(2048),
             disk: pick(&node.disk, &cluster.disk, &d.disk),
             network: pick(&node.network, &cluster.network, &d.network)
-                .and_then(|n| n.parse().ok())
+                .and_then(|n| n.to_mode().ok())
                 .unwrap_or_default(),
             login: pick(&node.login, &cluster.login, &d.login).unwrap_or(Login {
                 user: "admin".into(),

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::network::NetworkSpec;
+
 /// A tartlab lab file.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -34,6 +36,14 @@ pub struct LabFile {
     /// Probes run after provisioning.
     #[serde(default)]
     pub ready: Vec<ProbeSpec>,
+    /// Whether `up` checks that each node reaches the nodes of its `hosts` scope (TCP port 22,
+    /// from inside the guest) after a node or its peers booted. Default true.
+    #[serde(default = "yes")]
+    pub network_check: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Settings a lab, a cluster or a node may set; unset ones inherit.
@@ -52,9 +62,10 @@ pub struct Settings {
     /// Disk size in GB (grow only: tart cannot shrink a disk).
     #[serde(default)]
     pub disk: Option<u32>,
-    /// `nat`, `softnet`, `bridged:<interface>` or `host`.
+    /// `nat`, `softnet`, `host`, `bridged:<interface>`, or a map such as
+    /// `{ mode: softnet, allow: [0.0.0.0/0] }` (docs/NETWORKS.md).
     #[serde(default)]
-    pub network: Option<String>,
+    pub network: Option<NetworkSpec>,
     /// The image's first account, used to log in before the lab key is installed.
     #[serde(default)]
     pub login: Option<Login>,
@@ -123,7 +134,7 @@ pub struct ClusterSpec {
     #[serde(default)]
     pub disk: Option<u32>,
     #[serde(default)]
-    pub network: Option<String>,
+    pub network: Option<NetworkSpec>,
     #[serde(default)]
     pub login: Option<Login>,
 }
@@ -146,7 +157,7 @@ pub struct NodeSpec {
     #[serde(default)]
     pub disk: Option<u32>,
     #[serde(default)]
-    pub network: Option<String>,
+    pub network: Option<NetworkSpec>,
     #[serde(default)]
     pub login: Option<Login>,
 }

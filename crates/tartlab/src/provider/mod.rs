@@ -196,6 +196,9 @@ pub struct Capabilities {
 pub struct ProviderError {
     pub message: String,
     pub hint: String,
+    /// A one-time set-up of the host that fixes it, to run as root (`sudo` with these words),
+    /// which a command on a terminal may offer to run.
+    pub fix: Option<Vec<String>>,
 }
 
 impl ProviderError {
@@ -203,6 +206,7 @@ impl ProviderError {
         ProviderError {
             message: message.into(),
             hint: hint.into(),
+            fix: None,
         }
     }
 }

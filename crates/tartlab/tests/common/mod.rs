@@ -81,9 +81,19 @@ impl Lab {
             tart_sim().display()
         );
         std::fs::write(bin.join("tart"), wrapper).unwrap();
+        // `softnet` too: a file of its own, whose SUID bit a test may set as a user would.
+        std::fs::write(
+            bin.join("softnet"),
+            format!(
+                "#!/bin/bash\nexec -a softnet '{}' \"$@\"\n",
+                tart_sim().display()
+            ),
+        )
+        .unwrap();
         Command::new("chmod")
             .arg("755")
             .arg(bin.join("tart"))
+            .arg(bin.join("softnet"))
             .status()
             .unwrap();
         std::fs::write(lab.join("tartlab.yaml"), yaml).unwrap();
@@ -95,6 +105,11 @@ impl Lab {
             tart_calls,
             lease_file: std::cell::Cell::new(true),
         }
+    }
+
+    /// The private PATH's directory (`tart`, `softnet`; a test may add a `sudo`).
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     pub fn write(&self, name: &str, text: &str) {

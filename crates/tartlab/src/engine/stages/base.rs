@@ -14,6 +14,7 @@ use super::{command_failure, show_note, NodeRun, NodeStage};
 use crate::engine::events::{Provisioned, Stage};
 use crate::engine::inputs::{self, UserInputs};
 use crate::engine::remote::{as_root_locked, DONE_PREFIX};
+use crate::engine::watch::Address;
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::guest::quote;
 use crate::guest::runner::Command;
@@ -129,63 +130,74 @@ impl NodeStage for Base {
             if !run.provisioning(ctx) {
                 return Ok(());
             }
-            let work = BaseWork::for_node(ctx, run);
-            if work.is_empty() {
-                return Ok(());
+            apply(ctx, run).await?;
+            // Its sshd answers (or it was up and provisioned already): peers may probe it.
+            if let Some(ip) = &run.ip {
+                ctx.reachable
+                    .publish(&run.node.vm_name, Address::Known(ip.clone()));
             }
-            run.hold_slot(ctx).await;
-            let guest = run.guest(ctx).await?;
-            let vm = run.node.vm_name.clone();
-            ctx.reporter
-                .started(&vm, Stage::Base, "hostname, machine-id, host keys, users");
-            let public = ctx
-                .key
-                .public_key()
-                .to_openssh()
-                .map_err(|e| Failure::new(Stage::Base, e.to_string(), ""))?;
-            let command = work.command(public.trim());
-            let hashes: String = work
-                .users
-                .iter()
-                .filter_map(|(_, u)| u.password_hash.as_ref())
-                .map(|h| format!("{h}\n"))
-                .collect();
-            let input = if work.identity.is_some() {
-                Input::Answered
-            } else {
-                Input::Given(Some(hashes.as_bytes()))
-            };
-            let mut talk = Conversation {
-                ctx,
-                vm: &vm,
-                work: &work,
-                hashes: &hashes,
-                staged: Vec::new(),
-                live: Vec::new(),
-                done: Vec::new(),
-                broken: None,
-            };
-            let what = "base provisioning";
-            let result = guest
-                .run(
-                    Command {
-                        what,
-                        line: &command,
-                        shown: &command,
-                        input,
-                    },
-                    &mut |stream, line| talk.hear(stream, line),
-                )
-                .await;
-            run.provisioned.extend(talk.done);
-            if let Some(failure) = talk.broken {
-                return Err(failure);
-            }
-            result
-                .map(|_| ())
-                .map_err(|e| command_failure(ctx, &vm, Stage::Base, what, e))
+            Ok(())
         })
     }
+}
+
+/// Runs the base parts the node still needs, in one command.
+async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
+    let work = BaseWork::for_node(ctx, run);
+    if work.is_empty() {
+        return Ok(());
+    }
+    run.hold_slot(ctx).await;
+    let guest = run.guest(ctx).await?;
+    let vm = run.node.vm_name.clone();
+    ctx.reporter
+        .started(&vm, Stage::Base, "hostname, machine-id, host keys, users");
+    let public = ctx
+        .key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| Failure::new(Stage::Base, e.to_string(), ""))?;
+    let command = work.command(public.trim());
+    let hashes: String = work
+        .users
+        .iter()
+        .filter_map(|(_, u)| u.password_hash.as_ref())
+        .map(|h| format!("{h}\n"))
+        .collect();
+    let input = if work.identity.is_some() {
+        Input::Answered
+    } else {
+        Input::Given(Some(hashes.as_bytes()))
+    };
+    let mut talk = Conversation {
+        ctx,
+        vm: &vm,
+        work: &work,
+        hashes: &hashes,
+        staged: Vec::new(),
+        live: Vec::new(),
+        done: Vec::new(),
+        broken: None,
+    };
+    let what = "base provisioning";
+    let result = guest
+        .run(
+            Command {
+                what,
+                line: &command,
+                shown: &command,
+                input,
+            },
+            &mut |stream, line| talk.hear(stream, line),
+        )
+        .await;
+    run.provisioned.extend(talk.done);
+    if let Some(failure) = talk.broken {
+        return Err(failure);
+    }
+    result
+        .map(|_| ())
+        .map_err(|e| command_failure(ctx, &vm, Stage::Base, what, e))
 }
 
 /// The base parts a node still needs.

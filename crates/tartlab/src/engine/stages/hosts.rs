@@ -79,6 +79,7 @@ impl NodeStage for Hosts {
                 })
                 .map_err(|e| Failure::new(Stage::Hosts, e, WRITABLE))?;
             run.provisioned.push(Provisioned::Hosts);
+            run.hosts_changed = true;
             Ok(())
         })
     }

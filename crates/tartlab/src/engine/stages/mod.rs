@@ -13,6 +13,7 @@ pub mod create;
 pub mod delete;
 pub mod files;
 pub mod hosts;
+pub mod network;
 pub mod ready;
 pub mod ssh;
 pub mod steps;
@@ -74,6 +75,8 @@ pub struct NodeRun {
     pub guest: Arc<GuestLink>,
     /// What the base, hosts and files stages applied.
     pub provisioned: Vec<Provisioned>,
+    /// Whether the `/etc/hosts` block changed in this run (a peer is new or moved).
+    pub hosts_changed: bool,
     /// A slot of `--parallel` while the node logs in and provisions.
     slot: Option<OwnedSemaphorePermit>,
 }
@@ -89,6 +92,7 @@ impl NodeRun {
             ip: None,
             guest: Arc::new(GuestLink::default()),
             provisioned: Vec::new(),
+            hosts_changed: false,
             slot: None,
         }
     }
@@ -142,6 +146,7 @@ pub const NODE_STAGES: &[&dyn NodeStage] = &[
     &ssh::Connect,
     &base::Base,
     &hosts::Hosts,
+    &network::CheckNetwork,
     &files::Files,
 ];
 
@@ -158,13 +163,12 @@ pub async fn up(
     for node in &ctx.lab.nodes {
         if !plans.iter().any(|p| p.vm == node.vm_name) {
             let known = state.vms.get(&node.vm_name).and_then(|o| o.ip.clone());
-            ctx.addresses.publish(
-                &node.vm_name,
-                match known {
-                    Some(ip) if inventory.running(&node.vm_name) => Address::Known(ip),
-                    _ => Address::Failed,
-                },
-            );
+            let address = match known {
+                Some(ip) if inventory.running(&node.vm_name) => Address::Known(ip),
+                _ => Address::Failed,
+            };
+            ctx.addresses.publish(&node.vm_name, address.clone());
+            ctx.reachable.publish(&node.vm_name, address);
         }
     }
     let runs: Vec<NodeRun> = plans
@@ -322,6 +326,7 @@ async fn run_node(ctx: Arc<Context>, mut run: NodeRun) -> NodeRun {
             let last = ctx.store.vm(&vm).and_then(|o| o.ip);
             ctx.addresses
                 .publish(&vm, last.map_or(Address::Failed, Address::Known));
+            ctx.reachable.publish(&vm, Address::Failed);
             ctx.reporter.failed(&vm, failure.stage, &failure.message);
             run.report.failure = Some(failure);
         }

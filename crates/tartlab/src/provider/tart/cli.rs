@@ -80,6 +80,25 @@ pub struct VmSettings {
     pub memory: u32,
 }
 
+/// How `tart ip` finds an address: the host's DHCP lease file (tart's default), the guest
+/// agent, or the host's ARP cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolver {
+    Dhcp,
+    Agent,
+    Arp,
+}
+
+impl Resolver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Resolver::Dhcp => "dhcp",
+            Resolver::Agent => "agent",
+            Resolver::Arp => "arp",
+        }
+    }
+}
+
 /// Where tart is, and where it keeps its VMs.
 #[derive(Debug, Clone)]
 pub struct Tart {
@@ -250,8 +269,13 @@ impl Tart {
     }
 
     /// `tart ip VM --wait SECS` as a child process, so the caller can watch `tart run` meanwhile.
-    pub fn spawn_ip(&self, vm: &str, wait_secs: u16) -> std::io::Result<Child> {
-        let mut cmd = self.command(&["ip", vm, "--wait", &wait_secs.to_string()]);
+    pub fn spawn_ip(&self, vm: &str, wait_secs: u16, resolver: Resolver) -> std::io::Result<Child> {
+        let wait = wait_secs.to_string();
+        let mut args = vec!["ip", vm, "--wait", wait.as_str()];
+        if resolver != Resolver::Dhcp {
+            args.extend(["--resolver", resolver.name()]);
+        }
+        let mut cmd = self.command(&args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         cmd.spawn()
     }

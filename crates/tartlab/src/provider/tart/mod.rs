@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::process::Child;
 use tokio::sync::OnceCell;
 
-use self::cli::{last_lines, Tart, TartError, MINIMUM_VERSION};
+use self::cli::{last_lines, Resolver, Tart, TartError, MINIMUM_VERSION};
 use self::leases::LeaseWatcher;
 use self::running::RunningVms;
 use super::{
@@ -101,18 +101,14 @@ impl TartProvider {
             .get_or_try_init(|| self.tart.run_options())
             .await
             .map_err(|e| failed(e, "check the tart installation"))?;
-        let flags: Vec<String> = match mode {
-            NetworkMode::Nat => Vec::new(),
-            NetworkMode::Softnet => vec!["--net-softnet".into()],
-            NetworkMode::Host => vec!["--net-host".into()],
-            NetworkMode::Bridged(interface) => vec!["--net-bridged".into(), interface.clone()],
-        };
+        let flags = run_flags(mode);
         for flag in flags
             .iter()
             .filter(|f| f.starts_with("--"))
-            .chain(["--no-graphics".to_string()].iter())
+            .map(|f| f.split('=').next().unwrap_or(f).to_string())
+            .chain(["--no-graphics".to_string()])
         {
-            if !options.contains(flag) {
+            if !options.contains(&flag) {
                 return Err(ProviderError::new(
                     format!(
                         "this tart's `run` has no {flag} option (it is not in `tart run --help`)"
@@ -132,8 +128,71 @@ impl TartProvider {
             .as_ref()
     }
 
-    /// Waits for the address (from the lease file, else `tart ip --wait`) while watching
-    /// the `tart run` this provider started, if any.
+    /// Looks the address up in the background: in the lease file (one watcher for every
+    /// node), else with `tart ip --wait`; a bridged VM has no lease on this host, so it is
+    /// asked of the guest agent, then of the ARP cache, never of the lease file (which may
+    /// hold a stale lease of the same MAC).
+    async fn lookup(
+        &self,
+        vm: &str,
+        identity: &str,
+        network: &NetworkMode,
+        secs: u64,
+    ) -> Result<tokio::task::JoinHandle<Result<String, String>>, ProviderError> {
+        let (tart, name) = (self.tart.clone(), vm.to_string());
+        if !network.leased_by_host() {
+            return Ok(tokio::spawn(async move {
+                let deadline = Instant::now() + Duration::from_secs(secs);
+                let mut last = String::new();
+                loop {
+                    for (resolver, wait) in [(Resolver::Agent, 5), (Resolver::Arp, 1)] {
+                        let asked = match tart.spawn_ip(&name, wait, resolver) {
+                            Ok(child) => tart
+                                .ip_result(&name, child)
+                                .await
+                                .map_err(|e| e.to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
+                        match asked {
+                            Ok(ip) => return Ok(ip),
+                            Err(e) => last = e,
+                        }
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(format!(
+                            "neither the guest agent nor the ARP cache knows its address (a bridged VM has none in this host's lease file): {last}"
+                        ));
+                    }
+                }
+            }));
+        }
+        if let Some(watcher) = self.lease_watcher().await {
+            let (watcher, mac) = (watcher.clone(), identity.to_string());
+            let file = leases::lease_file();
+            return Ok(tokio::spawn(async move {
+                match watcher.address(&mac, Duration::from_secs(secs)).await {
+                    Some(ip) => Ok(ip.to_string()),
+                    None => Err(format!("no lease for its MAC {mac} in {}", file.display())),
+                }
+            }));
+        }
+        let child = self
+            .tart
+            .spawn_ip(vm, secs.min(u64::from(u16::MAX)) as u16, Resolver::Dhcp)
+            .map_err(|e| {
+                ProviderError::new(
+                    format!("cannot run `tart ip {vm}`: {e}"),
+                    "check that tart is installed",
+                )
+            })?;
+        Ok(tokio::spawn(async move {
+            tart.ip_result(&name, child)
+                .await
+                .map_err(|e| e.to_string())
+        }))
+    }
+
+    /// Waits for the address while watching the `tart run` this provider started, if any.
     async fn wait_for_address(
         &self,
         vm: &str,
@@ -141,33 +200,8 @@ impl TartProvider {
         network: &NetworkMode,
         wait: AddressWait,
     ) -> Result<String, ProviderError> {
-        let secs = wait.timeout.as_secs().clamp(1, u64::from(u16::MAX));
-        let mut lookup = match self.lease_watcher().await {
-            Some(watcher) if network.leased_by_host() => {
-                let (watcher, mac) = (watcher.clone(), identity.to_string());
-                let file = leases::lease_file();
-                tokio::spawn(async move {
-                    match watcher.address(&mac, Duration::from_secs(secs)).await {
-                        Some(ip) => Ok(ip.to_string()),
-                        None => Err(format!("no lease for its MAC {mac} in {}", file.display())),
-                    }
-                })
-            }
-            _ => {
-                let child = self.tart.spawn_ip(vm, secs as u16).map_err(|e| {
-                    ProviderError::new(
-                        format!("cannot run `tart ip {vm}`: {e}"),
-                        "check that tart is installed",
-                    )
-                })?;
-                let (tart, name) = (self.tart.clone(), vm.to_string());
-                tokio::spawn(async move {
-                    tart.ip_result(&name, child)
-                        .await
-                        .map_err(|e| e.to_string())
-                })
-            }
-        };
+        let secs = wait.timeout.as_secs().max(1);
+        let mut lookup = self.lookup(vm, identity, network, secs).await?;
         let log = self
             .runs
             .lock()
@@ -190,13 +224,21 @@ impl TartProvider {
             }
         };
         let hint_log = log.map_or(String::new(), |l| format!("see {} and ", l.display()));
+        let hint = if network.leased_by_host() {
+            format!("the VM runs but took no DHCP lease; {hint_log}check the host's DHCP lease time (tart's FAQ), or raise TARTLAB_IP_TIMEOUT")
+        } else {
+            format!("a bridged VM gets its address from the LAN's DHCP server; {hint_log}check that the image runs the Tart Guest Agent (`tart ip --resolver agent`) and that the LAN gives addresses")
+        };
         match result {
             Ok(Ok(ip)) => Ok(ip),
             Ok(Err(e)) => Err(ProviderError::new(
                 format!("no IP address for {vm} within {secs} s: {e}"),
-                format!("the VM runs but took no DHCP lease; {hint_log}check the host's DHCP lease time (tart's FAQ), or raise TARTLAB_IP_TIMEOUT"),
+                hint,
             )),
-            Err(e) => Err(ProviderError::new(format!("`tart ip` did not finish: {e}"), "")),
+            Err(e) => Err(ProviderError::new(
+                format!("`tart ip` did not finish: {e}"),
+                "",
+            )),
         }
     }
 
@@ -219,6 +261,87 @@ impl TartProvider {
             ),
             format!("the whole log is {}", run.log.display()),
         ))
+    }
+}
+
+/// Whether the `softnet` tart will find can run as root, as tart needs it to for the softnet
+/// and host modes: SUID root (symlinks resolved, as tart resolves them), or passwordless sudo
+/// (`sudo -n softnet --help`). tart sets this up only when its stdout is a terminal, which
+/// it never is under tartlab; so tartlab checks before booting anything.
+fn softnet_ready() -> Result<(), ProviderError> {
+    use std::os::unix::fs::MetadataExt;
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("softnet"))
+            .find(|p| p.is_file())
+    });
+    let Some(found) = found else {
+        return Err(ProviderError::new(
+            "the softnet and host network modes need `softnet`, and it is not on PATH",
+            "install it (`brew install cirruslabs/cli/softnet`), or choose network: nat or bridged in the lab file",
+        ));
+    };
+    let path = std::fs::canonicalize(&found).unwrap_or(found);
+    let suid_root =
+        std::fs::metadata(&path).is_ok_and(|m| m.uid() == 0 && m.mode() & libc::S_ISUID != 0);
+    if suid_root {
+        return Ok(());
+    }
+    let sudo = std::process::Command::new("sudo")
+        .arg("-n")
+        .arg(&path)
+        .arg("--help")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    if sudo.is_ok_and(|s| s.success()) {
+        return Ok(());
+    }
+    let p = path.display();
+    Err(ProviderError {
+        message: format!(
+            "softnet ({p}) can neither run as root (it has no SUID bit) nor through passwordless sudo, so every VM of this lab would fail to boot (`Softnet failed`)"
+        ),
+        hint: format!(
+            "set it up once, as tart itself does on a terminal: `sudo chown root {p} && sudo chmod u+s {p}` (run `tartlab up` on a terminal and it offers to); or choose network: nat (the nodes cannot reach each other) or bridged"
+        ),
+        fix: Some(vec![
+            "sh".into(),
+            "-c".into(),
+            format!(
+                "chown root {0} && chmod u+s {0}",
+                crate::guest::quote::quote(&path.display().to_string())
+            ),
+        ]),
+    })
+}
+
+/// The `tart run` flags for a network mode.
+fn run_flags(mode: &NetworkMode) -> Vec<String> {
+    let softnet_lists = |allow: &[String], block: &[String]| {
+        let mut flags = Vec::new();
+        if !allow.is_empty() {
+            flags.push(format!("--net-softnet-allow={}", allow.join(",")));
+        }
+        if !block.is_empty() {
+            flags.push(format!("--net-softnet-block={}", block.join(",")));
+        }
+        flags
+    };
+    match mode {
+        NetworkMode::Nat => Vec::new(),
+        NetworkMode::Softnet { allow, block } => {
+            let mut flags = vec!["--net-softnet".to_string()];
+            flags.extend(softnet_lists(allow, block));
+            flags
+        }
+        NetworkMode::Host { allow, block } => {
+            let mut flags = vec!["--net-host".to_string()];
+            flags.extend(softnet_lists(allow, block));
+            flags
+        }
+        NetworkMode::Bridged(interface) => vec!["--net-bridged".into(), interface.clone()],
     }
 }
 
@@ -287,7 +410,13 @@ impl Provider for TartProvider {
         &'a self,
         mode: &'a NetworkMode,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(async move { self.network_flags(mode).await.map(|_| ()) })
+        Box::pin(async move {
+            self.network_flags(mode).await?;
+            if mode.uses_softnet() {
+                softnet_ready()?;
+            }
+            Ok(())
+        })
     }
 
     fn create<'a>(

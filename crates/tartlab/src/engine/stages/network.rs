@@ -1,0 +1,179 @@
+//! The connectivity check: after a node (or one of its peers) booted, the node itself tries
+//! to open TCP port 22 of each node in its `hosts` scope, from inside the guest, so a lab
+//! whose nodes cannot talk fails loudly here (stage `network`) instead of in a step that
+//! waits for a peer until it times out. At most `MAX_PEERS` peers per node (its own cluster
+//! first, then the others, starting after the node itself so the load spreads), each probe
+//! tried for about 3 s (a refused port is tried again: a reloading sshd closes it for a
+//! moment), all at once: bounded in count and in time however big the lab.
+
+use std::collections::BTreeMap;
+
+use super::{command_failure, NodeRun, NodeStage};
+use crate::engine::events::Stage;
+use crate::engine::inputs;
+use crate::engine::{Context, Failure};
+use crate::guest::quote;
+use crate::guest::runner::Command;
+use crate::lab::Node;
+use crate::provider::BoxFuture;
+
+/// How many peers one node probes at most.
+pub const MAX_PEERS: usize = 8;
+
+/// Arguments: `NAME=IP` per peer. Prints `tartlab-reach: NAME yes|no` for each. A refused
+/// connection is tried again for about 3 s: a peer's sshd that has just been told to reload
+/// its new host keys closes its port for a moment.
+const PROBE: &str = r#"for target in "$@"; do
+  (
+    name=${target%%=*} ip=${target#*=} verdict=no
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+      if timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/22"' tartlab "$ip" 2>/dev/null; then
+        verdict=yes
+        break
+      fi
+      sleep 0.3
+    done
+    echo "tartlab-reach: $name $verdict"
+  ) &
+done
+wait
+"#;
+
+pub struct CheckNetwork;
+
+impl NodeStage for CheckNetwork {
+    fn stage(&self) -> Stage {
+        Stage::Network
+    }
+
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Context,
+        run: &'a mut NodeRun,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            let changed = run.booted || run.hosts_changed;
+            if !run.provisioning(ctx) || !ctx.lab.file.network_check || !changed {
+                return Ok(());
+            }
+            let peers = peers_to_probe(ctx, &run.node);
+            if peers.is_empty() {
+                return Ok(());
+            }
+            let vm = run.node.vm_name.clone();
+            run.release_slot();
+            ctx.reporter.started(
+                &vm,
+                Stage::Network,
+                &format!("waiting for {} peer(s) to answer SSH", peers.len()),
+            );
+            let ready = ctx.reachable.settled(&peers).await;
+            if ready.is_empty() {
+                return Ok(());
+            }
+            run.hold_slot(ctx).await;
+            let guest = run.guest(ctx).await?;
+            ctx.reporter.started(
+                &vm,
+                Stage::Network,
+                &format!("reaching {} peer(s) on TCP port 22", ready.len()),
+            );
+            let mut words = vec![
+                "/bin/bash".to_string(),
+                "-c".into(),
+                PROBE.into(),
+                "tartlab".into(),
+            ];
+            words.extend(ready.iter().map(|(peer, ip)| format!("{peer}={ip}")));
+            let line = quote::command(&words);
+            let what = "the connectivity check";
+            let out = guest
+                .run_plain(Command::plain(what, &line))
+                .await
+                .map_err(|e| command_failure(ctx, &vm, Stage::Network, what, e))?;
+            let matrix = reached(&out.stdout_text());
+            run.report.network = Some(matrix.clone());
+            let unreached: Vec<String> = ready
+                .iter()
+                .filter(|(peer, _)| matrix.get(peer) != Some(&true))
+                .map(|(peer, ip)| format!("{peer} ({ip})"))
+                .collect();
+            if unreached.is_empty() {
+                ctx.reporter.done(
+                    &vm,
+                    Stage::Network,
+                    &format!("reaches {} peer(s)", ready.len()),
+                );
+                return Ok(());
+            }
+            Err(unreachable(ctx, &run.node, &unreached))
+        })
+    }
+}
+
+/// The peers a node probes: its `hosts` scope without itself, its own cluster first, each
+/// group starting after the node in lab order; at most `MAX_PEERS`.
+pub fn peers_to_probe(ctx: &Context, node: &Node) -> Vec<String> {
+    let scope = inputs::hosts_scope(&ctx.lab.file, &ctx.lab.nodes, node);
+    let me = scope.iter().position(|vm| vm == &node.vm_name).unwrap_or(0);
+    let rotated: Vec<&String> = scope[me..]
+        .iter()
+        .chain(&scope[..me])
+        .filter(|vm| **vm != node.vm_name)
+        .collect();
+    let same_cluster = |vm: &&String| ctx.node(vm).is_some_and(|n| n.cluster == node.cluster);
+    rotated
+        .iter()
+        .filter(|vm| same_cluster(vm))
+        .chain(rotated.iter().filter(|vm| !same_cluster(vm)))
+        .take(MAX_PEERS)
+        .map(|vm| vm.to_string())
+        .collect()
+}
+
+/// `tartlab-reach: NAME yes|no` lines, as a map.
+fn reached(stdout: &str) -> BTreeMap<String, bool> {
+    stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("tartlab-reach: "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, verdict)| (name.to_string(), verdict == "yes"))
+        .collect()
+}
+
+/// The failure for peers a node cannot reach, with the mode that would work.
+fn unreachable(ctx: &Context, node: &Node, unreached: &[String]) -> Failure {
+    let mode = &node.network;
+    let message = format!(
+        "{} cannot reach {} on TCP port 22 (network mode {mode})",
+        node.vm_name,
+        unreached.join(", ")
+    );
+    let hint = if mode.reaches_peers() {
+        "the network mode lets VMs reach each other: look for a firewall in the guests (`sudo iptables -L`, `sudo nft list ruleset`) and check that sshd listens on every address".to_string()
+    } else {
+        format!(
+            "in mode {} macOS keeps VMs apart (vmnet's bridge isolation): use the default network (leave `network` out: softnet with allow: [0.0.0.0/0]) or bridged; docs/NETWORKS.md says what each mode allows{}",
+            mode.kind(),
+            if ctx.lab.file.network_check {
+                "; `network_check: false` turns this check off"
+            } else {
+                ""
+            }
+        )
+    };
+    Failure::new(Stage::Network, message, hint)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_are_read_per_peer() {
+        let m = reached("tartlab-reach: a yes\nnoise\ntartlab-reach: b no\n");
+        assert_eq!(m.get("a"), Some(&true));
+        assert_eq!(m.get("b"), Some(&false));
+        assert_eq!(m.len(), 2);
+    }
+}
