@@ -46,7 +46,7 @@ trap cleanup EXIT
 # A lab of N nodes with the seed's provisioning (hostname, one user, /etc/hosts per
 # cluster): clusters of up to 10 nodes (one master, the rest workers).
 make_lab() {
-  local n=$1 dir=$work/labs/lab$1$2 c=1 left=$1
+  local n=$1 dir=$work/labs/lab$1${2:-} c=1 left=$1
   mkdir -p "$dir"
   {
     echo "lab: bench$n"
