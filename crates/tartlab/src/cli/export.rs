@@ -47,7 +47,7 @@ pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
     }
     let path = snapshot.dir.root.join("ssh_config");
     if snapshot.dir.exists() {
-        crate::state::write_atomic(&path, text.as_bytes(), 0o644)
+        crate::state::write_atomic(&path, text.as_bytes(), 0o600)
             .map_err(|e| Error::fatal(format!("cannot write {}: {e}", path.display()), ""))?;
     }
     print!("{text}");

@@ -53,12 +53,7 @@ pub struct NodesArgs {
 /// inventory read.
 async fn open_engine(file: &FileArgs, options: Options) -> Result<Engine> {
     let lab = open_lab(file)?;
-    let dir = StateDir::create_beside(&lab.source.path).map_err(|e| {
-        Error::fatal(
-            format!("cannot create .tartlab/ beside the lab file: {e}"),
-            "check the directory's permissions",
-        )
-    })?;
+    let dir = StateDir::create_beside(&lab.source.path).map_err(|e| Error::fatal(e, ""))?;
     let lock = dir.lock().map_err(|e| Error::fatal(e, ""))?;
     let provider =
         TartProvider::locate(Some(lock.share())).map_err(|e| Error::fatal(e.message, e.hint))?;

@@ -154,6 +154,7 @@ impl LabSnapshot {
     pub(crate) fn open(args: &FileArgs) -> Result<LabSnapshot> {
         let lab = open_lab(args)?;
         let dir = StateDir::beside(&lab.source.path);
+        dir.check().map_err(|e| Error::fatal(e, ""))?;
         let state = dir
             .read_state(lab.name())
             .map_err(|e| Error::fatal(e, ""))?;

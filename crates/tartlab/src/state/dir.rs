@@ -1,9 +1,14 @@
 //! The `.tartlab/` directory: where each file is, reading the state, the lab lock (shared
 //! with the tart commands tartlab runs), the lab key, and atomic writes.
+//!
+//! tartlab may run as root, and a `.tartlab/` can come from elsewhere (a cloned repository,
+//! a shared directory). So the directory is the user's own, 0700, every file in it 0600, an
+//! entry that is a symbolic link is an error that names it, and no open follows a link
+//! (`O_NOFOLLOW`; temporary files are new, with random names).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,15 +37,87 @@ impl StateDir {
         }
     }
 
-    /// `.tartlab/` next to the lab file, created (with `logs/`) if needed.
-    pub fn create_beside(lab_file: &Path) -> std::io::Result<StateDir> {
+    /// `.tartlab/` next to the lab file, created (with `logs/`) if needed, checked (see
+    /// `check`), and its modes made private (0700, files 0600) if an older tartlab left
+    /// them open.
+    pub fn create_beside(lab_file: &Path) -> Result<StateDir, String> {
         let dir = StateDir::beside(lab_file);
-        std::fs::create_dir_all(dir.root.join("logs"))?;
+        dir.check()?;
+        let logs = dir.root.join("logs");
+        for path in [&dir.root, &logs] {
+            match std::fs::DirBuilder::new().mode(0o700).create(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(format!("cannot create {}: {e}", path.display()))
+                }
+                _ => {}
+            }
+        }
+        dir.check()?;
+        dir.make_private()
+            .map_err(|e| format!("cannot make {} private: {e}", dir.root.display()))?;
         Ok(dir)
     }
 
     pub fn exists(&self) -> bool {
-        self.root.is_dir()
+        std::fs::symlink_metadata(&self.root).is_ok_and(|m| m.is_dir())
+    }
+
+    /// Whether `.tartlab/` (if it exists) is safe to use: a directory of the user running
+    /// tartlab, not a link, with no link among its entries or in `logs/`.
+    pub fn check(&self) -> Result<(), String> {
+        let meta = match std::fs::symlink_metadata(&self.root) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(format!("cannot read {}: {e}", self.root.display())),
+            Ok(meta) => meta,
+        };
+        if meta.file_type().is_symlink() {
+            return Err(refused_link(&self.root));
+        }
+        if !meta.is_dir() {
+            return Err(format!(
+                "{} is not a directory; move it away, tartlab keeps its state there",
+                self.root.display()
+            ));
+        }
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if meta.uid() != me {
+            return Err(format!(
+                "{} belongs to uid {}, not to you (uid {me}): whoever owns it could redirect what tartlab writes there",
+                self.root.display(),
+                meta.uid()
+            ));
+        }
+        for dir in [self.root.clone(), self.root.join("logs")] {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+                    return Err(refused_link(&entry.path()));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// 0700 for the directories, 0600 for the files (opened without following links).
+    fn make_private(&self) -> std::io::Result<()> {
+        for dir in [self.root.clone(), self.root.join("logs")] {
+            let file = open_nofollow(&dir, libc::O_RDONLY | libc::O_DIRECTORY)?;
+            file.set_permissions(std::fs::Permissions::from_mode(0o700))?;
+            for entry in std::fs::read_dir(&dir)?.flatten() {
+                if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                    continue;
+                }
+                let meta = entry.metadata()?;
+                if meta.mode() & 0o077 != 0 {
+                    let file = open_nofollow(&entry.path(), libc::O_RDONLY)?;
+                    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub fn state_path(&self) -> PathBuf {
@@ -65,7 +142,7 @@ impl StateDir {
     /// The lab's state; an empty one when the lab has never been brought up.
     pub fn read_state(&self, lab: &str) -> Result<State, String> {
         let path = self.state_path();
-        match std::fs::read_to_string(&path) {
+        match read_text(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::empty(lab)),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
             Ok(text) => {
@@ -105,8 +182,9 @@ impl StateDir {
             .create(true)
             .truncate(false)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            .map_err(|e| describe_error(&path, &e))?;
         let try_lock = |file: &File| {
             // SAFETY: flock on a descriptor we own.
             unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
@@ -148,7 +226,7 @@ impl StateDir {
     /// The lab's SSH key, made on first use (ed25519, 0600).
     pub fn lab_key(&self) -> Result<PrivateKey, String> {
         let path = self.key_path();
-        if let Ok(text) = std::fs::read_to_string(&path) {
+        if let Ok(text) = read_text(&path) {
             return PrivateKey::from_openssh(&text)
                 .map_err(|e| format!("{} is not a usable key: {e}", path.display()));
         }
@@ -165,7 +243,7 @@ impl StateDir {
                 write_atomic(
                     &path.with_extension("pub"),
                     format!("{public}\n").as_bytes(),
-                    0o644,
+                    0o600,
                 )
             })
             .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -205,18 +283,96 @@ impl LockShare {
     }
 }
 
-/// Writes a file so that readers see the old or the new content, never a mix.
+/// Writes a file so that readers see the old or the new content, never a mix: a new
+/// temporary file with a random name (never an existing file or link), then a rename over
+/// the path (which replaces a link rather than following it).
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = OpenOptions::new()
-        .write(true)
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", random_u64()));
+    let written = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        file.write_all(data)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Opens a file to append to (a log, the journal), created 0600, never through a link.
+pub fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
         .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)?;
-    file.write_all(data)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, path)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// A whole file as text, never read through a link.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    open_nofollow(path, libc::O_RDONLY)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
+/// The last `max` bytes of a file (all of it when shorter), never read through a link.
+pub fn read_tail(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+    let mut file = open_nofollow(path, libc::O_RDONLY)?;
+    let len = file.metadata()?.len();
+    file.seek(std::io::SeekFrom::Start(len.saturating_sub(max)))?;
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// Opens a path with these flags, failing (ELOOP) when it is a symbolic link.
+pub fn open_nofollow(path: &Path, flags: i32) -> std::io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(flags | libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// An error on a file of `.tartlab/`, said plainly when the file is a link.
+pub fn describe_error(path: &Path, error: &std::io::Error) -> String {
+    if error.raw_os_error() == Some(libc::ELOOP) {
+        refused_link(path)
+    } else {
+        format!("cannot open {}: {error}", path.display())
+    }
+}
+
+fn refused_link(path: &Path) -> String {
+    format!(
+        "{} is a symbolic link; tartlab follows no link in its state directory (it may run as root, and a link there redirects what it writes): remove it",
+        path.display()
+    )
+}
+
+/// 64 random bits, for names no one can guess ahead.
+pub fn random_u64() -> u64 {
+    let mut bytes = [0u8; 8];
+    if File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_ok()
+    {
+        return u64::from_ne_bytes(bytes);
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ (u64::from(std::process::id()) << 32)
 }
 
 /// The current UTC time as `2026-11-23T10:15:02Z`.
@@ -297,6 +453,41 @@ mod tests {
             "it waited"
         );
         let _ = orphan.wait();
+    }
+
+    #[test]
+    fn the_directory_is_private_and_a_link_in_it_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&lab.root), 0o700);
+        assert_eq!(mode(&lab.root.join("logs")), 0o700);
+        write_atomic(&lab.state_path(), b"{}", 0o600).unwrap();
+        assert_eq!(mode(&lab.state_path()), 0o600);
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let link = lab.root.join("logs").join("a.provision.log");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+        let err = StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap_err();
+        assert!(err.contains(&link.display().to_string()), "{err}");
+        assert!(open_append(&link).is_err());
+        assert!(read_text(&link).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    #[test]
+    fn atomic_writes_never_write_through_a_planted_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        // The names an older tartlab used, and any link beside the target.
+        for name in ["state.tmp1", &format!("state.tmp{}", std::process::id())] {
+            std::os::unix::fs::symlink(&victim, lab.root.join(name)).unwrap();
+        }
+        write_atomic(&lab.state_path(), b"{}", 0o600).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(std::fs::read_to_string(lab.state_path()).unwrap(), "{}");
     }
 
     #[test]

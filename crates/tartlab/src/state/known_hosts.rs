@@ -25,7 +25,7 @@ impl KnownHosts {
     }
 
     fn lines(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.path)
+        super::read_text(&self.path)
             .map(|t| t.lines().map(str::to_string).collect())
             .unwrap_or_default()
     }
@@ -57,7 +57,7 @@ impl KnownHosts {
         if !text.is_empty() {
             text.push('\n');
         }
-        write_atomic(&self.path, text.as_bytes(), 0o644)
+        write_atomic(&self.path, text.as_bytes(), 0o600)
             .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 }

@@ -13,7 +13,10 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 use crate::lab::NetworkMode;
-pub use dir::{now_rfc3339, write_atomic, LabLock, LockShare, StateDir};
+pub use dir::{
+    describe_error, now_rfc3339, open_append, open_nofollow, random_u64, read_tail, read_text,
+    write_atomic, LabLock, LockShare, StateDir,
+};
 pub use known_hosts::KnownHosts;
 
 pub const STATE_VERSION: u32 = 1;
@@ -88,7 +91,7 @@ impl StateStore {
             .map_err(|_| "state lock poisoned".to_string())?;
         change(&mut state);
         let text = serde_json::to_string_pretty(&*state).map_err(|e| e.to_string())?;
-        write_atomic(&self.path, text.as_bytes(), 0o644)
+        write_atomic(&self.path, text.as_bytes(), 0o600)
             .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
     }
 

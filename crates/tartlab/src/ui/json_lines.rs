@@ -41,11 +41,7 @@ impl JsonLines {
 
     /// Appends to the file (the journal); `None` if it cannot be opened.
     pub fn append_to(path: &Path) -> Option<JsonLines> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .ok()?;
+        let file = crate::state::open_append(path).ok()?;
         Some(JsonLines {
             target: Target::File(Mutex::new(file)),
         })

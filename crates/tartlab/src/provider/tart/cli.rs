@@ -236,10 +236,7 @@ impl Tart {
     /// to `log`. Not waited on and not killed when tartlab exits: the VM outlives us.
     pub fn spawn_run(&self, vm: &str, flags: &[String], log: &Path) -> std::io::Result<Child> {
         use std::io::Write;
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)?;
+        let mut file = crate::state::open_append(log)?;
         let mut args = vec!["run".to_string(), vm.to_string(), "--no-graphics".into()];
         args.extend(flags.iter().cloned());
         writeln!(

@@ -247,7 +247,9 @@ impl TartProvider {
         let mut runs = self.runs.lock().ok()?;
         let run = runs.get_mut(vm)?;
         let status = run.child.try_wait().ok()??;
-        let text = std::fs::read_to_string(&run.log).unwrap_or_default();
+        let text = crate::state::read_tail(&run.log, 64 * 1024)
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+            .unwrap_or_default();
         // Started moments ago by a tartlab that was killed: tart takes its lock late, so
         // `tart list` still said stopped. This second `tart run` exits 2; wait on that boot.
         if status.code() == Some(2) && last_lines(&text, 1).contains("is already running") {
