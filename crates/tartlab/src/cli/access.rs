@@ -44,7 +44,11 @@ pub struct ExecArgs {
     pub parallel: usize,
     /// Which nodes: a name, cluster=NAME, role=NAME or all
     pub selector: String,
-    /// The command, run by the login shell on each node (as ssh does)
+    /// Stop waiting for a node's command after this many seconds (default: no limit)
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<u64>,
+    /// The command, run by the login shell on each node (as ssh does). Each line it prints
+    /// is shown as it comes, after the node's name; for raw bytes use `tartlab ssh`
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
 }
@@ -74,6 +78,14 @@ pub struct LogsArgs {
     /// Keep printing what is appended, until Ctrl-C (`-f` is the lab file, as everywhere)
     #[arg(long)]
     pub follow: bool,
+}
+
+/// How long `exec` and `cp` give a node to log them in: 15 s, or `TARTLAB_SSH_TIMEOUT`.
+fn login_timeout() -> Duration {
+    std::env::var("TARTLAB_SSH_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(Duration::from_secs(15), Duration::from_secs)
 }
 
 /// The provider, and the names of the VMs that run (one inventory).
@@ -124,10 +136,9 @@ pub fn ssh(args: &SshArgs) -> Result<Exit> {
     if args.command.is_empty() && std::io::stdin().is_terminal() {
         cmd.arg("-t");
     }
-    cmd.arg(format!("{user}@{ip}"));
-    if !args.command.is_empty() {
-        cmd.arg("--").args(&args.command);
-    }
+    // The user as `-l`'s argument and the address after `--`: neither is read as an option.
+    cmd.args(["-l", &user, "--", &ip]);
+    cmd.args(&args.command);
     let error = cmd.exec();
     Err(Error::fatal(
         format!("cannot run ssh: {error}"),
@@ -135,42 +146,56 @@ pub fn ssh(args: &SshArgs) -> Result<Exit> {
     ))
 }
 
-/// What one node's command did, for the recap and `--json`.
+/// What one node's command did, for the recap and `--json` (each output its last MiB, with
+/// how many bytes came before it).
 #[derive(serde::Serialize)]
 struct ExecResult {
     node: String,
     exit_code: Option<u32>,
     stdout: String,
     stderr: String,
+    #[serde(skip_serializing_if = "is_zero")]
+    stdout_dropped_bytes: u64,
+    #[serde(skip_serializing_if = "is_zero")]
+    stderr_dropped_bytes: u64,
     error: Option<String>,
     seconds: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 fn node_colour(i: usize) -> &'static str {
     ["36", "33", "35", "32", "34", "96", "93", "95"][i % 8]
 }
 
-/// One command on one node, with the lab key and the pinned host keys.
+/// One command on one node, with the lab key and the pinned host keys; each line it prints
+/// goes to `on_line` as it comes.
 async fn run_one(
+    job: &ExecJob,
     endpoint: Endpoint,
-    user: &str,
-    key: &Arc<russh::keys::PrivateKey>,
-    pinned: Vec<russh::keys::PublicKey>,
-    command: &str,
+    on_line: &mut (dyn FnMut(ssh::Stream, &str) -> ssh::Reply + Send),
 ) -> std::result::Result<Output, String> {
-    if pinned.is_empty() {
+    if job.pinned.is_empty() {
         return Err("no host key is pinned for this VM: `tartlab up` first".into());
     }
     let connection = ssh::connect(
         &endpoint,
-        user,
-        Auth::Key(key),
-        pinned,
-        Duration::from_secs(15),
+        &job.user,
+        Auth::Key(&job.key),
+        job.pinned.clone(),
+        login_timeout(),
     )
     .await
     .map_err(|e| e.to_string())?;
-    let output = connection.exec(command, None).await;
+    let running = connection.exec_with(&job.command, ssh::Input::Given(None), on_line);
+    let output = match job.timeout {
+        Some(limit) => tokio::time::timeout(limit, running)
+            .await
+            .unwrap_or_else(|_| Err(format!("no end within {} s (--timeout)", limit.as_secs()))),
+        None => running.await,
+    };
     connection.close().await;
     output
 }
@@ -185,6 +210,7 @@ struct ExecJob {
     pinned: Vec<russh::keys::PublicKey>,
     key: Arc<russh::keys::PrivateKey>,
     command: String,
+    timeout: Option<Duration>,
 }
 
 pub fn exec(args: &ExecArgs) -> Result<Exit> {
@@ -212,6 +238,10 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
     let show = Shown {
         colour: std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        terminal: (
+            std::io::stdout().is_terminal(),
+            std::io::stderr().is_terminal(),
+        ),
         width: targets.iter().map(|n| n.vm_name.len()).max().unwrap_or(0),
         json: args.file.json,
     };
@@ -228,6 +258,7 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
             pinned: known.pinned(&node.vm_name),
             key: key.clone(),
             command: args.command.join(" "),
+            timeout: args.timeout.map(Duration::from_secs),
         })
         .collect();
     let results: Vec<ExecResult> = runtime()?
@@ -242,6 +273,8 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
 #[derive(Clone, Copy)]
 struct Shown {
     colour: bool,
+    /// Whether stdout and stderr are terminals: guest text shown there is made printable.
+    terminal: (bool, bool),
     width: usize,
     json: bool,
 }
@@ -254,13 +287,20 @@ impl ExecJob {
             exit_code: None,
             stdout: String::new(),
             stderr: String::new(),
+            stdout_dropped_bytes: 0,
+            stderr_dropped_bytes: 0,
             error: None,
             seconds: 0.0,
         };
-        let ran = match self.endpoint {
-            Ok(endpoint) => {
-                run_one(endpoint, &self.user, &self.key, self.pinned, &self.command).await
+        let prefix = prefix(&self.vm, self.index, show);
+        let mut print = |stream: ssh::Stream, line: &str| {
+            if !show.json {
+                print_line(&prefix, stream, line, show);
             }
+            ssh::Reply::Nothing
+        };
+        let ran = match self.endpoint.clone() {
+            Ok(endpoint) => run_one(&self, endpoint, &mut print).await,
             Err(e) => Err(e),
         };
         match ran {
@@ -268,12 +308,13 @@ impl ExecJob {
                 result.exit_code = output.status;
                 result.stdout = output.stdout_text();
                 result.stderr = output.stderr_text();
+                (result.stdout_dropped_bytes, result.stderr_dropped_bytes) = output.dropped;
             }
             Err(e) => result.error = Some(e),
         }
         result.seconds = started.elapsed().as_secs_f64();
-        if !show.json {
-            print_prefixed(&result, self.index, show.width, show.colour);
+        if let (Some(e), false) = (&result.error, show.json) {
+            print_line(&prefix, ssh::Stream::Stderr, &format!("error: {e}"), show);
         }
         result
     }
@@ -311,29 +352,29 @@ fn exec_recap(results: &[ExecResult], json: bool) -> Exit {
     exit
 }
 
-/// A node's output, each line prefixed with its name (coloured on a terminal).
-fn print_prefixed(result: &ExecResult, index: usize, width: usize, colour: bool) {
-    let prefix = if colour {
-        format!(
-            "\x1b[{}m{:<width$}\x1b[0m |",
-            node_colour(index),
-            result.node
-        )
+/// A node's name before each of its lines (coloured on a terminal).
+fn prefix(vm: &str, index: usize, show: Shown) -> String {
+    let width = show.width;
+    if show.colour {
+        format!("\x1b[{}m{vm:<width$}\x1b[0m |", node_colour(index))
     } else {
-        format!("{:<width$} |", result.node)
+        format!("{vm:<width$} |")
+    }
+}
+
+/// One line of a node's output, after its name, on the stream it came on; made printable
+/// when that stream is a terminal.
+fn print_line(prefix: &str, stream: ssh::Stream, line: &str, show: Shown) {
+    let (terminal, mut out): (bool, Box<dyn Write>) = match stream {
+        ssh::Stream::Stdout => (show.terminal.0, Box::new(std::io::stdout().lock())),
+        ssh::Stream::Stderr => (show.terminal.1, Box::new(std::io::stderr().lock())),
     };
-    let mut stdout = std::io::stdout().lock();
-    for line in result.stdout.lines() {
-        let _ = writeln!(stdout, "{prefix} {line}");
-    }
-    drop(stdout);
-    let mut stderr = std::io::stderr().lock();
-    for line in result.stderr.lines() {
-        let _ = writeln!(stderr, "{prefix} {line}");
-    }
-    if let Some(e) = &result.error {
-        let _ = writeln!(stderr, "{prefix} error: {e}");
-    }
+    let line = if terminal {
+        crate::text::printable(line)
+    } else {
+        std::borrow::Cow::Borrowed(line)
+    };
+    let _ = writeln!(out, "{prefix} {line}");
 }
 
 /// `NODE:PATH` split, when the text names a node of the lab.
@@ -371,38 +412,47 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
     );
     let pinned = KnownHosts::new(&snapshot.dir).pinned(&node.vm_name);
     let endpoint = provider.ssh_endpoint(&node.vm_name, &ip);
+    let depth = if args.recursive {
+        transfer::Depth::Recursive
+    } else {
+        transfer::Depth::Files
+    };
     let copied = runtime()?.block_on(async {
-        let connection = ssh::connect(
-            &endpoint,
-            &user,
-            Auth::Key(&key),
-            pinned,
-            Duration::from_secs(15),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        let sftp = connection.sftp().await?;
-        let depth = if args.recursive {
-            transfer::Depth::Recursive
-        } else {
-            transfer::Depth::Files
-        };
+        let connection = ssh::connect(&endpoint, &user, Auth::Key(&key), pinned, login_timeout())
+            .await
+            .map_err(|e| e.to_string())?;
         let result = if upload {
-            transfer::upload(&sftp, &local, &remote_path, depth).await
+            let sftp = connection.sftp().await?;
+            let copied = transfer::upload(&sftp, &local, &remote_path, depth, 0).await;
+            let _ = sftp.close().await;
+            copied.map(|files| transfer::Downloaded {
+                files,
+                skipped: Vec::new(),
+            })
         } else {
-            transfer::download(&sftp, &remote_path, &local, depth).await
+            let sftp = connection.sftp_raw().await?;
+            let copied = transfer::download(&sftp, &remote_path, &local, depth).await;
+            let _ = sftp.close_session();
+            copied
         };
-        let _ = sftp.close().await;
         connection.close().await;
         result
     });
     match copied {
-        Ok(n) => {
-            eprintln!("copied {n} file(s)");
+        Ok(done) => {
+            for skipped in &done.skipped {
+                eprintln!("not copied: {skipped}");
+            }
+            eprintln!("copied {} file(s)", done.files);
             Ok(Exit::Ok)
         }
         Err(e) => Err(Error::fatal(
-            format!("cp {} {}: {e}", args.source, args.destination),
+            format!(
+                "cp {} {}: {}",
+                args.source,
+                args.destination,
+                crate::text::printable(&e)
+            ),
             "use -r for directories; remote paths are as the login user sees them",
         )),
     }
@@ -415,13 +465,31 @@ pub fn logs(args: &LogsArgs) -> Result<Exit> {
         snapshot.dir.run_log(&node.vm_name),
         snapshot.dir.provision_log(&node.vm_name),
     ];
-    let mut offsets = [0u64; 2];
+    // Guest output in the logs is kept as it came; on a terminal it is shown printable.
+    let terminal = std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout();
+    let mut show = |bytes: &[u8]| {
+        let _ = if terminal {
+            stdout.write_all(crate::text::printable_bytes(bytes).as_bytes())
+        } else {
+            stdout.write_all(bytes)
+        };
+        let _ = stdout.flush();
+    };
+    let open = |path: &PathBuf| crate::state::open_nofollow(path, libc::O_RDONLY);
+    let mut offsets = [0u64; 2];
     for (i, path) in files.iter().enumerate() {
-        let text = std::fs::read(path).unwrap_or_default();
-        let _ = writeln!(stdout, "==> {} <==", path.display());
-        let _ = stdout.write_all(&text);
-        offsets[i] = text.len() as u64;
+        show(format!("==> {} <==\n", path.display()).as_bytes());
+        match open(path) {
+            Ok(mut file) => {
+                let mut text = Vec::new();
+                let _ = file.read_to_end(&mut text);
+                show(&text);
+                offsets[i] = text.len() as u64;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::fatal(crate::state::describe_error(path, &e), "")),
+        }
     }
     if !args.follow {
         return Ok(Exit::Ok);
@@ -429,7 +497,7 @@ pub fn logs(args: &LogsArgs) -> Result<Exit> {
     loop {
         std::thread::sleep(Duration::from_millis(500));
         for (i, path) in files.iter().enumerate() {
-            let Ok(mut file) = std::fs::File::open(path) else {
+            let Ok(mut file) = open(path) else {
                 continue;
             };
             let len = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -442,8 +510,7 @@ pub fn logs(args: &LogsArgs) -> Result<Exit> {
             let mut fresh = Vec::new();
             let _ = file.read_to_end(&mut fresh);
             offsets[i] += fresh.len() as u64;
-            let _ = stdout.write_all(&fresh);
-            let _ = stdout.flush();
+            show(&fresh);
         }
     }
 }

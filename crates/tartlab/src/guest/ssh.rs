@@ -3,6 +3,7 @@
 //! pinned for that VM, commands run with their exit status and stdout and stderr apart, each
 //! output line offered to the caller as it arrives (who may answer on stdin), and SFTP.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ pub enum SshError {
     HostKeyChanged { presented: String },
     /// The server refused these credentials.
     AuthRejected,
+    /// sshd answered (the handshake was done) but the login did not finish in time:
+    /// something in the guest's login (PAM, NSS, ...) hangs.
+    LoginStalled(Duration),
 }
 
 impl std::fmt::Display for SshError {
@@ -31,6 +35,11 @@ impl std::fmt::Display for SshError {
                 write!(f, "the VM's host key changed (it now presents {presented})")
             }
             SshError::AuthRejected => write!(f, "login refused"),
+            SshError::LoginStalled(time) => write!(
+                f,
+                "sshd answered but the login did not finish within {} s",
+                time.as_secs()
+            ),
         }
     }
 }
@@ -71,13 +80,16 @@ pub struct Connection {
     pub host_key: Option<PublicKey>,
 }
 
-/// What a remote command did.
+/// What a remote command did. Each output is its last `TAIL_CAP` bytes at most; every line
+/// was offered to the caller as it came.
 #[derive(Debug, Default)]
 pub struct Output {
     /// None when the command was killed by a signal or the connection dropped.
     pub status: Option<u32>,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// Bytes printed before the kept ones, on stdout and on stderr.
+    pub dropped: (u64, u64),
 }
 
 impl Output {
@@ -130,10 +142,13 @@ pub async fn connect(
     pinned: Vec<PublicKey>,
     timeout: Duration,
 ) -> Result<Connection, SshError> {
-    match tokio::time::timeout(timeout, connect_now(endpoint, user, auth, pinned, timeout)).await {
+    let answered = AtomicBool::new(false);
+    let attempt = connect_now(endpoint, user, auth, pinned, timeout, &answered);
+    match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
+        Err(_) if answered.load(Ordering::SeqCst) => Err(SshError::LoginStalled(timeout)),
         Err(_) => Err(SshError::Unreachable(format!(
-            "no login within {} s",
+            "no SSH handshake within {} s",
             timeout.as_secs()
         ))),
     }
@@ -145,6 +160,7 @@ async fn connect_now(
     auth: Auth<'_>,
     pinned: Vec<PublicKey>,
     timeout: Duration,
+    answered: &AtomicBool,
 ) -> Result<Connection, SshError> {
     let presented = Arc::new(Mutex::new(None));
     let had_pins = !pinned.is_empty();
@@ -168,6 +184,7 @@ async fn connect_now(
         Err(e) => return Err(SshError::Unreachable(e.to_string())),
         Ok(h) => h,
     };
+    answered.store(true, Ordering::SeqCst);
     let result = match auth {
         Auth::Password(password) => handle.authenticate_password(user, password).await,
         Auth::Key(key) => {
@@ -191,27 +208,89 @@ async fn connect_now(
     Ok(Connection { handle, host_key })
 }
 
-/// Collects a stream's bytes and hands each complete line to the caller as it arrives.
+/// The longest line handed over whole: the rest of a longer line is counted, not kept.
+pub const LINE_CAP: usize = 64 * 1024;
+/// How much of each output stream a command's result keeps in memory: its last bytes.
+pub const TAIL_CAP: usize = 1024 * 1024;
+
+/// Splits a stream's bytes into lines, handing each to the caller as it arrives, in bounded
+/// memory: a line longer than `LINE_CAP` is handed over cut (with a note of what was cut),
+/// and only the stream's last `TAIL_CAP` bytes are kept.
 struct Lines {
-    bytes: Vec<u8>,
-    unread: usize,
+    partial: Vec<u8>,
+    /// Bytes of the current line beyond `LINE_CAP`.
+    cut: u64,
+    tail: Vec<u8>,
+    /// Bytes dropped from the front of `tail`.
+    dropped: u64,
 }
 
 impl Lines {
     fn new() -> Lines {
         Lines {
-            bytes: Vec::new(),
-            unread: 0,
+            partial: Vec::new(),
+            cut: 0,
+            tail: Vec::new(),
+            dropped: 0,
         }
     }
 
-    fn push(&mut self, data: &[u8], mut each: impl FnMut(&str)) {
-        self.bytes.extend_from_slice(data);
-        while let Some(end) = self.bytes[self.unread..].iter().position(|b| *b == b'\n') {
-            let line = String::from_utf8_lossy(&self.bytes[self.unread..self.unread + end]);
-            each(line.trim_end_matches('\r'));
-            self.unread += end + 1;
+    fn push(&mut self, data: &[u8], each: &mut impl FnMut(&str)) {
+        self.keep(data);
+        let mut rest = data;
+        while !rest.is_empty() {
+            let end = rest.iter().position(|b| *b == b'\n');
+            let piece = &rest[..end.unwrap_or(rest.len())];
+            let room = LINE_CAP.saturating_sub(self.partial.len());
+            self.partial
+                .extend_from_slice(&piece[..piece.len().min(room)]);
+            self.cut += piece.len().saturating_sub(room) as u64;
+            match end {
+                Some(end) => {
+                    self.hand_over(each);
+                    rest = &rest[end + 1..];
+                }
+                None => break,
+            }
         }
+    }
+
+    /// Hands over what is left of an unterminated last line.
+    fn finish(&mut self, each: &mut impl FnMut(&str)) {
+        if !self.partial.is_empty() || self.cut > 0 {
+            self.hand_over(each);
+        }
+    }
+
+    fn hand_over(&mut self, each: &mut impl FnMut(&str)) {
+        let text = String::from_utf8_lossy(&self.partial);
+        let text = text.trim_end_matches('\r');
+        if self.cut > 0 {
+            each(&format!("{text} [line cut: {} more bytes]", self.cut));
+        } else {
+            each(text);
+        }
+        self.partial.clear();
+        self.cut = 0;
+    }
+
+    fn keep(&mut self, data: &[u8]) {
+        self.tail.extend_from_slice(data);
+        if self.tail.len() > 2 * TAIL_CAP {
+            let excess = self.tail.len() - TAIL_CAP;
+            self.tail.drain(..excess);
+            self.dropped += excess as u64;
+        }
+    }
+
+    /// The kept bytes (at most `TAIL_CAP`) and how many came before them.
+    fn into_tail(mut self) -> (Vec<u8>, u64) {
+        if self.tail.len() > TAIL_CAP {
+            let excess = self.tail.len() - TAIL_CAP;
+            self.tail.drain(..excess);
+            self.dropped += excess as u64;
+        }
+        (self.tail, self.dropped)
     }
 }
 
@@ -257,12 +336,12 @@ impl Connection {
         let mut status = None;
         while let Some(message) = channel.wait().await {
             match message {
-                ChannelMsg::Data { data } => {
-                    out.push(&data, |line| replies.push(on_line(Stream::Stdout, line)))
-                }
-                ChannelMsg::ExtendedData { data, ext: 1 } => {
-                    err.push(&data, |line| replies.push(on_line(Stream::Stderr, line)))
-                }
+                ChannelMsg::Data { data } => out.push(&data, &mut |line| {
+                    replies.push(on_line(Stream::Stdout, line))
+                }),
+                ChannelMsg::ExtendedData { data, ext: 1 } => err.push(&data, &mut |line| {
+                    replies.push(on_line(Stream::Stderr, line))
+                }),
                 ChannelMsg::ExitStatus { exit_status } => status = Some(exit_status),
                 _ => {}
             }
@@ -279,15 +358,24 @@ impl Connection {
                 }
             }
         }
+        out.finish(&mut |line| {
+            on_line(Stream::Stdout, line);
+        });
+        err.finish(&mut |line| {
+            on_line(Stream::Stderr, line);
+        });
+        let (stdout, out_dropped) = out.into_tail();
+        let (stderr, err_dropped) = err.into_tail();
         Ok(Output {
             status,
-            stdout: out.bytes,
-            stderr: err.bytes,
+            stdout,
+            stderr,
+            dropped: (out_dropped, err_dropped),
         })
     }
 
-    /// An SFTP session on a new channel of this connection.
-    pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession, String> {
+    /// A new channel of this connection running the SFTP subsystem.
+    async fn sftp_channel(&self) -> Result<russh::ChannelStream<client::Msg>, String> {
         let channel = self
             .handle
             .channel_open_session()
@@ -297,9 +385,25 @@ impl Connection {
             .request_subsystem(true, "sftp")
             .await
             .map_err(|e| format!("the server offers no SFTP: {e}"))?;
-        russh_sftp::client::SftpSession::new(channel.into_stream())
+        Ok(channel.into_stream())
+    }
+
+    /// An SFTP session on a new channel of this connection.
+    pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession, String> {
+        russh_sftp::client::SftpSession::new(self.sftp_channel().await?)
             .await
             .map_err(|e| format!("SFTP did not start: {e}"))
+    }
+
+    /// A bare SFTP session (each request answered or timed out on its own), for reading a
+    /// guest's tree in bounded steps.
+    pub async fn sftp_raw(&self) -> Result<russh_sftp::client::RawSftpSession, String> {
+        let session = russh_sftp::client::RawSftpSession::new(self.sftp_channel().await?);
+        session
+            .init()
+            .await
+            .map_err(|e| format!("SFTP did not start: {e}"))?;
+        Ok(session)
     }
 
     pub async fn close(&self) {
@@ -314,14 +418,49 @@ impl Connection {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lines_are_handed_over_whole_however_the_bytes_arrive() {
+    fn lines_of(chunks: &[&[u8]]) -> (Vec<String>, Lines) {
         let mut lines = Lines::new();
         let mut seen = Vec::new();
-        for chunk in ["a", "b\nc", "\r\n", "d"] {
-            lines.push(chunk.as_bytes(), |l| seen.push(l.to_string()));
+        for chunk in chunks {
+            lines.push(chunk, &mut |l| seen.push(l.to_string()));
         }
-        assert_eq!(seen, ["ab", "c"]);
-        assert_eq!(lines.bytes, b"ab\nc\r\nd");
+        lines.finish(&mut |l| seen.push(l.to_string()));
+        (seen, lines)
+    }
+
+    #[test]
+    fn lines_are_handed_over_whole_however_the_bytes_arrive() {
+        let (seen, lines) = lines_of(&[b"a", b"b\nc", b"\r\n", b"d"]);
+        assert_eq!(seen, ["ab", "c", "d"]);
+        assert_eq!(lines.into_tail(), (b"ab\nc\r\nd".to_vec(), 0));
+    }
+
+    #[test]
+    fn a_long_line_is_cut_and_says_so_and_the_next_line_is_whole() {
+        let long = vec![b'x'; LINE_CAP + 10];
+        let (seen, _) = lines_of(&[&long[..100], &long[100..], b"\nnext\n"]);
+        assert_eq!(seen.len(), 2);
+        assert!(seen[0].starts_with(&"x".repeat(LINE_CAP)));
+        assert!(
+            seen[0].ends_with(" [line cut: 10 more bytes]"),
+            "{}",
+            &seen[0][LINE_CAP..]
+        );
+        assert_eq!(seen[1], "next");
+    }
+
+    #[test]
+    fn only_the_last_bytes_are_kept_and_the_rest_is_counted() {
+        let chunk = vec![b'y'; 300 * 1024];
+        let mut lines = Lines::new();
+        for _ in 0..10 {
+            lines.push(&chunk, &mut |_| {});
+            assert!(lines.tail.len() <= 2 * TAIL_CAP);
+        }
+        lines.push(b"end", &mut |_| {});
+        let (tail, dropped) = lines.into_tail();
+        assert_eq!(tail.len(), TAIL_CAP);
+        assert!(tail.ends_with(b"yend"));
+        assert_eq!(dropped + tail.len() as u64, 10 * 300 * 1024 + 3);
     }
 }

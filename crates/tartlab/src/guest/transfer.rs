@@ -1,9 +1,20 @@
-//! Copies over SFTP: whole files written at once, and recursive copies to and from a guest
-//! (`tartlab cp`), each into a directory when the destination is one, as scp does.
+//! Copies over SFTP: whole files written at once (private, for staging), and recursive
+//! copies to and from a guest (`tartlab cp`), each into a directory when the destination is
+//! one, as scp does.
+//!
+//! A download trusts nothing the guest says: every name in a listing must be one plain path
+//! component (not `.`, `..`, empty, or holding `/` or NUL) or the copy stops, naming it;
+//! every directory made is checked to be inside the destination (the real path, not the
+//! string), files inside are opened without following links, links on the guest are not
+//! followed (they are listed as skipped), and listings and depth are bounded.
 
-use std::path::Path;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 
-use russh_sftp::client::SftpSession;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::client::{RawSftpSession, SftpSession};
+use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 use tokio::io::AsyncWriteExt;
 
 /// Whether a copy goes into directories.
@@ -15,11 +26,44 @@ pub enum Depth {
     Recursive,
 }
 
+/// How deep a recursive copy goes, and how many entries one directory may list.
+const MAX_DEPTH: usize = 64;
+const MAX_ENTRIES: usize = 100_000;
+/// Bytes asked for in each read of a download.
+const READ_SIZE: u32 = 64 * 1024;
+
 type Copy<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, String>> + Send + 'a>>;
 
+/// Writes a whole file over SFTP, created new (never an existing file or link) with `mode`.
+pub async fn put_new(sftp: &SftpSession, path: &str, data: &[u8], mode: u32) -> Result<(), String> {
+    let flags = OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE;
+    let attrs = FileAttributes {
+        permissions: Some(mode),
+        ..FileAttributes::empty()
+    };
+    let mut file = sftp
+        .open_with_flags_and_attributes(path, flags, attrs)
+        .await
+        .map_err(|e| e.to_string())?;
+    file.write_all(data).await.map_err(|e| e.to_string())?;
+    file.shutdown().await.map_err(|e| e.to_string())
+}
+
+/// Makes a new directory only its owner can enter.
+pub async fn make_private_dir(sftp: &SftpSession, path: &str) -> Result<(), String> {
+    sftp.create_dir(path).await.map_err(|e| e.to_string())?;
+    let attrs = FileAttributes {
+        permissions: Some(0o700),
+        ..FileAttributes::empty()
+    };
+    sftp.set_metadata(path, attrs)
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Writes a whole file over SFTP, creating or truncating it.
-pub async fn put_bytes(sftp: &SftpSession, path: &str, data: &[u8]) -> Result<(), String> {
+async fn put_bytes(sftp: &SftpSession, path: &str, data: &[u8]) -> Result<(), String> {
     let mut file = sftp.create(path).await.map_err(|e| e.to_string())?;
     file.write_all(data).await.map_err(|e| e.to_string())?;
     file.shutdown().await.map_err(|e| e.to_string())
@@ -36,8 +80,15 @@ pub fn upload<'a>(
     local: &'a Path,
     remote: &'a str,
     depth: Depth,
+    level: usize,
 ) -> Copy<'a> {
     Box::pin(async move {
+        if level > MAX_DEPTH {
+            return Err(format!(
+                "{} is more than {MAX_DEPTH} directories deep (a loop of links?)",
+                local.display()
+            ));
+        }
         let name = local
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -60,7 +111,7 @@ pub fn upload<'a>(
             let entries =
                 std::fs::read_dir(local).map_err(|e| format!("{}: {e}", local.display()))?;
             for entry in entries.flatten() {
-                count += upload(sftp, &entry.path(), &target, depth).await?;
+                count += upload(sftp, &entry.path(), &target, depth, level + 1).await?;
             }
             return Ok(count);
         }
@@ -72,47 +123,276 @@ pub fn upload<'a>(
     })
 }
 
-/// Remote to local; into the local directory when the destination is one. Returns how many
-/// files were copied.
-pub fn download<'a>(
-    sftp: &'a SftpSession,
-    remote: &'a str,
-    local: &'a Path,
+/// What a download did: files copied, and what it left out.
+#[derive(Debug, Default)]
+pub struct Downloaded {
+    pub files: usize,
+    /// Guest paths not copied (links, devices, pipes), with why.
+    pub skipped: Vec<String>,
+}
+
+/// Remote to local; into the local directory when the destination is one.
+pub async fn download(
+    sftp: &RawSftpSession,
+    remote: &str,
+    local: &Path,
     depth: Depth,
-) -> Copy<'a> {
-    Box::pin(async move {
+) -> Result<Downloaded, String> {
+    let top = sftp
+        .stat(remote)
+        .await
+        .map_err(|e| format!("{remote}: {e}"))?
+        .attrs;
+    let target = if local.is_dir() {
         let name = remote
             .trim_end_matches('/')
             .rsplit('/')
             .next()
-            .unwrap_or("file")
-            .to_string();
-        let target = if local.is_dir() {
-            local.join(&name)
-        } else {
-            local.to_path_buf()
-        };
-        if is_remote_dir(sftp, remote).await {
-            if depth == Depth::Files {
-                return Err(format!("{remote} is a directory (use -r)"));
-            }
-            std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
-            let mut count = 0;
-            let entries = sftp
-                .read_dir(remote)
-                .await
-                .map_err(|e| format!("{remote}: {e}"))?;
-            for entry in entries {
-                let child = format!("{}/{}", remote.trim_end_matches('/'), entry.file_name());
-                count += download(sftp, &child, &target, depth).await?;
-            }
-            return Ok(count);
+            .unwrap_or("");
+        if !is_plain_name(name) {
+            return Err(format!(
+                "`{remote}` has no name to copy it under; give the local path to copy it to"
+            ));
         }
-        let data = sftp
-            .read(remote)
+        local.join(name)
+    } else {
+        local.to_path_buf()
+    };
+    let parent = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let inside = std::fs::canonicalize(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let mut copy = Download {
+        sftp,
+        inside,
+        result: Downloaded::default(),
+    };
+    if kind(&top) == Kind::Directory {
+        if depth == Depth::Files {
+            return Err(format!("{remote} is a directory (use -r)"));
+        }
+        copy.directory(remote.trim_end_matches('/'), &target, 0)
+            .await?;
+    } else {
+        // The path the user named: opened as they named it (a link of theirs is followed).
+        copy.file(remote, &target, &top, false).await?;
+    }
+    Ok(copy.result)
+}
+
+struct Download<'a> {
+    sftp: &'a RawSftpSession,
+    /// The real path every file must end up under.
+    inside: PathBuf,
+    result: Downloaded,
+}
+
+impl Download<'_> {
+    fn directory<'b>(&'b mut self, remote: &'b str, local: &'b Path, level: usize) -> Copy<'b> {
+        Box::pin(async move {
+            if level > MAX_DEPTH {
+                return Err(format!(
+                    "{remote} is more than {MAX_DEPTH} directories deep"
+                ));
+            }
+            self.make_dir(local)?;
+            for (name, attrs) in self.list(remote).await? {
+                let child = format!("{remote}/{name}");
+                let local_child = local.join(&name);
+                let attrs = match attrs.permissions {
+                    Some(_) => attrs,
+                    None => {
+                        self.sftp
+                            .lstat(child.as_str())
+                            .await
+                            .map_err(|e| format!("{child}: {e}"))?
+                            .attrs
+                    }
+                };
+                let skipped = match kind(&attrs) {
+                    Kind::Directory => {
+                        self.directory(&child, &local_child, level + 1).await?;
+                        continue;
+                    }
+                    Kind::File => {
+                        self.file(&child, &local_child, &attrs, true).await?;
+                        continue;
+                    }
+                    Kind::Link => "a symbolic link",
+                    Kind::Other => "not a file or a directory",
+                };
+                self.result
+                    .skipped
+                    .push(format!("{}: {skipped}", crate::text::printable(&child)));
+            }
+            Ok(0)
+        })
+    }
+
+    /// A directory's entries, each name checked, `.` and `..` left out; bounded in number.
+    async fn list(&self, remote: &str) -> Result<Vec<(String, FileAttributes)>, String> {
+        let handle = self
+            .sftp
+            .opendir(remote)
             .await
-            .map_err(|e| format!("{remote}: {e}"))?;
-        std::fs::write(&target, data).map_err(|e| format!("{}: {e}", target.display()))?;
+            .map_err(|e| format!("{remote}: {e}"))?
+            .handle;
+        let mut entries = Vec::new();
+        let listed = loop {
+            match self.sftp.readdir(handle.as_str()).await {
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
+                Err(e) => break Err(format!("{remote}: {e}")),
+                Ok(name) if name.files.is_empty() => break Ok(()),
+                Ok(name) => {
+                    let names = name.files.into_iter();
+                    let names = names.filter(|e| e.filename != "." && e.filename != "..");
+                    let mut bad = None;
+                    for entry in names {
+                        if !is_plain_name(&entry.filename) {
+                            bad = Some(entry.filename);
+                            break;
+                        }
+                        entries.push((entry.filename, entry.attrs));
+                    }
+                    if let Some(bad) = bad {
+                        break Err(bad_name(remote, &bad));
+                    }
+                    if entries.len() > MAX_ENTRIES {
+                        break Err(format!(
+                            "{remote} lists more than {MAX_ENTRIES} entries; copy it in parts"
+                        ));
+                    }
+                }
+            }
+        };
+        let _ = self.sftp.close(handle).await;
+        listed.map(|()| entries)
+    }
+
+    /// Makes a directory of the copy: new or an existing real directory, inside the
+    /// destination.
+    fn make_dir(&self, local: &Path) -> Result<(), String> {
+        match std::fs::DirBuilder::new().mode(0o755).create(local) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let meta = std::fs::symlink_metadata(local)
+                    .map_err(|e| format!("{}: {e}", local.display()))?;
+                if !meta.is_dir() {
+                    return Err(format!(
+                        "{} exists and is not a directory (a link is not followed)",
+                        local.display()
+                    ));
+                }
+            }
+            Err(e) => return Err(format!("{}: {e}", local.display())),
+            Ok(()) => {}
+        }
+        self.check_inside(local)
+    }
+
+    fn check_inside(&self, local: &Path) -> Result<(), String> {
+        let real = std::fs::canonicalize(local).map_err(|e| format!("{}: {e}", local.display()))?;
+        if real.starts_with(&self.inside) {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} would be written at {}, outside {}; nothing more was copied",
+                local.display(),
+                real.display(),
+                self.inside.display()
+            ))
+        }
+    }
+
+    /// Copies one file in reads of `READ_SIZE`, straight to disk. Inside a directory copy
+    /// (`guest_named`), the local file is never opened through a link.
+    async fn file(
+        &mut self,
+        remote: &str,
+        local: &Path,
+        attrs: &FileAttributes,
+        guest_named: bool,
+    ) -> Result<usize, String> {
+        let mode = attrs.permissions.map_or(0o644, |p| p & 0o777);
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true).mode(mode);
+        if guest_named {
+            options.custom_flags(libc::O_NOFOLLOW);
+            if let Some(parent) = local.parent() {
+                self.check_inside(parent)?;
+            }
+        }
+        let mut out = options
+            .open(local)
+            .map_err(|e| format!("{}: {e}", local.display()))?;
+        let handle = self
+            .sftp
+            .open(remote, OpenFlags::READ, FileAttributes::empty())
+            .await
+            .map_err(|e| format!("{remote}: {e}"))?
+            .handle;
+        let mut offset = 0u64;
+        let copied = loop {
+            match self.sftp.read(handle.as_str(), offset, READ_SIZE).await {
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
+                Err(e) => break Err(format!("{remote}: {e}")),
+                Ok(data) if data.data.is_empty() => break Ok(()),
+                Ok(data) => {
+                    if let Err(e) = out.write_all(&data.data) {
+                        break Err(format!("{}: {e}", local.display()));
+                    }
+                    offset += data.data.len() as u64;
+                }
+            }
+        };
+        let _ = self.sftp.close(handle).await;
+        copied?;
+        self.result.files += 1;
         Ok(1)
-    })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Directory,
+    File,
+    Link,
+    Other,
+}
+
+/// The type bits of a mode, compared whole (a link's bits include a regular file's).
+fn kind(attrs: &FileAttributes) -> Kind {
+    match attrs.permissions.map(|p| p & 0o170_000) {
+        Some(0o040_000) => Kind::Directory,
+        Some(0o100_000) => Kind::File,
+        Some(0o120_000) => Kind::Link,
+        _ => Kind::Other,
+    }
+}
+
+/// One plain path component: not empty, not `.` or `..`, without `/` or NUL.
+pub fn is_plain_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
+}
+
+fn bad_name(dir: &str, name: &str) -> String {
+    format!(
+        "the guest listed an entry named \"{}\" in {dir}: a name must be one path component, so the copy stopped there",
+        crate::text::printable(&name.escape_default().to_string())
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_plain_components_are_names() {
+        for good in ["a", "a.b", "..a", "...", "é x"] {
+            assert!(is_plain_name(good), "{good}");
+        }
+        for bad in ["", ".", "..", "x/..", "../x", "/etc", "a\0b"] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
+    }
 }

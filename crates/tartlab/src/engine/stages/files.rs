@@ -1,7 +1,9 @@
 //! The lab's files on a node: each file whose content, mode or owner changed is uploaded over
-//! SFTP into the login user's home, then all are put in place by one root command (`install`
-//! with owner, group and mode to `DEST.tartlab-tmp`, renamed over `DEST`, so each file
-//! appears whole).
+//! SFTP into a new private directory (0700, each file 0600) in the login user's home, then
+//! all are put in place by one root command (`install` with owner, group and mode to a new
+//! temporary file beside `DEST`, renamed over `DEST`, so each file appears whole), which
+//! removes the staging directory however it ends. Root never writes through a symbolic link
+//! a guest user could have planted on the way to `DEST`.
 
 use super::{command_failure, show_note, NodeRun, NodeStage};
 use crate::engine::events::{Provisioned, Stage};
@@ -13,15 +15,34 @@ use crate::guest::ssh::{Input, Reply, Stream};
 use crate::guest::transfer;
 use crate::provider::BoxFuture;
 
-/// Arguments: per file, `STAGED DEST MODE OWNER GROUP`.
+/// Arguments: the staging directory, then per file `STAGED DEST MODE OWNER GROUP`.
 const PLACE_FILES: &str = r#"set -euo pipefail
+stage=$1
+shift
+trap 'rm -rf -- "$stage"' EXIT
+# A link on the way to a destination is followed only when root owns it (as /bin on merged
+# /usr systems): a user's link could send root's write anywhere.
+no_user_links() {
+  local path= part
+  IFS=/ read -ra parts <<< "${1#/}"
+  for part in "${parts[@]}"; do
+    [ -n "$part" ] || continue
+    path=$path/$part
+    if [ -L "$path" ] && [ "$(stat -c %u -- "$path")" != 0 ]; then
+      echo "refusing to write $dest: $path is a symbolic link owned by $(stat -c %U -- "$path")" >&2
+      exit 1
+    fi
+  done
+}
 while [ $# -gt 0 ]; do
   src=$1 dest=$2 mode=$3 owner=$4 group=$5
   shift 5
-  mkdir -p "$(dirname "$dest")"
-  install -m "$mode" -o "$owner" -g "$group" "$src" "$dest.tartlab-tmp"
-  mv -f "$dest.tartlab-tmp" "$dest"
-  rm -f "$src"
+  dir=$(dirname -- "$dest")
+  no_user_links "$dir"
+  mkdir -p -- "$dir"
+  tmp=$(mktemp -- "$dir/.tartlab.XXXXXXXX")
+  install -m "$mode" -o "$owner" -g "$group" -- "$src" "$tmp"
+  mv -f -- "$tmp" "$dest"
   printf 'tartlab-done: %s\n' "$dest"
 done
 "#;
@@ -84,10 +105,14 @@ async fn stage(
         .canonicalize(".")
         .await
         .map_err(|e| sftp_problem(e.to_string()))?;
-    let mut args: Vec<String> = Vec::new();
+    let stage = format!("{home}/.tartlab-upload.{:016x}", crate::state::random_u64());
+    transfer::make_private_dir(&sftp, &stage)
+        .await
+        .map_err(|e| sftp_problem(format!("{stage}: {e}")))?;
+    let mut args: Vec<String> = vec![stage.clone()];
     for (i, upload) in uploads.iter().enumerate() {
-        let staged = format!("{home}/.tartlab-upload-{i}");
-        transfer::put_bytes(&sftp, &staged, &upload.content)
+        let staged = format!("{stage}/{i}");
+        transfer::put_new(&sftp, &staged, &upload.content, 0o600)
             .await
             .map_err(|e| {
                 Failure::new(

@@ -272,6 +272,7 @@ pub fn command_failure(
 /// current activity.
 pub fn show_note(ctx: &Context, vm: &str, stage: Stage, what: &str, line: &str) {
     if let Some(note) = line.strip_prefix(crate::engine::remote::NOTE_PREFIX) {
+        let note = crate::text::cut(&crate::text::printable(note), 200);
         ctx.reporter.started(vm, stage, &format!("{what}: {note}"));
     }
 }

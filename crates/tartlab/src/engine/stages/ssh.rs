@@ -55,6 +55,7 @@ pub async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<GuestSessio
         ip,
         endpoint: &endpoint,
         use_key: AtomicBool::new(key_installed),
+        stalled: AtomicBool::new(false),
     };
     let sshd_answers = Requirement {
         name: format!("sshd on {vm} ({endpoint}) answers"),
@@ -67,6 +68,14 @@ pub async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<GuestSessio
         .await
         .map_err(|unmet| match unmet {
             Unmet::Fatal(failure) => failure,
+            Unmet::TimedOut { last } if login.stalled.load(Ordering::SeqCst) => Failure::new(
+                Stage::Ssh,
+                format!(
+                    "sshd on {vm} ({ip}:22) answered, but no login finished within {} s: {last}",
+                    ctx.timeouts.ssh.as_secs()
+                ),
+                "something in the guest's login hangs (PAM, NSS, a profile script): look at its auth log on the VM's console",
+            ),
             Unmet::TimedOut { last } => Failure::new(
                 Stage::Ssh,
                 format!(
@@ -100,6 +109,8 @@ struct Login<'a> {
     ip: &'a str,
     endpoint: &'a Endpoint,
     use_key: AtomicBool,
+    /// Whether sshd answered but a login did not finish in time.
+    stalled: AtomicBool,
 }
 
 impl Login<'_> {
@@ -134,6 +145,10 @@ impl Login<'_> {
                 format!("{vm} at {ip} presented a host key other than the one pinned for it ({presented}); nothing was sent to it"),
                 format!("if you recreated {vm} outside tartlab, remove its lines from {}; otherwise another machine may answer at {ip}", ctx.dir.known_hosts_path().display()),
             )),
+            Err(e @ SshError::LoginStalled(_)) => {
+                self.stalled.store(true, Ordering::SeqCst);
+                Check::NotYet(e.to_string())
+            }
             Err(e) => Check::NotYet(e.to_string()),
         }
     }

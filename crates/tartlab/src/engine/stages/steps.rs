@@ -44,16 +44,38 @@ fn script_name(step: &str) -> String {
         .collect()
 }
 
-/// The `tartlab-output KEY=VALUE` lines a step printed, for the keys it declares.
-fn parse_outputs(stdout: &str, step: &StepSpec) -> BTreeMap<String, String> {
-    let declared: BTreeSet<&str> = step.outputs.iter().map(|o| o.name()).collect();
-    stdout
-        .lines()
-        .filter_map(|l| l.trim_end_matches('\r').strip_prefix(OUTPUT_PREFIX))
-        .filter_map(|kv| kv.split_once('='))
-        .filter(|(k, _)| declared.contains(k.trim()))
-        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
-        .collect()
+/// The longest value an output may have.
+pub const OUTPUT_VALUE_CAP: usize = 32 * 1024;
+
+/// The `tartlab-output KEY=VALUE` lines a step prints, for the keys it declares, taken as
+/// the lines arrive (the last value of a key wins); a value over `OUTPUT_VALUE_CAP` is kept
+/// out and remembered as too long.
+#[derive(Default)]
+struct PrintedOutputs {
+    values: BTreeMap<String, String>,
+    too_long: BTreeSet<String>,
+}
+
+impl PrintedOutputs {
+    fn take(&mut self, line: &str, declared: &BTreeSet<&str>) {
+        let Some((key, value)) = line
+            .strip_prefix(OUTPUT_PREFIX)
+            .and_then(|kv| kv.split_once('='))
+        else {
+            return;
+        };
+        let key = key.trim();
+        if !declared.contains(key) {
+            return;
+        }
+        if value.len() > OUTPUT_VALUE_CAP {
+            self.values.remove(key);
+            self.too_long.insert(key.to_string());
+        } else {
+            self.too_long.remove(key);
+            self.values.insert(key.to_string(), value.to_string());
+        }
+    }
 }
 
 /// Every secret output value the state knows, so it can be masked from the start.
@@ -107,8 +129,8 @@ async fn run_step(
     let _slot = ctx.limit.acquire().await;
     let guest = target.guest.get(ctx, node, ip).await?;
     ctx.reporter.started(vm, Stage::Provision, &step.name);
-    let stdout = execute(ctx, &guest, step, &inputs.script).await?;
-    let printed = declared_outputs(ctx, vm, step, &stdout)?;
+    let printed = execute(ctx, &guest, step, &inputs.script).await?;
+    let printed = declared_outputs(ctx, vm, step, printed)?;
     ctx.store
         .update_vm(vm, |o| {
             o.outputs.extend(printed);
@@ -136,13 +158,14 @@ fn is_done(ctx: &Context, step: &StepSpec, vm: &str, hash: &str) -> bool {
         && outputs_present
 }
 
-/// Runs the step's script on the node (as root, or as its `user`); returns what it printed.
+/// Runs the step's script on the node (as root, or as its `user`); returns the outputs it
+/// printed.
 async fn execute(
     ctx: &Context,
     guest: &GuestSession,
     step: &StepSpec,
     script: &str,
-) -> Result<String, Failure> {
+) -> Result<PrintedOutputs, Failure> {
     let vm = &guest.vm;
     let what = format!("step `{}`", step.name);
     let command = as_root_locked(
@@ -155,7 +178,9 @@ async fn execute(
         .as_ref()
         .map_or(String::new(), |u| format!(" as {u}"));
     let shown = format!("step `{}`{as_user}:\n{script}", step.name);
-    let out = guest
+    let declared: BTreeSet<&str> = step.outputs.iter().map(|o| o.name()).collect();
+    let mut printed = PrintedOutputs::default();
+    guest
         .run(
             Command {
                 what: &what,
@@ -164,15 +189,16 @@ async fn execute(
                 input: Input::Given(Some(script.as_bytes())),
             },
             &mut |stream, line| {
-                if stream == Stream::Stderr {
-                    show_note(ctx, vm, Stage::Provision, &what, line);
+                match stream {
+                    Stream::Stderr => show_note(ctx, vm, Stage::Provision, &what, line),
+                    Stream::Stdout => printed.take(line, &declared),
                 }
                 Reply::Nothing
             },
         )
         .await
         .map_err(|e| command_failure(ctx, vm, Stage::Provision, &what, e))?;
-    Ok(out.stdout_text())
+    Ok(printed)
 }
 
 /// The outputs the step declares, from what it printed; a declared one it did not print
@@ -181,9 +207,20 @@ fn declared_outputs(
     ctx: &Context,
     vm: &str,
     step: &StepSpec,
-    stdout: &str,
+    printed: PrintedOutputs,
 ) -> Result<BTreeMap<String, String>, Failure> {
-    let printed = parse_outputs(stdout, step);
+    if let Some(key) = printed.too_long.first() {
+        return Err(Failure::new(
+            Stage::Provision,
+            format!(
+                "step `{}` printed an output `{key}` longer than {} KiB, the limit for a value",
+                step.name,
+                OUTPUT_VALUE_CAP / 1024
+            ),
+            "pass large data as a file the step writes on the guest, and its path as the output",
+        ));
+    }
+    let printed = printed.values;
     let missing: Vec<&str> = step
         .outputs
         .iter()
@@ -248,6 +285,7 @@ struct Phases {
 
 /// Runs the steps phase by phase on the nodes that came up.
 pub async fn run(ctx: &Arc<Context>, runs: &mut [NodeRun]) {
+    prune_outputs(ctx);
     let targets = targets(ctx, runs);
     let mut phases = Phases {
         failed: failed_clusters(runs),
@@ -302,6 +340,40 @@ pub async fn run(ctx: &Arc<Context>, runs: &mut [NodeRun]) {
     phases.report(runs);
 }
 
+/// Drops from the state the outputs no step of the lab declares for the node any more (a
+/// removed step's, a renamed output's) and values over the limit an older tartlab kept:
+/// the state holds only what a later step can ask for.
+fn prune_outputs(ctx: &Context) {
+    let declared = |node: &Node| -> BTreeSet<String> {
+        ctx.lab
+            .file
+            .provision
+            .iter()
+            .filter(|s| selects(&s.on, node))
+            .flat_map(|s| s.outputs.iter().map(|o| o.name().to_string()))
+            .collect()
+    };
+    let keep = |node: &Node, key: &str, value: &str| {
+        value.len() <= OUTPUT_VALUE_CAP && declared(node).contains(key)
+    };
+    let state = ctx.store.snapshot();
+    let stale = ctx.lab.nodes.iter().any(|node| {
+        state
+            .vms
+            .get(&node.vm_name)
+            .is_some_and(|vm| vm.outputs.iter().any(|(k, v)| !keep(node, k, v)))
+    });
+    if stale {
+        let _ = ctx.store.update(|state| {
+            for node in &ctx.lab.nodes {
+                if let Some(vm) = state.vms.get_mut(&node.vm_name) {
+                    vm.outputs.retain(|k, v| keep(node, k, v));
+                }
+            }
+        });
+    }
+}
+
 impl Phases {
     /// Each node's steps in its recap; a healthy node whose steps stopped because another
     /// node of its cluster failed is not fully provisioned, and says which node to fix.
@@ -345,10 +417,25 @@ mod tests {
             "name": "server", "run": "x", "outputs": ["token", {"name": "pw", "secret": true}]
         }))
         .unwrap();
-        let outputs = parse_outputs("hello\ntartlab-output token=abc=def\ntartlab-output other=1\ntartlab-output pw=s3cret\r\n", &step);
+        let declared: BTreeSet<&str> = step.outputs.iter().map(|o| o.name()).collect();
+        let mut printed = PrintedOutputs::default();
+        let long = format!("tartlab-output token={}", "x".repeat(OUTPUT_VALUE_CAP + 1));
+        for line in [
+            "hello",
+            &long,
+            "tartlab-output token=abc=def",
+            "tartlab-output other=1",
+            "tartlab-output pw=s3cret",
+        ] {
+            printed.take(line, &declared);
+        }
+        let outputs = &printed.values;
         assert_eq!(outputs.get("token").map(String::as_str), Some("abc=def"));
         assert_eq!(outputs.get("pw").map(String::as_str), Some("s3cret"));
         assert!(!outputs.contains_key("other"));
+        assert!(printed.too_long.is_empty(), "a later value that fits wins");
+        printed.take(&long, &declared);
+        assert!(printed.too_long.contains("token") && !printed.values.contains_key("token"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Stopping a VM the lab owns: a shutdown from inside the guest (over SSH with the lab key),
 //! waiting for the VM to stop; the provider's own stop when the guest does not go down in
-//! time (`TARTLAB_STOP_TIMEOUT`).
+//! time (`TARTLAB_STOP_TIMEOUT`). The login, the shutdown command and the wait all fit in
+//! that time, however slowly the guest answers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::engine::events::{Stage, StopHow};
 use crate::engine::{Context, Failure};
@@ -17,6 +18,8 @@ pub async fn gracefully(ctx: &Context, vm: &str) -> Result<StopHow, Failure> {
     let owned = ctx.store.vm(vm).unwrap_or_default();
     let login = ctx.node(vm).map(|n| n.login.clone());
     let mut asked = false;
+    let deadline = Instant::now() + ctx.timeouts.stop;
+    let left = || deadline.saturating_duration_since(Instant::now());
     if let (Some(ip), Some(login)) = (owned.ip.as_deref(), login) {
         let endpoint = ctx.provider.ssh_endpoint(vm, ip);
         let pinned = ctx.known.pinned(vm);
@@ -25,7 +28,7 @@ pub async fn gracefully(ctx: &Context, vm: &str) -> Result<StopHow, Failure> {
             &login.user,
             Auth::Key(&ctx.key),
             pinned,
-            Duration::from_secs(10),
+            left().min(Duration::from_secs(10)),
         )
         .await;
         if let Ok(connection) = login {
@@ -33,7 +36,7 @@ pub async fn gracefully(ctx: &Context, vm: &str) -> Result<StopHow, Failure> {
                 vm,
                 connection,
                 ctx.dir.provision_log(vm),
-                Duration::from_secs(30),
+                left().min(Duration::from_secs(30)),
                 ctx.masker.clone(),
             );
             let command = "sudo -n shutdown -h now";
@@ -44,7 +47,7 @@ pub async fn gracefully(ctx: &Context, vm: &str) -> Result<StopHow, Failure> {
             session.close().await;
         }
     }
-    if asked && ctx.provider.wait_stopped(vm, ctx.timeouts.stop).await {
+    if asked && ctx.provider.wait_stopped(vm, left()).await {
         return Ok(StopHow::ShutDown);
     }
     ctx.reporter
