@@ -71,8 +71,13 @@ identity() {
   fi
   sed 's/^/tartlab-host-key: /' /etc/ssh/ssh_host_*_key.pub
 }
+as_user() {
+  local name=$1
+  shift
+  if command -v runuser >/dev/null; then runuser -u "$name" -- "$@"; else sudo -n -u "$name" -- "$@"; fi
+}
 user() {
-  local name=$1 shell=$2 sudo=$3 groups=$4 keys=$5 has_hash=$6 home group rule line password_hash
+  local name=$1 shell=$2 sudo=$3 groups=$4 keys=$5 has_hash=$6 home rule line password_hash
   if id -u "$name" >/dev/null 2>&1; then
     usermod --shell "$shell" "$name"
   else
@@ -84,12 +89,15 @@ user() {
     usermod -aG "$groups" "$name"
   fi
   home=$(getent passwd "$name" | cut -d: -f6)
-  group=$(id -gn "$name")
-  install -d -m 700 -o "$name" -g "$group" "$home/.ssh"
-  printf '%s\n' "$keys" > "$home/.ssh/authorized_keys.tartlab"
-  chown "$name:$group" "$home/.ssh/authorized_keys.tartlab"
-  chmod 600 "$home/.ssh/authorized_keys.tartlab"
-  mv -f "$home/.ssh/authorized_keys.tartlab" "$home/.ssh/authorized_keys"
+  # The user's own files are written by the user: root never writes through a path (a
+  # link in ~/.ssh, say) that the user controls.
+  as_user "$name" /bin/sh -c 'set -e
+    umask 077
+    mkdir -p "$1/.ssh"
+    chmod 700 "$1/.ssh"
+    tmp=$(mktemp "$1/.ssh/.authorized_keys.XXXXXXXX")
+    printf "%s\n" "$2" > "$tmp"
+    mv -f "$tmp" "$1/.ssh/authorized_keys"' tartlab "$home" "$keys"
   rule=/etc/sudoers.d/tartlab-$name
   case $sudo in
     none) rm -f "$rule" ;;
@@ -113,6 +121,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 "#;
+
+/// The most host keys taken from a guest (it makes two: ed25519 and ECDSA).
+const MAX_HOST_KEYS: usize = 8;
 
 pub struct Base;
 
@@ -282,10 +293,15 @@ impl Conversation<'_> {
             return Reply::Nothing;
         }
         let key = |text: &str| PublicKey::from_openssh(text.trim()).ok();
+        // A guest cannot make tartlab pin (or hold) more than a few keys.
         if let Some(k) = line.strip_prefix("tartlab-staged-key: ").and_then(key) {
-            self.staged.push(k);
+            if self.staged.len() < MAX_HOST_KEYS {
+                self.staged.push(k);
+            }
         } else if let Some(k) = line.strip_prefix("tartlab-host-key: ").and_then(key) {
-            self.live.push(k);
+            if self.live.len() < MAX_HOST_KEYS {
+                self.live.push(k);
+            }
         } else if line == "tartlab-staged-keys-end" {
             // Pin the new keys next to the current ones before sshd presents them.
             let mut keys = self.ctx.known.pinned(self.vm);
