@@ -68,6 +68,11 @@ snapshot!(
     format!("lab: demo\nusers:\n  - name: sshd\n  - name: alice\n    password: secret\n  - name: bob\n    authorized_keys: [/nonexistent/key.pub]\n{}", &HEAD[10..])
 );
 snapshot!(
+    names_a_guest_or_ssh_would_misread,
+    "tartlab.yaml",
+    "lab: demo\ndefaults:\n  login: { user: \"-oProxyCommand=touch /tmp/x\", password: admin }\nusers:\n  - name: bob\n    groups: [docker, \"two words\"]\nclusters:\n  - name: dev\n    nodes:\n      - name: master\nprovision:\n  - name: one\n    user: \"-x\"\n    env:\n      WITH SPACE: a\n      with-dash: b\n      9LIVES: c\n      GOOD_NAME: d\n    run: echo one\n"
+);
+snapshot!(
     out_of_range_resources,
     "tartlab.yaml",
     "lab: demo\ndefaults: { cpu: 0, memory: 64 }\nclusters:\n  - name: dev\n    nodes:\n      - { name: a, disk: 5000, count: 500 }\n"

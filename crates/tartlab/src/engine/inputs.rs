@@ -201,7 +201,10 @@ fn environment(
     env.insert("TARTLAB_CLUSTER".to_string(), node.cluster.clone());
     env.insert("TARTLAB_ROLE".to_string(), node.role.clone());
     for (name, value) in &step.env {
-        let mut filled = value.clone();
+        // One pass over the text as written: a value filled in is never read again as a
+        // reference (an output that looks like `{{ ... }}` stays as it was printed).
+        let mut filled = String::new();
+        let mut cursor = 0;
         for reference in output_references(value) {
             let found = output_value(
                 lab,
@@ -217,14 +220,20 @@ fn environment(
                     step.name, reference.text, node.vm_name, reference.key
                 )
             })?;
-            filled = filled.replace(&reference.text, &found);
+            if let Some(at) = value[cursor..].find(&reference.text) {
+                filled.push_str(&value[cursor..cursor + at]);
+                filled.push_str(&found);
+                cursor += at + reference.text.len();
+            }
         }
+        filled.push_str(&value[cursor..]);
         env.insert(name.clone(), filled);
     }
     Ok(env)
 }
 
-/// The whole script a step runs on a node: its environment, strict mode, then the body.
+/// The whole script a step runs on a node: strict mode, its environment (names checked by
+/// `lab::check`, values quoted), then the body.
 fn step_script(
     lab: &Lab,
     step: &StepSpec,
@@ -239,11 +248,10 @@ fn step_script(
         }
         (None, None) => String::new(),
     };
-    let mut script = String::new();
+    let mut script = String::from("set -euo pipefail\n");
     for (name, value) in env {
         script.push_str(&format!("export {name}={}\n", quote::quote(value)));
     }
-    script.push_str("set -euo pipefail\n");
     script.push_str(&body);
     if !script.ends_with('\n') {
         script.push('\n');

@@ -91,6 +91,16 @@ fn is_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// A shell variable name: `[A-Za-z_][A-Za-z0-9_]*`.
+fn is_env_name(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+const NAME_RULE: &str =
+    "use lower-case letters, digits, `-` and `_`, starting with a letter or `_`, at most 32 characters";
+
+/// A user or group name as `useradd` takes it (and never read as an option).
 fn is_user_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
@@ -167,6 +177,7 @@ pub fn validate(file: &LabFile, source: &Source) -> Result<Vec<Node>, Vec<Diagno
     check_network(&mut c, &d.network);
     let nodes = expand(&mut c, file);
     check_users(&mut c, file);
+    check_logins(&mut c, file);
     check_steps(&mut c, file, &nodes);
     if c.problems.is_empty() {
         Ok(nodes)
@@ -384,7 +395,13 @@ fn check_users(c: &mut Checker, file: &LabFile) {
         }
         *n += 1;
         if !is_user_name(&user.name) {
-            c.error("name", &user.name, 0, format!("user name `{}` is not valid", user.name), "use lower-case letters, digits, `-` and `_`, starting with a letter, at most 32 characters");
+            c.error(
+                "name",
+                &user.name,
+                0,
+                format!("user name `{}` is not valid", user.name),
+                NAME_RULE,
+            );
         } else if SYSTEM_ACCOUNTS.contains(&user.name.as_str()) {
             c.error(
                 "name",
@@ -396,6 +413,17 @@ fn check_users(c: &mut Checker, file: &LabFile) {
                 ),
                 "pick another name; the image's own accounts are managed by the image",
             );
+        }
+        for group in &user.groups {
+            if !is_user_name(group) {
+                c.error(
+                    "groups",
+                    group,
+                    0,
+                    format!("group name `{group}` is not valid"),
+                    NAME_RULE,
+                );
+            }
         }
         if user.password.is_some() {
             c.error("password", "", 0, format!("user `{}` has a plain password", user.name), "use password_hash with a crypt hash, e.g. `openssl passwd -6`; plain passwords are never stored");
@@ -412,6 +440,29 @@ fn check_users(c: &mut Checker, file: &LabFile) {
                     "give the path of a .pub file, or the key itself (ssh-ed25519 AAAA...)",
                 );
             }
+        }
+    }
+}
+
+/// The login users (defaults, clusters, nodes): names a guest account, never an option.
+fn check_logins(c: &mut Checker, file: &LabFile) {
+    let logins = std::iter::once(&file.defaults.login)
+        .chain(file.clusters.iter().map(|cl| &cl.login))
+        .chain(
+            file.clusters
+                .iter()
+                .flat_map(|cl| cl.nodes.iter().map(|n| &n.login)),
+        )
+        .flatten();
+    for login in logins {
+        if !is_user_name(&login.user) {
+            c.error(
+                "user",
+                &login.user,
+                0,
+                format!("login user `{}` is not a valid user name", login.user),
+                NAME_RULE,
+            );
         }
     }
 }
@@ -522,7 +573,28 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
                 );
             }
         }
+        if let Some(user) = step.user.as_deref().filter(|u| !is_user_name(u)) {
+            c.error(
+                "user",
+                user,
+                0,
+                format!(
+                    "step `{}` runs as `{user}`, not a valid user name",
+                    step.name
+                ),
+                NAME_RULE,
+            );
+        }
         for (var, value) in &step.env {
+            if !is_env_name(var) {
+                c.error(
+                    var,
+                    "",
+                    0,
+                    format!("environment variable name `{var}` is not valid"),
+                    "use letters, digits and `_`, not starting with a digit (e.g. K3S_TOKEN)",
+                );
+            }
             for reference in output_references(value) {
                 let known = outputs
                     .values()
