@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the simulator and the tests need on a fresh Debian/Ubuntu machine, and
 # only what is missing: OpenSSH server and client, sshpass, sudo, util-linux
-# (unshare, nsenter, setpriv), nftables (the simulator's network isolation); with --with-nextest also cargo-nextest and ansible-core (in
+# (unshare, nsenter, setpriv), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy); with --with-nextest also cargo-nextest and ansible-core (in
 # a venv under /opt/tartlab-test-tools) for the tests. Idempotent; sourced or run.
 set -euo pipefail
 
@@ -15,6 +15,8 @@ for tool in unshare nsenter setpriv; do
 done
 # The simulator isolates its guests' networks with nftables, as macOS isolates VMs.
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
+# The hostile-guest tests run a small SFTP proxy (Python) inside a guest.
+[ -x /usr/bin/python3 ] || need_apt+=(python3)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
