@@ -46,6 +46,8 @@ pub enum Error {
     InvalidLab {
         problems: Vec<Diagnostic>,
         json: bool,
+        /// Whether the command would have changed something (and so says it did not).
+        changing: bool,
     },
     /// The host needs a one-time set-up first: what, and the command (run as root) that
     /// does it, which a command on a terminal may offer to run.
@@ -99,6 +101,7 @@ impl Error {
             Error::InvalidLab {
                 problems,
                 json: true,
+                ..
             } => (
                 format!(
                     "{}\n",
@@ -109,12 +112,14 @@ impl Error {
             Error::InvalidLab {
                 problems,
                 json: false,
+                changing,
             } => {
                 let mut text: String = problems.iter().map(Diagnostic::render).collect();
                 let n = problems.len();
                 text.push_str(&format!(
-                    "{n} problem{} found; nothing was changed\n",
-                    if n == 1 { "" } else { "s" }
+                    "{n} problem{} found{}\n",
+                    if n == 1 { "" } else { "s" },
+                    if *changing { "; nothing was changed" } else { "" }
                 ));
                 (String::new(), text)
             }

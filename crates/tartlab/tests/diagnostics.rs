@@ -8,13 +8,19 @@ use tartlab::lab::{self, Source};
 
 /// Everything `tartlab validate` would print on stderr for this text, or "valid".
 fn rendered(name: &str, text: &str) -> String {
-    let result = lab::parse(Source::new(Path::new(name), text.to_string()))
-        .and_then(|loaded| lab::validate(&loaded.file, &loaded.source).map(|_| ()));
+    let result = lab::read(Source::new(Path::new(name), text.to_string())).map(|_| ());
     match result {
         Ok(()) => "valid".to_string(),
         Err(problems) => problems.iter().map(|p| p.render()).collect(),
     }
 }
+
+const EXAMPLES: [&str; 4] = [
+    "minimal.yaml",
+    "seed-lab.yaml",
+    "seed-lab.json",
+    "k3s-lab.yaml",
+];
 
 const HEAD: &str = "lab: demo\nclusters:\n  - name: dev\n    nodes:\n      - name: master\n";
 
@@ -72,6 +78,162 @@ snapshot!(
     "tartlab.yaml",
     "lab: demo\ndefaults:\n  login: { user: \"-oProxyCommand=touch /tmp/x\", password: admin }\nusers:\n  - name: bob\n    groups: [docker, \"two words\"]\nclusters:\n  - name: dev\n    nodes:\n      - name: master\nprovision:\n  - name: one\n    user: \"-x\"\n    env:\n      WITH SPACE: a\n      with-dash: b\n      9LIVES: c\n      GOOD_NAME: d\n    run: echo one\n"
 );
+/// Everything `validate` prints for this text, with the count line, as a user sees it.
+fn rendered_with_count(text: &str) -> String {
+    match lab::read(Source::new(Path::new("tartlab.yaml"), text.to_string())) {
+        Ok(_) => "valid".to_string(),
+        Err(problems) => {
+            let mut out: String = problems.iter().map(|p| p.render()).collect();
+            out.push_str(&format!("{} problems found\n", problems.len()));
+            out
+        }
+    }
+}
+
+#[test]
+fn every_mistake_of_every_class_at_once_in_the_order_of_the_file() {
+    insta::assert_snapshot!(
+        "every_mistake_at_once",
+        rendered_with_count(concat!(
+            "lab: demo\n",
+            "defaults:\n",
+            "  cpus: 4\n",
+            "  memroy: 2048\n",
+            "  cpu: many\n",
+            "  memory: 2 gigs\n",
+            "users:\n",
+            "  - name: bob\n",
+            "    sudo: yes\n",
+            "    groups: docker\n",
+            "clusters:\n",
+            "  - name: db\n",
+            "    nodes:\n",
+            "      - { name: db, disk: 5 }\n",
+            "  - name: db\n",
+            "    nodes:\n",
+            "      - { name: web, role: frontend, count: many }\n",
+            "provision:\n",
+            "  - name: schema\n",
+            "    script: nosuch.sh\n",
+            "    outputs: [dsn]\n",
+            "  - name: schema\n",
+            "    run: echo again\n",
+            "    colour: blue\n",
+            "lab: twice\n",
+        ))
+    );
+}
+
+#[test]
+fn near_misses_get_a_did_you_mean() {
+    insta::assert_snapshot!(
+        "did_you_mean",
+        rendered_with_count(concat!(
+            "lab: demo\n",
+            "hosts: clustr\n",
+            "clusters:\n",
+            "  - name: db\n",
+            "    nodes:\n",
+            "      - { name: primary, rol: primary }\n",
+            "      - { name: replica, role: replica }\n",
+            "provision:\n",
+            "  - name: schema\n",
+            "    on: role=primry\n",
+            "    run: echo\n",
+            "    outputs: [dsn]\n",
+            "  - name: app\n",
+            "    on: db-replica\n",
+            "    after: [schemaa]\n",
+            "    env:\n",
+            "      A: \"{{ node.db-primary.outputs.dns }}\"\n",
+            "      B: \"{{ node.primary.outputs.dsn }}\"\n",
+            "    run: echo\n",
+            "ready:\n",
+            "  - { on: cluster=dbb, run: true, hnt: x }\n",
+        ))
+    );
+}
+
+#[test]
+fn references_are_checked_against_the_nodes_that_answer_them() {
+    insta::assert_snapshot!(
+        "references",
+        rendered_with_count(concat!(
+            "lab: demo\n",
+            "clusters:\n",
+            "  - name: db\n",
+            "    nodes: [{ name: db }]\n",
+            "  - name: web\n",
+            "    nodes: [{ name: app }, { name: primary }]\n",
+            "provision:\n",
+            "  - name: schema\n",
+            "    on: db-db\n",
+            "    run: echo\n",
+            "    outputs: [dsn]\n",
+            "  - name: use\n",
+            "    on: all\n",
+            "    env:\n",
+            "      BY_NODE: \"{{ node.db.outputs.dsn }}\"\n",
+            "      BY_ROLE: \"{{ cluster.primary.outputs.dsn }}\"\n",
+            "      NOT_DECLARED_THERE: \"{{ node.web-app.outputs.dsn }}\"\n",
+            "      UNKNOWN: \"{{ lab.dsn }}\"\n",
+            "    run: echo\n",
+        ))
+    );
+}
+
+#[test]
+fn sizes_take_units_and_say_when_they_cannot() {
+    let read = |memory: &str, disk: &str| {
+        let text = format!(
+            "lab: demo\ndefaults: {{ memory: {memory}, disk: {disk} }}\nclusters:\n  - name: dev\n    nodes: [{{ name: a }}]\n"
+        );
+        lab::read(Source::new(Path::new("tartlab.yaml"), text))
+            .map(|l| (l.nodes[0].memory, l.nodes[0].disk))
+            .map_err(|p| p.iter().map(|d| d.message.clone()).collect::<Vec<_>>())
+    };
+    assert_eq!(read("4096", "50"), Ok((4096, Some(50))));
+    assert_eq!(read("4GiB", "50GB"), Ok((4096, Some(50))));
+    assert_eq!(read("\"512 MiB\"", "1TB"), Ok((512, Some(1024))));
+    let problems = read("2GB", "1500MB").unwrap_err();
+    assert_eq!(
+        problems,
+        ["`disk` takes a whole number of GB, or a size with a unit (e.g. 50 or 50GB); got `1500MB`: it is not a whole number of GB"]
+    );
+    let problems = read("64MiB", "50").unwrap_err();
+    assert_eq!(problems, ["memory 64 MiB is out of range"]);
+}
+
+#[test]
+fn config_prints_a_lab_file_that_makes_the_same_nodes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for name in EXAMPLES {
+        let original = lab::Lab::open(&dir.join(name)).unwrap();
+        let yaml = serde_saphyr::to_string(&original.resolved()).unwrap();
+        // Beside the original, so that relative paths (files, scripts) still resolve.
+        let again = lab::read(Source::new(&dir.join("config-of.yaml"), yaml.clone()))
+            .unwrap_or_else(|p| panic!("{name}: {p:?}\n{yaml}"));
+        let summary = |l: &lab::Lab| -> Vec<String> {
+            l.nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{} {} {} {} {} {} {:?} {}",
+                        n.vm_name, n.cluster, n.role, n.image, n.cpu, n.memory, n.disk, n.network
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(summary(&again), summary(&original), "{name}");
+        assert!(
+            !yaml.contains("password: admin"),
+            "no password shown: {yaml}"
+        );
+        let twice = serde_saphyr::to_string(&again.resolved()).unwrap();
+        assert_eq!(twice, yaml, "{name}: config of config is itself");
+    }
+}
+
 snapshot!(
     out_of_range_resources,
     "tartlab.yaml",
@@ -91,31 +253,19 @@ snapshot!(
 #[test]
 fn the_examples_are_valid_through_the_library_too() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    for name in [
-        "minimal.yaml",
-        "seed-lab.yaml",
-        "seed-lab.json",
-        "k3s-lab.yaml",
-    ] {
-        let loaded = lab::load(&dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e:?}"));
-        assert!(
-            lab::validate(&loaded.file, &loaded.source).is_ok(),
-            "{name}"
-        );
+    for name in EXAMPLES {
+        if let Err(problems) = lab::Lab::open(&dir.join(name)) {
+            panic!("{name}: {problems:?}");
+        }
     }
 }
 
 fn example_texts() -> Vec<(String, String)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
-    [
-        "minimal.yaml",
-        "seed-lab.yaml",
-        "seed-lab.json",
-        "k3s-lab.yaml",
-    ]
-    .iter()
-    .map(|n| (n.to_string(), std::fs::read_to_string(dir.join(n)).unwrap()))
-    .collect()
+    EXAMPLES
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read_to_string(dir.join(n)).unwrap()))
+        .collect()
 }
 
 proptest! {

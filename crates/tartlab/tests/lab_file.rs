@@ -12,6 +12,7 @@ fn tartlab(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_tartlab"))
         .args(args)
         .current_dir(dir)
+        .env_remove("TARTLAB_FILE")
         .output()
         .unwrap();
     (
@@ -77,10 +78,13 @@ fn a_typo_is_reported_with_file_line_column_and_a_fix() {
     );
     let (code, _, stderr) = tartlab(dir.path(), &["validate"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("unknown field `cpuu`"), "{stderr}");
+    assert!(
+        stderr.contains("`cpuu` is not a key of a node (did you mean `cpu`?)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("--> tartlab.yaml:6:9"), "{stderr}");
     assert!(
-        stderr.contains("help: remove the key or fix its spelling"),
+        stderr.contains("help: the keys of a node are: count, cpu, disk"),
         "{stderr}"
     );
 }
@@ -160,4 +164,86 @@ fn schema_is_json_schema_naming_every_section() {
         assert!(props.contains_key(key), "{key} missing");
     }
     assert_eq!(schema["required"], serde_json::json!(["lab", "clusters"]));
+}
+
+#[test]
+fn every_example_validates_against_the_schema_with_a_json_schema_validator() {
+    let (code, stdout, _) = tartlab(&examples(), &["schema"]);
+    assert_eq!(code, 0);
+    let schema: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for name in [
+        "minimal.yaml",
+        "seed-lab.yaml",
+        "seed-lab.json",
+        "k3s-lab.yaml",
+    ] {
+        let text = std::fs::read_to_string(examples().join(name)).unwrap();
+        let value: serde_json::Value = if name.ends_with(".json") {
+            serde_json::from_str(&text).unwrap()
+        } else {
+            serde_saphyr::from_str(&text).unwrap()
+        };
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{name}: {errors:?}");
+    }
+    // And it refuses what tartlab refuses.
+    let bad = serde_json::json!({ "lab": "x", "clusters": [{ "name": "a", "nodes": [{ "name": "b", "cpuu": 2 }] }] });
+    assert!(!validator.is_valid(&bad));
+}
+
+#[test]
+fn the_labs_in_the_lab_file_reference_are_valid() {
+    let doc = std::fs::read_to_string(examples().join("../docs/LAB-FILE.md")).unwrap();
+    let blocks: Vec<&str> = doc
+        .split("```yaml\n")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap())
+        .collect();
+    assert!(blocks.len() >= 3, "{}", blocks.len());
+    for block in blocks {
+        // Beside the examples, whose scripts the k3s excerpt names.
+        let source =
+            tartlab::lab::Source::new(&examples().join("from-the-docs.yaml"), block.into());
+        if let Err(problems) = tartlab::lab::read(source) {
+            panic!("{block}\n{problems:?}");
+        }
+    }
+}
+
+#[test]
+fn the_lab_file_is_found_in_a_parent_directory_and_through_tartlab_file() {
+    let (dir, _) = lab(
+        "lab: demo\nclusters:\n  - name: dev\n    nodes: [{ name: a }]\n",
+        "tartlab.yaml",
+    );
+    let deep = dir.path().join("src/deeper");
+    std::fs::create_dir_all(&deep).unwrap();
+    let (code, stdout, stderr) = tartlab(&deep, &["validate"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.contains(&format!(
+            "{}: lab `demo` is valid",
+            dir.path().join("tartlab.yaml").display()
+        )),
+        "{stdout}"
+    );
+    // Not above the top of a project.
+    std::fs::create_dir_all(dir.path().join("src/.git")).unwrap();
+    let (code, _, stderr) = tartlab(&deep, &["validate"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("in this directory and its parents"),
+        "{stderr}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_tartlab"))
+        .arg("validate")
+        .current_dir(&deep)
+        .env("TARTLAB_FILE", dir.path().join("tartlab.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
 }

@@ -1,5 +1,6 @@
-//! The reading commands that describe the lab: `validate`, `plan` (the planner's verdict per
-//! node, with no lock and no SSH), `status` (one `tart list`), `schema`. None of them takes the
+//! The reading commands that describe the lab: `validate`, `config` (the lab as `up` sees
+//! it), `plan` (the planner's verdict per node, with no lock and no SSH), `status` (one
+//! `tart list`), `schema`. None of them takes the
 //! lab lock: they work while an `up` runs.
 
 use super::{open_lab, out, runtime, FileArgs, LabSnapshot};
@@ -13,7 +14,7 @@ use crate::state::OwnedVm;
 use crate::ui;
 
 pub fn validate(args: &FileArgs) -> Result<Exit> {
-    let lab = open_lab(args)?;
+    let lab = open_lab(args, false)?;
     if args.json {
         out(
             &serde_json::json!({ "valid": true, "lab": lab.name(), "nodes": lab.nodes.len() })
@@ -33,9 +34,21 @@ pub fn validate(args: &FileArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+pub fn config(args: &FileArgs) -> Result<Exit> {
+    let lab = open_lab(args, false)?;
+    let resolved = lab.resolved();
+    let text = if args.json {
+        serde_json::to_string_pretty(&resolved).map_err(|e| e.to_string())
+    } else {
+        serde_saphyr::to_string(&resolved).map_err(|e| e.to_string())
+    };
+    let text = text.map_err(|e| Error::fatal(format!("cannot write the lab out: {e}"), ""))?;
+    out(text.trim_end());
+    Ok(Exit::Ok)
+}
+
 pub fn schema() -> Result<Exit> {
-    let schema = schemars::schema_for!(crate::lab::model::LabFile);
-    out(&serde_json::to_string_pretty(&schema).unwrap_or_default());
+    out(&serde_json::to_string_pretty(crate::lab::schema()).unwrap_or_default());
     Ok(Exit::Ok)
 }
 

@@ -52,7 +52,7 @@ pub struct NodesArgs {
 /// with the tart commands that will run), tart found and checked, the state and tart's
 /// inventory read.
 async fn open_engine(file: &FileArgs, options: Options) -> Result<Engine> {
-    let lab = open_lab(file)?;
+    let lab = open_lab(file, true)?;
     let dir = StateDir::create_beside(&lab.source.path).map_err(|e| Error::fatal(e, ""))?;
     let lock = dir.lock().map_err(|e| Error::fatal(e, ""))?;
     let provider =

@@ -19,7 +19,13 @@ use crate::state::{State, StateDir};
 
 /// Bring up whole labs of Linux VMs (clusters of nodes) with tart, from one lab file.
 #[derive(Parser, Debug)]
-#[command(name = "tartlab", version, about, long_about = None)]
+#[command(
+    name = "tartlab",
+    version,
+    about,
+    long_about = None,
+    after_help = "The lab file (tartlab.yaml, found here or in a parent directory): every key, with examples, in docs/LAB-FILE.md (https://github.com/tartlab/tartlab/blob/main/docs/LAB-FILE.md). `tartlab schema` prints its JSON Schema; `tartlab config` prints a lab as `up` sees it."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -54,7 +60,10 @@ enum Command {
     SshConfig(FileArgs),
     /// An Ansible inventory grouped by cluster and role (YAML, or INI with --ini)
     Inventory(export::InventoryArgs),
-    /// Print the JSON Schema of the lab file (for editor completion)
+    /// Print the lab as `up` sees it: defaults applied, counts expanded, names as they will be
+    /// (YAML, or JSON with --json); itself a valid lab file
+    Config(FileArgs),
+    /// Print the JSON Schema of the lab file (for editors; docs/LAB-FILE.md explains it)
     Schema,
 }
 
@@ -89,6 +98,7 @@ pub fn run() -> Result<Exit> {
         Some(Command::Logs(args)) => access::logs(&args),
         Some(Command::SshConfig(args)) => export::ssh_config(&args),
         Some(Command::Inventory(args)) => export::inventory(&args),
+        Some(Command::Config(args)) => inspect::config(&args),
         Some(Command::Schema) => inspect::schema(),
     }
 }
@@ -98,11 +108,13 @@ pub(crate) fn out(text: &str) {
     let _ = writeln!(stdout, "{text}");
 }
 
-/// Finds, reads and validates the lab file; every problem, or the lab.
-pub(crate) fn open_lab(args: &FileArgs) -> Result<Lab> {
+/// Finds, reads and validates the lab file; every problem, or the lab. `changing`: the
+/// command would change something (its error then says nothing was).
+pub(crate) fn open_lab(args: &FileArgs, changing: bool) -> Result<Lab> {
     let invalid = |problems| Error::InvalidLab {
         problems,
         json: args.json,
+        changing,
     };
     let path = lab::locate(args.file.as_deref()).map_err(|d| invalid(vec![*d]))?;
     Lab::open(&path).map_err(invalid)
@@ -152,7 +164,7 @@ pub(crate) struct LabSnapshot {
 
 impl LabSnapshot {
     pub(crate) fn open(args: &FileArgs) -> Result<LabSnapshot> {
-        let lab = open_lab(args)?;
+        let lab = open_lab(args, false)?;
         let dir = StateDir::beside(&lab.source.path);
         dir.check().map_err(|e| Error::fatal(e, ""))?;
         let state = dir

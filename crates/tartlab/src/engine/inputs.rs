@@ -156,7 +156,7 @@ pub fn outputs_of(state: &State) -> Outputs {
 }
 
 /// The value of `{{ SCOPE.TARGET.outputs.KEY }}` for `node`: a node's own output, or the
-/// output of the node with that role in the same cluster.
+/// output of the node with that role in the same cluster; else why there is none.
 fn output_value(
     lab: &Lab,
     outputs: &Outputs,
@@ -164,12 +164,12 @@ fn output_value(
     scope: &str,
     target: &str,
     key: &str,
-) -> Option<String> {
+) -> Result<String, String> {
     let source = match scope {
         "node" => lab
             .nodes
             .iter()
-            .find(|n| n.vm_name == target || n.hostname == target)?,
+            .find(|n| n.vm_name == target || n.hostname == target),
         "cluster" => lab
             .nodes
             .iter()
@@ -182,10 +182,22 @@ fn output_value(
                 lab.nodes
                     .iter()
                     .find(|n| n.cluster == node.cluster && n.role == target)
-            })?,
-        _ => return None,
+            }),
+        _ => None,
     };
-    outputs.get(&source.vm_name)?.get(key).cloned()
+    let Some(source) = source else {
+        return Err(format!("no node answers it for {}", node.vm_name));
+    };
+    outputs
+        .get(&source.vm_name)
+        .and_then(|o| o.get(key))
+        .cloned()
+        .ok_or_else(|| {
+            format!(
+                "{} has no output `{key}` yet: the step that prints it has not succeeded there",
+                source.vm_name
+            )
+        })
 }
 
 /// The step's environment for this node, with every output reference filled in; or the
@@ -214,10 +226,10 @@ fn environment(
                 &reference.target,
                 &reference.key,
             )
-            .ok_or_else(|| {
+            .map_err(|why| {
                 format!(
-                    "step `{}`: {} has no value for {} (no node printed `tartlab-output {}=...`)",
-                    step.name, reference.text, node.vm_name, reference.key
+                    "step `{}` on {}: `{}` has no value: {why}",
+                    step.name, node.vm_name, reference.text
                 )
             })?;
             if let Some(at) = value[cursor..].find(&reference.text) {

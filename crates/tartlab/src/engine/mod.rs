@@ -322,7 +322,11 @@ impl Engine {
             })
             .collect();
         if !problems.is_empty() {
-            return Err(Error::InvalidLab { problems, json });
+            return Err(Error::InvalidLab {
+                problems,
+                json,
+                changing: true,
+            });
         }
         let mut modes: Vec<&crate::lab::NetworkMode> = Vec::new();
         for plan in plans.iter().filter(|p| p.lifecycle.boots()) {

@@ -16,14 +16,8 @@ use crate::state::StateDir;
 const TWO_CLUSTERS: &str = "lab: t\nclusters:\n  - name: a\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n  - name: b\n    nodes:\n      - { name: master, role: master }\n";
 
 fn lab(dir: &Path, yaml: &str) -> Lab {
-    let parsed = lab::parse(Source::new(&dir.join("tartlab.yaml"), yaml.to_string()))
-        .unwrap_or_else(|e| panic!("{e:?}"));
-    let nodes = lab::validate(&parsed.file, &parsed.source).unwrap_or_else(|e| panic!("{e:?}"));
-    Lab {
-        file: parsed.file,
-        source: parsed.source,
-        nodes,
-    }
+    lab::read(Source::new(&dir.join("tartlab.yaml"), yaml.to_string()))
+        .unwrap_or_else(|e| panic!("{e:?}"))
 }
 
 fn options() -> Options {

@@ -7,8 +7,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use super::diagnostic::{Diagnostic, Source};
-use super::model::{ClusterSpec, LabFile, Login, NodeSpec};
+use super::model::{ClusterSpec, LabFile, Login, NodeSpec, StepSpec};
 use super::network::{NetworkMode, NetworkSpec};
+use super::size::{Gigabytes, Mebibytes};
+use super::structure::{closest, Reading};
 
 pub const DEFAULT_IMAGE: &str = "ghcr.io/cirruslabs/ubuntu:latest";
 
@@ -69,15 +71,48 @@ const SYSTEM_ACCOUNTS: &[&str] = &[
 
 struct Checker<'a> {
     source: &'a Source,
+    reading: &'a Reading,
     problems: Vec<Diagnostic>,
 }
 
+/// Where a problem is: the value at a path of the model (`clusters.1.name`), or the key.
+enum Here {
+    Value(String),
+    Key(String),
+}
+
 impl Checker<'_> {
-    fn error(&mut self, key: &str, value: &str, nth: usize, message: String, help: &str) {
-        self.problems.push(
-            self.source
-                .problem(key, value, nth, message, help.to_string()),
-        );
+    fn error(&mut self, here: Here, message: String, help: &str) {
+        let (path, spot) = match &here {
+            Here::Value(path) => (path, self.reading.spots.value(path)),
+            Here::Key(path) => (path, self.reading.spots.key(path)),
+        };
+        let problem = match spot {
+            Some(spot) => self.source.at_line(spot.line, spot.column, &message, help),
+            // Read without places (JSON the YAML parser refused): found by its key's text.
+            None => {
+                let key = path.rsplit('.').find(|p| p.parse::<usize>().is_err());
+                self.source
+                    .problem(key.unwrap_or(""), "", 0, message, help.to_string())
+            }
+        };
+        self.problems.push(problem);
+    }
+
+    /// A problem about something missing, reported only when the whole file was read.
+    fn absent(&mut self, here: Here, message: String, help: &str) {
+        if !self.reading.partial {
+            self.error(here, message, help);
+        }
+    }
+}
+
+/// Child paths, as the structural pass writes them.
+fn at(path: &str, child: impl std::fmt::Display) -> String {
+    if path.is_empty() {
+        child.to_string()
+    } else {
+        format!("{path}.{child}")
     }
 }
 
@@ -147,16 +182,19 @@ pub fn is_image_reference(s: &str) -> bool {
 }
 
 /// Validates the lab file and expands it into nodes, or returns every problem found.
-pub fn validate(file: &LabFile, source: &Source) -> Result<Vec<Node>, Vec<Diagnostic>> {
+pub fn validate(
+    file: &LabFile,
+    source: &Source,
+    reading: &Reading,
+) -> Result<Vec<Node>, Vec<Diagnostic>> {
     let mut c = Checker {
         source,
+        reading,
         problems: Vec::new(),
     };
     if !(is_label(&file.lab) && file.lab.starts_with(|ch: char| ch.is_ascii_lowercase())) {
         c.error(
-            "lab",
-            &file.lab,
-            0,
+            Here::Value("lab".into()),
             format!("lab name `{}` is not valid", file.lab),
             "use lower-case letters, digits and `-`, starting with a letter, e.g. `k8s`",
         );
@@ -164,17 +202,21 @@ pub fn validate(file: &LabFile, source: &Source) -> Result<Vec<Node>, Vec<Diagno
     if let Some(prefix) = &file.vm_prefix {
         if !(prefix.is_empty() || is_label(prefix.trim_end_matches('-'))) {
             c.error(
-                "vm_prefix",
-                prefix,
-                0,
+                Here::Value("vm_prefix".into()),
                 format!("vm_prefix `{prefix}` is not valid"),
                 "use lower-case letters, digits and `-`",
             );
         }
     }
     let d = &file.defaults;
-    check_resources(&mut c, &d.image, d.cpu, d.memory, d.disk);
-    check_network(&mut c, &d.network);
+    let settings = Resources {
+        image: &d.image,
+        cpu: d.cpu,
+        memory: mib(d.memory),
+        disk: gb(d.disk),
+        network: &d.network,
+    };
+    check_resources(&mut c, "defaults", &settings);
     let nodes = expand(&mut c, file);
     check_users(&mut c, file);
     check_logins(&mut c, file);
@@ -186,59 +228,63 @@ pub fn validate(file: &LabFile, source: &Source) -> Result<Vec<Node>, Vec<Diagno
     }
 }
 
-fn check_resources(
-    c: &mut Checker,
-    image: &Option<String>,
+/// The settings `defaults`, a cluster or a node may give.
+struct Resources<'a> {
+    image: &'a Option<String>,
     cpu: Option<u32>,
     memory: Option<u32>,
     disk: Option<u32>,
-) {
-    if let Some(image) = image {
+    network: &'a Option<NetworkSpec>,
+}
+
+fn check_resources(c: &mut Checker, path: &str, given: &Resources) {
+    if let Some(image) = given.image {
         if !is_image_reference(image) {
-            c.error("image", image, 0, format!("`{image}` is not an image reference"), "write host/namespace[:tag], e.g. ghcr.io/cirruslabs/ubuntu:latest, or a local VM name");
+            c.error(Here::Value(at(path, "image")), format!("`{image}` is not an image reference"), "write host/namespace[:tag], e.g. ghcr.io/cirruslabs/ubuntu:latest, or a local VM name");
         }
     }
-    if let Some(cpu) = cpu.filter(|n| !(1..=32).contains(n)) {
+    if let Some(cpu) = given.cpu.filter(|n| !(1..=32).contains(n)) {
         c.error(
-            "cpu",
-            &cpu.to_string(),
-            0,
+            Here::Value(at(path, "cpu")),
             format!("cpu {cpu} is out of range"),
             "give 1 to 32 virtual CPUs",
         );
     }
-    if let Some(m) = memory.filter(|n| !(256..=131_072).contains(n)) {
+    if let Some(m) = given.memory.filter(|n| !(256..=131_072).contains(n)) {
         c.error(
-            "memory",
-            &m.to_string(),
-            0,
+            Here::Value(at(path, "memory")),
             format!("memory {m} MiB is out of range"),
-            "give 256 to 131072 (MiB), e.g. 2048",
+            "give 256 MiB to 128 GiB, e.g. 2048 or 4GiB",
         );
     }
-    if let Some(d) = disk.filter(|n| !(10..=2000).contains(n)) {
+    if let Some(d) = given.disk.filter(|n| !(10..=2000).contains(n)) {
         c.error(
-            "disk",
-            &d.to_string(),
-            0,
+            Here::Value(at(path, "disk")),
             format!("disk {d} GB is out of range"),
             "give 10 to 2000 (GB); tart can only grow a disk",
         );
     }
-}
-
-fn check_network(c: &mut Checker, network: &Option<NetworkSpec>) {
-    let Some(Err(e)) = network.as_ref().map(NetworkSpec::to_mode) else {
+    let Some(Err(e)) = given.network.as_ref().map(NetworkSpec::to_mode) else {
         return;
     };
-    let (key, value) = e.at.clone().unwrap_or(("network", String::new()));
+    let network = at(path, "network");
+    let here = match &e.at {
+        Some(("network", _)) | None => network,
+        Some((key, _)) => at(&network, key),
+    };
     c.error(
-        key,
-        &value,
-        0,
+        Here::Value(here),
         e.message,
         "write nat, softnet, host, bridged:<interface>, or a map such as { mode: softnet, allow: [0.0.0.0/0] } (docs/NETWORKS.md); leave it out for the default, in which nodes reach each other",
     );
+}
+
+fn mib(size: Option<Mebibytes>) -> Option<u32> {
+    size.map(|s| s.0)
+}
+
+fn gb(size: Option<Gigabytes>) -> Option<u32> {
+    size.map(|s| s.0)
 }
 
 fn pick<T: Clone>(node: &Option<T>, cluster: &Option<T>, lab: &Option<T>) -> Option<T> {
@@ -251,7 +297,7 @@ fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
     let prefix = file.vm_prefix.clone().unwrap_or_default();
     let mut nodes: Vec<Node> = Vec::new();
     let mut seen_clusters: HashMap<&str, usize> = HashMap::new();
-    if file.clusters.is_empty() {
+    if file.clusters.is_empty() && !c.reading.partial {
         c.problems.push(
             Diagnostic::unlocated(
                 "the lab has no clusters",
@@ -260,13 +306,12 @@ fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
             .in_file(c.source),
         );
     }
-    for cluster in &file.clusters {
+    for (ci, cluster) in file.clusters.iter().enumerate() {
+        let path = format!("clusters.{ci}");
         let n = seen_clusters.entry(&cluster.name).or_insert(0);
         if *n > 0 {
             c.error(
-                "name",
-                &cluster.name,
-                *n,
+                Here::Value(at(&path, "name")),
                 format!("cluster `{}` is declared twice", cluster.name),
                 "give each cluster its own name",
             );
@@ -274,9 +319,7 @@ fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
         *n += 1;
         if !is_label(&cluster.name) {
             c.error(
-                "name",
-                &cluster.name,
-                0,
+                Here::Value(at(&path, "name")),
                 format!(
                     "cluster name `{}` is not a valid host name part",
                     cluster.name
@@ -284,19 +327,24 @@ fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
                 "use lower-case letters, digits and `-` (RFC 1123), at most 63 characters",
             );
         }
-        check_resources(c, &cluster.image, cluster.cpu, cluster.memory, cluster.disk);
-        check_network(c, &cluster.network);
+        let settings = Resources {
+            image: &cluster.image,
+            cpu: cluster.cpu,
+            memory: mib(cluster.memory),
+            disk: gb(cluster.disk),
+            network: &cluster.network,
+        };
+        check_resources(c, &path, &settings);
         if cluster.nodes.is_empty() {
-            c.error(
-                "name",
-                &cluster.name,
-                0,
+            c.absent(
+                Here::Value(at(&path, "name")),
                 format!("cluster `{}` has no nodes", cluster.name),
                 "add `nodes:` with at least one node",
             );
         }
-        for node in &cluster.nodes {
-            expand_node(c, file, cluster, node, &prefix, &mut nodes);
+        for (ni, node) in cluster.nodes.iter().enumerate() {
+            let at_node = format!("{path}.nodes.{ni}");
+            expand_node(c, file, (cluster, node), &at_node, &prefix, &mut nodes);
         }
     }
     nodes
@@ -305,29 +353,31 @@ fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
 fn expand_node(
     c: &mut Checker,
     file: &LabFile,
-    cluster: &ClusterSpec,
-    node: &NodeSpec,
+    (cluster, node): (&ClusterSpec, &NodeSpec),
+    path: &str,
     prefix: &str,
     nodes: &mut Vec<Node>,
 ) {
     if !is_label(&node.name) {
         c.error(
-            "name",
-            &node.name,
-            0,
+            Here::Value(at(path, "name")),
             format!("node name `{}` is not a valid host name part", node.name),
             "use lower-case letters, digits and `-` (RFC 1123)",
         );
         return;
     }
-    check_resources(c, &node.image, node.cpu, node.memory, node.disk);
-    check_network(c, &node.network);
+    let settings = Resources {
+        image: &node.image,
+        cpu: node.cpu,
+        memory: mib(node.memory),
+        disk: gb(node.disk),
+        network: &node.network,
+    };
+    check_resources(c, path, &settings);
     let count = node.count.unwrap_or(1);
     if count == 0 || count > 100 {
         c.error(
-            "count",
-            &count.to_string(),
-            0,
+            Here::Value(at(path, "count")),
             format!("count {count} is out of range"),
             "give 1 to 100 nodes",
         );
@@ -343,18 +393,14 @@ fn expand_node(
         let vm_name = format!("{prefix}{base}");
         if vm_name.len() > 63 {
             c.error(
-                "name",
-                &node.name,
-                0,
+                Here::Value(at(path, "name")),
                 format!("VM name `{vm_name}` is longer than 63 characters"),
                 "shorten the cluster, node or vm_prefix name",
             );
         }
         if nodes.iter().any(|n| n.vm_name == vm_name) {
             c.error(
-                "name",
-                &node.name,
-                1,
+                Here::Value(at(path, "name")),
                 format!("two nodes would be named `{vm_name}`"),
                 "rename one of them; names are <cluster>-<node>[-<i>]",
             );
@@ -367,8 +413,8 @@ fn expand_node(
             image: pick(&node.image, &cluster.image, &d.image)
                 .unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
             cpu: pick(&node.cpu, &cluster.cpu, &d.cpu).unwrap_or(2),
-            memory: pick(&node.memory, &cluster.memory, &d.memory).unwrap_or(2048),
-            disk: pick(&node.disk, &cluster.disk, &d.disk),
+            memory: mib(pick(&node.memory, &cluster.memory, &d.memory)).unwrap_or(2048),
+            disk: gb(pick(&node.disk, &cluster.disk, &d.disk)),
             network: pick(&node.network, &cluster.network, &d.network)
                 .and_then(|n| n.to_mode().ok())
                 .unwrap_or_default(),
@@ -382,13 +428,12 @@ fn expand_node(
 
 fn check_users(c: &mut Checker, file: &LabFile) {
     let mut seen: HashMap<&str, usize> = HashMap::new();
-    for user in &file.users {
+    for (ui, user) in file.users.iter().enumerate() {
+        let path = format!("users.{ui}");
         let n = seen.entry(&user.name).or_insert(0);
         if *n > 0 {
             c.error(
-                "name",
-                &user.name,
-                *n,
+                Here::Value(at(&path, "name")),
                 format!("user `{}` is declared twice", user.name),
                 "declare each user once",
             );
@@ -396,17 +441,13 @@ fn check_users(c: &mut Checker, file: &LabFile) {
         *n += 1;
         if !is_user_name(&user.name) {
             c.error(
-                "name",
-                &user.name,
-                0,
+                Here::Value(at(&path, "name")),
                 format!("user name `{}` is not valid", user.name),
                 NAME_RULE,
             );
         } else if SYSTEM_ACCOUNTS.contains(&user.name.as_str()) {
             c.error(
-                "name",
-                &user.name,
-                0,
+                Here::Value(at(&path, "name")),
                 format!(
                     "user `{}` clashes with a system account of the image",
                     user.name
@@ -414,28 +455,24 @@ fn check_users(c: &mut Checker, file: &LabFile) {
                 "pick another name; the image's own accounts are managed by the image",
             );
         }
-        for group in &user.groups {
+        for (gi, group) in user.groups.iter().enumerate() {
             if !is_user_name(group) {
                 c.error(
-                    "groups",
-                    group,
-                    0,
+                    Here::Value(format!("{path}.groups.{gi}")),
                     format!("group name `{group}` is not valid"),
                     NAME_RULE,
                 );
             }
         }
         if user.password.is_some() {
-            c.error("password", "", 0, format!("user `{}` has a plain password", user.name), "use password_hash with a crypt hash, e.g. `openssl passwd -6`; plain passwords are never stored");
+            c.error(Here::Key(at(&path, "password")), format!("user `{}` has a plain password", user.name), "use password_hash with a crypt hash, e.g. `openssl passwd -6`; plain passwords are never stored");
         }
-        for key in &user.authorized_keys {
+        for (ki, key) in user.authorized_keys.iter().enumerate() {
             let literal =
                 key.starts_with("ssh-") || key.starts_with("ecdsa-") || key.starts_with("sk-");
             if !literal && !expand_home(key, c.source).is_file() {
                 c.error(
-                    "authorized_keys",
-                    key,
-                    0,
+                    Here::Value(format!("{path}.authorized_keys.{ki}")),
                     format!("public key file `{key}` does not exist"),
                     "give the path of a .pub file, or the key itself (ssh-ed25519 AAAA...)",
                 );
@@ -446,20 +483,20 @@ fn check_users(c: &mut Checker, file: &LabFile) {
 
 /// The login users (defaults, clusters, nodes): names a guest account, never an option.
 fn check_logins(c: &mut Checker, file: &LabFile) {
-    let logins = std::iter::once(&file.defaults.login)
-        .chain(file.clusters.iter().map(|cl| &cl.login))
-        .chain(
-            file.clusters
-                .iter()
-                .flat_map(|cl| cl.nodes.iter().map(|n| &n.login)),
-        )
-        .flatten();
-    for login in logins {
+    let mut logins = vec![("defaults".to_string(), &file.defaults.login)];
+    for (ci, cluster) in file.clusters.iter().enumerate() {
+        logins.push((format!("clusters.{ci}"), &cluster.login));
+        for (ni, node) in cluster.nodes.iter().enumerate() {
+            logins.push((format!("clusters.{ci}.nodes.{ni}"), &node.login));
+        }
+    }
+    for (path, login) in logins {
+        let Some(login) = login else {
+            continue;
+        };
         if !is_user_name(&login.user) {
             c.error(
-                "user",
-                &login.user,
-                0,
+                Here::Value(format!("{path}.login.user")),
                 format!("login user `{}` is not a valid user name", login.user),
                 NAME_RULE,
             );
@@ -496,88 +533,91 @@ pub fn selects(selector: &str, node: &Node) -> bool {
     }
 }
 
-fn check_selector(c: &mut Checker, selector: &str, nodes: &[Node]) {
-    if !nodes.is_empty() && !nodes.iter().any(|n| selects(selector, n)) {
-        c.error(
-            "on",
-            selector,
-            0,
-            format!("selector `{selector}` matches no node"),
-            "use all, a node name (e.g. dev-master), cluster=NAME or role=NAME",
-        );
+fn check_selector(c: &mut Checker, path: &str, selector: &str, nodes: &[Node]) {
+    if nodes.is_empty() || nodes.iter().any(|n| selects(selector, n)) {
+        return;
     }
+    let mut candidates: Vec<String> = vec!["all".into()];
+    for n in nodes {
+        candidates.push(n.vm_name.clone());
+        candidates.push(format!("cluster={}", n.cluster));
+        candidates.push(format!("role={}", n.role));
+    }
+    candidates.dedup();
+    let mut message = format!("selector `{selector}` matches no node");
+    if let Some(near) = closest(selector, candidates.iter().map(String::as_str)) {
+        message.push_str(&format!(" (did you mean `{near}`?)"));
+    }
+    let example = nodes.first().map_or("dev-master", |n| n.vm_name.as_str());
+    c.absent(
+        Here::Value(at(path, "on")),
+        message,
+        &format!("use all, a node's name (e.g. {example}), cluster=NAME or role=NAME"),
+    );
 }
 
 fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
-    for f in &file.files {
-        check_selector(c, &f.on, nodes);
+    for (fi, f) in file.files.iter().enumerate() {
+        let path = format!("files.{fi}");
+        check_selector(c, &path, &f.on, nodes);
         if !c.source.dir().join(&f.src).exists() {
             c.error(
-                "src",
-                &f.src,
-                0,
+                Here::Value(at(&path, "src")),
                 format!("file `{}` does not exist", f.src),
                 "paths are relative to the lab file",
             );
         }
         if !f.dest.starts_with('/') {
             c.error(
-                "dest",
-                &f.dest,
-                0,
+                Here::Value(at(&path, "dest")),
                 format!("destination `{}` is not an absolute path", f.dest),
                 "write the full path on the node, e.g. /etc/motd",
             );
         }
     }
     let mut outputs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for step in &file.provision {
-        check_selector(c, &step.on, nodes);
+    for (si, step) in file.provision.iter().enumerate() {
+        let path = format!("provision.{si}");
+        check_selector(c, &path, &step.on, nodes);
         if outputs.contains_key(step.name.as_str()) {
             c.error(
-                "name",
-                &step.name,
-                1,
+                Here::Value(at(&path, "name")),
                 format!("step `{}` is declared twice", step.name),
                 "give each step its own name",
             );
         }
         match (&step.run, &step.script) {
             (Some(_), Some(_)) | (None, None) => c.error(
-                "name",
-                &step.name,
-                0,
+                Here::Value(at(&path, "name")),
                 format!("step `{}` needs exactly one of run and script", step.name),
                 "give `run:` for an inline script or `script:` for a file",
             ),
             (None, Some(script)) if !c.source.dir().join(script).is_file() => c.error(
-                "script",
-                script,
-                0,
+                Here::Value(at(&path, "script")),
                 format!("script `{script}` does not exist"),
                 "paths are relative to the lab file",
             ),
             _ => {}
         }
-        for after in &step.after {
+        for (ai, after) in step.after.iter().enumerate() {
             if !outputs.contains_key(after.as_str()) {
-                c.error(
-                    "after",
-                    after,
-                    0,
-                    format!(
-                        "step `{}` comes after `{after}`, which is not an earlier step",
-                        step.name
-                    ),
+                let mut message = format!(
+                    "step `{}` comes after `{after}`, which is not an earlier step",
+                    step.name
+                );
+                if let Some(near) = closest(after, outputs.keys().copied()) {
+                    message.push_str(&format!(" (did you mean `{near}`?)"));
+                }
+                c.absent(
+                    Here::Value(format!("{path}.after.{ai}")),
+                    message,
                     "name a step declared above this one",
                 );
             }
         }
         if let Some(user) = step.user.as_deref().filter(|u| !is_user_name(u)) {
             c.error(
-                "user",
-                user,
-                0,
+                Here::Value(at(&path, "user")),
                 format!(
                     "step `{}` runs as `{user}`, not a valid user name",
                     step.name
@@ -586,36 +626,146 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
             );
         }
         for (var, value) in &step.env {
+            let here = format!("{path}.env.{var}");
             if !is_env_name(var) {
                 c.error(
-                    var,
-                    "",
-                    0,
+                    Here::Key(here.clone()),
                     format!("environment variable name `{var}` is not valid"),
                     "use letters, digits and `_`, not starting with a digit (e.g. K3S_TOKEN)",
                 );
             }
             for reference in output_references(value) {
-                let known = outputs
-                    .values()
-                    .any(|keys| keys.iter().any(|k| *k == reference.key));
-                let target_ok = match reference.scope.as_str() {
-                    "node" => nodes
-                        .iter()
-                        .any(|n| n.vm_name == reference.target || n.hostname == reference.target),
-                    "cluster" => nodes.iter().any(|n| n.role == reference.target),
-                    _ => false,
-                };
-                if !known || !target_ok {
-                    c.error(var, &reference.text, 0, format!("`{}` refers to no earlier step output", reference.text), "use {{ node.NAME.outputs.KEY }} or {{ cluster.ROLE.outputs.KEY }} with a KEY listed in an earlier step's outputs");
+                if let Err((message, help)) = check_reference(&reference, step, file, nodes) {
+                    c.absent(Here::Value(here.clone()), message, &help);
                 }
             }
         }
         outputs.insert(&step.name, step.outputs.iter().map(|o| o.name()).collect());
     }
-    for probe in &file.ready {
-        check_selector(c, &probe.on, nodes);
+    for (pi, probe) in file.ready.iter().enumerate() {
+        check_selector(c, &format!("ready.{pi}"), &probe.on, nodes);
     }
+}
+
+/// Whether a reference in a step's `env` can have a value: its node exists (or, for
+/// `cluster.ROLE`, every node the step runs on has a node of that role in its cluster), and
+/// an earlier step that runs on that node declares the output. Else what is wrong and what
+/// to do.
+fn check_reference(
+    reference: &OutputReference,
+    step: &StepSpec,
+    file: &LabFile,
+    nodes: &[Node],
+) -> Result<(), (String, String)> {
+    let text = &reference.text;
+    let forms = "write {{ node.NAME.outputs.KEY }} or {{ cluster.ROLE.outputs.KEY }}";
+    let answering: Vec<&Node> = match reference.scope.as_str() {
+        "node" => {
+            let Some(node) = nodes
+                .iter()
+                .find(|n| n.vm_name == reference.target || n.hostname == reference.target)
+            else {
+                let suffix = format!("-{}", reference.target);
+                let near = nodes
+                    .iter()
+                    .find(|n| n.vm_name.ends_with(&suffix))
+                    .map(|n| n.vm_name.as_str())
+                    .or_else(|| {
+                        closest(&reference.target, nodes.iter().map(|n| n.vm_name.as_str()))
+                    });
+                let mut message = format!("`{text}`: `{}` is not a node", reference.target);
+                if let Some(near) = near {
+                    message.push_str(&format!(" (did you mean `{near}`?)"));
+                }
+                let names: Vec<&str> = nodes.iter().map(|n| n.vm_name.as_str()).collect();
+                return Err((
+                    message,
+                    format!(
+                        "nodes are named <cluster>-<node>; this lab's are: {}",
+                        names.join(", ")
+                    ),
+                ));
+            };
+            vec![node]
+        }
+        "cluster" => {
+            let mut answering = Vec::new();
+            for runner in nodes.iter().filter(|n| selects(&step.on, n)) {
+                let peers: Vec<&Node> = nodes
+                    .iter()
+                    .filter(|n| n.cluster == runner.cluster)
+                    .collect();
+                let with_role: Vec<&Node> = peers
+                    .iter()
+                    .copied()
+                    .filter(|n| n.role == reference.target)
+                    .collect();
+                if with_role.is_empty() {
+                    let mut roles: Vec<&str> = peers.iter().map(|n| n.role.as_str()).collect();
+                    roles.dedup();
+                    let mut message = format!(
+                        "`{text}`: step `{}` runs on {}, and cluster `{}` has no node with role `{}`",
+                        step.name, runner.vm_name, runner.cluster, reference.target
+                    );
+                    if let Some(near) = closest(&reference.target, roles.iter().copied()) {
+                        message.push_str(&format!(" (did you mean `{near}`?)"));
+                    }
+                    return Err((
+                        message,
+                        format!(
+                            "the roles in cluster {} are: {}; or limit the step's `on` to clusters that have a {}",
+                            runner.cluster,
+                            roles.join(", "),
+                            reference.target
+                        ),
+                    ));
+                }
+                answering.extend(with_role);
+            }
+            answering
+        }
+        _ => {
+            return Err((
+                format!("`{text}` is not a reference tartlab knows"),
+                forms.to_string(),
+            ))
+        }
+    };
+    if answering.is_empty() {
+        // The step runs nowhere: its selector's problem is reported already.
+        return Ok(());
+    }
+    // An earlier step that runs on an answering node and declares the output.
+    let earlier = file
+        .provision
+        .iter()
+        .take_while(|s| !std::ptr::eq(*s, step));
+    let mut declared_there: Vec<&str> = Vec::new();
+    for earlier_step in earlier {
+        if answering.iter().any(|n| selects(&earlier_step.on, n)) {
+            declared_there.extend(earlier_step.outputs.iter().map(|o| o.name()));
+        }
+    }
+    if declared_there.contains(&reference.key.as_str()) {
+        return Ok(());
+    }
+    let names: Vec<&str> = answering.iter().map(|n| n.vm_name.as_str()).collect();
+    let mut message = format!(
+        "`{text}`: no step before `{}` that runs on {} declares the output `{}`",
+        step.name,
+        names.join(", "),
+        reference.key
+    );
+    if let Some(near) = closest(&reference.key, declared_there.iter().copied()) {
+        message.push_str(&format!(" (did you mean `{near}`?)"));
+    }
+    Err((
+        message,
+        format!(
+            "list `{}` in the `outputs:` of a step above this one that runs there, and print `tartlab-output {}=VALUE` from it",
+            reference.key, reference.key
+        ),
+    ))
 }
 
 /// A `{{ SCOPE.TARGET.outputs.KEY }}` found in a value.

@@ -89,9 +89,11 @@ impl Source {
         message: String,
         help: String,
     ) -> Diagnostic {
+        // A value written otherwise (`4GiB` for 4096) is not found as given: the key then.
         match self
             .find(key, value, nth)
             .or_else(|| self.find(key, value, 0))
+            .or_else(|| self.find(key, "", nth))
         {
             Some((line, column)) => self.at_line(line, column, &message, &help),
             None => Diagnostic::unlocated(&message, &help).in_file(self),

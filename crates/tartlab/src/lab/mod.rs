@@ -6,19 +6,18 @@ mod check;
 mod diagnostic;
 pub mod model;
 mod network;
+mod size;
+mod structure;
+mod tree;
 
 use std::path::{Path, PathBuf};
 
-pub use check::{authorized_key_text, output_references, selects, validate, Node, OutputReference};
+use check::validate;
+pub use check::{authorized_key_text, output_references, selects, Node, OutputReference};
 pub use diagnostic::{Diagnostic, Source};
 use model::LabFile;
 pub use network::NetworkMode;
-
-/// A lab file read and parsed, not yet validated, with where it came from.
-pub struct ParsedLab {
-    pub source: Source,
-    pub file: LabFile,
-}
+pub use structure::schema;
 
 /// A valid lab: the file as written, where it came from, and the nodes it declares (every
 /// setting resolved, counts expanded, names as they will be).
@@ -29,19 +28,68 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Reads, parses and validates a lab file; every problem found, or the lab.
+    /// Reads a lab file and checks it; every problem found, or the lab.
     pub fn open(path: &Path) -> Result<Lab, Vec<Diagnostic>> {
-        let parsed = load(path)?;
-        let nodes = validate(&parsed.file, &parsed.source)?;
-        Ok(Lab {
-            file: parsed.file,
-            source: parsed.source,
-            nodes,
-        })
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            vec![Diagnostic::unlocated(
+                &format!("cannot read {}: {e}", path.display()),
+                "check the path given with -f or TARTLAB_FILE",
+            )]
+        })?;
+        read(Source::new(path, text))
     }
 
     pub fn name(&self) -> &str {
         &self.file.lab
+    }
+
+    /// The lab as `up` sees it, written as a lab file (`tartlab config`): every node on its
+    /// own, `count` expanded, with every setting it gets, `defaults` applied and left empty,
+    /// login passwords masked. It is itself a valid lab file that makes the same nodes.
+    pub fn resolved(&self) -> LabFile {
+        let clusters = self
+            .file
+            .clusters
+            .iter()
+            .map(|cluster| model::ClusterSpec {
+                name: cluster.name.clone(),
+                nodes: self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.cluster == cluster.name)
+                    .map(|n| model::NodeSpec {
+                        name: n
+                            .hostname
+                            .strip_prefix(&format!("{}-", n.cluster))
+                            .unwrap_or(&n.hostname)
+                            .to_string(),
+                        role: Some(n.role.clone()),
+                        count: None,
+                        image: Some(n.image.clone()),
+                        cpu: Some(n.cpu),
+                        memory: Some(size::Mebibytes(n.memory)),
+                        disk: n.disk.map(size::Gigabytes),
+                        network: Some(n.network.to_spec()),
+                        // Shown masked: `config` prints no password.
+                        login: Some(model::Login {
+                            user: n.login.user.clone(),
+                            password: "********".into(),
+                        }),
+                    })
+                    .collect(),
+                image: None,
+                cpu: None,
+                memory: None,
+                disk: None,
+                network: None,
+                login: None,
+            })
+            .collect();
+        LabFile {
+            defaults: model::Settings::default(),
+            clusters,
+            ..self.file.clone()
+        }
     }
 
     pub fn node(&self, vm: &str) -> Option<&Node> {
@@ -49,94 +97,111 @@ impl Lab {
     }
 }
 
-/// Where the lab file is: the given path, or the first default that exists.
+/// The names a lab file goes by, in the order they are looked for.
+pub const FILE_NAMES: [&str; 3] = ["tartlab.yaml", "tartlab.yml", "tartlab.json"];
+
+/// Where the lab file is: `-f`, else `TARTLAB_FILE`, else the first of `FILE_NAMES` in the
+/// current directory or the nearest parent that has one (as git and docker compose look),
+/// not above a directory that holds `.git` (the top of the project).
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Box<Diagnostic>> {
     if let Some(path) = explicit {
         return Ok(path.to_path_buf());
     }
-    ["tartlab.yaml", "tartlab.yml", "tartlab.json"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Box::new(Diagnostic::unlocated(
-                "no lab file here: looked for tartlab.yaml, tartlab.yml and tartlab.json",
-                "pass one with -f FILE, or start from examples/minimal.yaml",
-            ))
-        })
+    if let Some(path) = std::env::var_os("TARTLAB_FILE").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(path));
+    }
+    let here = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let mut dir: Option<&Path> = Some(&here);
+    let mut looked = 0;
+    while let Some(current) = dir {
+        looked += 1;
+        if let Some(found) = FILE_NAMES
+            .iter()
+            .map(|n| current.join(n))
+            .find(|p| p.is_file())
+        {
+            // Shown relative when it is here, as the user would write it.
+            return Ok(if looked == 1 {
+                found.file_name().map(PathBuf::from).unwrap_or(found)
+            } else {
+                found
+            });
+        }
+        if current.join(".git").exists() {
+            break;
+        }
+        dir = current.parent();
+    }
+    Err(Box::new(Diagnostic::unlocated(
+        "no lab file here: looked for tartlab.yaml, tartlab.yml and tartlab.json in this directory and its parents",
+        "write one (docs/LAB-FILE.md), or pass one with -f FILE or TARTLAB_FILE",
+    )))
 }
 
-/// Reads and parses a lab file. Syntax and type errors come back located.
-pub fn load(path: &Path) -> Result<ParsedLab, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![Diagnostic::unlocated(
-            &format!("cannot read {}: {e}", path.display()),
-            "check the path given with -f",
-        )]
-    })?;
-    parse(Source::new(path, text))
-}
-
-/// Parses lab file text (YAML, or JSON when the path ends in `.json`). Never panics, whatever
-/// the bytes: a property test holds it to that.
-pub fn parse(source: Source) -> Result<ParsedLab, Vec<Diagnostic>> {
+/// Checks lab file text (YAML, or JSON when the path ends in `.json`) in three passes, and
+/// reports every problem of all three together, in the order they appear in the file:
+/// syntax (the parser stops at the first), structure (`structure.rs`: unknown keys, wrong
+/// types, missing keys) and meaning (`check.rs`: names, references, ranges, paths). The
+/// meaning is checked on what passed the structure. Never panics, whatever the bytes: a
+/// property test holds it to that.
+pub fn read(source: Source) -> Result<Lab, Vec<Diagnostic>> {
     let parsed = if source.is_json() {
-        serde_json::from_str::<LabFile>(&source.text).map_err(|e| {
-            let (line, column) = (e.line(), e.column());
-            source.at_line(line, column, &json_message(&e), &help_for(&e.to_string()))
-        })
+        tree::parse_json(&source.text)
     } else {
-        serde_saphyr::from_str::<LabFile>(&source.text).map_err(|e| {
-            let message = yaml_message(&e.to_string());
-            match e.location() {
-                Some(loc) => source.at_line(
-                    loc.line() as usize,
-                    loc.column() as usize,
-                    &message,
-                    &help_for(&message),
-                ),
-                None => Diagnostic::unlocated(&message, &help_for(&message)).in_file(&source),
+        tree::parse_yaml(&source.text)
+    };
+    let tree = parsed.map_err(|e| {
+        let help = "fix the syntax here: a YAML mapping is `key: value` lines, a list is `- item` lines, indented alike";
+        vec![if e.at.is_known() {
+            source.at_line(e.at.line, e.at.column, &e.message, help)
+        } else {
+            Diagnostic::unlocated(&e.message, help).in_file(&source)
+        }]
+    })?;
+    let (problems, json, reading) = structure::check(&tree, source.is_json());
+    let mut found: Vec<Diagnostic> = problems
+        .iter()
+        .map(|p| {
+            if p.at.is_known() {
+                source.at_line(p.at.line, p.at.column, &p.message, &p.help)
+            } else {
+                source.problem(&p.key, "", 0, p.message.clone(), p.help.clone())
             }
         })
-    };
-    match parsed {
-        Ok(file) => Ok(ParsedLab { source, file }),
-        Err(d) => Err(vec![d]),
-    }
-}
-
-fn json_message(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
-    }
-}
-
-/// serde-saphyr puts the location and a snippet in its message; we render our own.
-fn yaml_message(text: &str) -> String {
-    let first = text.lines().next().unwrap_or(text);
-    let first = first.strip_prefix("error: ").unwrap_or(first);
-    let first = match first.find(": ") {
-        Some(i) if first[..i].starts_with("line ") => &first[i + 2..],
-        _ => first,
-    };
-    match first.trim() {
-        m if m.starts_with("invalid u") || m.starts_with("invalid i") => {
-            format!("expected a whole number here ({m})")
+        .collect();
+    let file = match json.map(serde_json::from_value::<LabFile>) {
+        Some(Ok(file)) => file,
+        Some(Err(e)) if found.is_empty() => {
+            return Err(vec![
+                Diagnostic::unlocated(&e.to_string(), "").in_file(&source)
+            ])
         }
-        m => m.to_string(),
+        _ if found.is_empty() => {
+            return Err(vec![Diagnostic::unlocated(
+                "the lab file is not a mapping of keys",
+                "start with `lab: NAME` and `clusters:`; `tartlab init` writes one to begin with",
+            )
+            .in_file(&source)])
+        }
+        _ => return Err(in_order(found)),
+    };
+    match validate(&file, &source, &reading) {
+        Ok(nodes) if found.is_empty() => Ok(Lab {
+            file,
+            source,
+            nodes,
+        }),
+        Ok(_) => Err(in_order(found)),
+        Err(more) => {
+            found.extend(more);
+            Err(in_order(found))
+        }
     }
 }
 
-fn help_for(message: &str) -> String {
-    if message.contains("unknown field") {
-        "remove the key or fix its spelling; `tartlab schema` lists every key".into()
-    } else if message.contains("missing field") {
-        "add the key; `tartlab schema` shows what each section needs".into()
-    } else if message.contains("invalid") || message.contains("expected a whole number") {
-        "give the value the type the key expects; `tartlab schema` shows it".into()
-    } else {
-        "fix the syntax at this place".into()
-    }
+/// Problems in the order of the file (unlocated ones last), each once.
+fn in_order(mut problems: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    problems.sort_by_key(|d| (d.line.is_none(), d.line, d.column));
+    problems.dedup_by(|a, b| a.message == b.message && a.line == b.line);
+    problems
 }

@@ -1,5 +1,6 @@
-//! The lab file as written (schema v1, design.md section 3): every field typed, unknown
-//! keys refused. `expand` turns it into the nodes that will exist.
+//! The lab file as written (schema v1; docs/LAB-FILE.md is its reference): every field
+//! typed, unknown keys refused. The doc comments here are what `tartlab schema` shows users;
+//! `x-name` names a section in messages, `x-expects` says what a key takes.
 
 use std::collections::BTreeMap;
 
@@ -7,37 +8,45 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::network::NetworkSpec;
+use super::size::{Gigabytes, Mebibytes};
 
-/// A tartlab lab file.
+/// A tartlab lab file: clusters of Linux VMs, the accounts, files and provisioning steps
+/// they get, and the checks that say they are ready (docs/LAB-FILE.md).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "the lab file"))]
 pub struct LabFile {
-    /// The lab's name: `[a-z][a-z0-9-]*`.
+    /// The lab's name: lower-case letters, digits and `-`, starting with a letter.
+    #[schemars(example = &"k8s")]
     pub lab: String,
-    /// Prefix of every VM name, to keep two labs with the same cluster names apart.
-    #[serde(default)]
+    /// Put before every VM name (`<vm_prefix><cluster>-<node>`), to keep two labs with the
+    /// same cluster names apart on one Mac. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vm_prefix: Option<String>,
-    /// Settings for every node, unless a cluster or node overrides them.
-    #[serde(default)]
+    /// Settings every node gets unless its cluster or the node itself sets them.
+    #[serde(default, skip_serializing_if = "Settings::is_empty")]
     pub defaults: Settings,
-    /// Which nodes `/etc/hosts` lists on each node.
+    /// Which nodes each node's `/etc/hosts` lists: `lab` (every node), `cluster` (the nodes
+    /// of its cluster) or `none`.
     #[serde(default)]
     pub hosts: HostsScope,
-    /// Accounts created on every node.
-    #[serde(default)]
+    /// Accounts made on every node.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserSpec>,
+    /// The clusters, each with its nodes. A node's VM is named `<cluster>-<node>`.
     pub clusters: Vec<ClusterSpec>,
-    /// Files uploaded to the nodes.
-    #[serde(default)]
+    /// Files copied to the nodes (before the provisioning steps).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<FileSpec>,
-    /// Provisioning steps, in order; each runs on the nodes its `on` selects.
-    #[serde(default)]
+    /// Provisioning steps, in order. A step starts on any node only when the one before has
+    /// finished on every node it selected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provision: Vec<StepSpec>,
-    /// Probes run after provisioning.
-    #[serde(default)]
+    /// Commands run after provisioning, on every `up`, that say the lab is ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ready: Vec<ProbeSpec>,
-    /// Whether `up` checks that each node reaches the nodes of its `hosts` scope (TCP port 22,
-    /// from inside the guest) after a node or its peers booted. Default true.
+    /// Whether `up` checks that each node reaches the nodes of its `hosts` scope (TCP port
+    /// 22, from inside the guest) after it or its peers booted.
     #[serde(default = "yes")]
     pub network_check: bool,
 }
@@ -46,38 +55,59 @@ fn yes() -> bool {
     true
 }
 
-/// Settings a lab, a cluster or a node may set; unset ones inherit.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+/// What the settings keys mean, shared by `defaults`, clusters and nodes.
+const IMAGE: &str = "The image to clone: an OCI reference (pulled once, then cloned) or the name of a local tart VM. Default: ghcr.io/cirruslabs/ubuntu:latest.";
+const CPU: &str = "Virtual CPUs, 1 to 32. Default: 2.";
+const MEMORY: &str =
+    "Memory: MiB, or a size with a unit (4GiB), 256 MiB to 128 GiB. Default: 2048 (MiB).";
+const DISK: &str = "Disk: GB, or a size with a unit (50GB), 10 to 2000 GB. It only grows: tart cannot shrink a disk. Default: the image's own size.";
+const NETWORK: &str = "How the VM is networked: nat, softnet, host, bridged:<interface>, or a mapping such as { mode: softnet, allow: [0.0.0.0/0] } (docs/NETWORKS.md). The default lets the lab's nodes reach each other and the internet.";
+const LOGIN: &str = "The image's own account, used to log in before the lab key is installed. Default: { user: admin, password: admin }, the cirruslabs images' account.";
+
+/// Settings a lab (`defaults`), a cluster or a node may set; a node takes its own, else its
+/// cluster's, else the lab's `defaults`, else the default shown here.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "`defaults`"))]
 pub struct Settings {
-    /// OCI image reference or local VM name to clone.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = IMAGE, extend("default" = "ghcr.io/cirruslabs/ubuntu:latest"))]
     pub image: Option<String>,
-    /// Virtual CPUs.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = CPU, extend("default" = 2), range(min = 1, max = 32))]
     pub cpu: Option<u32>,
-    /// Memory in MiB.
-    #[serde(default)]
-    pub memory: Option<u32>,
-    /// Disk size in GB (grow only: tart cannot shrink a disk).
-    #[serde(default)]
-    pub disk: Option<u32>,
-    /// `nat`, `softnet`, `host`, `bridged:<interface>`, or a map such as
-    /// `{ mode: softnet, allow: [0.0.0.0/0] }` (docs/NETWORKS.md).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = MEMORY, extend("default" = 2048))]
+    pub memory: Option<Mebibytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = DISK)]
+    pub disk: Option<Gigabytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = NETWORK, extend("default" = { "mode": "softnet", "allow": ["0.0.0.0/0"] }))]
     pub network: Option<NetworkSpec>,
-    /// The image's first account, used to log in before the lab key is installed.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = LOGIN, extend("default" = { "user": "admin", "password": "admin" }))]
     pub login: Option<Login>,
 }
 
+impl Settings {
+    pub fn is_empty(&self) -> bool {
+        *self == Settings::default()
+    }
+}
+
+/// The image's own account (the cirruslabs images: `admin`, password `admin`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "`login`"))]
 pub struct Login {
+    /// The account's name.
     pub user: String,
+    /// Its password (used once per VM, over SSH, until the lab key is in place).
     pub password: String,
 }
 
+/// Which nodes each node's `/etc/hosts` lists.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum HostsScope {
@@ -87,6 +117,8 @@ pub enum HostsScope {
     Lab,
 }
 
+/// What a user may do with sudo: nothing (`none`), anything with their password
+/// (`password`), anything without (`nopasswd`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SudoMode {
@@ -96,69 +128,101 @@ pub enum SudoMode {
     Nopasswd,
 }
 
+/// An account made on every node.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "a user"))]
 pub struct UserSpec {
+    /// The user name: lower-case letters, digits, `-` and `_`, starting with a letter or
+    /// `_`; not one of the image's own accounts.
     pub name: String,
-    #[serde(default)]
+    /// Extra groups, made when missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub groups: Vec<String>,
+    /// `none`, `password` or `nopasswd`.
     #[serde(default)]
     pub sudo: SudoMode,
-    #[serde(default)]
+    /// The login shell. Default: the image's default for new users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<String>,
-    /// Paths of public key files, or literal keys.
-    #[serde(default)]
+    /// Public keys that may log in as this user: paths of `.pub` files (`~/` is your home;
+    /// others are relative to the lab file) or the keys themselves. The lab key is always
+    /// added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorized_keys: Vec<String>,
-    /// A crypt(3) hash (`openssl passwd -6`); plain passwords are never stored.
-    #[serde(default)]
+    /// A crypt(3) hash of the password (`openssl passwd -6`); plain passwords are never
+    /// taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_hash: Option<String>,
-    /// Refused: present only so the error can say what to use instead.
-    #[serde(default)]
-    #[schemars(skip)]
+    /// Not taken: plain passwords are never stored. Use `password_hash`.
+    #[serde(default, skip_serializing)]
     pub password: Option<String>,
 }
 
-/// A cluster: its nodes, and settings they inherit. The settings repeat `Settings`'s
-/// fields because serde's `flatten` cannot be combined with `deny_unknown_fields`.
+/// A cluster: its nodes, and settings its nodes take unless they set their own (the same
+/// keys as `defaults`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "a cluster"))]
 pub struct ClusterSpec {
+    /// The cluster's name: the first part of its nodes' names (lower-case letters, digits
+    /// and `-`).
     pub name: String,
+    /// Its nodes.
     pub nodes: Vec<NodeSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = IMAGE)]
     pub image: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = CPU, range(min = 1, max = 32))]
     pub cpu: Option<u32>,
-    #[serde(default)]
-    pub memory: Option<u32>,
-    #[serde(default)]
-    pub disk: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = MEMORY)]
+    pub memory: Option<Mebibytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = DISK)]
+    pub disk: Option<Gigabytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = NETWORK)]
     pub network: Option<NetworkSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = LOGIN)]
     pub login: Option<Login>,
 }
 
-/// A node, or `count` alike nodes named `<name>-1` ... `<name>-<count>`.
+/// A node, or `count` alike nodes. Its VM (and host) name is `<cluster>-<name>`, or
+/// `<cluster>-<name>-1` ... `<cluster>-<name>-<count>` when `count` is over 1.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "a node"))]
 pub struct NodeSpec {
+    /// The node's name (lower-case letters, digits and `-`).
     pub name: String,
-    #[serde(default)]
+    /// What the node is for, as selectors (`role=worker`) and `{{ cluster.ROLE.outputs.KEY }}`
+    /// name it. Default: its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    #[serde(default)]
+    /// How many alike nodes, 1 to 100. Default: 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
     pub count: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = IMAGE)]
     pub image: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = CPU, range(min = 1, max = 32))]
     pub cpu: Option<u32>,
-    #[serde(default)]
-    pub memory: Option<u32>,
-    #[serde(default)]
-    pub disk: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = MEMORY)]
+    pub memory: Option<Mebibytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = DISK)]
+    pub disk: Option<Gigabytes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = NETWORK)]
     pub network: Option<NetworkSpec>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = LOGIN)]
     pub login: Option<Login>,
 }
 
@@ -166,61 +230,78 @@ fn all() -> String {
     "all".to_string()
 }
 
+/// A file copied to the nodes.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "a file"))]
 pub struct FileSpec {
-    /// Path on this machine, relative to the lab file.
+    /// The file on this machine, relative to the lab file.
     pub src: String,
-    /// Absolute path on the node.
+    /// Where it goes on the node: an absolute path.
     pub dest: String,
-    #[serde(default)]
+    /// Its mode, in octal. Default: `0644`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"0600")]
     pub mode: Option<String>,
-    #[serde(default)]
+    /// Its owner, `USER` or `USER:GROUP`. Default: `root`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
-    /// Selector: `all`, a node, `cluster=NAME` or `role=NAME`.
+    /// Which nodes get it: `all`, a node's name, `cluster=NAME` or `role=NAME`.
     #[serde(default = "all")]
     pub on: String,
 }
 
+/// A provisioning step: a bash script run on the nodes `on` selects.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "a step"))]
 pub struct StepSpec {
+    /// The step's name, unique in the lab.
     pub name: String,
+    /// Which nodes run it: `all`, a node's name, `cluster=NAME` or `role=NAME`.
     #[serde(default = "all")]
     pub on: String,
-    /// A bash script (run with `set -euo pipefail`).
-    #[serde(default)]
+    /// The script itself (bash, run with `set -euo pipefail`). Give `run` or `script`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
-    /// A script file, relative to the lab file, uploaded and run the same way.
-    #[serde(default)]
+    /// A script file, relative to the lab file, run the same way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
-    /// Environment; values may use `{{ node.NAME.outputs.KEY }}` and `{{ cluster.ROLE.outputs.KEY }}`.
-    #[serde(default)]
+    /// Environment variables. A value may use `{{ node.NAME.outputs.KEY }}` (the output KEY
+    /// of node NAME) and `{{ cluster.ROLE.outputs.KEY }}` (of the node with that role in the
+    /// same cluster as the node the step runs on).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// Keys this step prints as `tartlab-output KEY=VALUE`: a name, or `{ name, secret: true }`
-    /// for a value masked wherever tartlab shows or logs it.
-    #[serde(default)]
+    /// Values the step passes on by printing `tartlab-output KEY=VALUE`: a name, or
+    /// `{ name: KEY, secret: true }` for a value masked wherever tartlab shows or logs it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<OutputSpec>,
-    /// Steps that must have finished first (besides every earlier step).
-    #[serde(default)]
+    /// Earlier steps this one needs (every earlier step finishes first anyway; this says
+    /// which ones matter).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
     /// Run as this user instead of root.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
 }
 
-/// An output a step declares.
+/// An output a step declares: its name, or `{ name, secret }`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(untagged)]
+#[schemars(extend("x-expects" = "an output's name, or { name: KEY, secret: true }"))]
 pub enum OutputSpec {
     Name(String),
     Detailed(DetailedOutput),
 }
 
+/// An output with its settings.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "an output"))]
 pub struct DetailedOutput {
+    /// The output's name (the KEY of `tartlab-output KEY=VALUE`).
     pub name: String,
+    /// Whether the value is masked (`********`) wherever tartlab shows or logs it.
     #[serde(default)]
     pub secret: bool,
 }
@@ -237,12 +318,18 @@ impl OutputSpec {
     }
 }
 
+/// A check run after provisioning, as root, on every `up`: the lab is ready when each
+/// exits 0.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "a ready probe"))]
 pub struct ProbeSpec {
+    /// Which nodes run it: `all`, a node's name, `cluster=NAME` or `role=NAME`.
     #[serde(default = "all")]
     pub on: String,
+    /// The command (bash).
     pub run: String,
-    #[serde(default)]
+    /// What to look at when it fails, shown with the failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hint: Option<String>,
 }

@@ -70,6 +70,24 @@ impl NetworkMode {
         }
     }
 
+    /// The mode as a lab file writes it: the word alone when it has no lists.
+    pub fn to_spec(&self) -> NetworkSpec {
+        let map = |allow: &[String], block: &[String]| NetworkSpec::Map {
+            mode: Some(self.kind().to_string()),
+            allow: allow.to_vec(),
+            block: block.to_vec(),
+            interface: None,
+        };
+        match self {
+            NetworkMode::Softnet { allow, block } | NetworkMode::Host { allow, block }
+                if !(allow.is_empty() && block.is_empty()) =>
+            {
+                map(allow, block)
+            }
+            other => NetworkSpec::Word(other.to_string()),
+        }
+    }
+
     /// The mode's name, as `mode:` gives it.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -337,6 +355,7 @@ impl JsonSchema for NetworkSpec {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({
             "description": "How the VM is networked (docs/NETWORKS.md). Default: { mode: softnet, allow: [0.0.0.0/0] }, in which the lab's nodes reach each other and the internet.",
+            "x-expects": "nat, softnet, host, bridged:INTERFACE, or a mapping such as { mode: softnet, allow: [0.0.0.0/0] }",
             "oneOf": [
                 { "type": "string", "pattern": "^(nat|softnet|host|bridged:\\S+)$" },
                 {
@@ -348,7 +367,8 @@ impl JsonSchema for NetworkSpec {
                         "interface": { "type": "string" }
                     },
                     "required": ["mode"],
-                    "additionalProperties": false
+                    "additionalProperties": false,
+                    "x-name": "a network"
                 }
             ]
         })

@@ -1,0 +1,153 @@
+//! Sizes as people write them: a whole number in the key's own unit (MiB for `memory`, GB
+//! for `disk`, as tart counts them), or a number with a unit: `4GiB`, `4096MiB`, `50GB`,
+//! `1TB`. Units count in 1024s (1 GB = 1024 MB), as tart and most VM tools do; `GB` and
+//! `GiB` mean the same here.
+
+use std::borrow::Cow;
+
+use schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Memory, in MiB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mebibytes(pub u32);
+
+/// Disk, in GB (1024 MiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gigabytes(pub u32);
+
+const MIB_PER: [(&str, u64); 9] = [
+    ("m", 1),
+    ("mb", 1),
+    ("mib", 1),
+    ("g", 1024),
+    ("gb", 1024),
+    ("gib", 1024),
+    ("t", 1024 * 1024),
+    ("tb", 1024 * 1024),
+    ("tib", 1024 * 1024),
+];
+
+/// A size in units of `unit` MiB (1 for MiB, 1024 for GB), from a number in that unit or a
+/// text with a unit; the error says what is wrong with it (empty: it is not a size at all).
+pub fn parse(text: &str, unit: u64, unit_name: &str) -> Result<u32, String> {
+    let text = text.trim();
+    let digits = text.chars().take_while(char::is_ascii_digit).count();
+    let (number, suffix) = text.split_at(digits);
+    let suffix = suffix.trim().to_ascii_lowercase();
+    let number: u64 = number.parse().map_err(|_| String::new())?;
+    let mib_per = if suffix.is_empty() {
+        unit
+    } else {
+        MIB_PER
+            .iter()
+            .find(|(name, _)| *name == suffix)
+            .map(|(_, n)| *n)
+            .ok_or_else(|| {
+                format!("the unit `{suffix}` is not one tartlab knows (MiB, GiB, TiB, MB, GB, TB)")
+            })?
+    };
+    let mib = number
+        .checked_mul(mib_per)
+        .ok_or_else(|| "it is too large".to_string())?;
+    if mib % unit != 0 {
+        return Err(format!("it is not a whole number of {unit_name}"));
+    }
+    u32::try_from(mib / unit).map_err(|_| "it is too large".to_string())
+}
+
+/// A number or a text, as the lab file gives a size.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Written {
+    Number(u64),
+    Text(String),
+}
+
+fn read<'de, D: Deserializer<'de>>(d: D, unit: u64, name: &str) -> Result<u32, D::Error> {
+    match Written::deserialize(d)? {
+        Written::Number(n) => u32::try_from(n)
+            .map_err(|_| serde::de::Error::custom(format!("{n} {name} is too large"))),
+        Written::Text(t) => parse(&t, unit, name)
+            .map_err(|why| serde::de::Error::custom(format!("`{t}` is not a size {why}"))),
+    }
+}
+
+impl<'de> Deserialize<'de> for Mebibytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        read(d, 1, "MiB").map(Mebibytes)
+    }
+}
+
+impl<'de> Deserialize<'de> for Gigabytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        read(d, 1024, "GB").map(Gigabytes)
+    }
+}
+
+impl Serialize for Mebibytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.0)
+    }
+}
+
+impl Serialize for Gigabytes {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u32(self.0)
+    }
+}
+
+/// The schema of a size: a whole number, or a text of a number and a unit. `x-size` names
+/// the unit for tartlab's own check (`structure.rs`), which parses the text as `up` will.
+fn size_schema(unit: &str, example: &str) -> Schema {
+    json_schema!({
+        "anyOf": [
+            { "type": "integer", "minimum": 1 },
+            { "type": "string", "pattern": "^\\s*[0-9]+\\s*([MmGgTt]([Ii]?[Bb])?)?\\s*$" }
+        ],
+        "x-size": unit,
+        "x-expects": format!("a whole number of {unit}, or a size with a unit (e.g. {example})"),
+    })
+}
+
+impl JsonSchema for Mebibytes {
+    fn schema_name() -> Cow<'static, str> {
+        "Mebibytes".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        size_schema("MiB", "4096 or 4GiB")
+    }
+}
+
+impl JsonSchema for Gigabytes {
+    fn schema_name() -> Cow<'static, str> {
+        "Gigabytes".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        size_schema("GB", "50 or 50GB")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_with_and_without_units() {
+        let mib = |t: &str| parse(t, 1, "MiB");
+        let gb = |t: &str| parse(t, 1024, "GB");
+        assert_eq!(mib("4096"), Ok(4096));
+        assert_eq!(mib("4GiB"), Ok(4096));
+        assert_eq!(mib("4 GB"), Ok(4096));
+        assert_eq!(mib("512M"), Ok(512));
+        assert_eq!(gb("50GB"), Ok(50));
+        assert_eq!(gb("1TiB"), Ok(1024));
+        assert_eq!(gb("2048MiB"), Ok(2));
+        assert!(gb("1500MB")
+            .unwrap_err()
+            .contains("not a whole number of GB"));
+        assert!(mib("2 gigs").unwrap_err().contains("the unit `gigs`"));
+        assert_eq!(mib("lots"), Err(String::new()));
+        assert!(mib("99999999TB").unwrap_err().contains("too large"));
+    }
+}
