@@ -5,6 +5,7 @@
 //! the one error type `main.rs` prints.
 
 pub mod cli;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod guest;

@@ -191,7 +191,7 @@ fn a_changed_step_reruns_only_where_it_changed_and_reprovision_forces_it() {
     let unknown = lab.tartlab(&["up", "--reprovision=nosuch"]);
     assert_eq!(unknown.code, 2);
     assert!(
-        unknown.stderr.contains("no step named `nosuch`"),
+        unknown.stderr.contains("the lab file has no step `nosuch`"),
         "{}",
         unknown.stderr
     );
@@ -335,7 +335,7 @@ fn exec_ssh_and_cp_reach_the_nodes() {
     let dir = lab.tartlab(&["cp", local.to_str().unwrap(), "dev-master:/tmp/x"]);
     assert_eq!(dir.code, 1);
     assert!(
-        dir.stderr.contains("is a directory (use -r)"),
+        dir.stderr.contains("is a directory") && dir.stderr.contains("add -r"),
         "{}",
         dir.stderr
     );
@@ -371,14 +371,34 @@ fn ssh_config_works_with_ssh_and_the_inventory_with_ansible() {
         std::path::Path::new(&ansible).is_file(),
         "{ansible} is missing: scripts/install-deps.sh --with-nextest installs it"
     );
-    for (flag, file) in [("", "inventory.yaml"), ("--ini", "inventory.ini")] {
-        let args: Vec<&str> = if flag.is_empty() {
-            vec!["inventory"]
+    // YAML and INI files, and `--json` as a dynamic inventory: a script Ansible runs with
+    // `--list`, which prints the JSON itself.
+    let script = format!(
+        "#!/bin/sh\nexec {} inventory --json -f {}\n",
+        env!("CARGO_BIN_EXE_tartlab"),
+        lab.lab.join("tartlab.yaml").display()
+    );
+    for (flag, file) in [
+        ("", "inventory.yaml"),
+        ("--ini", "inventory.ini"),
+        ("--json", "inventory.sh"),
+    ] {
+        if flag == "--json" {
+            lab.write(file, &script);
+            Command::new("chmod")
+                .arg("755")
+                .arg(lab.lab.join(file))
+                .status()
+                .unwrap();
         } else {
-            vec!["inventory", flag]
-        };
-        let text = lab.ok(&args).stdout;
-        lab.write(file, &text);
+            let args: Vec<&str> = if flag.is_empty() {
+                vec!["inventory"]
+            } else {
+                vec!["inventory", flag]
+            };
+            let text = lab.ok(&args).stdout;
+            lab.write(file, &text);
+        }
         let parsed = Command::new(&ansible)
             .args(["-i", lab.lab.join(file).to_str().unwrap(), "--list"])
             .env("ANSIBLE_LOCAL_TEMP", lab.dir.path())

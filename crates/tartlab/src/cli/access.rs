@@ -7,32 +7,38 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{out, runtime, FileArgs, LabSnapshot};
+use super::{out, runtime, select, FileArgs, FileOnly, LabSnapshot};
 use crate::engine::fanout;
 use crate::error::{Error, Exit, Result};
 use crate::guest::ssh::{self, Auth, Output};
 use crate::guest::transfer;
-use crate::lab::{self, Node};
+use crate::lab::Node;
 use crate::provider::tart::TartProvider;
-use crate::provider::{Endpoint, Provider};
+use crate::provider::{Endpoint, Inventory, Provider};
 use crate::state::KnownHosts;
 use crate::ui;
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_long_help = "Examples:\n  tartlab ssh dev-master\n  tartlab ssh dev-master uptime\n  tartlab ssh -u root dev-master -- ls -la /root"
+)]
 pub struct SshArgs {
     #[command(flatten)]
-    pub file: FileArgs,
+    pub file: FileOnly,
     /// Log in as this user instead of the image's login user
     #[arg(long, short = 'u')]
     pub user: Option<String>,
     /// The node (VM name)
     pub node: String,
-    /// A command to run instead of a shell
-    #[arg(last = true)]
+    /// A command to run instead of a shell (as ssh takes it; `--` before it is optional)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_long_help = "Examples:\n  tartlab exec all -- uptime\n  tartlab exec cluster=dev,stg -- 'systemctl is-active k3s'\n  tartlab exec 'dev-*' role=db --json -- df -h /"
+)]
 pub struct ExecArgs {
     #[command(flatten)]
     pub file: FileArgs,
@@ -42,8 +48,10 @@ pub struct ExecArgs {
     /// How many nodes at once
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub parallel: usize,
-    /// Which nodes: a name, cluster=NAME, role=NAME or all
-    pub selector: String,
+    /// Which nodes: names, cluster=NAME, role=NAME or all; lists (cluster=dev,stg) and globs
+    /// (dev-*) too
+    #[arg(required = true)]
+    pub selectors: Vec<String>,
     /// Stop waiting for a node's command after this many seconds (default: no limit)
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -54,6 +62,9 @@ pub struct ExecArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_long_help = "Examples:\n  tartlab cp ./app.conf dev-master:/tmp/app.conf\n  tartlab cp dev-master:.bashrc .          (NODE: alone is the login user's home)\n  tartlab cp -r dev-master:/var/log/k3s ./logs"
+)]
 pub struct CpArgs {
     #[command(flatten)]
     pub file: FileArgs,
@@ -70,14 +81,21 @@ pub struct CpArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_long_help = "Examples:\n  tartlab logs dev-master\n  tartlab logs --tail 50 -F dev-master"
+)]
 pub struct LogsArgs {
     #[command(flatten)]
-    pub file: FileArgs,
+    pub file: FileOnly,
     /// The node (VM name)
     pub node: String,
-    /// Keep printing what is appended, until Ctrl-C (`-f` is the lab file, as everywhere)
-    #[arg(long)]
+    /// Keep printing what is appended, until Ctrl-C (`-F`, as in tail; `-f` is the lab file,
+    /// as everywhere)
+    #[arg(long, short = 'F')]
     pub follow: bool,
+    /// Only the last N lines of each log
+    #[arg(long, value_name = "N")]
+    pub tail: Option<usize>,
 }
 
 /// How long `exec` and `cp` give a node to log them in: 15 s, or `TARTLAB_SSH_TIMEOUT`.
@@ -88,17 +106,11 @@ fn login_timeout() -> Duration {
         .map_or(Duration::from_secs(15), Duration::from_secs)
 }
 
-/// The provider, and the names of the VMs that run (one inventory).
-fn provider_and_running() -> Result<(TartProvider, Vec<String>)> {
+/// The provider, and tart's inventory (one `tart list`).
+fn provider_and_inventory() -> Result<(TartProvider, Inventory)> {
     let provider = TartProvider::locate(None).map_err(|e| Error::fatal(e.message, e.hint))?;
     let inventory = runtime()?.block_on(crate::engine::read_inventory(&provider))?;
-    let running = inventory
-        .vms
-        .into_iter()
-        .filter(|(_, v)| v.running)
-        .map(|(name, _)| name)
-        .collect();
-    Ok((provider, running))
+    Ok((provider, inventory))
 }
 
 /// The system ssh's options for a node: lab key, pinned host key, no prompts.
@@ -124,11 +136,11 @@ fn ssh_options(snapshot: &LabSnapshot, vm: &str) -> Vec<String> {
 
 pub fn ssh(args: &SshArgs) -> Result<Exit> {
     use std::os::unix::process::CommandExt;
-    let snapshot = LabSnapshot::open(&args.file)?;
+    let snapshot = LabSnapshot::open(&args.file.args())?;
     let node = snapshot.node(&args.node)?;
-    let (_, running) = provider_and_running()?;
+    let (_, inventory) = provider_and_inventory()?;
     let ip = snapshot
-        .address(node, &running)
+        .address(node, &inventory)
         .map_err(|e| Error::fatal(e, ""))?;
     let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
     let mut cmd = std::process::Command::new("ssh");
@@ -215,19 +227,14 @@ struct ExecJob {
 
 pub fn exec(args: &ExecArgs) -> Result<Exit> {
     let snapshot = LabSnapshot::open(&args.file)?;
+    let selected = select(&snapshot.lab.nodes, &args.selectors)?;
     let targets: Vec<&Node> = snapshot
         .lab
         .nodes
         .iter()
-        .filter(|n| lab::selects(&args.selector, n))
+        .filter(|n| selected.contains(&n.vm_name))
         .collect();
-    if targets.is_empty() {
-        return Err(Error::usage(
-            format!("`{}` matches no node of the lab", args.selector),
-            "use all, a node name, cluster=NAME or role=NAME",
-        ));
-    }
-    let (provider, running) = provider_and_running()?;
+    let (provider, inventory) = provider_and_inventory()?;
     let key = Arc::new(
         snapshot
             .dir
@@ -253,7 +260,7 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
             vm: node.vm_name.clone(),
             user: args.user.clone().unwrap_or_else(|| node.login.user.clone()),
             endpoint: snapshot
-                .address(node, &running)
+                .address(node, &inventory)
                 .map(|ip| provider.ssh_endpoint(&node.vm_name, &ip)),
             pinned: known.pinned(&node.vm_name),
             key: key.clone(),
@@ -377,10 +384,20 @@ fn print_line(prefix: &str, stream: ssh::Stream, line: &str, show: Shown) {
     let _ = writeln!(out, "{prefix} {line}");
 }
 
-/// `NODE:PATH` split, when the text names a node of the lab.
-fn remote_part<'a>(snapshot: &LabSnapshot, text: &'a str) -> Option<(&'a str, &'a str)> {
-    let (node, path) = text.split_once(':')?;
-    snapshot.lab.node(node).map(|_| (node, path))
+/// `NODE:PATH` split: `None` for a local path; an error naming the lab's nodes when the
+/// part before `:` looks like a node that the lab does not have.
+fn remote_part<'a>(snapshot: &LabSnapshot, text: &'a str) -> Result<Option<(&'a str, &'a str)>> {
+    let Some((node, path)) = text.split_once(':') else {
+        return Ok(None);
+    };
+    if snapshot.lab.node(node).is_some() {
+        return Ok(Some((node, path)));
+    }
+    // `./a:b` or `/tmp/x:y` are local paths with a colon; `name:path` names a node.
+    if node.is_empty() || node.contains('/') {
+        return Ok(None);
+    }
+    Err(super::no_such_node(&snapshot.lab.nodes, node))
 }
 
 pub fn cp(args: &CpArgs) -> Result<Exit> {
@@ -389,19 +406,27 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
         remote_part(&snapshot, &args.source),
         remote_part(&snapshot, &args.destination),
     ) {
-        (None, Some((n, p))) => (n, true, p.to_string(), PathBuf::from(&args.source)),
-        (Some((n, p)), None) => (n, false, p.to_string(), PathBuf::from(&args.destination)),
+        (Ok(None), Ok(Some((n, p)))) => (n, true, p, PathBuf::from(&args.source)),
+        (Ok(Some((n, p))), Ok(None)) => (n, false, p, PathBuf::from(&args.destination)),
+        (Err(e), _) | (_, Err(e)) => return Err(e),
         _ => {
+            let example = snapshot.lab.nodes.first().map_or("NODE", |n| &n.vm_name);
             return Err(Error::usage(
                 "give one side as NODE:PATH and the other as a local path",
-                "e.g. `tartlab cp ./app.conf dev-master:/tmp/app.conf`",
-            ))
+                format!("e.g. `tartlab cp ./app.conf {example}:/tmp/app.conf`"),
+            ));
         }
     };
+    // `NODE:` alone is the login user's home, as in scp.
+    let remote_path = if remote_path.is_empty() {
+        ".".to_string()
+    } else {
+        remote_path.to_string()
+    };
     let node = snapshot.node(node_name)?.clone();
-    let (provider, running) = provider_and_running()?;
+    let (provider, inventory) = provider_and_inventory()?;
     let ip = snapshot
-        .address(&node, &running)
+        .address(&node, &inventory)
         .map_err(|e| Error::fatal(e, ""))?;
     let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
     let key = Arc::new(
@@ -438,28 +463,45 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
         connection.close().await;
         result
     });
-    match copied {
-        Ok(done) => {
-            for skipped in &done.skipped {
-                eprintln!("not copied: {skipped}");
-            }
-            eprintln!("copied {} file(s)", done.files);
-            Ok(Exit::Ok)
-        }
-        Err(e) => Err(Error::fatal(
+    let done = copied.map_err(|e| {
+        Error::fatal(
             format!(
                 "cp {} {}: {}",
                 args.source,
                 args.destination,
                 crate::text::printable(&e)
             ),
-            "use -r for directories; remote paths are as the login user sees them",
-        )),
+            cp_hint(&e, &user, node_name),
+        )
+    })?;
+    if args.file.json {
+        out(&serde_json::json!({ "copied": done.files, "skipped": done.skipped }).to_string());
+    } else {
+        for skipped in &done.skipped {
+            eprintln!("not copied: {skipped}");
+        }
+        eprintln!("copied {} file(s)", done.files);
+    }
+    Ok(Exit::Ok)
+}
+
+/// What to do about a failed copy, for the error it is.
+fn cp_hint(error: &str, user: &str, node: &str) -> String {
+    if error.ends_with("permission denied") {
+        format!("{user} may not read or write there: `--user root` copies as root, or choose a path {user} can write")
+    } else if error.ends_with("no such file or directory") {
+        format!("remote paths are as {user} sees them, relative to their home; `{node}:` alone is that home")
+    } else if error.ends_with("is a directory") {
+        "add -r to copy a directory and everything in it".into()
+    } else if error.contains("a name must be one path component") {
+        "the guest's listing cannot be trusted; nothing was written outside the destination".into()
+    } else {
+        String::new()
     }
 }
 
 pub fn logs(args: &LogsArgs) -> Result<Exit> {
-    let snapshot = LabSnapshot::open(&args.file)?;
+    let snapshot = LabSnapshot::open(&args.file.args())?;
     let node = snapshot.node(&args.node)?;
     let files = [
         snapshot.dir.run_log(&node.vm_name),
@@ -484,8 +526,8 @@ pub fn logs(args: &LogsArgs) -> Result<Exit> {
             Ok(mut file) => {
                 let mut text = Vec::new();
                 let _ = file.read_to_end(&mut text);
-                show(&text);
                 offsets[i] = text.len() as u64;
+                show(last_lines(&text, args.tail));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::fatal(crate::state::describe_error(path, &e), "")),
@@ -512,5 +554,39 @@ pub fn logs(args: &LogsArgs) -> Result<Exit> {
             offsets[i] += fresh.len() as u64;
             show(&fresh);
         }
+    }
+}
+
+/// The last `n` lines of a log (all of it without `n`).
+fn last_lines(bytes: &[u8], n: Option<usize>) -> &[u8] {
+    let Some(n) = n else {
+        return bytes;
+    };
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let start = body
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|(_, b)| **b == b'\n')
+        .nth(n.saturating_sub(1))
+        .map_or(0, |(i, _)| i + 1);
+    if n == 0 {
+        return &bytes[bytes.len()..];
+    }
+    &bytes[start..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn the_tail_of_a_log_is_its_last_lines() {
+        let log = b"a\nb\nc\n";
+        assert_eq!(last_lines(log, Some(2)), b"b\nc\n");
+        assert_eq!(last_lines(log, Some(5)), log);
+        assert_eq!(last_lines(log, None), log);
+        assert_eq!(last_lines(log, Some(0)), b"");
+        assert_eq!(last_lines(b"x\ny", Some(1)), b"y");
     }
 }

@@ -1,5 +1,6 @@
-//! The files other tools read: `ssh-config` (an OpenSSH config to `Include`) and `inventory`
-//! (Ansible, YAML or INI). Both come from the state file alone: no SSH, no lock.
+//! The files other tools read: `ssh-config` (an OpenSSH config to `Include`, or its hosts as
+//! JSON) and `inventory` (Ansible: YAML, INI, or the JSON of a dynamic inventory's
+//! `--list`). Both come from the state file alone: no SSH, no lock.
 
 use std::collections::BTreeMap;
 
@@ -8,11 +9,14 @@ use crate::error::{Error, Exit, Result};
 use crate::lab::Node;
 
 #[derive(clap::Args, Debug)]
+#[command(
+    after_long_help = "Examples:\n  tartlab inventory > hosts.yaml && ansible -i hosts.yaml all -m ping\n  tartlab inventory --json   (the shape of a dynamic inventory's --list: groups, and _meta.hostvars)"
+)]
 pub struct InventoryArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// INI instead of YAML
-    #[arg(long)]
+    #[arg(long, conflicts_with = "json")]
     pub ini: bool,
 }
 
@@ -24,6 +28,7 @@ pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
         "# tartlab lab `{}`: `Include` this file from ~/.ssh/config\n",
         snapshot.lab.name()
     );
+    let mut hosts = Vec::new();
     for node in &snapshot.lab.nodes {
         let Some(ip) = snapshot
             .state
@@ -44,11 +49,23 @@ pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
             key = key.display(),
             known = known.display(),
         ));
+        hosts.push(serde_json::json!({
+            "host": node.vm_name,
+            "hostname": ip,
+            "user": node.login.user,
+            "identity_file": key,
+            "user_known_hosts_file": known,
+            "host_key_alias": node.vm_name,
+        }));
     }
     let path = snapshot.dir.root.join("ssh_config");
     if snapshot.dir.exists() {
         crate::state::write_atomic(&path, text.as_bytes(), 0o600)
             .map_err(|e| Error::fatal(format!("cannot write {}: {e}", path.display()), ""))?;
+    }
+    if args.json {
+        super::out(&serde_json::json!({ "hosts": hosts, "file": path }).to_string());
+        return Ok(Exit::Ok);
     }
     print!("{text}");
     Ok(Exit::Ok)
@@ -144,10 +161,38 @@ fn render_yaml(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) ->
     text
 }
 
+/// The JSON a dynamic inventory script prints for `--list`: each group with its hosts,
+/// `all` with every group, and every host's variables in `_meta.hostvars`.
+fn render_json(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) -> String {
+    let mut out = serde_json::Map::new();
+    for (group, nodes) in groups {
+        let hosts: Vec<&str> = nodes.iter().map(|n| n.vm_name.as_str()).collect();
+        out.insert(group.clone(), serde_json::json!({ "hosts": hosts }));
+    }
+    let children: Vec<&String> = groups.keys().collect();
+    out.insert("all".into(), serde_json::json!({ "children": children }));
+    let hostvars: serde_json::Map<String, serde_json::Value> = snapshot
+        .lab
+        .nodes
+        .iter()
+        .map(|node| {
+            let vars: serde_json::Map<String, serde_json::Value> = host_vars(snapshot, node)
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect();
+            (node.vm_name.clone(), serde_json::Value::Object(vars))
+        })
+        .collect();
+    out.insert("_meta".into(), serde_json::json!({ "hostvars": hostvars }));
+    serde_json::Value::Object(out).to_string()
+}
+
 pub fn inventory(args: &InventoryArgs) -> Result<Exit> {
     let snapshot = LabSnapshot::open(&args.file)?;
     let groups = groups(&snapshot.lab.nodes);
-    let text = if args.ini {
+    let text = if args.file.json {
+        format!("{}\n", render_json(&snapshot, &groups))
+    } else if args.ini {
         render_ini(&snapshot, &groups)
     } else {
         render_yaml(&snapshot, &groups)

@@ -68,6 +68,8 @@ struct StatusRow {
     ip: Option<String>,
     cpu: u32,
     memory: u32,
+    /// How the last `up` that worked on it ended: `ok`, `failed at STAGE`.
+    last_up: Option<String>,
     /// A VM the lab created that the lab file no longer declares.
     orphan: bool,
 }
@@ -101,6 +103,7 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
                 .filter(|_| word == "running"),
             cpu: owned.map_or(node.cpu, |o| o.cpu),
             memory: owned.map_or(node.memory, |o| o.memory),
+            last_up: owned.and_then(|o| o.last_up.as_ref()).map(|l| l.text()),
             orphan: false,
         });
     }
@@ -118,6 +121,7 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
             ip: owned.ip.clone().filter(|_| word == "running"),
             cpu: owned.cpu,
             memory: owned.memory,
+            last_up: owned.last_up.as_ref().map(|l| l.text()),
             orphan: true,
         });
     }
@@ -140,11 +144,14 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
                 r.ip.clone().unwrap_or_else(|| "-".into()),
                 r.cpu.to_string(),
                 format!("{} MiB", r.memory),
+                r.last_up.clone().unwrap_or_else(|| "-".into()),
             ]
         })
         .collect();
     out(&ui::table(
-        &["NODE", "CLUSTER", "ROLE", "STATE", "IP", "CPU", "MEMORY"],
+        &[
+            "NODE", "CLUSTER", "ROLE", "STATE", "IP", "CPU", "MEMORY", "LAST UP",
+        ],
         &table,
     ));
     if !orphans.is_empty() {
@@ -272,4 +279,95 @@ fn plan_table(
         ],
         &rows,
     )
+}
+
+#[derive(clap::Args, Debug)]
+#[command(after_long_help = "Examples:\n  tartlab labs\n  tartlab labs --forget-missing")]
+pub struct LabsArgs {
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+    /// Remove the labs whose lab file is gone from the list (never done otherwise)
+    #[arg(long)]
+    pub forget_missing: bool,
+}
+
+/// One lab of `tartlab labs`.
+#[derive(serde::Serialize)]
+struct LabRow {
+    lab: String,
+    file: std::path::PathBuf,
+    /// `present`, or `missing` when its lab file is gone.
+    state: &'static str,
+    vms: usize,
+    /// How many of its VMs run (`None` when tart could not be asked).
+    running: Option<usize>,
+    last_used: String,
+}
+
+/// Every lab this user brought up here (one `tart list` for all of them).
+pub fn labs(args: &LabsArgs) -> Result<Exit> {
+    let index = crate::state::LabIndex::for_user();
+    if args.forget_missing {
+        let gone = index.forget_missing().map_err(|e| Error::fatal(e, ""))?;
+        for entry in &gone {
+            eprintln!("forgot {} ({})", entry.lab, entry.file.display());
+        }
+    }
+    let inventory = TartProvider::locate(None)
+        .ok()
+        .and_then(|provider| runtime().ok()?.block_on(read_inventory(&provider)).ok());
+    let rows: Vec<LabRow> = index
+        .entries()
+        .into_values()
+        .map(|entry| {
+            let present = entry.file.exists();
+            let owned: Vec<String> = crate::state::StateDir::beside(&entry.file)
+                .read_state(&entry.lab)
+                .map(|s| s.vms.into_keys().collect())
+                .unwrap_or_default();
+            LabRow {
+                lab: entry.lab,
+                state: if present { "present" } else { "missing" },
+                vms: owned.len(),
+                running: inventory
+                    .as_ref()
+                    .map(|inv| owned.iter().filter(|vm| inv.running(vm)).count()),
+                file: entry.file,
+                last_used: entry.last_used,
+            }
+        })
+        .collect();
+    if args.json {
+        out(&serde_json::json!({ "labs": rows }).to_string());
+        return Ok(Exit::Ok);
+    }
+    if rows.is_empty() {
+        out("no labs yet: `tartlab up` in a lab's directory adds it here");
+        return Ok(Exit::Ok);
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.lab.clone(),
+                if r.state == "present" {
+                    r.file.display().to_string()
+                } else {
+                    format!("{} (gone)", r.file.display())
+                },
+                r.vms.to_string(),
+                r.running.map_or("?".into(), |n| n.to_string()),
+                r.last_used.clone(),
+            ]
+        })
+        .collect();
+    out(&ui::table(
+        &["LAB", "FILE", "VMS", "RUNNING", "LAST USED"],
+        &table,
+    ));
+    if rows.iter().any(|r| r.state == "missing") {
+        out("a lab whose file is gone keeps its VMs: `tart list` shows them; `tartlab labs --forget-missing` drops it from this list");
+    }
+    Ok(Exit::Ok)
 }

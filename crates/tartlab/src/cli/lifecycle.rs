@@ -55,6 +55,10 @@ async fn open_engine(file: &FileArgs, options: Options) -> Result<Engine> {
     let lab = open_lab(file, true)?;
     let dir = StateDir::create_beside(&lab.source.path).map_err(|e| Error::fatal(e, ""))?;
     let lock = dir.lock().map_err(|e| Error::fatal(e, ""))?;
+    // The machine's list of labs (`tartlab labs`): a convenience, never a reason to stop.
+    if let Err(e) = crate::state::LabIndex::for_user().record(lab.name(), &lab.source.path) {
+        eprintln!("warning: the list of labs was not updated: {e}");
+    }
     let provider =
         TartProvider::locate(Some(lock.share())).map_err(|e| Error::fatal(e.message, e.hint))?;
     provider
@@ -231,15 +235,8 @@ fn bring_up_once(
     block_on(async {
         let remove_orphans = options.remove_orphans;
         let engine = open_engine(file, options.clone()).await?;
+        check_reprovision(engine.lab(), selectors, &options.reprovision)?;
         let selected = select(&engine.lab().nodes, selectors)?;
-        if let Reprovision::Step(step) = &options.reprovision {
-            if !engine.lab().file.provision.iter().any(|s| &s.name == step) {
-                return Err(Error::usage(
-                    format!("--reprovision={step}: the lab file has no step named `{step}`"),
-                    "",
-                ));
-            }
-        }
         let orphans = engine.orphans();
         let mut shown = selected.clone();
         if remove_orphans {
@@ -261,6 +258,34 @@ fn bring_up_once(
     })
 }
 
+/// `--reprovision=STEP` names a step; a step's name given as a node (`--reprovision STEP`,
+/// with a space) is never taken for a selector.
+fn check_reprovision(lab: &lab::Lab, selectors: &[String], wanted: &Reprovision) -> Result<()> {
+    let steps: Vec<&str> = lab.file.provision.iter().map(|s| s.name.as_str()).collect();
+    if let Reprovision::Step(step) = wanted {
+        if !steps.contains(&step.as_str()) {
+            let mut message = format!("--reprovision={step}: the lab file has no step `{step}`");
+            if let Some(near) = lab::closest(step, steps.iter().copied()) {
+                message.push_str(&format!(" (did you mean `{near}`?)"));
+            }
+            return Err(Error::usage(
+                message,
+                format!("the steps are: {}", steps.join(", ")),
+            ));
+        }
+    }
+    for selector in selectors {
+        let is_node = lab.nodes.iter().any(|n| lab::selects(selector, n));
+        if !is_node && steps.contains(&selector.as_str()) {
+            return Err(Error::usage(
+                format!("`{selector}` is a step, not a node"),
+                format!("to run it again, write --reprovision={selector} (with `=`)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 pub fn stop(args: &NodesArgs) -> Result<Exit> {
     block_on(async {
         let engine = open_engine(&args.file, Options::teardown(64)).await?;
@@ -277,6 +302,29 @@ pub fn stop(args: &NodesArgs) -> Result<Exit> {
         .await;
         reporter.finish();
         Ok(recap(args.file.json, "stop", &reports?))
+    })
+}
+
+pub fn restart(args: &NodesArgs) -> Result<Exit> {
+    block_on(async {
+        let options = Options {
+            create_missing: false,
+            ..Options::up()
+        };
+        let engine = open_engine(&args.file, options).await?;
+        let selected = select(&engine.lab().nodes, &args.nodes)?;
+        let reporter = ui::reporter(
+            Mode::detect(args.file.json),
+            &selected,
+            Some(&engine.dir().events_path()),
+        );
+        let reports = interruptible(
+            &reporter,
+            engine.restart(selected, reporter.clone(), args.file.json),
+        )
+        .await;
+        reporter.finish();
+        Ok(recap(args.file.json, "restart", &reports?))
     })
 }
 

@@ -4,7 +4,9 @@
 //! lab in `access.rs`; what they share (finding and opening the lab) is here.
 
 mod access;
+mod doctor;
 mod export;
+mod init;
 mod inspect;
 mod lifecycle;
 
@@ -26,27 +28,43 @@ use crate::state::{State, StateDir};
     long_about = None,
     after_help = "The lab file (tartlab.yaml, found here or in a parent directory): every key, with examples, in docs/LAB-FILE.md (https://github.com/tartlab/tartlab/blob/main/docs/LAB-FILE.md). `tartlab schema` prints its JSON Schema; `tartlab config` prints a lab as `up` sees it."
 )]
-struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Write a lab file to start from (minimal, seed or k3s)
+    Init(init::InitArgs),
     /// Check the lab file; every problem with file, line and column
+    #[command(
+        after_long_help = "Examples:\n  tartlab validate\n  tartlab validate -f lab.json --json"
+    )]
     Validate(FileArgs),
     /// Show what `up` would do to each node, without doing it
+    #[command(after_long_help = "Examples:\n  tartlab plan\n  tartlab plan --json")]
     Plan(FileArgs),
     /// Create, boot and provision the lab (or the selected nodes); only what changed
+    #[command(
+        after_long_help = "Examples:\n  tartlab up\n  tartlab up cluster=dev\n  tartlab up --reprovision=install-k3s\n  tartlab up --remove-orphans"
+    )]
     Up(lifecycle::UpArgs),
     /// Table of the lab's nodes: state, address, resources (one `tart list`, no SSH)
     #[command(visible_alias = "ps")]
+    #[command(after_long_help = "Examples:\n  tartlab status\n  tartlab ps --json")]
     Status(FileArgs),
     /// Shut the lab's VMs down (from inside the guest, then `tart stop`); they are kept
+    #[command(after_long_help = "Examples:\n  tartlab stop\n  tartlab stop 'dev-*'")]
     Stop(lifecycle::NodesArgs),
     /// Boot the lab's stopped VMs and wait until they are ready
+    #[command(after_long_help = "Examples:\n  tartlab start\n  tartlab start role=worker")]
     Start(lifecycle::NodesArgs),
+    /// Stop the lab's VMs (or the selected ones) and start them again
+    #[command(after_long_help = "Examples:\n  tartlab restart dev-master")]
+    Restart(lifecycle::NodesArgs),
     /// Stop and delete the VMs this lab created (or only the selected ones), and forget them
+    #[command(after_long_help = "Examples:\n  tartlab down\n  tartlab down cluster=stg")]
     Down(lifecycle::NodesArgs),
     /// Log into a node (or run one command) with the system ssh, lab key and pinned host key
     Ssh(access::SshArgs),
@@ -57,24 +75,63 @@ enum Command {
     /// A node's `tart run` log and provisioning transcript
     Logs(access::LogsArgs),
     /// An OpenSSH config with a Host per node (also written to .tartlab/ssh_config)
+    #[command(
+        after_long_help = "Examples:\n  tartlab ssh-config >> ~/.ssh/config.d/lab && ssh dev-master\n  tartlab ssh-config --json"
+    )]
     SshConfig(FileArgs),
     /// An Ansible inventory grouped by cluster and role (YAML, or INI with --ini)
     Inventory(export::InventoryArgs),
     /// Print the lab as `up` sees it: defaults applied, counts expanded, names as they will be
     /// (YAML, or JSON with --json); itself a valid lab file
+    #[command(
+        after_long_help = "Examples:\n  tartlab config\n  tartlab config --json | jq '.clusters[].nodes[].name'"
+    )]
     Config(FileArgs),
     /// Print the JSON Schema of the lab file (for editors; docs/LAB-FILE.md explains it)
+    #[command(
+        after_long_help = "Examples:\n  tartlab schema > tartlab.schema.json   (then, in tartlab.yaml: # yaml-language-server: $schema=tartlab.schema.json)"
+    )]
     Schema,
+    /// Every lab brought up on this machine: its file, VMs and how many run
+    Labs(inspect::LabsArgs),
+    /// Check that this machine can run the lab: tart, its network, disk, leases, the lab's
+    /// directory and key; each with a fix
+    #[command(after_long_help = "Examples:\n  tartlab doctor\n  tartlab doctor --json")]
+    Doctor(FileArgs),
+    /// Print shell completions (bash, zsh or fish)
+    Completions(init::CompletionsArgs),
+    /// Print the man page, or write one per command into a directory
+    Man(init::ManArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct FileArgs {
-    /// The lab file (default: tartlab.yaml, tartlab.yml, then tartlab.json)
+    /// The lab file (default: tartlab.yaml, tartlab.yml, then tartlab.json, here or in a
+    /// parent directory)
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Print JSON instead of text
     #[arg(long)]
     pub json: bool,
+}
+
+/// The lab file alone, for the commands whose output is not data (`ssh`, `logs`): they
+/// take no `--json` (clap refuses it, exit 2, rather than ignore it).
+#[derive(clap::Args, Debug, Clone)]
+pub struct FileOnly {
+    /// The lab file (default: tartlab.yaml, tartlab.yml, then tartlab.json, here or in a
+    /// parent directory)
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+}
+
+impl FileOnly {
+    pub fn args(&self) -> FileArgs {
+        FileArgs {
+            file: self.file.clone(),
+            json: false,
+        }
+    }
 }
 
 /// Parses the command line and runs the command.
@@ -91,6 +148,7 @@ pub fn run() -> Result<Exit> {
         Some(Command::Status(args)) => inspect::status(&args),
         Some(Command::Stop(args)) => lifecycle::stop(&args),
         Some(Command::Start(args)) => lifecycle::start(&args),
+        Some(Command::Restart(args)) => lifecycle::restart(&args),
         Some(Command::Down(args)) => lifecycle::down(&args),
         Some(Command::Ssh(args)) => access::ssh(&args),
         Some(Command::Exec(args)) => access::exec(&args),
@@ -100,6 +158,11 @@ pub fn run() -> Result<Exit> {
         Some(Command::Inventory(args)) => export::inventory(&args),
         Some(Command::Config(args)) => inspect::config(&args),
         Some(Command::Schema) => inspect::schema(),
+        Some(Command::Init(args)) => init::init(&args),
+        Some(Command::Doctor(args)) => doctor::doctor(&args),
+        Some(Command::Labs(args)) => inspect::labs(&args),
+        Some(Command::Completions(args)) => init::completions(&args),
+        Some(Command::Man(args)) => init::man(&args),
     }
 }
 
@@ -138,13 +201,7 @@ pub(crate) fn block_on<F: std::future::Future<Output = Result<Exit>>>(work: F) -
 pub(crate) fn select(nodes: &[Node], selectors: &[String]) -> Result<Vec<String>> {
     for selector in selectors {
         if !nodes.iter().any(|n| lab::selects(selector, n)) {
-            return Err(Error::usage(
-                format!("`{selector}` matches no node of the lab"),
-                format!(
-                    "use all, a node name (e.g. {}), cluster=NAME or role=NAME",
-                    nodes.first().map_or("dev-master", |n| n.vm_name.as_str())
-                ),
-            ));
+            return Err(no_such_node(nodes, selector));
         }
     }
     Ok(nodes
@@ -152,6 +209,36 @@ pub(crate) fn select(nodes: &[Node], selectors: &[String]) -> Result<Vec<String>
         .filter(|n| selectors.is_empty() || selectors.iter().any(|s| lab::selects(s, n)))
         .map(|n| n.vm_name.clone())
         .collect())
+}
+
+/// A name or selector that matches no node: the nearest one that would, and the lab's
+/// nodes (the user's own names, never an example's).
+pub(crate) fn no_such_node(nodes: &[Node], selector: &str) -> Error {
+    let mut candidates: Vec<String> = nodes.iter().map(|n| n.vm_name.clone()).collect();
+    for n in nodes {
+        for other in [format!("cluster={}", n.cluster), format!("role={}", n.role)] {
+            if !candidates.contains(&other) {
+                candidates.push(other);
+            }
+        }
+    }
+    let mut message = format!("`{selector}` matches no node of the lab");
+    if let Some(near) = lab::closest(selector, candidates.iter().map(String::as_str)) {
+        message.push_str(&format!(" (did you mean `{near}`?)"));
+    }
+    let names: Vec<&str> = nodes.iter().map(|n| n.vm_name.as_str()).collect();
+    let example = names.first().copied().unwrap_or("NODE");
+    let cluster = nodes.first().map_or("NAME", |n| n.cluster.as_str());
+    Error::usage(
+        message,
+        format!(
+            "the nodes are {}; a selector is a name, a glob ({}), cluster={cluster}, role=NAME or all",
+            names.join(", "),
+            example
+                .rsplit_once('-')
+                .map_or_else(|| format!("{example}*"), |(head, _)| format!("{head}-*"))
+        ),
+    )
 }
 
 /// A lab as the reading commands see it: the lab, its `.tartlab/` and what its state says,
@@ -178,36 +265,34 @@ impl LabSnapshot {
     }
 
     pub(crate) fn node(&self, name: &str) -> Result<&Node> {
-        self.lab.node(name).ok_or_else(|| {
-            Error::usage(
-                format!("`{name}` is not a node of lab `{}`", self.lab.name()),
-                format!(
-                    "the nodes are {}",
-                    self.lab
-                        .nodes
-                        .iter()
-                        .map(|n| n.vm_name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-        })
+        self.lab
+            .node(name)
+            .ok_or_else(|| no_such_node(&self.lab.nodes, name))
     }
 
-    /// The node's address, if the lab owns it and it runs.
+    /// The node's address, if the lab owns it and it runs; else the one command that makes
+    /// it so.
     pub(crate) fn address(
         &self,
         node: &Node,
-        running: &[String],
+        vms: &crate::provider::Inventory,
     ) -> std::result::Result<String, String> {
         let vm = &node.vm_name;
         let Some(owned) = self.state.vms.get(vm) else {
             return Err(format!(
-                "{vm} has not been created by this lab: `tartlab up {vm}`"
+                "{vm} has not been created by this lab: `tartlab up {vm}` makes it"
             ));
         };
-        if !running.contains(vm) {
-            return Err(format!("{vm} is not running: `tartlab start {vm}`"));
+        match vms.vms.get(vm) {
+            None => {
+                return Err(format!(
+                    "{vm} no longer exists (deleted outside tartlab?): `tartlab up {vm}` makes it again"
+                ))
+            }
+            Some(v) if !v.running => {
+                return Err(format!("{vm} is stopped: `tartlab up {vm}` boots it"))
+            }
+            Some(_) => {}
         }
         owned
             .ip

@@ -152,6 +152,42 @@ pub fn secret_output_keys(lab: &Lab) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// Records, per VM, how this `up` ended for it (for `status`).
+fn record_last_up(ctx: &Context, reports: &[NodeReport]) {
+    let at = crate::state::now_rfc3339();
+    let _ = ctx.store.update(|state| {
+        for report in reports {
+            if let Some(vm) = state.vms.get_mut(&report.node) {
+                vm.last_up = Some(crate::state::LastUp {
+                    result: if report.failure.is_some() {
+                        "failed"
+                    } else {
+                        "ok"
+                    }
+                    .into(),
+                    stage: report.failure.as_ref().map(|f| f.stage.to_string()),
+                    at: at.clone(),
+                });
+            }
+        }
+    });
+}
+
+/// Shuts each VM down from inside (then stops it if need be), in parallel.
+async fn stop_each(ctx: &Arc<Context>, vms: Vec<String>, parallel: usize) -> Vec<NodeReport> {
+    stages::per_node(ctx, vms, parallel, |ctx, vm| async move {
+        let mut report = NodeReport::new(&vm);
+        let how = stages::stop::gracefully(&ctx, &vm).await;
+        if let Ok(how) = &how {
+            ctx.reporter
+                .done(&vm, Stage::Stop, &Action::Stopped(*how).to_string());
+            report.actions.push(Action::Stopped(*how));
+        }
+        (report, how.map(|_| ()))
+    })
+    .await
+}
+
 /// The provider's inventory, or what to do when it cannot be read.
 pub async fn read_inventory(provider: &dyn Provider) -> Result<Inventory, Error> {
     provider.inventory().await.map_err(|e| {
@@ -373,6 +409,7 @@ impl Engine {
         let ctx = self.context(reporter);
         let removed = removing.run(&ctx).await?;
         let mut reports = stages::up(&ctx, &inventory, plans).await;
+        record_last_up(&ctx, &reports);
         reports.extend(removed.into_iter().map(|mut r| {
             if r.failure.is_none() {
                 r.actions = vec![Action::DeletedOrphan];
@@ -387,17 +424,39 @@ impl Engine {
         let running: Vec<String> = self.running_of(selected);
         let parallel = self.options.parallel;
         let ctx = self.context(reporter);
-        stages::per_node(&ctx, running, parallel, |ctx, vm| async move {
-            let mut report = NodeReport::new(&vm);
-            let how = stages::stop::gracefully(&ctx, &vm).await;
-            if let Ok(how) = &how {
-                ctx.reporter
-                    .done(&vm, Stage::Stop, &Action::Stopped(*how).to_string());
-                report.actions.push(Action::Stopped(*how));
-            }
-            (report, how.map(|_| ()))
-        })
-        .await
+        stop_each(&ctx, running, parallel).await
+    }
+
+    /// `restart`: `stop`, then `up` of the same nodes (without creating any), under the one
+    /// lab lock. A node that does not stop is not started.
+    pub async fn restart(
+        self,
+        selected: Vec<String>,
+        reporter: Arc<Reporter>,
+        json: bool,
+    ) -> Result<Vec<NodeReport>, Error> {
+        let running: Vec<String> = self.running_of(&selected);
+        let parallel = self.options.parallel;
+        let ctx = self.context(reporter.clone());
+        let stopped = stop_each(&ctx, running, parallel).await;
+        let failed: Vec<NodeReport> = stopped
+            .into_iter()
+            .filter(|r| r.failure.is_some())
+            .collect();
+        let Ok(ctx) = Arc::try_unwrap(ctx) else {
+            return Err(Error::fatal(
+                "the stop phase still held the lab",
+                "this is a bug in tartlab; please report it",
+            ));
+        };
+        let again = Engine::open(ctx.lab, ctx.dir, ctx._lock, ctx.provider, ctx.options).await?;
+        let selected: Vec<String> = selected
+            .into_iter()
+            .filter(|vm| !failed.iter().any(|r| &r.node == vm))
+            .collect();
+        let mut reports = again.up(selected, reporter, json).await?;
+        reports.extend(failed);
+        Ok(reports)
     }
 
     /// The selected VMs the lab owns that run now.

@@ -34,6 +34,15 @@ impl AddressBoard {
         });
     }
 
+    /// How many VMs of `scope` have no address yet (and have not failed).
+    pub fn pending(&self, scope: &[String]) -> usize {
+        let now = self.tx.borrow();
+        scope
+            .iter()
+            .filter(|vm| matches!(now.get(*vm), Some(Address::Pending)))
+            .count()
+    }
+
     /// Waits until every VM in `scope` has an address or has failed; returns the addresses.
     pub async fn settled(&self, scope: &[String]) -> Vec<(String, String)> {
         let mut rx = self.tx.subscribe();

@@ -45,28 +45,26 @@ pub async fn put_new(sftp: &SftpSession, path: &str, data: &[u8], mode: u32) -> 
     let mut file = sftp
         .open_with_flags_and_attributes(path, flags, attrs)
         .await
-        .map_err(|e| e.to_string())?;
-    file.write_all(data).await.map_err(|e| e.to_string())?;
-    file.shutdown().await.map_err(|e| e.to_string())
+        .map_err(|e| words(&e))?;
+    file.write_all(data).await.map_err(|e| local_words(&e))?;
+    file.shutdown().await.map_err(|e| local_words(&e))
 }
 
 /// Makes a new directory only its owner can enter.
 pub async fn make_private_dir(sftp: &SftpSession, path: &str) -> Result<(), String> {
-    sftp.create_dir(path).await.map_err(|e| e.to_string())?;
+    sftp.create_dir(path).await.map_err(|e| words(&e))?;
     let attrs = FileAttributes {
         permissions: Some(0o700),
         ..FileAttributes::empty()
     };
-    sftp.set_metadata(path, attrs)
-        .await
-        .map_err(|e| e.to_string())
+    sftp.set_metadata(path, attrs).await.map_err(|e| words(&e))
 }
 
 /// Writes a whole file over SFTP, creating or truncating it.
 async fn put_bytes(sftp: &SftpSession, path: &str, data: &[u8]) -> Result<(), String> {
-    let mut file = sftp.create(path).await.map_err(|e| e.to_string())?;
-    file.write_all(data).await.map_err(|e| e.to_string())?;
-    file.shutdown().await.map_err(|e| e.to_string())
+    let mut file = sftp.create(path).await.map_err(|e| words(&e))?;
+    file.write_all(data).await.map_err(|e| local_words(&e))?;
+    file.shutdown().await.map_err(|e| local_words(&e))
 }
 
 async fn is_remote_dir(sftp: &SftpSession, path: &str) -> bool {
@@ -100,22 +98,23 @@ pub fn upload<'a>(
         };
         if local.is_dir() {
             if depth == Depth::Files {
-                return Err(format!("{} is a directory (use -r)", local.display()));
+                return Err(format!("{} is a directory", local.display()));
             }
             if !is_remote_dir(sftp, &target).await {
                 sftp.create_dir(target.as_str())
                     .await
-                    .map_err(|e| format!("{target}: {e}"))?;
+                    .map_err(|e| format!("{target}: {}", words(&e)))?;
             }
             let mut count = 0;
-            let entries =
-                std::fs::read_dir(local).map_err(|e| format!("{}: {e}", local.display()))?;
+            let entries = std::fs::read_dir(local)
+                .map_err(|e| format!("{}: {}", local.display(), local_words(&e)))?;
             for entry in entries.flatten() {
                 count += upload(sftp, &entry.path(), &target, depth, level + 1).await?;
             }
             return Ok(count);
         }
-        let data = std::fs::read(local).map_err(|e| format!("{}: {e}", local.display()))?;
+        let data = std::fs::read(local)
+            .map_err(|e| format!("{}: {}", local.display(), local_words(&e)))?;
         put_bytes(sftp, &target, &data)
             .await
             .map_err(|e| format!("{target}: {e}"))?;
@@ -141,7 +140,7 @@ pub async fn download(
     let top = sftp
         .stat(remote)
         .await
-        .map_err(|e| format!("{remote}: {e}"))?
+        .map_err(|e| format!("{remote}: {}", words(&e)))?
         .attrs;
     let target = if local.is_dir() {
         let name = remote
@@ -162,7 +161,8 @@ pub async fn download(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let inside = std::fs::canonicalize(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    let inside = std::fs::canonicalize(parent)
+        .map_err(|e| format!("{}: {}", parent.display(), local_words(&e)))?;
     let mut copy = Download {
         sftp,
         inside,
@@ -170,7 +170,7 @@ pub async fn download(
     };
     if kind(&top) == Kind::Directory {
         if depth == Depth::Files {
-            return Err(format!("{remote} is a directory (use -r)"));
+            return Err(format!("{remote} is a directory"));
         }
         copy.directory(remote.trim_end_matches('/'), &target, 0)
             .await?;
@@ -206,7 +206,7 @@ impl Download<'_> {
                         self.sftp
                             .lstat(child.as_str())
                             .await
-                            .map_err(|e| format!("{child}: {e}"))?
+                            .map_err(|e| format!("{child}: {}", words(&e)))?
                             .attrs
                     }
                 };
@@ -236,13 +236,13 @@ impl Download<'_> {
             .sftp
             .opendir(remote)
             .await
-            .map_err(|e| format!("{remote}: {e}"))?
+            .map_err(|e| format!("{remote}: {}", words(&e)))?
             .handle;
         let mut entries = Vec::new();
         let listed = loop {
             match self.sftp.readdir(handle.as_str()).await {
                 Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
-                Err(e) => break Err(format!("{remote}: {e}")),
+                Err(e) => break Err(format!("{remote}: {}", words(&e))),
                 Ok(name) if name.files.is_empty() => break Ok(()),
                 Ok(name) => {
                     let names = name.files.into_iter();
@@ -276,7 +276,7 @@ impl Download<'_> {
         match std::fs::DirBuilder::new().mode(0o755).create(local) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let meta = std::fs::symlink_metadata(local)
-                    .map_err(|e| format!("{}: {e}", local.display()))?;
+                    .map_err(|e| format!("{}: {}", local.display(), local_words(&e)))?;
                 if !meta.is_dir() {
                     return Err(format!(
                         "{} exists and is not a directory (a link is not followed)",
@@ -284,14 +284,15 @@ impl Download<'_> {
                     ));
                 }
             }
-            Err(e) => return Err(format!("{}: {e}", local.display())),
+            Err(e) => return Err(format!("{}: {}", local.display(), local_words(&e))),
             Ok(()) => {}
         }
         self.check_inside(local)
     }
 
     fn check_inside(&self, local: &Path) -> Result<(), String> {
-        let real = std::fs::canonicalize(local).map_err(|e| format!("{}: {e}", local.display()))?;
+        let real = std::fs::canonicalize(local)
+            .map_err(|e| format!("{}: {}", local.display(), local_words(&e)))?;
         if real.starts_with(&self.inside) {
             Ok(())
         } else {
@@ -324,22 +325,22 @@ impl Download<'_> {
         }
         let mut out = options
             .open(local)
-            .map_err(|e| format!("{}: {e}", local.display()))?;
+            .map_err(|e| format!("{}: {}", local.display(), local_words(&e)))?;
         let handle = self
             .sftp
             .open(remote, OpenFlags::READ, FileAttributes::empty())
             .await
-            .map_err(|e| format!("{remote}: {e}"))?
+            .map_err(|e| format!("{remote}: {}", words(&e)))?
             .handle;
         let mut offset = 0u64;
         let copied = loop {
             match self.sftp.read(handle.as_str(), offset, READ_SIZE).await {
                 Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
-                Err(e) => break Err(format!("{remote}: {e}")),
+                Err(e) => break Err(format!("{remote}: {}", words(&e))),
                 Ok(data) if data.data.is_empty() => break Ok(()),
                 Ok(data) => {
                     if let Err(e) = out.write_all(&data.data) {
-                        break Err(format!("{}: {e}", local.display()));
+                        break Err(format!("{}: {}", local.display(), local_words(&e)));
                     }
                     offset += data.data.len() as u64;
                 }
@@ -367,6 +368,36 @@ fn kind(attrs: &FileAttributes) -> Kind {
         Some(0o100_000) => Kind::File,
         Some(0o120_000) => Kind::Link,
         _ => Kind::Other,
+    }
+}
+
+/// An SFTP error in words, once (russh-sftp shows the status code and the server's text,
+/// which often say the same).
+fn words(e: &SftpError) -> String {
+    match e {
+        SftpError::Status(s) => match s.status_code {
+            StatusCode::NoSuchFile => "no such file or directory".into(),
+            StatusCode::PermissionDenied => "permission denied".into(),
+            _ if !s.error_message.trim().is_empty() => s.error_message.trim().to_lowercase(),
+            code => code.to_string().to_lowercase(),
+        },
+        SftpError::Timeout => "the guest did not answer within 10 s".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A local error in words, without the OS error number.
+fn local_words(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or directory".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => {
+            let text = e.to_string();
+            match text.find(" (os error") {
+                Some(i) => text[..i].to_lowercase(),
+                None => text,
+            }
+        }
     }
 }
 

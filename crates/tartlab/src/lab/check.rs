@@ -522,15 +522,42 @@ fn expand_home(path: &str, source: &Source) -> std::path::PathBuf {
     source.dir().join(path)
 }
 
-/// Whether a selector (`all`, a VM name, `cluster=NAME`, `role=NAME`) matches some node.
+/// Whether a selector matches a node: `all`; a VM name; `cluster=NAME`; `role=NAME`. Each
+/// name may be a list (`cluster=dev,stg`, `dev-master,stg-master`) and a glob (`dev-*`,
+/// `role=work?r`).
 pub fn selects(selector: &str, node: &Node) -> bool {
+    let any = |names: &str, value: &str| names.split(',').any(|n| glob(n.trim(), value));
     match selector.split_once('=') {
         None if selector == "all" => true,
-        None => node.vm_name == selector || node.hostname == selector,
-        Some(("cluster", name)) => node.cluster == name,
-        Some(("role", name)) => node.role == name,
+        None => any(selector, &node.vm_name) || any(selector, &node.hostname),
+        Some(("cluster", names)) => any(names, &node.cluster),
+        Some(("role", names)) => any(names, &node.role),
         Some(_) => false,
     }
+}
+
+/// Shell-style wildcard matching: `*` any run of characters, `?` one.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    // The usual greedy match with one backtrack point, linear in practice.
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some((pi, ti));
+            pi += 1;
+        } else if let Some((sp, st)) = star {
+            pi = sp + 1;
+            ti = st + 1;
+            star = Some((sp, st + 1));
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|c| *c == '*')
 }
 
 fn check_selector(c: &mut Checker, path: &str, selector: &str, nodes: &[Node]) {
@@ -799,4 +826,55 @@ pub fn output_references(value: &str) -> Vec<OutputReference> {
         rest = &rest[start + end + 2..];
     }
     refs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs_match_as_a_shell_does() {
+        for (pattern, text) in [
+            ("dev-*", "dev-master"),
+            ("*", ""),
+            ("*-worker-?", "stg-worker-2"),
+            ("a*b*c", "aXbYbZc"),
+            ("exact", "exact"),
+        ] {
+            assert!(glob(pattern, text), "{pattern} {text}");
+        }
+        for (pattern, text) in [
+            ("dev-*", "stg-master"),
+            ("?", ""),
+            ("a*c", "ab"),
+            ("ab", "abc"),
+        ] {
+            assert!(!glob(pattern, text), "{pattern} {text}");
+        }
+    }
+
+    #[test]
+    fn selectors_take_lists_and_globs() {
+        let node = |vm: &str, cluster: &str, role: &str| Node {
+            vm_name: vm.into(),
+            hostname: vm.into(),
+            cluster: cluster.into(),
+            role: role.into(),
+            image: String::new(),
+            cpu: 1,
+            memory: 256,
+            disk: None,
+            network: NetworkMode::Nat,
+            login: Login {
+                user: "admin".into(),
+                password: "admin".into(),
+            },
+        };
+        let master = node("stg-master", "stg", "master");
+        assert!(selects("cluster=dev,stg", &master));
+        assert!(selects("dev-*,stg-*", &master));
+        assert!(selects("role=mast*", &master));
+        assert!(!selects("cluster=dev", &master));
+        assert!(!selects("dev-*", &master));
+    }
 }

@@ -17,7 +17,7 @@ pub use check::{authorized_key_text, output_references, selects, Node, OutputRef
 pub use diagnostic::{Diagnostic, Source};
 use model::LabFile;
 pub use network::NetworkMode;
-pub use structure::schema;
+pub use structure::{closest, schema};
 
 /// A valid lab: the file as written, where it came from, and the nodes it declares (every
 /// setting resolved, counts expanded, names as they will be).
@@ -134,7 +134,7 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Box<Diagnostic>> {
     }
     Err(Box::new(Diagnostic::unlocated(
         "no lab file here: looked for tartlab.yaml, tartlab.yml and tartlab.json in this directory and its parents",
-        "write one (docs/LAB-FILE.md), or pass one with -f FILE or TARTLAB_FILE",
+        "`tartlab init` writes one to start from (docs/LAB-FILE.md has every key), or pass one with -f FILE or TARTLAB_FILE",
     )))
 }
 

@@ -5,6 +5,7 @@
 
 mod dir;
 mod known_hosts;
+mod labs;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ pub use dir::{
     write_atomic, LabLock, LockShare, StateDir,
 };
 pub use known_hosts::KnownHosts;
+pub use labs::{Entry as LabEntry, LabIndex};
 
 pub const STATE_VERSION: u32 = 1;
 
@@ -39,6 +41,30 @@ pub struct OwnedVm {
     /// Values its steps printed as `tartlab-output KEY=VALUE`.
     #[serde(default)]
     pub outputs: BTreeMap<String, String>,
+    /// How the last `up` (or `start`, `restart`) that worked on it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_up: Option<LastUp>,
+}
+
+/// How a command that brought a VM up ended for it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LastUp {
+    /// `ok` or `failed`.
+    pub result: String,
+    /// The stage it failed at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    pub at: String,
+}
+
+impl LastUp {
+    /// `ok`, or `failed at STAGE`.
+    pub fn text(&self) -> String {
+        match &self.stage {
+            Some(stage) => format!("{} at {stage}", self.result),
+            None => self.result.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -15,6 +15,9 @@ struct NodeLine {
     message: String,
     since: Instant,
     finished: Option<Duration>,
+    /// Once failed, the node's line says so to the end (a VM stopped after a failure does
+    /// not turn it into a success).
+    failed: bool,
 }
 
 struct Screen {
@@ -51,6 +54,7 @@ impl Live {
                         message: String::new(),
                         since: now,
                         finished: None,
+                        failed: false,
                     })
                     .collect(),
                 lab_line: String::new(),
@@ -88,9 +92,10 @@ impl EventSink for Live {
         line.stage = event.stage.to_string();
         line.status = event.status;
         line.message = first;
+        line.failed |= event.status == Status::Failed;
         let ends = event.status == Status::Failed
             || (event.status == Status::Done && event.stage.ends_the_node());
-        if ends {
+        if ends && line.finished.is_none() {
             line.finished = Some(self.shared.start.elapsed());
         }
     }
@@ -116,7 +121,12 @@ impl Shared {
             return;
         };
         let width = screen.lines.iter().map(|l| l.node.len()).max().unwrap_or(4);
-        let spinner = ["|", "/", "-", "\\"][(self.start.elapsed().as_millis() / 100 % 4) as usize];
+        // The last frame (after `finish`) has no spinner: what did not end shows `-`.
+        let spinner = if self.stopped.load(Ordering::SeqCst) {
+            "-"
+        } else {
+            ["|", "/", "-", "\\"][(self.start.elapsed().as_millis() / 100 % 4) as usize]
+        };
         let mut text = String::new();
         if screen.drawn > 0 {
             text.push_str(&format!("\x1b[{}A", screen.drawn));
@@ -127,9 +137,9 @@ impl Shared {
             count += 1;
         }
         for line in &screen.lines {
-            let (mark, time) = match (line.status, line.finished) {
-                (Status::Failed, Some(t)) => (self.paint("x", "31"), t),
-                (_, Some(t)) => (self.paint("+", "32"), t),
+            let (mark, time) = match (line.failed, line.finished) {
+                (true, Some(t)) => (self.paint("x", "31"), t),
+                (false, Some(t)) => (self.paint("+", "32"), t),
                 _ => (spinner.to_string(), line.since.elapsed()),
             };
             text.push_str(&format!(
@@ -163,11 +173,13 @@ mod tests {
             message: String::new(),
         };
         live.record(&event("a", Stage::Ssh, Status::Failed), Duration::ZERO);
+        // The VM is stopped after its failure: still a failure on the screen.
+        live.record(&event("a", Stage::Stop, Status::Done), Duration::ZERO);
         live.record(&event("b", Stage::Ready, Status::Done), Duration::ZERO);
         live.record(&event("b", Stage::Base, Status::Started), Duration::ZERO);
         live.shared.stopped.store(true, Ordering::SeqCst);
         let screen = live.shared.screen.lock().unwrap();
-        assert!(screen.lines[0].finished.is_some() && screen.lines[0].status == Status::Failed);
-        assert!(screen.lines[1].finished.is_some());
+        assert!(screen.lines[0].finished.is_some() && screen.lines[0].failed);
+        assert!(screen.lines[1].finished.is_some() && !screen.lines[1].failed);
     }
 }

@@ -45,7 +45,7 @@ pub fn reporter(mode: Mode, nodes: &[String], journal: Option<&Path>) -> Arc<Rep
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     match mode {
         Mode::Live => sinks.push(Box::new(live::Live::start(nodes, colour_on_stderr()))),
-        Mode::Plain => sinks.push(Box::new(plain::Plain)),
+        Mode::Plain => sinks.push(Box::new(plain::Plain::default())),
         Mode::Json => sinks.push(Box::new(JsonLines::stdout())),
     }
     if let Some(journal) = journal.and_then(JsonLines::append_to) {

@@ -132,6 +132,7 @@ impl Lab {
             .env("CI", "true")
             .env_remove("TARTLAB_DHCP_LEASES")
             .env_remove("TARTLAB_TART")
+            .env("TARTLAB_DATA_DIR", self.dir.path().join("data"))
             .env_remove("NO_COLOR");
         if self.lease_file.get() {
             // The simulator's lease file, read as tartlab reads /var/db/dhcpd_leases on a Mac.

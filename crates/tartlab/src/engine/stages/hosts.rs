@@ -40,16 +40,23 @@ impl NodeStage for Hosts {
             let scope = inputs::hosts_scope(&ctx.lab.file, &ctx.lab.nodes, &run.node);
             // Waiting for other nodes takes no `--parallel` slot.
             run.release_slot();
-            ctx.reporter.started(
-                &vm,
-                Stage::Hosts,
-                &format!("waiting for the addresses of {} node(s)", scope.len()),
-            );
+            // Said only when there is something to wait for: a converged run stays quiet.
+            let pending = ctx.addresses.pending(&scope);
+            if pending > 0 {
+                ctx.reporter.started(
+                    &vm,
+                    Stage::Hosts,
+                    &format!("waiting for the addresses of {pending} node(s)"),
+                );
+            }
             let entries = ctx.addresses.settled(&scope).await;
             let block = inputs::hosts_block(&entries);
             let hash = inputs::hosts_hash(&block);
             let applied = ctx.store.vm(&vm).unwrap_or_default().applied;
             if applied.get(inputs::HOSTS) == Some(&hash) {
+                if pending > 0 {
+                    ctx.reporter.done(&vm, Stage::Hosts, "unchanged");
+                }
                 return Ok(());
             }
             run.hold_slot(ctx).await;
@@ -80,6 +87,8 @@ impl NodeStage for Hosts {
                 .map_err(|e| Failure::new(Stage::Hosts, e, WRITABLE))?;
             run.provisioned.push(Provisioned::Hosts);
             run.hosts_changed = true;
+            ctx.reporter
+                .done(&vm, Stage::Hosts, &format!("{} line(s)", entries.len()));
             Ok(())
         })
     }

@@ -171,6 +171,14 @@ pub async fn up(
             ctx.reachable.publish(&node.vm_name, address);
         }
     }
+    // A node kept running as it is uses the address the state knows (the address stage
+    // takes it as it is): known to its peers from the start, so they do not wait on it.
+    for plan in plans.iter().filter(|p| p.lifecycle == Lifecycle::Keep) {
+        let known = state.vms.get(&plan.vm).and_then(|o| o.ip.clone());
+        if let (Some(ip), true) = (known, inventory.running(&plan.vm)) {
+            ctx.addresses.publish(&plan.vm, Address::Known(ip));
+        }
+    }
     let runs: Vec<NodeRun> = plans
         .into_iter()
         .filter_map(|plan| {
@@ -313,7 +321,7 @@ async fn run_node(ctx: Arc<Context>, mut run: NodeRun) -> NodeRun {
     }
     let vm = run.node.vm_name.clone();
     match result {
-        Ok(()) => ctx.reporter.done(&vm, Stage::Base, "up"),
+        Ok(()) => {}
         Err(mut failure) => {
             // A VM booted now that never became reachable is stopped, so the next `up`
             // starts it afresh instead of waiting on the same broken boot.

@@ -337,7 +337,7 @@ pub async fn run(ctx: &Arc<Context>, runs: &mut [NodeRun]) {
             }
         }
     }
-    phases.report(runs);
+    phases.report(ctx, runs);
 }
 
 /// Drops from the state the outputs no step of the lab declares for the node any more (a
@@ -377,7 +377,7 @@ fn prune_outputs(ctx: &Context) {
 impl Phases {
     /// Each node's steps in its recap; a healthy node whose steps stopped because another
     /// node of its cluster failed is not fully provisioned, and says which node to fix.
-    fn report(mut self, runs: &mut [NodeRun]) {
+    fn report(mut self, ctx: &Context, runs: &mut [NodeRun]) {
         for run in runs.iter_mut() {
             if let Some(steps) = self.ran.remove(&run.node.vm_name) {
                 run.report.actions.push(Action::RanSteps(steps));
@@ -402,6 +402,8 @@ impl Phases {
                 format!("fix {culprit} (see its error above), then run `tartlab up` again"),
             );
             failure.caused_by = Some(culprit.clone());
+            ctx.reporter
+                .failed(&run.node.vm_name, failure.stage, &failure.message);
             run.report.failure = Some(failure);
         }
     }

@@ -40,6 +40,16 @@ pub fn normalize_mac(text: &str) -> Option<String> {
 /// (`hw_address=1,...`) only; expired leases dropped; the later expiry wins. A file that
 /// does not parse gives no addresses (and tartlab keeps waiting).
 pub fn parse(text: &str, now: u64) -> HashMap<String, Ipv4Addr> {
+    live(text, now)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(mac, (_, ip))| (mac, ip))
+        .collect()
+}
+
+/// The live leases per MAC, with their expiry (seconds since the epoch); `None` when the
+/// file does not parse.
+pub fn live(text: &str, now: u64) -> Option<HashMap<String, (u64, Ipv4Addr)>> {
     let mut best: HashMap<String, (u64, Ipv4Addr)> = HashMap::new();
     let mut block: Option<HashMap<&str, &str>> = None;
     for line in text.lines() {
@@ -64,18 +74,16 @@ pub fn parse(text: &str, now: u64) -> HashMap<String, Ipv4Addr> {
                 block = None;
             }
             (_, Some(fields)) => {
-                let Some((k, v)) = line.split_once('=') else {
-                    return HashMap::new();
-                };
+                let (k, v) = line.split_once('=')?;
                 fields.insert(k, v);
             }
-            _ => return HashMap::new(),
+            _ => return None,
         }
     }
-    best.into_iter().map(|(mac, (_, ip))| (mac, ip)).collect()
+    Some(best)
 }
 
-fn now_secs() -> u64 {
+pub fn now_secs() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())

@@ -1,8 +1,10 @@
 //! The local tart provider: every tart command line, exit code and file tartlab relies on
 //! lives under this folder. `cli.rs` runs tart; `leases.rs` reads the host's DHCP lease file;
-//! `running.rs` watches which VMs run. Here they become the `Provider` the engine uses.
+//! `running.rs` watches which VMs run; `doctor.rs` checks tart and its host. Here they become
+//! the `Provider` the engine uses.
 
 pub mod cli;
+mod doctor;
 pub mod leases;
 mod running;
 

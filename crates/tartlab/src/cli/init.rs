@@ -1,0 +1,229 @@
+//! Getting started and fitting in: `init` (a lab file, and the scripts it needs, from a
+//! template built into the binary), `completions` (bash, zsh, fish) and `man` (the manual
+//! pages, from the same definitions as `--help`).
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use super::{out, Cli};
+use crate::error::{Error, Exit, Result};
+use crate::lab::FILE_NAMES;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Template {
+    /// One Ubuntu node, every setting left to its default
+    Minimal,
+    /// The seed report's lab: three clusters of a master and two workers, a user, /etc/hosts
+    Seed,
+    /// A k3s cluster: the master passes its join token to the workers (downloads k3s: a Mac)
+    K3s,
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_long_help = "Examples:\n  tartlab init\n  tartlab init --template k3s my-cluster && cd my-cluster && tartlab up"
+)]
+pub struct InitArgs {
+    /// What to start from
+    #[arg(long, short = 't', value_enum, default_value_t = Template::Minimal)]
+    pub template: Template,
+    /// Where to write it (made if it does not exist; default: here)
+    pub dir: Option<PathBuf>,
+}
+
+/// A template's files: the lab file first, then what it refers to (and each one's mode).
+fn files(template: Template) -> Vec<(&'static str, &'static str, u32)> {
+    match template {
+        Template::Minimal => vec![(
+            "tartlab.yaml",
+            include_str!("../../../../examples/minimal.yaml"),
+            0o644,
+        )],
+        Template::Seed => vec![(
+            "tartlab.yaml",
+            include_str!("../../../../examples/seed-lab.yaml"),
+            0o644,
+        )],
+        Template::K3s => vec![
+            (
+                "tartlab.yaml",
+                include_str!("../../../../examples/k3s-lab.yaml"),
+                0o644,
+            ),
+            (
+                "files/motd",
+                include_str!("../../../../examples/files/motd"),
+                0o644,
+            ),
+            (
+                "scripts/k3s-server.sh",
+                include_str!("../../../../examples/scripts/k3s-server.sh"),
+                0o755,
+            ),
+            (
+                "scripts/k3s-agent.sh",
+                include_str!("../../../../examples/scripts/k3s-agent.sh"),
+                0o755,
+            ),
+        ],
+    }
+}
+
+/// The directory's name as a lab name, when it makes one.
+fn lab_name(dir: &Path) -> Option<String> {
+    let base = std::path::absolute(dir).ok()?;
+    let name: String = base
+        .file_name()?
+        .to_string_lossy()
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-').to_string();
+    (name.starts_with(|c: char| c.is_ascii_lowercase()) && name.len() <= 40).then_some(name)
+}
+
+pub fn init(args: &InitArgs) -> Result<Exit> {
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    if let Some(existing) = FILE_NAMES.iter().map(|n| dir.join(n)).find(|p| p.exists()) {
+        return Err(Error::usage(
+            format!(
+                "{} exists already; init never overwrites",
+                existing.display()
+            ),
+            "edit it, or init another directory: `tartlab init DIR`",
+        ));
+    }
+    let files = files(args.template);
+    if let Some((name, _, _)) = files.iter().find(|(name, _, _)| dir.join(name).exists()) {
+        return Err(Error::usage(
+            format!(
+                "{} exists already; init never overwrites",
+                dir.join(name).display()
+            ),
+            "move it away, or init another directory",
+        ));
+    }
+    let written = write_all(&dir, &files, lab_name(&dir))
+        .map_err(|e| Error::fatal(format!("cannot write into {}: {e}", dir.display()), ""))?;
+    for path in &written {
+        out(&format!("wrote {}", path.display()));
+    }
+    let cd = if dir == Path::new(".") {
+        String::new()
+    } else {
+        format!("cd {} && ", dir.display())
+    };
+    out(&format!(
+        "next: {cd}tartlab up   (every key of the lab file: docs/LAB-FILE.md, or `tartlab schema`)"
+    ));
+    Ok(Exit::Ok)
+}
+
+/// Writes the files (each new: never over one), the lab file named after the directory.
+fn write_all(
+    dir: &Path,
+    files: &[(&str, &str, u32)],
+    name: Option<String>,
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (i, (relative, text, mode)) in files.iter().enumerate() {
+        let path = dir.join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        let text = match (&name, i) {
+            (Some(name), 0) => renamed(text, name),
+            _ => text.to_string(),
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        file.write_all(text.as_bytes())?;
+        file.set_permissions(std::fs::Permissions::from_mode(*mode))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+/// The lab file with its `lab:` line naming this lab.
+fn renamed(text: &str, name: &str) -> String {
+    text.lines()
+        .map(|line| {
+            if line.starts_with("lab: ") {
+                format!("lab: {name}")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_long_help = "Examples:\n  tartlab completions bash > ~/.local/share/bash-completion/completions/tartlab\n  tartlab completions zsh > \"${fpath[1]}/_tartlab\"\n  tartlab completions fish > ~/.config/fish/completions/tartlab.fish"
+)]
+pub struct CompletionsArgs {
+    /// The shell
+    pub shell: clap_complete::Shell,
+}
+
+pub fn completions(args: &CompletionsArgs) -> Result<Exit> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(args.shell, &mut command, "tartlab", &mut std::io::stdout());
+    Ok(Exit::Ok)
+}
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_long_help = "Examples:\n  tartlab man | man -l -\n  sudo tartlab man --dir /usr/local/share/man/man1"
+)]
+pub struct ManArgs {
+    /// Write tartlab.1 and one page per command (tartlab-up.1, ...) into this directory
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+pub fn man(args: &ManArgs) -> Result<Exit> {
+    let command = <Cli as clap::CommandFactory>::command();
+    match &args.dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .and_then(|_| clap_mangen::generate_to(command, dir))
+                .map_err(|e| {
+                    Error::fatal(format!("cannot write into {}: {e}", dir.display()), "")
+                })?;
+            out(&format!("wrote the man pages into {}", dir.display()));
+        }
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut page)
+                .map_err(|e| Error::fatal(format!("cannot render the man page: {e}"), ""))?;
+            let _ = std::io::stdout().write_all(&page);
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lab_takes_its_directory_name_when_it_makes_one() {
+        assert_eq!(
+            lab_name(Path::new("/tmp/My Cluster")).as_deref(),
+            Some("my-cluster")
+        );
+        assert_eq!(lab_name(Path::new("/tmp/123")), None);
+        assert_eq!(
+            renamed("# comment\nlab: minimal\nclusters: []\n", "mine"),
+            "# comment\nlab: mine\nclusters: []\n"
+        );
+    }
+}
