@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the simulator and the tests need on a fresh Debian/Ubuntu machine, and
 # only what is missing: OpenSSH server and client, sshpass, sudo, util-linux
-# (unshare, nsenter, setpriv), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy); with --with-nextest also cargo-nextest and ansible-core (in
+# (unshare, nsenter, setpriv), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy), man-db (the man page test); with --with-nextest also cargo-nextest and ansible-core (in
 # a venv under /opt/tartlab-test-tools) for the tests. Idempotent; sourced or run.
 set -euo pipefail
 
@@ -17,6 +17,9 @@ done
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 # The hostile-guest tests run a small SFTP proxy (Python) inside a guest.
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
+# The man page test renders `tartlab man` with man(1); the completion test sources it in bash.
+command -v man >/dev/null 2>&1 || need_apt+=(man-db)
+command -v bash >/dev/null 2>&1 || need_apt+=(bash)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive
