@@ -51,7 +51,8 @@ make_lab() {
   {
     echo "lab: bench$n"
     echo "hosts: cluster"
-    # A second lab without the connectivity check, to measure what the check costs.
+    # A second lab without the connectivity check, to measure what the check costs (the
+    # systemd-guest lab has its own directory, so its state is its own).
     [ "${2:-}" = nocheck ] && echo "network_check: false"
     echo "users:"
     echo "  - { name: devops, groups: [sudo], sudo: nopasswd, shell: /bin/bash }"
@@ -140,6 +141,45 @@ for r in $(seq "$runs"); do
   done
 done
 
+# The two guest kinds of tart-sim (crates/tart-sim/README.md, "The guests"), each in a home
+# of its own with no boot delay: boot to SSH (from `tart run` to an SSH handshake) and the
+# memory of an idle guest (the PSS of its cgroup's processes), then up(9) on systemd guests.
+kind_home() { echo "$work/home-$1"; }
+for kind in light systemd; do
+  home=$(kind_home "$kind")
+  mkdir -p "$home/sim"
+  echo "$kind" > "$home/sim/guest"
+  TART_HOME=$home tart pull ghcr.io/cirruslabs/ubuntu:latest >/dev/null
+  for r in $(seq "$runs"); do
+    echo "bench: $kind guest boot to SSH, run $r/$runs" >&2
+    vm="boot-$kind-$r"
+    TART_HOME=$home tart clone ghcr.io/cirruslabs/ubuntu:latest "$vm" >/dev/null
+    start=$(date +%s.%N)
+    TART_HOME=$home TART_SIM_BOOT_MS=0 setsid tart run "$vm" --no-graphics >/dev/null 2>&1 &
+    ip=$(TART_HOME=$home tart ip "$vm" --wait 60)
+    until ssh-keyscan -T 2 "$ip" >/dev/null 2>&1; do sleep 0.02; done
+    awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f 0 0 0\n", e - s }' >> "$work/boot-$kind"
+  done
+  sleep 2
+  pss=0
+  for r in $(seq "$runs"); do
+    vm="boot-$kind-$r"
+    kb=$(for p in /proc/[0-9]*; do
+      grep -qE "^0::.*/tart-sim/[^/]+/$vm(/|$)" "$p/cgroup" 2>/dev/null && awk '/^Pss:/ { print $2 }' "$p/smaps_rollup" 2>/dev/null
+    done | awk '{ t += $1 } END { print t + 0 }')
+    echo "$kb" >> "$work/pss-$kind"
+  done
+  TART_HOME=$home "$repo/target/release/tart-sim" reap >/dev/null 2>&1
+done
+sd_home=$(kind_home systemd)
+dir=$(make_lab 9 systemd)
+for r in $(seq "$runs"); do
+  echo "bench: up of 9 systemd guests, run $r/$runs" >&2
+  (cd "$dir" && TART_HOME=$sd_home TARTLAB_DHCP_LEASES=$sd_home/sim/dhcpd_leases measure sdup9 "$tartlab" up)
+  (cd "$dir" && TART_HOME=$sd_home TARTLAB_DHCP_LEASES=$sd_home/sim/dhcpd_leases "$tartlab" down >/dev/null 2>&1)
+done
+root_build=$(sed -n 's/.* in \([0-9]*\) s$/\1/p' "${TART_SIM_SYSTEMD_ROOT:-/var/cache/tart-sim/debian-bookworm-systemd-v1}/.tart-sim-root" 2>/dev/null || true)
+
 boot_s=$(awk "BEGIN { print $boot_ms / 1000 }")
 median() { summary "$1" 1 | cut -d' ' -f1; }
 ratio() { awk "BEGIN { printf \"%.2f\", $1 / $2 }"; }
@@ -170,6 +210,13 @@ if [ $quick = 0 ]; then
   read -r m lo hi <<<"$(summary exec100 1)"; figure "exec true on 100 VMs wall" "$m" "$lo" "$hi" s
   read -r m lo hi <<<"$(summary down100 1)"; figure "down of 100 VMs wall" "$m" "$lo" "$hi" s
 fi
+for kind in light systemd; do
+  read -r m lo hi <<<"$(summary "boot-$kind" 1)"; figure "$kind guest: boot to SSH (no boot delay)" "$m" "$lo" "$hi" s
+  read -r m lo hi <<<"$(sort -g "$work/pss-$kind" | awk '{ v[NR] = $1 } END { printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }')"
+  figure "$kind guest: memory when idle (PSS)" "$((m / 1024))" "$((lo / 1024))" "$((hi / 1024))" MB
+done
+read -r m lo hi <<<"$(summary sdup9 1)"; figure "up(9) on systemd guests wall" "$m" "$lo" "$hi" s
+[ -n "$root_build" ] && figure "systemd guests' Debian root, built once" "$root_build" - - s
 figure "tart processes per VM, up(9)" "$(ratio "$spawns_up" 9)" - - per-VM
 figure "tart processes, converged up(9)" "$spawns_converged" - - total
 figure "SSH logins per new VM, up(9)" "$(ratio "$logins_up" 9)" - - per-VM

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the simulator and the tests need on a fresh Debian/Ubuntu machine, and
 # only what is missing: OpenSSH server and client, sshpass, sudo, util-linux
-# (unshare, nsenter, setpriv), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy), man-db (the man page test); with --with-nextest also cargo-nextest and ansible-core (in
+# (unshare, nsenter, setpriv), systemd-container and debootstrap with the Debian root they
+# build once (the systemd guests), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy), man-db (the man page test); with --with-nextest also cargo-nextest and ansible-core (in
 # a venv under /opt/tartlab-test-tools) for the tests. Idempotent; sourced or run.
 set -euo pipefail
 
@@ -17,6 +18,9 @@ done
 command -v nft >/dev/null 2>&1 || need_apt+=(nftables)
 # The hostile-guest tests run a small SFTP proxy (Python) inside a guest.
 [ -x /usr/bin/python3 ] || need_apt+=(python3)
+# The simulator's systemd guests: systemd-nspawn boots a Debian root made by debootstrap.
+command -v systemd-nspawn >/dev/null 2>&1 || need_apt+=(systemd-container)
+command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 # The man page test renders `tartlab man` with man(1); the completion test sources it in bash.
 command -v man >/dev/null 2>&1 || need_apt+=(man-db)
 command -v bash >/dev/null 2>&1 || need_apt+=(bash)
@@ -46,3 +50,5 @@ if [ "$(id -u)" != 0 ]; then
   echo "install-deps: the simulator's VMs need root (namespaces and mounts); run as root" >&2
   exit 1
 fi
+# The Debian root of the simulator's systemd guests: built once, then kept.
+bash "$(dirname "${BASH_SOURCE[0]}")/build-guest-root.sh"

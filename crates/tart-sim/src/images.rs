@@ -170,7 +170,7 @@ pub fn pull(home: &Home, name: &RemoteName, explicit: bool) -> Result<PathBuf, F
             storage::hex(&storage::random_bytes::<6>())
         ));
         fs::create_dir_all(&staging).map_err(|e| Failure::generic(e.to_string()))?;
-        let built = build_image(&staging, image);
+        let built = build_image(&staging, image, crate::guest::Kind::for_new_images(home));
         if let Err(e) = built {
             let _ = fs::remove_dir_all(&staging);
             return Err(e);
@@ -230,7 +230,7 @@ fn progress(total: Duration) {
     }
 }
 
-fn build_image(dir: &Path, image: &Image) -> Result<(), Failure> {
+fn build_image(dir: &Path, image: &Image, kind: crate::guest::Kind) -> Result<(), Failure> {
     let io = |e: std::io::Error| Failure::generic(e.to_string());
     VmConfig::new_linux(4, 4096, image.mac).write(&dir.join("config.json"))?;
     storage::create_sparse(&dir.join("disk.img"), image.disk_gb * 1_000_000_000).map_err(io)?;
@@ -243,7 +243,7 @@ fn build_image(dir: &Path, image: &Image) -> Result<(), Failure> {
         ),
     )
     .map_err(io)?;
-    crate::guest::setup_image(&dir.join("guest"), image.hostname)
+    crate::guest::setup_image(&dir.join("guest"), image.hostname, kind)
 }
 
 /// OCI cache entries for `tart list`: `(name, directory)` for tag links and digests.

@@ -48,6 +48,23 @@ pub struct Faults {
     pub die_after_ms: Option<u64>,
     /// `boot-ms=N`: this VM's boot delay.
     pub boot_ms: Option<u64>,
+    /// `sshd-keys-at-start`: sshd serves copies of the host keys made when it starts and a
+    /// reload does nothing, so only a restart serves new ones (systemd guests).
+    pub sshd_keys_at_start: bool,
+    /// `sshd-fixed-keys`: sshd serves copies of the host keys made at boot, whatever is done
+    /// to it (light guests).
+    pub sshd_fixed_keys: bool,
+}
+
+impl Faults {
+    /// How the guest's sshd is started, for these faults.
+    pub fn sshd_quirk(&self) -> &'static str {
+        match (self.sshd_fixed_keys, self.sshd_keys_at_start) {
+            (true, _) => "fixed-keys",
+            (false, true) => "keys-at-start",
+            _ => "none",
+        }
+    }
 }
 
 impl Faults {
@@ -88,6 +105,8 @@ impl Faults {
             "sshd-delay-ms" => self.sshd_delay_ms = value.unwrap_or(0),
             "die-after-ms" => self.die_after_ms = value,
             "boot-ms" => self.boot_ms = value,
+            "sshd-keys-at-start" => self.sshd_keys_at_start = true,
+            "sshd-fixed-keys" => self.sshd_fixed_keys = true,
             other => eprintln!("tart-sim: ignoring unknown fault '{other}'"),
         }
     }

@@ -26,6 +26,10 @@ fn main() {
     let words: Vec<String> = argv.collect();
     let code = match name.as_str() {
         "softnet" => softnet::main(&words),
+        // Started by `tart run` for a systemd guest (guest/systemd.rs), never by a user.
+        _ if words.first().is_some_and(|w| w == "__guest-keeper") => {
+            guest::systemd::keeper_main(&words[1..])
+        }
         other => commands::main(&words, other == "tart-sim"),
     };
     std::process::exit(code);

@@ -272,8 +272,21 @@ pub fn register(home: &Home, guest: &Guest) -> Result<(), Failure> {
 pub fn unregister(home: &Home, vm: &str) {
     let _ = apply(home, Some((vm, None)));
     if let Ok(cgroup) = Cgroup::for_vm(home, vm) {
-        let _ = fs::remove_dir(&cgroup.dir);
+        remove_cgroup(&cgroup.dir);
     }
+}
+
+/// Removes a cgroup and the ones under it (systemd-nspawn makes `payload` and
+/// `supervisor`), deepest first; a cgroup that still has processes stays.
+fn remove_cgroup(dir: &Path) {
+    if let Ok(entries) = fs::read_dir(dir) {
+        for entry in entries.filter_map(Result::ok) {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup(&entry.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(dir);
 }
 
 /// The address of a running guest (what the guest agent reports).
@@ -431,7 +444,7 @@ pub fn remove_all(home: &Home) {
         let dir = mount.join("tart-sim").join(home_id(home));
         if let Ok(entries) = fs::read_dir(&dir) {
             for entry in entries.filter_map(Result::ok) {
-                let _ = fs::remove_dir(entry.path());
+                remove_cgroup(&entry.path());
             }
         }
         let _ = fs::remove_dir(&dir);

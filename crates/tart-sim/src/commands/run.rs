@@ -143,7 +143,10 @@ pub fn run(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> {
     };
     let outcome = machine.live(&signals, started);
     if let Some(child) = machine.guest.take() {
-        guest::power_off(child);
+        match guest::Kind::of(&vm.guest_dir()) {
+            guest::Kind::Light => guest::power_off(child),
+            guest::Kind::Systemd => guest::systemd::power_off(child),
+        }
     }
     if machine.booted {
         network::unregister(home, &vm.name);
@@ -189,7 +192,7 @@ struct Machine<'a> {
     mode: network::Mode,
     /// The Softnet process, for softnet and host networking.
     softnet: Option<softnet::Softnet>,
-    /// The `unshare` process holding the guest's namespaces.
+    /// The `unshare` process holding a light guest's namespaces, or a systemd guest's keeper.
     guest: Option<Child>,
     booted: bool,
 }
@@ -227,7 +230,7 @@ impl Machine<'_> {
                     return Ok(());
                 }
             }
-            match wait_signal(signals, Duration::from_millis(100)) {
+            match guest::wait_signal(signals, Duration::from_millis(100)) {
                 Some(libc::SIGINT) => {
                     say("Stopping VM...");
                     return Ok(());
@@ -251,9 +254,7 @@ impl Machine<'_> {
     fn boot(&mut self) -> Result<(), Failure> {
         self.booted = true;
         let guest_dir = self.vm.guest_dir();
-        let hostname = std::fs::read_to_string(guest_dir.join("upper/etc/hostname"))
-            .map(|h| h.trim().to_string())
-            .unwrap_or_else(|_| "ubuntu".to_string());
+        let hostname = guest::hostname(&guest_dir).unwrap_or_else(|| "ubuntu".to_string());
         let dhcp_failed =
             |e: std::io::Error| Failure::generic(format!("tart-sim: DHCP failed: {e}"));
         let (ip, sshd_delay) = if self.faults.no_lease {
@@ -279,8 +280,23 @@ impl Machine<'_> {
                 address: ip,
             },
         )?;
-        let child = guest::boot(&guest_dir, &ip.to_string(), sshd_delay, &cgroup.procs())
-            .map_err(|e| Failure::generic(format!("tart-sim: cannot start the guest: {e}")))?;
+        let child = match guest::Kind::of(&guest_dir) {
+            guest::Kind::Light => guest::boot(
+                &guest_dir,
+                &ip.to_string(),
+                sshd_delay,
+                self.faults.sshd_quirk(),
+                &cgroup.procs(),
+            ),
+            guest::Kind::Systemd => guest::systemd::boot(
+                &guest_dir,
+                &self.vm.name,
+                &ip.to_string(),
+                (sshd_delay, self.faults.sshd_quirk()),
+                &cgroup.dir,
+            ),
+        }
+        .map_err(|e| Failure::generic(format!("tart-sim: cannot start the guest: {e}")))?;
         self.guest = Some(child);
         Ok(())
     }
@@ -291,6 +307,10 @@ impl Machine<'_> {
         let Some(child) = self.guest.as_ref() else {
             return true;
         };
+        if guest::Kind::of(&self.vm.guest_dir()) == guest::Kind::Systemd {
+            guest::systemd::request_stop(child);
+            return false;
+        }
         if let Some(init) = guest::init_under(child.id() as i32) {
             // SAFETY: signalling a process of our own guest.
             unsafe { libc::kill(init, libc::SIGTERM) };
@@ -311,14 +331,4 @@ fn block_signals() -> libc::sigset_t {
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     }
-}
-
-fn wait_signal(set: &libc::sigset_t, timeout: Duration) -> Option<i32> {
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    // SAFETY: valid set and timespec; no siginfo requested.
-    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
-    (sig > 0).then_some(sig)
 }

@@ -2,7 +2,7 @@
 # Builds a simulated VM's root inside fresh mount, UTS and PID namespaces, then either runs
 # the image's one-time setup (mode "setup") or becomes the guest's init (mode "boot").
 # Usage: boot.sh setup GUEST_DIR HOSTNAME
-#        boot.sh boot  GUEST_DIR IP SSHD_DELAY_MS|never
+#        boot.sh boot  GUEST_DIR IP SSHD_DELAY_MS|never [SSHD_QUIRK: none|fixed-keys]
 set -euo pipefail
 mode=$1 G=$2
 R=$G/mnt
@@ -48,7 +48,7 @@ if [ "$mode" = setup ]; then
   ' setup "$3"
 fi
 
-IP=$3 SSHD_DELAY_MS=$4
+IP=$3 SSHD_DELAY_MS=$4 SSHD_QUIRK=${5:-none}
 mkdir -p "$R/usr/local/bin" "$R/usr/local/sbin" "$R/run/sshd" "$R/run/tart-sim"
 cat > "$R/usr/local/bin/hostnamectl" <<'SHIM'
 #!/bin/bash
@@ -101,11 +101,18 @@ sleep infinity &
 if [ "$SSHD_DELAY_MS" != never ]; then
   (
     [ "$SSHD_DELAY_MS" -gt 0 ] && sleep "$(printf '%d.%03d' $((SSHD_DELAY_MS / 1000)) $((SSHD_DELAY_MS % 1000)))"
-    exec /usr/sbin/sshd -D -e -o "ListenAddress=$IP:22" -o PasswordAuthentication=yes -o UsePAM=yes
+    quirk=()
+    case "$SSHD_QUIRK" in
+      fixed-keys)
+        mkdir -p /run/tart-sim/host-keys
+        cp /etc/ssh/ssh_host_*_key /run/tart-sim/host-keys/
+        for k in /run/tart-sim/host-keys/*_key; do quirk+=(-h "$k"); done ;;
+    esac
+    exec /usr/sbin/sshd -D -e -o "ListenAddress=$IP:22" -o PasswordAuthentication=yes -o UsePAM=yes "${quirk[@]}"
   ) &
 fi
 while :; do wait; done
 INIT
 chmod 755 "$R/run/tart-sim/init"
-export IP SSHD_DELAY_MS
+export IP SSHD_DELAY_MS SSHD_QUIRK
 exec chroot "$R" /run/tart-sim/init

@@ -1,6 +1,13 @@
-//! A simulated VM's guest: a sandbox of mount, UTS and PID namespaces whose root is made of
-//! copy-on-write layers kept in the VM's `guest/` directory, running OpenSSH's sshd on the
-//! VM's own 127.x address (the crate README's "The guests", and `boot.sh`).
+//! A simulated VM's guest, of one of two kinds, chosen when the image is made and kept by
+//! each VM made from it (`guest/kind`):
+//! - light (the default): a sandbox of mount, UTS and PID namespaces whose root is made of
+//!   copy-on-write layers over the host's own system, kept in the VM's `guest/` directory,
+//!   running OpenSSH's sshd on the VM's own 127.x address (`boot.sh`);
+//! - systemd: a Debian root booted by systemd-nspawn with systemd as PID 1 (`systemd.rs`).
+//!
+//! The crate README's "The guests" says how they differ from a cirruslabs VM.
+
+pub mod systemd;
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -41,21 +48,80 @@ fn unshare_command(guest_dir: &Path) -> io::Result<Command> {
     Ok(cmd)
 }
 
+/// The two kinds of guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Light,
+    Systemd,
+}
+
+impl Kind {
+    /// The kind new images of this home get: `TART_SIM_GUEST` (`light` or `systemd`), else
+    /// the word in `$TART_HOME/sim/guest`, else light.
+    pub fn for_new_images(home: &crate::storage::Home) -> Kind {
+        let word = std::env::var("TART_SIM_GUEST")
+            .ok()
+            .filter(|w| !w.is_empty())
+            .or_else(|| fs::read_to_string(home.sim_dir().join("guest")).ok())
+            .unwrap_or_default();
+        if word.trim() == "systemd" {
+            Kind::Systemd
+        } else {
+            Kind::Light
+        }
+    }
+
+    /// The kind a VM's guest was made as.
+    pub fn of(guest_dir: &Path) -> Kind {
+        match fs::read_to_string(guest_dir.join("kind")) {
+            Ok(word) if word.trim() == "systemd" => Kind::Systemd,
+            _ => Kind::Light,
+        }
+    }
+}
+
+/// The guest's hostname as its root has it (for its DHCP lease).
+pub fn hostname(guest_dir: &Path) -> Option<String> {
+    match Kind::of(guest_dir) {
+        Kind::Systemd => systemd::hostname(guest_dir),
+        Kind::Light => fs::read_to_string(guest_dir.join("upper/etc/hostname"))
+            .ok()
+            .map(|h| h.trim().to_string()),
+    }
+}
+
 /// Fills `guest_dir` with an image's first-boot state: the `admin` account, hostname,
 /// SSH host keys and machine-id that every clone of the image will share.
-pub fn setup_image(guest_dir: &Path, hostname: &str) -> Result<(), Failure> {
+pub fn setup_image(guest_dir: &Path, hostname: &str, kind: Kind) -> Result<(), Failure> {
     fs::create_dir_all(guest_dir).map_err(|e| Failure::generic(e.to_string()))?;
-    let out = unshare_command(guest_dir)
-        .map_err(|e| Failure::generic(format!("tart-sim: {e}")))?
-        .arg("setup")
-        .arg(guest_dir)
-        .arg(hostname)
+    let word = if kind == Kind::Systemd {
+        "systemd"
+    } else {
+        "light"
+    };
+    fs::write(guest_dir.join("kind"), format!("{word}\n"))
+        .map_err(|e| Failure::generic(e.to_string()))?;
+    if kind == Kind::Systemd {
+        return systemd::setup_image(guest_dir, hostname);
+    }
+    let mut cmd =
+        unshare_command(guest_dir).map_err(|e| Failure::generic(format!("tart-sim: {e}")))?;
+    cmd.arg("setup").arg(guest_dir).arg(hostname);
+    run_setup(
+        cmd,
+        "image setup failed (root is needed for namespaces and mounts)",
+    )
+}
+
+/// Runs an image's setup script; its stderr says why it failed.
+pub(crate) fn run_setup(mut cmd: Command, failed: &str) -> Result<(), Failure> {
+    let out = cmd
         .stdin(Stdio::null())
         .output()
         .map_err(|e| Failure::generic(format!("tart-sim: cannot run unshare: {e}")))?;
     if !out.status.success() {
         return Err(Failure::generic(format!(
-            "tart-sim: image setup failed (root is needed for namespaces and mounts): {}",
+            "tart-sim: {failed}: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         )));
     }
@@ -69,6 +135,7 @@ pub fn boot(
     guest_dir: &Path,
     ip: &str,
     sshd_delay: Option<u64>,
+    sshd_quirk: &str,
     cgroup_procs: &Path,
 ) -> io::Result<Child> {
     let procs = std::ffi::CString::new(cgroup_procs.as_os_str().as_encoded_bytes())
@@ -82,6 +149,7 @@ pub fn boot(
         .arg(guest_dir)
         .arg(ip)
         .arg(sshd_delay.map_or("never".to_string(), |ms| ms.to_string()))
+        .arg(sshd_quirk)
         .stdin(Stdio::null())
         .stdout(console.try_clone()?)
         .stderr(console);
@@ -97,8 +165,19 @@ pub fn boot(
     cmd.spawn()
 }
 
+/// Waits (at most `timeout`) for one of the blocked signals in `set`.
+pub(crate) fn wait_signal(set: &libc::sigset_t, timeout: std::time::Duration) -> Option<i32> {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: valid set and timespec; no siginfo requested.
+    let sig = unsafe { libc::sigtimedwait(set, std::ptr::null_mut(), &ts) };
+    (sig > 0).then_some(sig)
+}
+
 /// Moves the calling process into a cgroup (async-signal-safe: for `pre_exec`).
-fn join_cgroup(procs: &std::ffi::CStr) -> io::Result<()> {
+pub(crate) fn join_cgroup(procs: &std::ffi::CStr) -> io::Result<()> {
     // SAFETY: open, write and close on a C string we own; no allocation.
     unsafe {
         let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
@@ -158,14 +237,33 @@ fn children_of(pid: i32) -> Vec<i32> {
 }
 
 /// The host pid of the guest's init (PID 1 inside), found under the `tart run` process:
-/// run -> unshare -> init.
+/// run -> unshare -> init for a light guest, run -> keeper -> systemd-nspawn -> systemd for
+/// a systemd guest.
 pub fn init_pid(run_pid: i32) -> Option<i32> {
-    children_of(run_pid)
-        .into_iter()
-        .filter(|p| {
-            fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "unshare")
-        })
-        .find_map(init_under)
+    let comm = |p: i32| fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+    let mut queue = vec![run_pid];
+    let mut seen = 0;
+    while let Some(pid) = queue.pop() {
+        seen += 1;
+        if seen > 64 {
+            break;
+        }
+        for child in children_of(pid) {
+            match comm(child).trim() {
+                "systemd-nspawn" => return children_of(child).into_iter().next(),
+                "unshare" if pid == run_pid => {
+                    if let Some(init) = init_under(child) {
+                        if comm(init).trim() != "systemd-nspawn" {
+                            return Some(init);
+                        }
+                    }
+                    queue.push(child);
+                }
+                _ => queue.push(child),
+            }
+        }
+    }
+    None
 }
 
 /// The guest's init: the one child of the `unshare` process.

@@ -218,9 +218,9 @@ pub fn wait_exit(vm: &mut RunningVm, secs: u64) -> i32 {
     }
 }
 
-/// Processes whose command line mentions `needle` (e.g. a VM's guest directory).
-pub fn processes_mentioning(needle: &Path) -> Vec<String> {
-    let needle = needle.display().to_string();
+/// The `/proc` directories of the live processes (a zombie is gone already: only its parent
+/// has yet to read its status).
+fn live_processes() -> Vec<std::path::PathBuf> {
     std::fs::read_dir("/proc")
         .unwrap()
         .filter_map(Result::ok)
@@ -230,17 +230,54 @@ pub fn processes_mentioning(needle: &Path) -> Vec<String> {
                 .chars()
                 .all(|c| c.is_ascii_digit())
         })
-        .filter_map(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            if stat
-                .rsplit_once(") ")
-                .is_some_and(|(_, r)| r.starts_with('Z'))
-            {
-                return None;
-            }
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+        .map(|e| e.path())
+        .filter(|p| {
+            std::fs::read_to_string(p.join("stat")).is_ok_and(|stat| {
+                !stat
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, r)| r.starts_with('Z'))
+            })
+        })
+        .collect()
+}
+
+/// Processes whose command line mentions `needle` (e.g. a VM's guest directory).
+pub fn processes_mentioning(needle: &Path) -> Vec<String> {
+    let needle = needle.display().to_string();
+    live_processes()
+        .into_iter()
+        .filter_map(|p| {
+            let cmdline = std::fs::read(p.join("cmdline")).ok()?;
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             cmdline.contains(&needle).then_some(cmdline)
+        })
+        .collect()
+}
+
+impl Sim {
+    /// New images of this home are systemd guests (the knob in `$TART_HOME/sim/guest`).
+    pub fn with_systemd_guests(self) -> Sim {
+        std::fs::create_dir_all(self.home.join("sim")).unwrap();
+        std::fs::write(self.home.join("sim/guest"), "systemd\n").unwrap();
+        self
+    }
+}
+
+/// Processes in the cgroup of a VM of this name (or under it), in any tart-sim home: what
+/// a guest leaves behind if its processes outlive the VM. Tests give their VMs names of
+/// their own.
+pub fn processes_in_vm_cgroup(vm: &str) -> Vec<String> {
+    live_processes()
+        .into_iter()
+        .filter_map(|p| {
+            let cgroup = std::fs::read_to_string(p.join("cgroup")).ok()?;
+            let inside = cgroup.lines().any(|l| {
+                l.starts_with("0::")
+                    && l.contains("/tart-sim/")
+                    && (l.ends_with(&format!("/{vm}")) || l.contains(&format!("/{vm}/")))
+            });
+            let comm = std::fs::read_to_string(p.join("comm")).ok()?;
+            inside.then(|| format!("{} {}", p.display(), comm.trim()))
         })
         .collect()
 }

@@ -208,6 +208,42 @@ async fn connect_now(
     Ok(Connection { handle, host_key })
 }
 
+/// The host key a guest's sshd presents now: a handshake only (no login), within `timeout`.
+pub async fn host_key(endpoint: &Endpoint, timeout: Duration) -> Result<PublicKey, SshError> {
+    let presented = Arc::new(Mutex::new(None));
+    let check = HostKeyCheck {
+        pinned: Vec::new(),
+        presented: presented.clone(),
+    };
+    let handshake = async {
+        let stream = endpoint
+            .open(timeout)
+            .await
+            .map_err(|e| SshError::Unreachable(e.to_string()))?;
+        let handle = client::connect_stream(config(), stream, check)
+            .await
+            .map_err(|e| SshError::Unreachable(e.to_string()))?;
+        let _ = handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+        Ok::<(), SshError>(())
+    };
+    match tokio::time::timeout(timeout, handshake).await {
+        Ok(result) => result?,
+        Err(_) => {
+            return Err(SshError::Unreachable(format!(
+                "no SSH handshake within {} s",
+                timeout.as_secs()
+            )))
+        }
+    }
+    presented
+        .lock()
+        .ok()
+        .and_then(|k| k.clone())
+        .ok_or_else(|| SshError::Unreachable("no host key was presented".into()))
+}
+
 /// The longest line handed over whole: the rest of a longer line is counted, not kept.
 pub const LINE_CAP: usize = 64 * 1024;
 /// How much of each output stream a command's result keeps in memory: its last bytes.

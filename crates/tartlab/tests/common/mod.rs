@@ -107,6 +107,13 @@ impl Lab {
         }
     }
 
+    /// Makes the simulator's new images systemd guests (a Debian root with systemd as PID 1,
+    /// sshd socket-activated: tart-sim's README, "The guests").
+    pub fn use_systemd_guests(&self) {
+        std::fs::create_dir_all(self.home.join("sim")).unwrap();
+        std::fs::write(self.home.join("sim/guest"), "systemd\n").unwrap();
+    }
+
     /// The private PATH's directory (`tart`, `softnet`; a test may add a `sudo`).
     pub fn bin(&self) -> &Path {
         &self.bin

@@ -8,6 +8,8 @@
 //! tartlab has pinned them (it answers `pinned` on stdin), and only then puts them in place
 //! and reloads sshd. A crash at any point never leaves a key tartlab does not know.
 
+use std::time::Duration;
+
 use russh::keys::PublicKey;
 
 use super::{command_failure, show_note, NodeRun, NodeStage};
@@ -161,6 +163,7 @@ async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
     run.hold_slot(ctx).await;
     let guest = run.guest(ctx).await?;
     let vm = run.node.vm_name.clone();
+    let pinned_before = ctx.known.pinned(&vm);
     ctx.reporter
         .started(&vm, Stage::Base, "hostname, machine-id, host keys, users");
     let public = ctx
@@ -202,13 +205,98 @@ async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
             &mut |stream, line| talk.hear(stream, line),
         )
         .await;
+    let rotated = talk.done.contains(&Provisioned::Identity);
+    let live = std::mem::take(&mut talk.live);
     run.provisioned.extend(talk.done);
     if let Some(failure) = talk.broken {
         return Err(failure);
     }
-    result
-        .map(|_| ())
-        .map_err(|e| command_failure(ctx, &vm, Stage::Base, what, e))
+    result.map_err(|e| command_failure(ctx, &vm, Stage::Base, what, e))?;
+    if rotated {
+        let ip = run.ip.clone().unwrap_or_default();
+        if let Err(failure) = served_after_rotation(ctx, &vm, &ip, &guest, &live).await {
+            // Both the old and the new keys stay pinned, and the identity is made again
+            // by the next `up`.
+            let mut keys = pinned_before;
+            keys.extend(live);
+            let _ = ctx.known.pin(&vm, &keys);
+            let _ = ctx.store.update_vm(&vm, |o| {
+                o.applied.remove(inputs::IDENTITY);
+            });
+            return Err(failure);
+        }
+    }
+    Ok(())
+}
+
+/// Restarts sshd so that it serves the host keys in /etc/ssh: the socket and the service
+/// where systemd runs (Ubuntu's socket-activated `ssh`), else a SIGHUP to the listener.
+const RESTART_SSH: &str = r#"set -uo pipefail
+if [ -d /run/systemd/system ]; then
+  systemctl restart ssh.socket 2>/dev/null
+  systemctl restart ssh.service 2>/dev/null || systemctl restart sshd.service 2>/dev/null
+elif [ -s /run/sshd.pid ]; then
+  kill -HUP "$(cat /run/sshd.pid)"
+else
+  pkill -HUP -o -x sshd
+fi
+exit 0
+"#;
+
+/// After new host keys were put in place and sshd reloaded: checks (with a handshake) that
+/// the guest serves one of them; if not, restarts sshd and checks again. The new keys are
+/// pinned as final only then.
+async fn served_after_rotation(
+    ctx: &Context,
+    vm: &str,
+    ip: &str,
+    guest: &crate::guest::runner::GuestSession,
+    live: &[PublicKey],
+) -> Result<(), Failure> {
+    let endpoint = ctx.provider.ssh_endpoint(vm, ip);
+    let serves_new = |key: &PublicKey| live.iter().any(|k| k.key_data() == key.key_data());
+    // A reload takes sshd a moment: 2 s for it, then 5 s after a restart.
+    // Tries for `within` (each handshake given at least 2 s, however busy the machine);
+    // says what was served last, else why nothing was.
+    let wait_for_new = |within: Duration| {
+        let endpoint = &endpoint;
+        async move {
+            let deadline = std::time::Instant::now() + within;
+            let (mut served, mut error) = (None, String::from("nothing"));
+            loop {
+                match crate::guest::ssh::host_key(endpoint, Duration::from_secs(2)).await {
+                    Ok(key) if serves_new(&key) => return Ok(()),
+                    Ok(key) => served = Some(key.to_openssh().unwrap_or_else(|_| "a key".into())),
+                    Err(e) => error = e.to_string(),
+                }
+                if std::time::Instant::now() >= deadline {
+                    return Err(served.unwrap_or(error));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    if wait_for_new(Duration::from_secs(2)).await.is_ok() {
+        return Ok(());
+    }
+    ctx.reporter.started(
+        vm,
+        Stage::Base,
+        "sshd still serves the old host key: restarting it",
+    );
+    let what = "restarting sshd";
+    let command = as_root_locked(what, RESTART_SSH, &[]);
+    guest
+        .run_plain(Command::plain(what, &command))
+        .await
+        .map_err(|e| command_failure(ctx, vm, Stage::Base, what, e))?;
+    wait_for_new(Duration::from_secs(5)).await.map_err(|served| {
+        Failure::new(
+            Stage::Base,
+            format!("after its new host keys were put in place, reloaded and restarted, {vm}'s sshd serves {served}"),
+            format!("the image's sshd does not take /etc/ssh/ssh_host_*_key: look at `journalctl -u ssh` (or sshd's options) on {vm}; both keys stay pinned, and the next `tartlab up` makes new ones"),
+        )
+    })
 }
 
 /// The base parts a node still needs.
