@@ -178,7 +178,7 @@ for r in $(seq "$runs"); do
   (cd "$dir" && TART_HOME=$sd_home TARTLAB_DHCP_LEASES=$sd_home/sim/dhcpd_leases measure sdup9 "$tartlab" up)
   (cd "$dir" && TART_HOME=$sd_home TARTLAB_DHCP_LEASES=$sd_home/sim/dhcpd_leases "$tartlab" down >/dev/null 2>&1)
 done
-root_build=$(sed -n 's/.* in \([0-9]*\) s$/\1/p' "${TART_SIM_SYSTEMD_ROOT:-/var/cache/tart-sim/debian-bookworm-systemd-v1}/.tart-sim-root" 2>/dev/null || true)
+root_build=$(sed -n 's/.* in \([0-9]*\) s$/\1/p' "${TART_SIM_SYSTEMD_ROOT:-/var/cache/tart-sim/debian-bookworm-systemd-v2}/.tart-sim-root" 2>/dev/null || true)
 
 boot_s=$(awk "BEGIN { print $boot_ms / 1000 }")
 median() { summary "$1" 1 | cut -d' ' -f1; }

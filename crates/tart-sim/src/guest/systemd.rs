@@ -4,10 +4,11 @@
 //! real machine-id as on the cirruslabs Ubuntu image.
 //!
 //! `tart run` starts a keeper (`tart-sim __guest-keeper`), which starts the guest in the
-//! VM's cgroup and answers for it: a reboot from inside (nspawn's exit code 133) boots it
-//! again; SIGUSR2 asks it to shut down (SIGTERM to nspawn, which powers systemd off); when
-//! the guest ends, or `tart run` dies (the keeper's parent-death signal), every process of
-//! the VM's cgroup is killed (`cgroup.kill`), so nothing outlives the VM.
+//! VM's cgroup and answers for it: SIGUSR2 asks it to shut down (SIGTERM to nspawn, which
+//! powers systemd off); a poweroff or a reboot from inside (nspawn's exit code 133) ends the
+//! VM, as on Virtualization.framework, which has no guest reset; when the guest ends, or
+//! `tart run` dies (the keeper's parent-death signal), every process of the VM's cgroup is
+//! killed (`cgroup.kill`), so nothing outlives the VM.
 
 use std::fs;
 use std::io;
@@ -26,7 +27,7 @@ pub fn root() -> PathBuf {
     std::env::var_os("TART_SIM_SYSTEMD_ROOT")
         .filter(|r| !r.is_empty())
         .map_or_else(
-            || PathBuf::from("/var/cache/tart-sim/debian-bookworm-systemd-v1"),
+            || PathBuf::from("/var/cache/tart-sim/debian-bookworm-systemd-v2"),
             PathBuf::from,
         )
 }
@@ -184,46 +185,47 @@ pub fn keeper_main(args: &[String]) -> i32 {
             Ok(p) => p,
             Err(_) => return 1,
         };
-    loop {
-        let Ok(mut cmd) = script_command(Path::new(guest_dir)) else {
-            return 1;
-        };
-        cmd.args(["boot", guest_dir, root, vm, ip, delay, quirk]);
-        let procs = procs.clone();
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                let mut empty: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut empty);
-                libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
-                super::join_cgroup(&procs)
-            });
+    let Ok(mut cmd) = script_command(Path::new(guest_dir)) else {
+        return 1;
+    };
+    cmd.args(["boot", guest_dir, root, vm, ip, delay, quirk]);
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            super::join_cgroup(&procs)
+        });
+    }
+    let Ok(mut guest) = cmd.spawn() else {
+        return 1;
+    };
+    // A poweroff (exit 0) or a reboot (133) from inside ends the VM, as on
+    // Virtualization.framework, which has no guest reset: tart only hears that the guest
+    // stopped.
+    let code = loop {
+        if let Ok(Some(status)) = guest.try_wait() {
+            break status.code().unwrap_or(1);
         }
-        let Ok(mut guest) = cmd.spawn() else {
-            return 1;
-        };
-        let code = loop {
-            if let Ok(Some(status)) = guest.try_wait() {
-                break status.code().unwrap_or(1);
+        match super::wait_signal(&signals, Duration::from_millis(100)) {
+            Some(libc::SIGUSR2) => {
+                // SAFETY: the guest is nspawn (exec'd by the script): SIGTERM makes it power
+                // systemd off in order.
+                unsafe { libc::kill(guest.id() as i32, libc::SIGTERM) };
             }
-            match super::wait_signal(&signals, Duration::from_millis(100)) {
-                Some(libc::SIGUSR2) => {
-                    // SAFETY: the guest is nspawn (exec'd by the script): SIGTERM makes it
-                    // power systemd off in order.
-                    unsafe { libc::kill(guest.id() as i32, libc::SIGTERM) };
-                }
-                Some(libc::SIGTERM) => {
-                    kill_cgroup(&cgroup);
-                    let _ = guest.wait();
-                    return 0;
-                }
-                _ => {}
+            Some(libc::SIGTERM) => {
+                kill_cgroup(&cgroup);
+                let _ = guest.wait();
+                return 0;
             }
-        };
-        // 133: the guest rebooted; it boots again, as a VM does.
-        if code != 133 {
-            kill_cgroup(&cgroup);
-            return code;
+            _ => {}
         }
+    };
+    kill_cgroup(&cgroup);
+    if code == 133 {
+        0
+    } else {
+        code
     }
 }

@@ -167,15 +167,37 @@ impl Lab {
         self.command(args).output().unwrap().into()
     }
 
-    /// Runs tartlab and fails the test, showing everything it printed, unless it exits 0.
+    /// Runs tartlab and fails the test, showing everything it printed and the end of each
+    /// provisioning transcript (the lab's directory is gone once the test ends), unless it
+    /// exits 0.
     pub fn ok(&self, args: &[&str]) -> Out {
         let out = self.tartlab(args);
         assert_eq!(
-            out.code, 0,
-            "tartlab {args:?}\nstdout:\n{}\nstderr:\n{}",
-            out.stdout, out.stderr
+            out.code,
+            0,
+            "tartlab {args:?}\nstdout:\n{}\nstderr:\n{}\n{}",
+            out.stdout,
+            out.stderr,
+            self.transcript_tails()
         );
         out
+    }
+
+    /// The last lines of every provisioning transcript in the lab's `.tartlab/logs`.
+    pub fn transcript_tails(&self) -> String {
+        let mut shown = String::new();
+        let Ok(entries) = std::fs::read_dir(self.lab.join(".tartlab/logs")) else {
+            return shown;
+        };
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        for path in paths {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = lines[lines.len().saturating_sub(25)..].join("\n");
+            shown.push_str(&format!("--- end of {}:\n{tail}\n", path.display()));
+        }
+        shown
     }
 
     /// Runs `tartlab up` and fails the test unless it exits 0 with all `n` nodes ok.
