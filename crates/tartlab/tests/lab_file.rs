@@ -84,7 +84,7 @@ fn a_typo_is_reported_with_file_line_column_and_a_fix() {
     );
     assert!(stderr.contains("--> tartlab.yaml:6:9"), "{stderr}");
     assert!(
-        stderr.contains("help: the keys of a node are: count, cpu, disk"),
+        stderr.contains("help: the keys of a node are: cloud_init, count, cpu, disk"),
         "{stderr}"
     );
 }

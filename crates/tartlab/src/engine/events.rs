@@ -23,6 +23,7 @@ pub enum Stage {
     Ip,
     Ssh,
     Base,
+    CloudInit,
     Hosts,
     Network,
     Files,
@@ -46,6 +47,7 @@ impl Stage {
             Stage::Ip => "ip",
             Stage::Ssh => "ssh",
             Stage::Base => "base",
+            Stage::CloudInit => "cloud-init",
             Stage::Hosts => "hosts",
             Stage::Network => "network",
             Stage::Files => "files",
@@ -106,6 +108,7 @@ pub enum Provisioned {
     Identity,
     Users,
     Hosts,
+    CloudInit,
     Files(Vec<String>),
 }
 
@@ -115,6 +118,7 @@ impl fmt::Display for Provisioned {
             Provisioned::Identity => f.write_str("identity"),
             Provisioned::Users => f.write_str("user"),
             Provisioned::Hosts => f.write_str("hosts"),
+            Provisioned::CloudInit => f.write_str("cloud-init"),
             Provisioned::Files(dests) => write!(f, "files {}", dests.join(" ")),
         }
     }

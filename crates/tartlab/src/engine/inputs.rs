@@ -13,6 +13,8 @@ use crate::state::State;
 
 /// The state key of the identity part (hostname, machine-id, host keys).
 pub const IDENTITY: &str = "identity";
+/// The applied key of the cloud-init user-data.
+pub const CLOUD_INIT: &str = "cloud-init";
 /// The state key of the `/etc/hosts` block.
 pub const HOSTS: &str = "hosts";
 /// The state key recording that the lab key is in the login user's authorized_keys.
@@ -135,6 +137,23 @@ pub fn uploads<'a>(lab: &'a Lab, node: &Node) -> Result<Vec<Upload<'a>>, (String
         });
     }
     Ok(uploads)
+}
+
+/// The node's cloud-init user-data (its `cloud_init:` file with tartlab's values filled in)
+/// and its hash; `None` when it has none.
+pub fn cloud_init(lab: &Lab, node: &Node) -> Option<Result<(String, String), String>> {
+    let relative = node.cloud_init.as_ref()?;
+    let path = lab.source.dir().join(relative);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        .and_then(|t| {
+            crate::lab::cloud_init::user_data(&t, node, lab.name())
+                .map_err(|e| format!("{relative}: {e}"))
+        });
+    Some(text.map(|text| {
+        let digest = hash(&["cloud-init/1", &text, &node.hostname]);
+        (text, digest)
+    }))
 }
 
 /// One hash over every file a node gets: a changed file re-runs that node's steps.

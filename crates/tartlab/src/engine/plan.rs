@@ -133,6 +133,7 @@ impl Lifecycle {
 pub enum Pending {
     Identity,
     User(String),
+    CloudInit,
     Hosts,
     Files(Vec<String>),
     Step(String),
@@ -175,6 +176,7 @@ impl NodePlan {
                 Pending::Identity => provisioned.push(Provisioned::Identity),
                 Pending::User(_) if provisioned.contains(&Provisioned::Users) => {}
                 Pending::User(_) => provisioned.push(Provisioned::Users),
+                Pending::CloudInit => provisioned.push(Provisioned::CloudInit),
                 Pending::Hosts => provisioned.push(Provisioned::Hosts),
                 Pending::Files(dests) => provisioned.push(Provisioned::Files(dests.clone())),
                 Pending::Step(name) => steps.push(name.clone()),
@@ -226,6 +228,7 @@ impl NodePlan {
             let part = match pending {
                 Pending::Identity => "identity".to_string(),
                 Pending::User(_) => "user".into(),
+                Pending::CloudInit => "cloud-init".into(),
                 Pending::Hosts => "hosts".into(),
                 Pending::Files(_) => "files".into(),
                 Pending::Step(name) => format!("step {name}"),
@@ -466,6 +469,11 @@ fn pending(
             &inputs::user_inputs(user, keys).hash,
         ) {
             pending.push(Pending::User(user.name.clone()));
+        }
+    }
+    if let Some(Ok((_, digest))) = inputs::cloud_init(lab, node) {
+        if stale(inputs::CLOUD_INIT, &digest) {
+            pending.push(Pending::CloudInit);
         }
     }
     let block = hosts_block(facts, node, lifecycles);

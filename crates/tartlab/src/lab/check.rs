@@ -30,6 +30,9 @@ pub struct Node {
     pub network: NetworkMode,
     #[serde(skip)]
     pub login: Login,
+    /// The cloud-init user-data file, relative to the lab file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloud_init: Option<String>,
 }
 
 /// Accounts every Ubuntu or Debian image has; a lab user must not take one over.
@@ -422,7 +425,47 @@ fn expand_node(
                 user: "admin".into(),
                 password: "admin".into(),
             }),
+            cloud_init: pick(&node.cloud_init, &cluster.cloud_init, &d.cloud_init),
         });
+        let cluster_path = path.rsplit_once(".nodes.").map_or("", |(c, _)| c);
+        let defined_at = if node.cloud_init.is_some() {
+            at(path, "cloud_init")
+        } else if cluster.cloud_init.is_some() {
+            at(cluster_path, "cloud_init")
+        } else {
+            "defaults.cloud_init".to_string()
+        };
+        check_cloud_init(c, file, nodes.last(), &defined_at);
+    }
+}
+
+/// A node's user-data: the file exists, is `#cloud-config`, and is YAML once tartlab's
+/// values are filled in.
+fn check_cloud_init(c: &mut Checker, file: &LabFile, node: Option<&Node>, defined_at: &str) {
+    let Some(node) = node else {
+        return;
+    };
+    let Some(relative) = &node.cloud_init else {
+        return;
+    };
+    let path = c.source.dir().join(relative);
+    let problem = match std::fs::read_to_string(&path) {
+        Err(e) => Some(format!("cloud-init file `{relative}` cannot be read: {e}")),
+        Ok(text) => super::cloud_init::user_data(&text, node, &file.lab)
+            .err()
+            .map(|why| format!("cloud-init file `{relative}` (for {}): {why}", node.vm_name)),
+    };
+    // Said once per file, not once per node of a `count`.
+    let said = format!("cloud-init file `{relative}`");
+    if c.problems.iter().any(|p| p.message.starts_with(&said)) {
+        return;
+    }
+    if let Some(message) = problem {
+        c.error(
+            Here::Value(defined_at.to_string()),
+            message,
+            "give a #cloud-config user-data file, relative to the lab file (docs/LAB-FILE.md, \"cloud-init\")",
+        );
     }
 }
 
@@ -869,6 +912,7 @@ mod tests {
                 user: "admin".into(),
                 password: "admin".into(),
             },
+            cloud_init: None,
         };
         let master = node("stg-master", "stg", "master");
         assert!(selects("cluster=dev,stg", &master));

@@ -3,6 +3,7 @@
 //! nodes that will exist (`Lab`).
 
 mod check;
+pub mod cloud_init;
 mod diagnostic;
 pub mod model;
 mod network;
@@ -75,6 +76,7 @@ impl Lab {
                             user: n.login.user.clone(),
                             password: "********".into(),
                         }),
+                        cloud_init: n.cloud_init.clone(),
                     })
                     .collect(),
                 image: None,
@@ -83,6 +85,7 @@ impl Lab {
                 disk: None,
                 network: None,
                 login: None,
+                cloud_init: None,
             })
             .collect();
         LabFile {

@@ -62,6 +62,7 @@ const MEMORY: &str =
     "Memory: MiB, or a size with a unit (4GiB), 256 MiB to 128 GiB. Default: 2048 (MiB).";
 const DISK: &str = "Disk: GB, or a size with a unit (50GB), 10 to 2000 GB. It only grows: tart cannot shrink a disk. Default: the image's own size.";
 const NETWORK: &str = "How the VM is networked: nat, softnet, host, bridged:<interface>, or a mapping such as { mode: softnet, allow: [0.0.0.0/0] } (docs/NETWORKS.md). The default lets the lab's nodes reach each other and the internet.";
+const CLOUD_INIT: &str = "A cloud-init user-data file (`#cloud-config`), relative to the lab file, applied by the guest's own cloud-init after the base (docs/LAB-FILE.md). It may use {{ node.name }}, {{ node.cluster }}, {{ node.role }} and {{ lab.name }}. Default: none.";
 const LOGIN: &str = "The image's own account, used to log in before the lab key is installed. Default: { user: admin, password: admin }, the cirruslabs images' account.";
 
 /// Settings a lab (`defaults`), a cluster or a node may set; a node takes its own, else its
@@ -88,6 +89,9 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(description = LOGIN, extend("default" = { "user": "admin", "password": "admin" }))]
     pub login: Option<Login>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = CLOUD_INIT)]
+    pub cloud_init: Option<String>,
 }
 
 impl Settings {
@@ -188,6 +192,9 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(description = LOGIN)]
     pub login: Option<Login>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = CLOUD_INIT)]
+    pub cloud_init: Option<String>,
 }
 
 /// A node, or `count` alike nodes. Its VM (and host) name is `<cluster>-<name>`, or
@@ -224,6 +231,9 @@ pub struct NodeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(description = LOGIN)]
     pub login: Option<Login>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = CLOUD_INIT)]
+    pub cloud_init: Option<String>,
 }
 
 fn all() -> String {

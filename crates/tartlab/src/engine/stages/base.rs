@@ -144,6 +144,9 @@ impl NodeStage for Base {
                 return Ok(());
             }
             apply(ctx, run).await?;
+            // The lab file's cloud-init user-data, by the guest's own cloud-init (it powers
+            // the VM off and on): before peers may probe it.
+            super::cloud_init::apply(ctx, run).await?;
             // Its sshd answers (or it was up and provisioned already): peers may probe it.
             if let Some(ip) = &run.ip {
                 ctx.reachable

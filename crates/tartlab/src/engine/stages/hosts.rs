@@ -2,13 +2,10 @@
 //! cluster | lab`) has an address or has failed, one `IP NAME` line per node, between
 //! `# BEGIN tartlab` and `# END tartlab`; the rest of the file is left as it is.
 
-use super::{command_failure, show_note, NodeRun, NodeStage};
+use super::{run_locked_script, NodeRun, NodeStage};
 use crate::engine::events::{Provisioned, Stage};
 use crate::engine::inputs;
-use crate::engine::remote::as_root_locked;
 use crate::engine::{Context, Failure, WRITABLE};
-use crate::guest::runner::Command;
-use crate::guest::ssh::{Input, Reply, Stream};
 use crate::provider::BoxFuture;
 
 const HOSTS: &str = r#"set -euo pipefail
@@ -61,25 +58,15 @@ impl NodeStage for Hosts {
             }
             run.hold_slot(ctx).await;
             let guest = run.guest(ctx).await?;
-            let what = "the /etc/hosts block";
-            let command = as_root_locked(what, HOSTS, &[&block]);
-            guest
-                .run(
-                    Command {
-                        what,
-                        line: &command,
-                        shown: &command,
-                        input: Input::Given(None),
-                    },
-                    &mut |stream, line| {
-                        if stream == Stream::Stderr {
-                            show_note(ctx, &vm, Stage::Hosts, what, line);
-                        }
-                        Reply::Nothing
-                    },
-                )
-                .await
-                .map_err(|e| command_failure(ctx, &vm, Stage::Hosts, what, e))?;
+            run_locked_script(
+                ctx,
+                &guest,
+                &vm,
+                Stage::Hosts,
+                ("the /etc/hosts block", HOSTS, &[&block]),
+                None,
+            )
+            .await?;
             ctx.store
                 .update_vm(&vm, |o| {
                     o.applied.insert(inputs::HOSTS.into(), hash);

@@ -8,6 +8,7 @@ pub mod address;
 pub mod base;
 pub mod boot;
 pub mod check;
+pub mod cloud_init;
 pub mod configure;
 pub mod create;
 pub mod delete;
@@ -274,6 +275,39 @@ pub fn command_failure(
             )
         }
     }
+}
+
+/// Runs a script as root under the node's provisioning lock, with `stdin` as its input,
+/// showing what it says it waits for; a failure names the stage, with the output's end.
+pub async fn run_locked_script(
+    ctx: &Context,
+    guest: &GuestSession,
+    vm: &str,
+    stage: Stage,
+    (what, script, args): (&str, &str, &[&str]),
+    stdin: Option<&[u8]>,
+) -> Result<(), Failure> {
+    use crate::guest::runner::Command;
+    use crate::guest::ssh::{Input, Reply, Stream};
+    let command = super::remote::as_root_locked(what, script, args);
+    guest
+        .run(
+            Command {
+                what,
+                line: &command,
+                shown: &command,
+                input: Input::Given(stdin),
+            },
+            &mut |stream, line| {
+                if stream == Stream::Stderr {
+                    show_note(ctx, vm, stage, what, line);
+                }
+                Reply::Nothing
+            },
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| command_failure(ctx, vm, stage, what, e))
 }
 
 /// Shows what a guest command says it waits for (a `tartlab-note:` line) as the node's

@@ -1,0 +1,188 @@
+//! A node's cloud-init user-data (`cloud_init:` in the lab file), applied by the guest's own
+//! cloud-init, the way cloud-init is meant to run: after the base, tartlab lets the boot's
+//! own cloud-init run end, clears cloud-init's state, writes a NoCloud seed (`/var/lib/cloud/seed/nocloud`: the user-data, and meta-data with a fresh
+//! `instance-id` and the node's `local-hostname`), turns the NoCloud datasource on in
+//! `/etc/cloud/cloud.cfg.d/99_tartlab.cfg` (the cirruslabs images turn every datasource off),
+//! powers the VM off and starts it again, waits for SSH, and
+//! reports `cloud-init status --wait --long`. The host keys tartlab pinned stay: the drop-in
+//! tells cloud-init not to delete any (`ssh_deletekeys: false`) and to make only the types
+//! tartlab made, which exist already (`ssh_genkeytypes: [ ed25519, ecdsa ]`).
+//! The user-data's hash is recorded: unchanged user-data does nothing on the next `up`.
+
+use super::{command_failure, run_locked_script, stop, NodeRun};
+use crate::engine::events::{Provisioned, Stage};
+use crate::engine::inputs;
+use crate::engine::remote::as_root_locked;
+use crate::engine::{Context, Failure, WRITABLE};
+use crate::guest::runner::Command;
+
+use crate::provider::AddressWait;
+
+/// Arguments: the instance-id and the hostname; stdin: the user-data.
+const SEED: &str = r#"set -euo pipefail
+iid=$1 host=$2
+if ! command -v cloud-init >/dev/null; then
+  echo "this image has no cloud-init, which cloud_init: in the lab file needs" >&2
+  exit 3
+fi
+# The image's cloud-init runs at every boot (with no datasource, it does little): let this
+# boot's run end before its state is cleared under it, or `clean` races its writes.
+timeout 300 cloud-init status --wait >/dev/null 2>&1 || true
+cloud-init clean --logs
+seed=/var/lib/cloud/seed/nocloud
+install -d -m 0755 /var/lib/cloud/seed "$seed"
+(umask 077; cat > "$seed/user-data")
+printf 'instance-id: %s\nlocal-hostname: %s\n' "$iid" "$host" > "$seed/meta-data"
+cat > /etc/cloud/cloud.cfg.d/99_tartlab.cfg <<'CFG'
+# Written by tartlab: the lab's cloud-init user-data, from the NoCloud seed it writes.
+datasource_list: [ NoCloud, None ]
+# tartlab pinned this VM's host keys (ed25519 and ECDSA): cloud-init deletes none, and
+# makes a key only of these types and only where none exists, so it makes none.
+ssh_deletekeys: false
+ssh_genkeytypes: [ ed25519, ecdsa ]
+CFG
+rm -f /etc/cloud/cloud-init.disabled
+"#;
+
+/// Waits for cloud-init's end, then says how it went.
+const STATUS: &str = r#"set -uo pipefail
+cloud-init status --wait --long
+code=$?
+if [ "$code" != 0 ]; then
+  echo "tartlab-cloud-init-log:"
+  tail -n 15 /var/log/cloud-init-output.log 2>/dev/null
+fi
+exit "$code"
+"#;
+
+/// Applies the node's user-data if it changed since it was last applied.
+pub async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
+    let (Some(relative), Some(user_data)) = (
+        run.node.cloud_init.clone(),
+        inputs::cloud_init(&ctx.lab, &run.node),
+    ) else {
+        return Ok(());
+    };
+    let vm = run.node.vm_name.clone();
+    let (text, digest) = user_data.map_err(|e| {
+        Failure::new(
+            Stage::CloudInit,
+            e,
+            "fix the user-data file named by cloud_init:",
+        )
+    })?;
+    let applied = ctx.store.vm(&vm).unwrap_or_default().applied;
+    if applied.get(inputs::CLOUD_INIT) == Some(&digest) {
+        return Ok(());
+    }
+    run.hold_slot(ctx).await;
+    ctx.reporter.started(
+        &vm,
+        Stage::CloudInit,
+        &format!("writing the NoCloud seed of {relative}"),
+    );
+    let instance = format!("tartlab-{vm}-{}", &digest[..12]);
+    let guest = run.guest(ctx).await?;
+    run_locked_script(
+        ctx,
+        &guest,
+        &vm,
+        Stage::CloudInit,
+        (
+            "the cloud-init seed",
+            SEED,
+            &[&instance, &run.node.hostname],
+        ),
+        Some(text.as_bytes()),
+    )
+    .await?;
+    restart(ctx, run).await?;
+    ctx.reporter
+        .started(&vm, Stage::CloudInit, "waiting for cloud-init");
+    let guest = run.guest(ctx).await?;
+    let what = "cloud-init";
+    let command = as_root_locked(what, STATUS, &[]);
+    let status = guest.run_plain(Command::plain(what, &command)).await;
+    if let Err(error) = status {
+        return Err(failure(ctx, &vm, &relative, error));
+    }
+    ctx.store
+        .update_vm(&vm, |o| {
+            o.applied.insert(inputs::CLOUD_INIT.into(), digest);
+        })
+        .map_err(|e| Failure::new(Stage::CloudInit, e, WRITABLE))?;
+    run.provisioned.push(Provisioned::CloudInit);
+    ctx.reporter.done(&vm, Stage::CloudInit, "done");
+    Ok(())
+}
+
+/// Powers the VM off from inside and starts it again (a reboot from inside would stop a
+/// tart VM: Virtualization.framework has no guest reset), then its address and SSH.
+async fn restart(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
+    let vm = run.node.vm_name.clone();
+    run.guest.close().await;
+    ctx.reporter
+        .started(&vm, Stage::CloudInit, "restarting the VM for cloud-init");
+    stop::gracefully(ctx, &vm)
+        .await
+        .map_err(|f| Failure::new(Stage::CloudInit, f.message, f.hint))?;
+    ctx.provider
+        .start(&vm, &run.node.network, &ctx.dir.run_log(&vm))
+        .await
+        .map_err(|e| Failure::from_provider(Stage::CloudInit, e))?;
+    let identity = ctx.store.vm(&vm).and_then(|o| o.mac).unwrap_or_default();
+    let ip = ctx
+        .provider
+        .address(
+            &vm,
+            &identity,
+            &run.node.network,
+            AddressWait {
+                timeout: ctx.timeouts.ip,
+            },
+        )
+        .await
+        .map_err(|e| Failure::from_provider(Stage::CloudInit, e))?;
+    ctx.store
+        .update_vm(&vm, |o| o.ip = Some(ip.clone()))
+        .map_err(|e| Failure::new(Stage::CloudInit, e, WRITABLE))?;
+    run.ip = Some(ip.clone());
+    run.report.ip = Some(ip);
+    Ok(())
+}
+
+/// cloud-init's failure: the module that failed (from `status --long`) and the tail of its
+/// output log.
+fn failure(
+    ctx: &Context,
+    vm: &str,
+    relative: &str,
+    error: crate::guest::runner::RunError,
+) -> Failure {
+    use crate::guest::runner::RunError;
+    let RunError::Failed { status, tail } = error else {
+        return command_failure(ctx, vm, Stage::CloudInit, "cloud-init", error);
+    };
+    let (status_part, log) = tail
+        .split_once("tartlab-cloud-init-log:")
+        .unwrap_or((tail.as_str(), ""));
+    let module = status_part
+        .lines()
+        .find_map(|l| {
+            let start = l.find("('")? + 2;
+            let end = l[start..].find('\'')? + start;
+            Some(l[start..end].to_string())
+        })
+        .unwrap_or_else(|| "a module".into());
+    Failure::new(
+        Stage::CloudInit,
+        format!(
+            "cloud-init ended with an error (exit status {}) in {module}:\n{}",
+            status.map_or("none".into(), |s| s.to_string()),
+            crate::text::last_lines(log, 12)
+        ),
+        format!(
+            "fix {relative} (cloud-init's module `{module}`); the whole log is /var/log/cloud-init-output.log on {vm} (`tartlab ssh {vm} sudo cat /var/log/cloud-init-output.log`), and `tartlab up` applies it again"
+        ),
+    )
+}

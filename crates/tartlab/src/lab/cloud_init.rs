@@ -1,0 +1,110 @@
+//! A node's cloud-init user-data (`cloud_init: PATH`): the file as written, with tartlab's
+//! node values filled in (`{{ node.name }}`, `{{ node.hostname }}`, `{{ node.cluster }}`,
+//! `{{ node.role }}`, `{{ lab.name }}`), checked to be `#cloud-config` YAML. Anything else
+//! in `{{ }}` (cloud-init's own Jinja, under `## template: jinja`) is left to cloud-init.
+
+use super::check::Node;
+use super::tree;
+
+/// The user-data for a node, or what is wrong with it.
+pub fn user_data(text: &str, node: &Node, lab: &str) -> Result<String, String> {
+    let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
+    let first = lines.next().unwrap_or("").trim();
+    let header_ok = first == "#cloud-config"
+        || (first.starts_with("## template:")
+            && lines.next().map(str::trim) == Some("#cloud-config"));
+    if !header_ok {
+        return Err(
+            "its first line is not `#cloud-config` (only cloud-config user-data is taken)".into(),
+        );
+    }
+    let filled = fill(text, node, lab)?;
+    if let Err(e) = tree::parse_yaml(&filled) {
+        return Err(if e.at.is_known() {
+            format!("line {}: {}", e.at.line, e.message)
+        } else {
+            e.message
+        });
+    }
+    Ok(filled)
+}
+
+/// The text with each `{{ node.X }}` and `{{ lab.name }}` replaced, in one pass.
+fn fill(text: &str, node: &Node, lab: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        let Some(end) = rest[start..].find("}}") else {
+            break;
+        };
+        let name = rest[start + 2..start + end].trim();
+        let value = match name {
+            "node.name" | "node.hostname" => Some(node.vm_name.as_str()),
+            "node.cluster" => Some(node.cluster.as_str()),
+            "node.role" => Some(node.role.as_str()),
+            "lab.name" => Some(lab),
+            other if other.starts_with("node.") || other.starts_with("lab.") => {
+                return Err(format!(
+                    "`{{{{ {other} }}}}` is not a value tartlab fills in: use node.name, node.hostname, node.cluster, node.role or lab.name"
+                ))
+            }
+            _ => None,
+        };
+        out.push_str(&rest[..start]);
+        match value {
+            Some(v) => out.push_str(v),
+            None => out.push_str(&rest[start..start + end + 2]),
+        }
+        rest = &rest[start + end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::NetworkMode;
+
+    fn node() -> Node {
+        Node {
+            vm_name: "dev-master".into(),
+            hostname: "dev-master".into(),
+            cluster: "dev".into(),
+            role: "master".into(),
+            image: String::new(),
+            cpu: 1,
+            memory: 256,
+            disk: None,
+            network: NetworkMode::Nat,
+            login: crate::lab::model::Login {
+                user: "admin".into(),
+                password: "admin".into(),
+            },
+            cloud_init: None,
+        }
+    }
+
+    #[test]
+    fn node_values_are_filled_in_and_cloud_inits_own_are_left() {
+        let text = "#cloud-config\nwrite_files:\n  - path: /etc/who\n    content: \"{{ node.name }} of {{node.cluster}} in {{ lab.name }}\"\nruncmd: [\"echo {{ v1.instance_id }}\"]\n";
+        let filled = user_data(text, &node(), "lab").unwrap();
+        assert!(filled.contains("dev-master of dev in lab"), "{filled}");
+        assert!(filled.contains("{{ v1.instance_id }}"));
+    }
+
+    #[test]
+    fn a_file_that_is_not_cloud_config_yaml_is_refused_with_why() {
+        assert!(user_data("#!/bin/sh\necho hi\n", &node(), "l")
+            .unwrap_err()
+            .contains("`#cloud-config`"));
+        assert!(user_data("#cloud-config\nusers: [\n", &node(), "l")
+            .unwrap_err()
+            .starts_with("line "));
+        assert!(
+            user_data("#cloud-config\na: \"{{ node.ip }}\"\n", &node(), "l")
+                .unwrap_err()
+                .contains("node.ip")
+        );
+    }
+}

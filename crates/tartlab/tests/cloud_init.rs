@@ -1,0 +1,166 @@
+//! `cloud_init:` in the lab file: a node's #cloud-config user-data applied by the guest's
+//! own cloud-init (tart-sim's systemd guests carry Debian's cloud-init with every datasource
+//! off, as the cirruslabs images do). Through the binary: the example lab comes up with its
+//! user, file and command; an error is reported at stage `cloud-init` with the module and
+//! the log's tail; unchanged user-data reboots nothing; changed user-data applies again.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{examples, Lab};
+
+/// The example lab, copied with its user-data, whose key is replaced by one this test holds.
+fn example_lab() -> (Lab, std::path::PathBuf) {
+    let lab_text = std::fs::read_to_string(examples().join("cloud-init-lab.yaml")).unwrap();
+    let lab = Lab::new(&lab_text);
+    lab.use_systemd_guests();
+    let key = lab.dir.path().join("alice");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f"])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let public = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let user_data = std::fs::read_to_string(examples().join("cloud-init/web.yaml")).unwrap();
+    let example_key = user_data
+        .lines()
+        .find(|l| l.trim_start().starts_with("- ssh-ed25519 "))
+        .unwrap()
+        .trim_start()
+        .trim_start_matches("- ")
+        .to_string();
+    std::fs::create_dir_all(lab.lab.join("cloud-init")).unwrap();
+    lab.write(
+        "cloud-init/web.yaml",
+        &user_data.replace(&example_key, public.trim()),
+    );
+    (lab, key)
+}
+
+fn as_alice(lab: &Lab, key: &Path, vm: &str, command: &str) -> common::Out {
+    lab.ssh_with(key, "alice", vm, command)
+}
+
+#[test]
+fn the_example_lab_is_configured_by_cloud_init_and_left_alone_until_its_user_data_changes() {
+    let (lab, key) = example_lab();
+    let up = lab.up_all_ok(2);
+    assert!(
+        up.stdout.contains("cloud-init"),
+        "the recap names it: {}",
+        up.stdout
+    );
+    for (vm, role) in [("web-front", "front"), ("web-back", "back")] {
+        let out = as_alice(
+            &lab,
+            &key,
+            vm,
+            "whoami; cat /etc/lab-node; test -s /var/tmp/cloud-init-ran && echo ran; sudo -n true && echo sudo; cloud-init status",
+        );
+        assert_eq!(
+            out.stdout,
+            format!("alice\n{vm}: the {role} node of cluster web in lab cloudy\nran\nsudo\nstatus: done\n"),
+            "{vm}: {}",
+            out.stderr
+        );
+        // tartlab's base still holds: its hostname, its pinned host keys (ssh checked them).
+        assert_eq!(
+            lab.ssh(vm, "hostnamectl --static").stdout,
+            format!("{vm}\n")
+        );
+        assert_eq!(lab.boots(vm), 2, "booted, then once more for cloud-init");
+    }
+    // Unchanged user-data: nothing reboots.
+    let again = lab.up_all_ok(2);
+    assert!(again.stdout.contains("unchanged"), "{}", again.stdout);
+    assert_eq!(lab.boots("web-front"), 2);
+    let plan = lab.ok(&["plan"]);
+    assert!(plan.stdout.contains("nothing"), "{}", plan.stdout);
+    // Changed user-data: planned, then applied again (with a new instance-id).
+    let text = std::fs::read_to_string(lab.lab.join("cloud-init/web.yaml")).unwrap();
+    lab.write(
+        "cloud-init/web.yaml",
+        &text.replace(
+            "in lab {{ lab.name }}",
+            "in lab {{ lab.name }}, second edition",
+        ),
+    );
+    let plan = lab.ok(&["plan"]);
+    assert!(
+        plan.stdout.contains("provision (cloud-init)"),
+        "{}",
+        plan.stdout
+    );
+    lab.up_all_ok(2);
+    assert_eq!(lab.boots("web-front"), 3);
+    assert_eq!(
+        as_alice(&lab, &key, "web-front", "cat /etc/lab-node").stdout,
+        "web-front: the front node of cluster web in lab cloudy, second edition\n"
+    );
+}
+
+#[test]
+fn a_user_data_error_fails_its_node_at_stage_cloud_init_with_the_module_and_log() {
+    let lab = Lab::new(
+        "lab: cloudy\nclusters:\n  - name: good\n    nodes: [{ name: vm }]\n  - name: bad\n    cloud_init: broken.yaml\n    nodes: [{ name: vm }]\n",
+    );
+    lab.use_systemd_guests();
+    lab.write(
+        "broken.yaml",
+        "#cloud-config\nruncmd:\n  - [ sh, -c, \"echo about to fail; exit 7\" ]\n",
+    );
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 3, "{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr
+            .contains("bad-vm failed at stage `cloud-init`: cloud-init ended with an error"),
+        "{}",
+        up.stderr
+    );
+    assert!(up.stderr.contains("scripts"), "the module: {}", up.stderr);
+    assert!(
+        up.stderr.contains("about to fail"),
+        "the log's tail: {}",
+        up.stderr
+    );
+    assert!(up.stderr.contains("fix broken.yaml"), "{}", up.stderr);
+    assert!(
+        up.stdout.contains("up: 1 of 2 nodes ok, 1 failed"),
+        "{}",
+        up.stdout
+    );
+    // Fixed: applied on the next up.
+    lab.write(
+        "broken.yaml",
+        "#cloud-config\nruncmd:\n  - [ sh, -c, \"echo fixed > /var/tmp/fixed\" ]\n",
+    );
+    lab.up_all_ok(2);
+    assert_eq!(lab.ssh("bad-vm", "cat /var/tmp/fixed").stdout, "fixed\n");
+}
+
+#[test]
+fn user_data_that_is_not_cloud_config_is_refused_before_anything_runs() {
+    let lab = Lab::new(
+        "lab: cloudy\ndefaults:\n  cloud_init: script.sh\nclusters:\n  - name: dev\n    nodes: [{ name: vm, count: 2 }]\n",
+    );
+    lab.write("script.sh", "#!/bin/sh\necho hi\n");
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 2, "{}", up.stderr);
+    assert!(
+        up.stderr.contains(
+            "cloud-init file `script.sh` (for dev-vm-1): its first line is not `#cloud-config`"
+        ),
+        "{}",
+        up.stderr
+    );
+    assert_eq!(
+        up.stderr.matches("cloud-init file").count(),
+        1,
+        "said once: {}",
+        up.stderr
+    );
+    assert!(lab.vms().is_empty());
+}
