@@ -2,7 +2,7 @@
 # Installs what the simulator and the tests need on a fresh Debian/Ubuntu machine, and
 # only what is missing: OpenSSH server and client, sshpass, sudo, util-linux
 # (unshare, nsenter, setpriv), systemd-container and debootstrap with the Debian root they
-# build once (the systemd guests), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy), man-db (the man page test); with --with-nextest also cargo-nextest and ansible-core (in
+# build once (the systemd guests), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy), man-db (the man page test), ruby (the formula's syntax check); with --with-nextest also cargo-nextest and ansible-core (in
 # a venv under /opt/tartlab-test-tools) for the tests. Idempotent; sourced or run.
 set -euo pipefail
 
@@ -23,6 +23,8 @@ command -v systemd-nspawn >/dev/null 2>&1 || need_apt+=(systemd-container)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 # The man page test renders `tartlab man` with man(1); the completion test sources it in bash.
 command -v man >/dev/null 2>&1 || need_apt+=(man-db)
+# The Homebrew formula is checked with `ruby -c`.
+command -v ruby >/dev/null 2>&1 || need_apt+=(ruby)
 command -v bash >/dev/null 2>&1 || need_apt+=(bash)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: installing ${need_apt[*]}"

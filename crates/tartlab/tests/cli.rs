@@ -15,18 +15,39 @@ fn tartlab(args: &[&str]) -> (i32, String, String) {
 }
 
 #[test]
-fn version_prints_the_crate_version() {
+fn version_prints_the_crate_version_and_the_commit_it_was_built_from() {
     let (code, stdout, _) = tartlab(&["--version"]);
     assert_eq!(code, 0);
-    assert_eq!(stdout, format!("tartlab {}\n", env!("CARGO_PKG_VERSION")));
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    assert_eq!(head.len(), 12, "this test runs in the repository");
+    assert_eq!(
+        stdout,
+        format!("tartlab {} (commit {head})\n", env!("CARGO_PKG_VERSION"))
+    );
 }
 
 #[test]
-fn help_says_what_the_tool_is_for() {
+fn help_says_what_the_tool_is_for_and_lists_its_commands() {
     let (code, stdout, _) = tartlab(&["--help"]);
     assert_eq!(code, 0);
-    assert!(stdout.contains("Usage: tartlab"), "{stdout}");
-    assert!(stdout.contains("tart"), "{stdout}");
+    assert!(
+        stdout.starts_with("Declarative labs of Linux VMs on Apple Silicon Macs with tart"),
+        "{stdout}"
+    );
+    for command in ["init", "up", "status", "ssh", "exec", "down", "doctor"] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{command} "))),
+            "{command} is not listed: {stdout}"
+        );
+    }
+    assert!(stdout.contains("docs/LAB-FILE.md"), "{stdout}");
 }
 
 #[test]

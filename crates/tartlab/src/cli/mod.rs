@@ -23,7 +23,7 @@ use crate::state::{State, StateDir};
 #[derive(Parser, Debug)]
 #[command(
     name = "tartlab",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TARTLAB_COMMIT"), ")"),
     about,
     long_about = None,
     after_help = "The lab file (tartlab.yaml, found here or in a parent directory): every key, with examples, in docs/LAB-FILE.md (https://github.com/tartlab/tartlab/blob/main/docs/LAB-FILE.md). `tartlab schema` prints its JSON Schema; `tartlab config` prints a lab as `up` sees it."

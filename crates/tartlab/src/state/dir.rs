@@ -433,7 +433,9 @@ mod tests {
         assert!(lab.lock().is_ok());
     }
 
+    /// Needs util-linux's `flock(1)` (Linux).
     #[test]
+    #[cfg(target_os = "linux")]
     fn a_lock_kept_by_the_tart_commands_of_a_dead_tartlab_is_waited_for() {
         let dir = tempfile::tempdir().unwrap();
         let lab = StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap();

@@ -462,7 +462,8 @@ mod tests {
         assert_eq!(tart.mac("vm").as_deref(), Some("7e:1c:f2:4a:78:03"));
     }
 
-    /// The descriptors a child inherited, as the paths they point at.
+    /// The descriptors a child inherited, as the paths they point at (Linux's `/proc`).
+    #[cfg(target_os = "linux")]
     fn inherited_paths(tart: &Tart) -> String {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -472,6 +473,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_os = "linux")]
     fn tart_children_inherit_the_lab_lock_for_as_long_as_the_command_holds_it() {
         let dir = tempfile::tempdir().unwrap();
         let lab = crate::state::StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap();
