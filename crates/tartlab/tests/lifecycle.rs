@@ -4,6 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -260,16 +261,21 @@ fn stop_shuts_the_guests_down_and_start_brings_them_back() {
 #[test]
 fn up_after_a_sigkill_at_any_stage_converges_without_duplicates() {
     let lab = Lab::new(TWO_NODES);
-    for delay_ms in [150, 600, 1200, 2000] {
-        let mut up = lab.command(&["up"]).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+    // Each kill comes at the run's first event of a stage: the run is frozen there
+    // (SIGSTOP), checked to be still running, then killed.
+    for stage in ["pull", "create", "boot", "ip", "ssh", "base", "hosts"] {
+        let from = lab.events().len();
+        let mut up = lab.spawn(&["up"]);
+        lab.wait_for_event(&mut up, from, stage, |e| e["stage"] == stage);
+        common::freeze(&up);
+        assert!(up.try_wait().unwrap().is_none(), "up ended before {stage}");
         // SAFETY: signalling our own child.
         unsafe { libc::kill(up.id() as i32, libc::SIGKILL) };
         let _ = up.wait();
         let again = lab.ok(&["up"]);
         assert!(
             again.stdout.contains("up: 2 of 2 nodes ok"),
-            "after a kill at {delay_ms} ms: {}",
+            "after a kill at {stage}: {}",
             again.stdout
         );
         assert_eq!(
@@ -278,7 +284,7 @@ fn up_after_a_sigkill_at_any_stage_converges_without_duplicates() {
                 ("dev-master".to_string(), true),
                 ("dev-worker".to_string(), true)
             ],
-            "after a kill at {delay_ms} ms"
+            "after a kill at {stage}"
         );
         for vm in ["dev-master", "dev-worker"] {
             assert_eq!(
@@ -479,38 +485,82 @@ fn on_a_terminal_up_draws_a_live_line_per_node_and_honours_no_color() {
     assert!(!screen.contains("\x1b[32m"), "{screen}");
 }
 
+/// Creates the file a held `tart set` waits for, when dropped (so a failing test never
+/// leaves a `tart set` waiting).
+struct Release(std::path::PathBuf);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
+
 #[test]
-fn ctrl_c_never_cuts_a_tart_command_short() {
+fn a_tart_set_outlives_an_interrupted_or_killed_tartlab_and_the_next_up_waits_for_it() {
     // tart rewrites config.json in place: a `tart set` killed halfway would leave a VM tart
-    // cannot read. On Ctrl-C tartlab stops, and the tart command it was waiting for finishes.
+    // cannot read. On Ctrl-C or SIGKILL tartlab ends, the `tart set` it ran finishes, and it
+    // holds the lab lock (its inherited descriptor) until then: the next `up` waits for it.
     let lab = Lab::new("lab: one\nclusters:\n  - name: dev\n    nodes: [{ name: vm, cpu: 3 }]\n");
     lab.ok(&["up", "--no-provision"]);
     lab.ok(&["down"]);
-    let mut up = lab
-        .command(&["up"])
-        .env("TEST_SLOW_SET", "1")
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while lab
-        .calls()
-        .iter()
-        .filter(|c| c.starts_with("set dev-vm"))
-        .count()
-        < 2
-    {
-        assert!(Instant::now() < deadline, "up never reached tart set");
-        std::thread::sleep(Duration::from_millis(20));
+    for (signal, code) in [(libc::SIGINT, Some(130)), (libc::SIGKILL, None)] {
+        let hold = lab.dir.path().join(format!("release-set-{signal}"));
+        let release = Release(hold.clone());
+        let sets = |lab: &Lab| {
+            lab.calls()
+                .iter()
+                .filter(|c| c.starts_with("set dev-vm"))
+                .count()
+        };
+        let before = sets(&lab);
+        let mut up = lab
+            .command(&["up"])
+            .env("TEST_HOLD_SET", &hold)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while sets(&lab) == before {
+            assert!(up.try_wait().unwrap().is_none(), "up ended before tart set");
+            assert!(Instant::now() < deadline, "up never reached tart set");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(up.id() as i32, signal) };
+        assert_eq!(up.wait().unwrap().code(), code, "signal {signal}");
+        // The set still runs, held: the next `up` says it waits for it, and goes on once it
+        // is released.
+        let mut next = lab
+            .command(&["up"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut said = Vec::new();
+        let mut lines = BufReader::new(next.stderr.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let waiting = line.contains("waiting for the tart commands of a tartlab that ended");
+            said.push(line);
+            if waiting {
+                break;
+            }
+        }
+        assert!(
+            said.last()
+                .is_some_and(|l| l.contains("waiting for the tart commands")),
+            "signal {signal}: the next up did not wait for the held tart set: {said:#?}"
+        );
+        drop(release);
+        said.extend(lines.map(|l| l.unwrap()));
+        assert_eq!(next.wait().unwrap().code(), Some(0), "{said:#?}");
+        let get = lab.tart(&["get", "dev-vm", "--format", "json"]);
+        assert_eq!(get.code, 0, "the VM is readable: {}", get.stderr);
+        let config: serde_json::Value = serde_json::from_str(&get.stdout).unwrap();
+        assert_eq!(config["CPU"], 3, "the set finished after tartlab ended");
+        lab.ok(&["down"]);
     }
-    // SAFETY: signalling our own child.
-    unsafe { libc::kill(up.id() as i32, libc::SIGINT) };
-    assert_eq!(up.wait().unwrap().code(), Some(130));
-    std::thread::sleep(Duration::from_millis(1500));
-    let get = lab.tart(&["get", "dev-vm", "--format", "json"]);
-    assert_eq!(get.code, 0, "the VM is readable: {}", get.stderr);
-    let config: serde_json::Value = serde_json::from_str(&get.stdout).unwrap();
-    assert_eq!(config["CPU"], 3, "the set finished after tartlab stopped");
-    lab.up_all_ok(1);
 }
 
 #[test]

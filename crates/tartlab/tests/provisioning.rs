@@ -101,8 +101,18 @@ fn the_masters_token_reaches_every_worker_of_its_cluster_and_is_never_shown() {
                 out.stderr
             );
         }
-        // The secret is masked everywhere tartlab writes or prints, the state file aside.
+        // The secret is masked everywhere tartlab writes or prints, the state file aside:
+        // where the master printed it, its transcript has the mask.
         assert!(!up.stdout.contains(&token) && !up.stderr.contains(&token));
+        let printed = std::fs::read_to_string(
+            lab.lab
+                .join(format!(".tartlab/logs/{cluster}-master.provision.log")),
+        )
+        .unwrap();
+        assert!(
+            printed.contains("tartlab-output token=********"),
+            "{printed}"
+        );
         assert!(
             !lab.tartlab_files_text(&["state.json"]).contains(&token),
             "{cluster}'s token leaked into .tartlab/"
@@ -455,7 +465,25 @@ fn logs_follow_prints_what_is_appended() {
         .unwrap();
     let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
     let run_log = lab.lab.join(".tartlab/logs/dev-master.run.log");
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // What is there is shown first, the run log then the transcript: once the transcript's
+    // last line is out, anything more was followed, not read at the start.
+    let transcript = lab.lab.join(".tartlab/logs/dev-master.provision.log");
+    let transcript_end = std::fs::read_to_string(&transcript)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let header = format!("==> {} <==", transcript.display());
+    let mut in_transcript = false;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        in_transcript |= line.ends_with(&header[header.len() - 30..]);
+        if in_transcript && line == transcript_end {
+            break;
+        }
+    }
+    assert!(in_transcript, "logs showed no transcript");
     let mut file = std::fs::OpenOptions::new()
         .append(true)
         .open(&run_log)

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{tart_sim, Lab, Out};
+use common::{served_key, tart_sim, Lab, Out};
 
 const PAIR: &str = "lab: pair\nclusters:\n  - name: dev\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n";
 
@@ -130,12 +130,19 @@ fn a_changed_host_key_is_refused_with_the_fix() {
     let lab = Lab::new(PAIR);
     lab.ok(&["up"]);
     // Someone replaces the VM's host keys behind tartlab's back.
+    let ip = lab.ip("dev-worker");
+    let pinned = served_key(&ip);
     let swap = lab.ssh(
         "dev-worker",
         "sudo rm -f /etc/ssh/ssh_host_* && sudo ssh-keygen -A >/dev/null && sudo kill -HUP $(cat /run/sshd.pid)",
     );
     assert_eq!(swap.code, 0, "{}", swap.stderr);
-    std::thread::sleep(Duration::from_millis(300));
+    // sshd serves the new key once it has started again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while [String::new(), pinned.clone()].contains(&served_key(&ip)) {
+        assert!(Instant::now() < deadline, "sshd never served the new key");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let exec = lab.tartlab(&["exec", "all", "--", "true"]);
     assert_eq!(exec.code, 3, "{}", exec.stderr);
     assert!(
@@ -354,6 +361,7 @@ fn sigkill_at_ten_points_of_a_nine_vm_up_then_up_converges() {
     };
     // Kill points, as a number of events into the run: pulls, clones, boots, addresses,
     // logins, base provisioning, /etc/hosts.
+    let mut stages_hit = std::collections::BTreeSet::new();
     for (i, point) in [1usize, 4, 10, 18, 27, 36, 45, 54, 63, 72]
         .into_iter()
         .enumerate()
@@ -367,6 +375,14 @@ fn sigkill_at_ten_points_of_a_nine_vm_up_then_up_converges() {
         {
             std::thread::sleep(Duration::from_millis(5));
         }
+        // Frozen where it reached, checked to be still running, then killed.
+        common::freeze(&up);
+        assert!(
+            up.try_wait().unwrap().is_none(),
+            "kill {i}: up ended before event {point}"
+        );
+        let last = lab.events().last().cloned().unwrap_or_default();
+        stages_hit.insert(last["stage"].as_str().unwrap_or("none").to_string());
         // SAFETY: signalling our own child.
         unsafe { libc::kill(up.id() as i32, libc::SIGKILL) };
         let _ = up.wait();
@@ -405,10 +421,11 @@ fn sigkill_at_ten_points_of_a_nine_vm_up_then_up_converges() {
             "kill {i}: {}",
             hosts.stderr
         );
-        if i % 3 == 2 {
-            lab.ok(&["down"]);
-        }
+        // Each kill interrupts a run that has everything to do.
+        lab.ok(&["down"]);
     }
+    // The kills landed in several stages, not all before anything started.
+    assert!(stages_hit.len() >= 4, "kills hit only {stages_hit:?}");
 }
 
 #[test]
@@ -484,6 +501,15 @@ fn a_foreign_vm_is_never_touched_by_up_stop_start_exec_or_down() {
     assert!(!running(&lab, "dev-master"));
     let start = lab.tartlab(&["start"]);
     assert_eq!(start.code, 3, "{}", start.stderr);
+    assert!(running(&lab, "dev-master"), "start booted the lab's own VM");
+    assert!(
+        start
+            .stderr
+            .contains("a VM named dev-worker exists, and this lab did not create it"),
+        "{}",
+        start.stderr
+    );
+    assert_eq!(lab.boots("dev-worker"), 0, "and never the foreign one");
     let exec = lab.tartlab(&["exec", "all", "--", "touch /var/tmp/touched"]);
     assert_eq!(exec.code, 3, "{}", exec.stderr);
     assert!(
@@ -579,5 +605,169 @@ fn a_step_that_hangs_is_cut_at_the_command_timeout() {
     assert!(
         running(&lab, "dev-worker"),
         "the VM is left running to look at"
+    );
+}
+
+/// The pair lab with a third node, `dev-extra`.
+fn pair_and_extra() -> String {
+    PAIR.replace(
+        "{ name: worker, role: worker }",
+        "{ name: worker, role: worker }\n      - { name: extra }",
+    )
+}
+
+#[test]
+fn a_same_named_vm_with_another_mac_is_not_the_labs_even_though_the_state_names_it() {
+    // The lab's dev-worker was deleted behind its back and a VM of the same name made
+    // (another MAC): the state still names dev-worker, but this VM is not the one it made.
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up"]);
+    lab.ok(&["stop", "dev-worker"]);
+    assert_eq!(lab.tart(&["delete", "dev-worker"]).code, 0);
+    assert_eq!(
+        lab.tart(&["clone", "ghcr.io/cirruslabs/ubuntu:latest", "dev-worker"])
+            .code,
+        0
+    );
+    let mac = lab.mac("dev-worker");
+    let boots = lab.boots("dev-worker");
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 3, "{}", up.stderr);
+    assert!(
+        up.stderr
+            .contains("a VM named dev-worker exists, and this lab did not create it"),
+        "{}",
+        up.stderr
+    );
+    assert!(!running(&lab, "dev-worker"), "up booted the other VM");
+    assert_eq!(lab.boots("dev-worker"), boots);
+    assert_eq!(lab.mac("dev-worker"), mac, "nor cloned over it");
+    let down = lab.ok(&["down"]);
+    assert!(down.stdout.contains("dev-worker") || down.stderr.contains("dev-worker"));
+    assert_eq!(
+        lab.vms(),
+        vec![("dev-worker".to_string(), false)],
+        "down deleted only the lab's own VM"
+    );
+    assert_eq!(lab.mac("dev-worker"), mac);
+}
+
+#[test]
+fn a_state_file_that_cannot_be_read_is_an_error_not_an_empty_lab() {
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up"]);
+    let state = lab.lab.join(".tartlab/state.json");
+    std::fs::rename(&state, lab.lab.join(".tartlab/state.json.kept")).unwrap();
+    std::fs::create_dir(&state).unwrap();
+    for args in [&["up"][..], &["status"], &["down"]] {
+        let out = lab.tartlab(args);
+        assert_ne!(out.code, 0, "{args:?}: {}", out.stdout);
+        assert!(
+            out.stderr.contains("cannot read") && out.stderr.contains("state.json"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    assert_eq!(
+        lab.vms(),
+        vec![("dev-master".into(), true), ("dev-worker".into(), true)],
+        "the lab's VMs were neither forgotten nor deleted"
+    );
+    assert_eq!(
+        lab.calls()
+            .iter()
+            .filter(|c| c.starts_with("clone "))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn a_state_write_that_fails_mid_run_stops_before_any_clone() {
+    // The state file itself made read-only after a first `up` (the lock and the logs stay
+    // writable): the first write of the run, the new node's record before its clone, fails.
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up"]);
+    lab.write("tartlab.yaml", &pair_and_extra());
+    let clones = |lab: &Lab| {
+        lab.calls()
+            .iter()
+            .filter(|c| c.starts_with("clone "))
+            .count()
+    };
+    {
+        let _ro = ReadOnly::new(&lab.lab.join(".tartlab/state.json"));
+        let up = lab.tartlab(&["up"]);
+        assert_ne!(up.code, 0, "{}", up.stdout);
+        assert!(
+            up.stderr.contains("dev-extra failed at stage `create`"),
+            "{}",
+            up.stderr
+        );
+        assert!(up.stderr.contains("state.json"), "{}", up.stderr);
+        assert!(up.stderr.contains("hint:"), "{}", up.stderr);
+        assert_eq!(clones(&lab), 2, "no clone without its record");
+        assert!(!lab.vms().iter().any(|(vm, _)| vm == "dev-extra"));
+    }
+    lab.up_all_ok(3);
+    assert_eq!(clones(&lab), 3);
+}
+
+#[test]
+fn a_cached_image_is_not_pulled_again_for_a_new_node_after_down() {
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up"]);
+    let pulls = |lab: &Lab| {
+        lab.calls()
+            .iter()
+            .filter(|c| c.starts_with("pull "))
+            .count()
+    };
+    assert_eq!(pulls(&lab), 1, "{:?}", lab.calls());
+    lab.ok(&["down"]);
+    lab.write("tartlab.yaml", &pair_and_extra());
+    lab.up_all_ok(3);
+    assert_eq!(
+        pulls(&lab),
+        1,
+        "the cached image was pulled again: {:?}",
+        lab.calls()
+    );
+}
+
+#[test]
+fn a_partial_up_lists_running_nodes_outside_it_in_hosts_and_leaves_out_stopped_ones() {
+    let lab = Lab::new(PAIR);
+    lab.ok(&["up"]);
+    let master_ip = lab.ip("dev-master");
+    lab.ok(&["stop", "dev-worker"]);
+    lab.write("tartlab.yaml", &pair_and_extra());
+    lab.ok(&["up", "dev-extra"]);
+    assert!(
+        !running(&lab, "dev-worker"),
+        "outside the selection: left stopped"
+    );
+    let hosts = lab.ssh("dev-extra", "cat /etc/hosts").stdout;
+    let block: Vec<&str> = hosts
+        .lines()
+        .skip_while(|l| *l != "# BEGIN tartlab")
+        .take_while(|l| *l != "# END tartlab")
+        .collect();
+    assert!(
+        block
+            .iter()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()[..2]
+                == [master_ip.as_str(), "dev-master"]),
+        "{hosts}"
+    );
+    assert!(
+        block
+            .iter()
+            .any(|l| l.split_whitespace().nth(1) == Some("dev-extra")),
+        "{hosts}"
+    );
+    assert!(
+        !block.iter().any(|l| l.contains("dev-worker")),
+        "a stopped node's old address is not published: {hosts}"
     );
 }

@@ -10,27 +10,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{examples, Lab};
+use common::{examples, served_key, Lab};
 
 fn seed_lab() -> Lab {
     let seed = std::fs::read_to_string(examples().join("seed-lab.yaml")).unwrap();
     let lab = Lab::new(&seed);
     lab.use_systemd_guests();
     lab
-}
-
-/// The key a guest serves now, as `ssh-keyscan` sees it (type and base64).
-fn served_key(ip: &str) -> String {
-    let out = std::process::Command::new("ssh-keyscan")
-        .args(["-t", "ed25519", "-T", "5", ip])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| !l.starts_with('#')).unwrap_or("");
-    line.split_whitespace()
-        .skip(1)
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The ed25519 key pinned for a VM in `.tartlab/known_hosts`.

@@ -38,6 +38,41 @@ mod tests {
         assert_eq!(command(&["echo", "a b", "c"]), "echo 'a b' c");
     }
 
+    /// What `sh -c "printf %s WORD"` prints.
+    fn through_a_shell(word: &str) -> String {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", quote(word)))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn every_printable_character_round_trips_and_only_the_safe_ones_stay_bare() {
+        let safe = "-_./:=@%+,";
+        for c in (' '..='~').chain(['é', '€', '\u{1F600}', '\t', '\n']) {
+            let word = format!("a{c}b");
+            assert_eq!(through_a_shell(&word), word, "{c:?}");
+            let bare = c.is_ascii_alphanumeric() || safe.contains(c);
+            assert_eq!(
+                !quote(&word).starts_with('\''),
+                bare,
+                "{c:?}: {}",
+                quote(&word)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 64, ..Default::default() })]
+
+        #[test]
+        fn any_printable_text_round_trips_through_a_real_shell(word in "[ -~]{0,24}") {
+            proptest::prop_assert_eq!(through_a_shell(&word), word);
+        }
+    }
+
     #[test]
     fn quoted_words_come_back_unchanged_through_a_real_shell() {
         let nasty = "a'b\"c $HOME `id` \\ \n; | & * ? ~ # !";

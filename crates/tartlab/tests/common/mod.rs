@@ -76,7 +76,7 @@ impl Lab {
         std::fs::create_dir_all(&lab).unwrap();
         let tart_calls = dir.path().join("tart-calls.log");
         let wrapper = format!(
-            "#!/bin/bash\nprintf '%s\\n' \"$*\" >> '{}'\nif [ \"$1\" = set ] && [ -n \"${{TEST_SLOW_SET:-}}\" ]; then sleep \"$TEST_SLOW_SET\"; fi\nexec -a tart '{}' \"$@\"\n",
+            "#!/bin/bash\nprintf '%s\\n' \"$*\" >> '{}'\nif [ \"$1\" = set ] && [ -n \"${{TEST_HOLD_SET:-}}\" ]; then while [ ! -e \"$TEST_HOLD_SET\" ]; do sleep 0.02; done; fi\nexec -a tart '{}' \"$@\"\n",
             tart_calls.display(),
             tart_sim().display()
         );
@@ -426,4 +426,18 @@ pub fn thaw(child: &std::process::Child) {
 /// Whether an event is a node's (or the lab's) `stage` event with `status`.
 pub fn is_event(event: &serde_json::Value, stage: &str, status: &str) -> bool {
     event["stage"] == stage && event["status"] == status
+}
+
+/// The key a guest serves now, as `ssh-keyscan` sees it (type and base64).
+pub fn served_key(ip: &str) -> String {
+    let out = std::process::Command::new("ssh-keyscan")
+        .args(["-t", "ed25519", "-T", "5", ip])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| !l.starts_with('#')).unwrap_or("");
+    line.split_whitespace()
+        .skip(1)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -157,6 +157,50 @@ mod tests {
         assert!(parse("}\n", 0).is_empty());
     }
 
+    fn lease(ip: &str, mac: &str, expiry: u64) -> String {
+        format!(
+            "{{\n\tname=vm\n\tip_address={ip}\n\thw_address=1,{mac}\n\tlease=0x{expiry:x}\n}}\n"
+        )
+    }
+
+    #[test]
+    fn of_two_live_leases_of_one_mac_the_later_expiry_wins_in_either_order() {
+        let early = lease("192.168.64.3", "a:b:c:d:e:f", 2_000);
+        let late = lease("192.168.64.5", "a:b:c:d:e:f", 3_000);
+        for text in [format!("{early}{late}"), format!("{late}{early}")] {
+            let leases = parse(&text, 1_000);
+            assert_eq!(
+                leases.get("0a:0b:0c:0d:0e:0f"),
+                Some(&"192.168.64.5".parse().unwrap()),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_lease_is_live_until_it_expires_not_at_its_expiry() {
+        let text = lease("192.168.64.3", "a:b:c:d:e:f", 1_000);
+        assert_eq!(parse(&text, 999).len(), 1);
+        assert!(parse(&text, 1_000).is_empty(), "expiring now is expired");
+        // The clock the watcher reads is the real one: a lease of 1970 is long gone.
+        assert!(now_secs() > 1_700_000_000);
+        assert!(parse(&text, now_secs()).is_empty());
+    }
+
+    #[test]
+    fn blank_lines_between_blocks_are_nothing_and_bad_octets_are_no_mac() {
+        let text = format!(
+            "\n{}\n\n{}\n",
+            lease("192.168.64.3", "1:2:3:4:5:6", 5_000),
+            lease("192.168.64.4", "1:2:3:4:5:7", 5_000)
+        );
+        assert_eq!(parse(&text, 1).len(), 2);
+        assert_eq!(normalize_mac("0ab:1:2:3:4:5"), None, "three digits");
+        assert_eq!(normalize_mac("1:2:3:4:5"), None, "five octets");
+        assert_eq!(normalize_mac("1:2:3:4:5:g"), None, "not hex");
+        assert_eq!(normalize_mac("1::3:4:5:6"), None, "empty octet");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
