@@ -38,7 +38,10 @@ export TARTLAB_DHCP_LEASES="$TART_HOME/sim/dhcpd_leases"
 export PATH="$work/bin:$PATH"
 tartlab="$repo/target/release/tartlab"
 cleanup() {
-  "$repo/target/release/tart-sim" reap >/dev/null 2>&1 || true
+  # Every TART_HOME the bench made (the guest kinds have their own): nothing outlives it.
+  for home in "$TART_HOME" "$work"/home-*; do
+    [ -d "$home" ] && TART_HOME=$home "$repo/target/release/tart-sim" reap >/dev/null 2>&1 || true
+  done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -165,7 +168,9 @@ for kind in light systemd; do
   for r in $(seq "$runs"); do
     vm="boot-$kind-$r"
     kb=$(for p in /proc/[0-9]*; do
-      grep -qE "^0::.*/tart-sim/[^/]+/$vm(/|$)" "$p/cgroup" 2>/dev/null && awk '/^Pss:/ { print $2 }' "$p/smaps_rollup" 2>/dev/null
+      if grep -qE "^0::.*/tart-sim/[^/]+/$vm(/|$)" "$p/cgroup" 2>/dev/null; then
+        awk '/^Pss:/ { print $2 }' "$p/smaps_rollup" 2>/dev/null || true
+      fi
     done | awk '{ t += $1 } END { print t + 0 }')
     echo "$kb" >> "$work/pss-$kind"
   done

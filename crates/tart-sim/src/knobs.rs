@@ -54,14 +54,22 @@ pub struct Faults {
     /// `sshd-fixed-keys`: sshd serves copies of the host keys made at boot, whatever is done
     /// to it (light guests).
     pub sshd_fixed_keys: bool,
+    /// `sshd-reload-fails`: `systemctl reload ssh` fails (its control process exits 1)
+    /// (systemd guests).
+    pub sshd_reload_fails: bool,
 }
 
 impl Faults {
     /// How the guest's sshd is started, for these faults.
     pub fn sshd_quirk(&self) -> &'static str {
-        match (self.sshd_fixed_keys, self.sshd_keys_at_start) {
-            (true, _) => "fixed-keys",
-            (false, true) => "keys-at-start",
+        match (
+            self.sshd_fixed_keys,
+            self.sshd_keys_at_start,
+            self.sshd_reload_fails,
+        ) {
+            (true, _, _) => "fixed-keys",
+            (false, true, _) => "keys-at-start",
+            (false, false, true) => "reload-fails",
             _ => "none",
         }
     }
@@ -106,6 +114,7 @@ impl Faults {
             "die-after-ms" => self.die_after_ms = value,
             "boot-ms" => self.boot_ms = value,
             "sshd-keys-at-start" => self.sshd_keys_at_start = true,
+            "sshd-reload-fails" => self.sshd_reload_fails = true,
             "sshd-fixed-keys" => self.sshd_fixed_keys = true,
             other => eprintln!("tart-sim: ignoring unknown fault '{other}'"),
         }

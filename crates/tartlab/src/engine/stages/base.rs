@@ -63,13 +63,15 @@ identity() {
   rm -f /etc/ssh/ssh_host_*
   mv "$staged"/* /etc/ssh/
   rmdir "$staged"
-  # sshd reads host keys when it starts: reload it (this session survives).
+  # sshd reads host keys when it starts: reload it (this session survives). A reload that
+  # fails is not the end: tartlab then checks which key sshd serves, and restarts it if
+  # need be.
   if [ -d /run/systemd/system ] && systemctl is-active --quiet ssh.service; then
-    systemctl reload ssh.service
+    systemctl reload ssh.service || echo "tartlab: reloading ssh.service failed" >&2
   elif [ -d /run/systemd/system ] && systemctl is-active --quiet sshd.service; then
-    systemctl reload sshd.service
+    systemctl reload sshd.service || echo "tartlab: reloading sshd.service failed" >&2
   elif [ -s /run/sshd.pid ]; then
-    kill -HUP "$(cat /run/sshd.pid)"
+    kill -HUP "$(cat /run/sshd.pid)" || true
   fi
   sed 's/^/tartlab-host-key: /' /etc/ssh/ssh_host_*_key.pub
 }

@@ -67,7 +67,9 @@ pub fn live(text: &str, now: u64) -> Option<HashMap<String, (u64, Ipv4Addr)>> {
                     (kind == "1" && expiry > now).then_some((normalize_mac(mac)?, expiry, ip))
                 })();
                 if let Some((mac, expiry, ip)) = lease {
-                    if best.get(&mac).is_none_or(|(e, _)| *e < expiry) {
+                    // The later expiry wins; of two alike, the later in the file, as in
+                    // tart's own reader (Leases.swift), where the last one always wins.
+                    if best.get(&mac).is_none_or(|(e, _)| *e <= expiry) {
                         best.insert(mac, (expiry, ip));
                     }
                 }
@@ -175,6 +177,17 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    #[test]
+    fn of_two_leases_of_one_mac_with_one_expiry_the_later_in_the_file_wins() {
+        let first = lease("192.168.64.3", "a:b:c:d:e:f", 2_000);
+        let second = lease("192.168.64.5", "a:b:c:d:e:f", 2_000);
+        let leases = parse(&format!("{first}{second}"), 1_000);
+        assert_eq!(
+            leases.get("0a:0b:0c:0d:0e:0f"),
+            Some(&"192.168.64.5".parse().unwrap())
+        );
     }
 
     #[test]

@@ -286,8 +286,8 @@ fn softnet_ready() -> Result<(), ProviderError> {
         ));
     };
     let path = std::fs::canonicalize(&found).unwrap_or(found);
-    let suid_root =
-        std::fs::metadata(&path).is_ok_and(|m| m.uid() == 0 && m.mode() & libc::S_ISUID != 0);
+    // The set-user-ID bit, 0o4000 (`libc::S_ISUID` is a u16 on macOS, a u32 on Linux).
+    let suid_root = std::fs::metadata(&path).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o4000 != 0);
     if suid_root {
         return Ok(());
     }
