@@ -23,11 +23,14 @@ impl From<Output> for Out {
 }
 
 /// tart-sim, built into the same target directory as this test (nextest and
-/// `cargo build --workspace` build it).
+/// `cargo build --workspace` build it), or `TEST_TART_SIM` (scripts/mutants.sh, whose
+/// copies of the tree build only tartlab).
 pub fn tart_sim() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap();
-    let sim = dir.join("tart-sim");
+    let sim = std::env::var_os("TEST_TART_SIM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| dir.join("tart-sim"));
     assert!(
         sim.is_file(),
         "{} is missing: build the workspace (`cargo build --workspace`) or use scripts/test.sh",
