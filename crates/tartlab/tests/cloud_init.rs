@@ -164,3 +164,38 @@ fn user_data_that_is_not_cloud_config_is_refused_before_anything_runs() {
     );
     assert!(lab.vms().is_empty());
 }
+
+#[test]
+fn a_cloud_init_that_ends_degraded_is_done_with_a_warning_not_a_failure() {
+    // cloud-init 23.4 and later (Ubuntu 24.04's) exit 2 for "done, with recoverable errors"
+    // (a deprecated key, say); the guest's Debian cloud-init 22.4 never does, so a wrapper
+    // in /usr/local/bin (first in sudo's PATH) plays that cloud-init's `status`.
+    let lab = Lab::new("lab: cloudy\ndefaults:\n  cloud_init: user-data.yaml\nclusters:\n  - name: dev\n    nodes: [{ name: vm }]\n");
+    lab.use_systemd_guests();
+    lab.write(
+        "user-data.yaml",
+        "#cloud-config\nruncmd:\n  - [ sh, -c, \"echo one > /var/tmp/edition\" ]\n",
+    );
+    lab.up_all_ok(1);
+    let wrapper = "#!/bin/sh\nif [ \"$1\" = status ]; then /usr/bin/cloud-init \"$@\"; echo \"recoverable_errors: WARNING: a deprecated key\"; exit 2; fi\nexec /usr/bin/cloud-init \"$@\"\n";
+    let installed = lab.ssh(
+        "dev-vm",
+        &format!("printf %s '{wrapper}' | sudo tee /usr/local/bin/cloud-init >/dev/null && sudo chmod 755 /usr/local/bin/cloud-init && {{ sudo cloud-init status > /tmp/status.out; echo $?; tail -n 1 /tmp/status.out; }}"),
+    );
+    assert_eq!(
+        installed.stdout, "2\nrecoverable_errors: WARNING: a deprecated key\n",
+        "the wrapper answers: {}",
+        installed.stderr
+    );
+    lab.write(
+        "user-data.yaml",
+        "#cloud-config\nruncmd:\n  - [ sh, -c, \"echo two > /var/tmp/edition\" ]\n",
+    );
+    let up = lab.up_all_ok(1);
+    assert!(
+        up.stderr.contains("dev-vm: cloud-init done: done, with recoverable errors (`tartlab ssh dev-vm cloud-init status --long` lists them)"),
+        "{}",
+        up.stderr
+    );
+    assert_eq!(lab.ssh("dev-vm", "cat /var/tmp/edition").stdout, "two\n");
+}
