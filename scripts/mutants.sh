@@ -26,6 +26,21 @@ out=${MUTANTS_OUT:-target/mutants}
 mkdir -p "$out"
 survivors=0
 
+# A test that timed out under a mutant was killed before its cleanup: its guests still run.
+# Reaps the TART_HOME of every guest started by a test in one of cargo-mutants' copies.
+reap_leftovers() {
+  local pid env home
+  for pid in $(pgrep -f '^/bin/bash /run/tart-sim/init|^systemd-nspawn' || true); do
+    env=$({ tr '\0' '\n' <"/proc/$pid/environ"; } 2>/dev/null) || continue
+    case $env in *CARGO_MANIFEST_DIR=/tmp/cargo-mutants-*) ;; *) continue ;; esac
+    home=$(printf '%s\n' "$env" | sed -n 's/^TART_HOME=//p')
+    if [ -d "$home" ]; then
+      TART_HOME=$home "$TEST_TART_SIM" reap >/dev/null 2>&1 || true
+      rm -rf "$(dirname "$home")"
+    fi
+  done
+}
+
 # group NAME FILE REGEX -- CARGO_TEST_ARGS...
 group() {
   local name=$1 file=$2 re=$3
@@ -37,6 +52,7 @@ group() {
   # cargo-mutants exits 2 when a mutant survives; the counts say it.
   cargo mutants --no-shuffle -j 1 --minimum-test-timeout 60 \
     --file "$file" --re "$re" --output "$dir" -- "$@" >"$dir.log" 2>&1 || true
+  reap_leftovers
   local caught missed timeout unviable
   caught=$(wc -l <"$dir/mutants.out/caught.txt" 2>/dev/null || echo 0)
   missed=$(wc -l <"$dir/mutants.out/missed.txt" 2>/dev/null || echo 0)
