@@ -251,7 +251,6 @@ pub fn command_failure(
     error: crate::guest::runner::RunError,
 ) -> Failure {
     use crate::guest::runner::RunError;
-    use crate::text::last_lines;
     let hint = format!(
         "the whole transcript is in {}",
         ctx.dir.provision_log(vm).display()
@@ -264,16 +263,20 @@ pub fn command_failure(
             } else {
                 hint
             };
-            Failure::new(
-                stage,
-                format!(
-                    "{what} failed (exit status {}):\n{}",
-                    status.map_or("none".into(), |s| s.to_string()),
-                    last_lines(&tail, 8)
-                ),
-                hint,
-            )
+            Failure::new(stage, failed_message(what, status, &tail), hint)
         }
+    }
+}
+
+/// "WHAT failed (exit status N):" and the output's last lines, or that it printed nothing
+/// (so a message never ends on a colon with nothing after it).
+fn failed_message(what: &str, status: Option<u32>, tail: &str) -> String {
+    let status = status.map_or("none".into(), |s| s.to_string());
+    let lines = crate::text::last_lines(tail, 8);
+    if lines.is_empty() {
+        format!("{what} failed (exit status {status}) and printed nothing")
+    } else {
+        format!("{what} failed (exit status {status}):\n{lines}")
     }
 }
 
@@ -418,4 +421,25 @@ where
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::failed_message;
+
+    #[test]
+    fn a_failure_shows_the_output_s_end_or_says_there_was_none() {
+        assert_eq!(
+            failed_message("base provisioning", Some(1), "one\ntwo\n"),
+            "base provisioning failed (exit status 1):\n    | one\n    | two"
+        );
+        assert_eq!(
+            failed_message("base provisioning", Some(1), "\n  \n"),
+            "base provisioning failed (exit status 1) and printed nothing"
+        );
+        assert_eq!(
+            failed_message("a step", None, ""),
+            "a step failed (exit status none) and printed nothing"
+        );
+    }
 }
