@@ -128,6 +128,19 @@ pub(crate) fn run_setup(mut cmd: Command, failed: &str) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The VM's console log, where the guest's init and sshd write (appended at each boot).
+pub fn open_console(guest_dir: &Path) -> io::Result<File> {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(guest_dir.join("console.log"))
+}
+
+/// The boot scripts' sshd delay argument: milliseconds, or `never` (the fault `no-sshd`).
+pub fn sshd_delay_arg(sshd_delay: Option<u64>) -> String {
+    sshd_delay.map_or("never".to_string(), |ms| ms.to_string())
+}
+
 /// Boots the guest in the cgroup whose `cgroup.procs` is given (the network rules match
 /// it). The returned child is the `unshare` process; it dies with the calling thread
 /// (PDEATHSIG) and takes every guest process with it (`--kill-child`).
@@ -140,15 +153,12 @@ pub fn boot(
 ) -> io::Result<Child> {
     let procs = std::ffi::CString::new(cgroup_procs.as_os_str().as_encoded_bytes())
         .map_err(io::Error::other)?;
-    let console = File::options()
-        .create(true)
-        .append(true)
-        .open(guest_dir.join("console.log"))?;
+    let console = open_console(guest_dir)?;
     let mut cmd = unshare_command(guest_dir)?;
     cmd.arg("boot")
         .arg(guest_dir)
         .arg(ip)
-        .arg(sshd_delay.map_or("never".to_string(), |ms| ms.to_string()))
+        .arg(sshd_delay_arg(sshd_delay))
         .arg(sshd_quirk)
         .stdin(Stdio::null())
         .stdout(console.try_clone()?)

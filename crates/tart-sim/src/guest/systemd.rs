@@ -87,10 +87,7 @@ pub fn boot(
 ) -> io::Result<Child> {
     let (sshd_delay, sshd_quirk) = sshd;
     let root = checked_root().map_err(|f| io::Error::other(format!("{f:?}")))?;
-    let console = fs::File::options()
-        .create(true)
-        .append(true)
-        .open(guest_dir.join("console.log"))?;
+    let console = super::open_console(guest_dir)?;
     let mut cmd = Command::new(std::env::current_exe()?);
     cmd.arg("__guest-keeper")
         .arg(cgroup_dir)
@@ -98,7 +95,7 @@ pub fn boot(
         .arg(&root)
         .arg(vm)
         .arg(ip)
-        .arg(sshd_delay.map_or("never".to_string(), |ms| ms.to_string()))
+        .arg(super::sshd_delay_arg(sshd_delay))
         .arg(sshd_quirk)
         .stdin(Stdio::null())
         .stdout(console.try_clone()?)
