@@ -5,12 +5,14 @@
 //! the one error type `main.rs` prints.
 
 pub mod cli;
+pub mod dial;
 pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod guest;
 pub mod lab;
 pub mod provider;
+pub mod quote;
 pub mod state;
 pub mod text;
 pub mod ui;

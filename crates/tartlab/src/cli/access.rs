@@ -1,6 +1,8 @@
 //! Every way into a running lab: `ssh` (the system ssh with the lab key and pinned host
-//! keys), `exec` (one command on many nodes at once), `cp` (SFTP) and `logs`. The files other
-//! tools read are in `export.rs`. None takes the lab lock.
+//! keys), `exec` (one command on many nodes at once), `cp` (SFTP), `logs`, and the hidden
+//! `proxy` (a node's sshd on stdin and stdout, OpenSSH's `ProxyCommand` for providers whose
+//! way in is not plain TCP). Each goes in by the provider's dialer. The files other tools
+//! read are in `export.rs`. None takes the lab lock.
 
 use std::io::{IsTerminal, Read, Seek, Write};
 use std::path::PathBuf;
@@ -8,13 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{out, runtime, select, FileArgs, FileOnly, LabSnapshot};
+use crate::dial::{Dialer, SshRoute};
 use crate::engine::fanout;
 use crate::error::{Error, Exit, Result};
 use crate::guest::ssh::{self, Auth, Output};
 use crate::guest::transfer;
 use crate::lab::Node;
-use crate::provider::tart::TartProvider;
-use crate::provider::{Endpoint, Inventory, Provider};
+use crate::provider::{self, Inventory, Provider};
 use crate::state::KnownHosts;
 use crate::ui;
 
@@ -106,11 +108,66 @@ fn login_timeout() -> Duration {
         .map_or(Duration::from_secs(15), Duration::from_secs)
 }
 
-/// The provider, and tart's inventory (one `tart list`).
-fn provider_and_inventory() -> Result<(TartProvider, Inventory)> {
-    let provider = TartProvider::locate(None).map_err(|e| Error::fatal(e.message, e.hint))?;
-    let inventory = runtime()?.block_on(crate::engine::read_inventory(&provider))?;
+/// The lab's provider, and its inventory (one `tart list`).
+pub(crate) fn provider_and_inventory(
+    snapshot: &LabSnapshot,
+) -> Result<(Arc<dyn Provider>, Inventory)> {
+    let provider =
+        provider::open(Some(&snapshot.lab), None).map_err(|e| Error::fatal(e.message, e.hint))?;
+    let inventory = runtime()?.block_on(crate::engine::read_inventory(provider.as_ref()))?;
     Ok((provider, inventory))
+}
+
+/// The hidden `tartlab proxy NODE`: the node's sshd, by the provider's dialer, on stdin and
+/// stdout, for OpenSSH's `ProxyCommand` (ssh-config, inventory and `ssh` write it where the
+/// provider's route is not a plain address).
+#[derive(clap::Args, Debug)]
+pub struct ProxyArgs {
+    #[command(flatten)]
+    pub file: FileOnly,
+    /// The node (VM name)
+    pub node: String,
+}
+
+pub fn proxy(args: &ProxyArgs) -> Result<Exit> {
+    let snapshot = LabSnapshot::open(&args.file.args())?;
+    let node = snapshot.node(&args.node)?;
+    let (provider, inventory) = provider_and_inventory(&snapshot)?;
+    let address = snapshot
+        .address(node, &inventory)
+        .map_err(|e| Error::fatal(e, ""))?;
+    let dialer = provider.dialer(&node.vm_name, &address);
+    runtime()?.block_on(async {
+        let stream = dialer.open(login_timeout()).await.map_err(|e| {
+            Error::fatal(
+                format!(
+                    "cannot reach {}'s sshd ({}): {e}",
+                    node.vm_name,
+                    dialer.describe()
+                ),
+                format!("`tartlab status` shows whether {} runs", node.vm_name),
+            )
+        })?;
+        crate::dial::relay(stream, tokio::io::stdin(), tokio::io::stdout())
+            .await
+            .map_err(|e| Error::fatal(format!("the connection to {} ended: {e}", node.vm_name), ""))
+    })?;
+    Ok(Exit::Ok)
+}
+
+/// The words of OpenSSH's `ProxyCommand` for a node: this tartlab's `proxy`, with the lab
+/// file, so it works from any directory.
+pub(crate) fn proxy_command(snapshot: &LabSnapshot, vm: &str) -> Vec<String> {
+    let program =
+        std::env::current_exe().map_or_else(|_| "tartlab".to_string(), |p| p.display().to_string());
+    let file = snapshot.absolute(snapshot.lab.source.path.clone());
+    vec![
+        program,
+        "proxy".into(),
+        "-f".into(),
+        file.display().to_string(),
+        vm.to_string(),
+    ]
 }
 
 /// The system ssh's options for a node: lab key, pinned host key, no prompts.
@@ -138,7 +195,7 @@ pub fn ssh(args: &SshArgs) -> Result<Exit> {
     use std::os::unix::process::CommandExt;
     let snapshot = LabSnapshot::open(&args.file.args())?;
     let node = snapshot.node(&args.node)?;
-    let (_, inventory) = provider_and_inventory()?;
+    let (provider, inventory) = provider_and_inventory(&snapshot)?;
     let ip = snapshot
         .address(node, &inventory)
         .map_err(|e| Error::fatal(e, ""))?;
@@ -148,8 +205,22 @@ pub fn ssh(args: &SshArgs) -> Result<Exit> {
     if args.command.is_empty() && std::io::stdin().is_terminal() {
         cmd.arg("-t");
     }
-    // The user as `-l`'s argument and the address after `--`: neither is read as an option.
-    cmd.args(["-l", &user, "--", &ip]);
+    let host = match provider.dialer(&node.vm_name, &ip).route() {
+        SshRoute::Direct { host, port } => {
+            cmd.args(["-p", &port.to_string()]);
+            host
+        }
+        SshRoute::Proxy => {
+            let words = proxy_command(&snapshot, &node.vm_name);
+            cmd.args([
+                "-o",
+                &format!("ProxyCommand={}", crate::quote::command(&words)),
+            ]);
+            node.vm_name.clone()
+        }
+    };
+    // The user as `-l`'s argument and the host after `--`: neither is read as an option.
+    cmd.args(["-l", &user, "--", &host]);
     cmd.args(&args.command);
     let error = cmd.exec();
     Err(Error::fatal(
@@ -186,14 +257,14 @@ fn node_colour(i: usize) -> &'static str {
 /// goes to `on_line` as it comes.
 async fn run_one(
     job: &ExecJob,
-    endpoint: Endpoint,
+    dialer: &dyn Dialer,
     on_line: &mut (dyn FnMut(ssh::Stream, &str) -> ssh::Reply + Send),
 ) -> std::result::Result<Output, String> {
     if job.pinned.is_empty() {
         return Err("no host key is pinned for this VM: `tartlab up` first".into());
     }
     let connection = ssh::connect(
-        &endpoint,
+        dialer,
         &job.user,
         Auth::Key(&job.key),
         job.pinned.clone(),
@@ -217,8 +288,8 @@ struct ExecJob {
     index: usize,
     vm: String,
     user: String,
-    /// Where its sshd is, or why it cannot be reached.
-    endpoint: std::result::Result<Endpoint, String>,
+    /// The way to its sshd, or why it cannot be reached.
+    dialer: std::result::Result<Arc<dyn Dialer>, String>,
     pinned: Vec<russh::keys::PublicKey>,
     key: Arc<russh::keys::PrivateKey>,
     command: String,
@@ -234,7 +305,7 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
         .iter()
         .filter(|n| selected.contains(&n.vm_name))
         .collect();
-    let (provider, inventory) = provider_and_inventory()?;
+    let (provider, inventory) = provider_and_inventory(&snapshot)?;
     let key = Arc::new(
         snapshot
             .dir
@@ -259,9 +330,9 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
             index,
             vm: node.vm_name.clone(),
             user: args.user.clone().unwrap_or_else(|| node.login.user.clone()),
-            endpoint: snapshot
+            dialer: snapshot
                 .address(node, &inventory)
-                .map(|ip| provider.ssh_endpoint(&node.vm_name, &ip)),
+                .map(|ip| provider.dialer(&node.vm_name, &ip)),
             pinned: known.pinned(&node.vm_name),
             key: key.clone(),
             command: args.command.join(" "),
@@ -306,8 +377,8 @@ impl ExecJob {
             }
             ssh::Reply::Nothing
         };
-        let ran = match self.endpoint.clone() {
-            Ok(endpoint) => run_one(&self, endpoint, &mut print).await,
+        let ran = match self.dialer.clone() {
+            Ok(dialer) => run_one(&self, dialer.as_ref(), &mut print).await,
             Err(e) => Err(e),
         };
         match ran {
@@ -424,7 +495,7 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
         remote_path.to_string()
     };
     let node = snapshot.node(node_name)?.clone();
-    let (provider, inventory) = provider_and_inventory()?;
+    let (provider, inventory) = provider_and_inventory(&snapshot)?;
     let ip = snapshot
         .address(&node, &inventory)
         .map_err(|e| Error::fatal(e, ""))?;
@@ -436,16 +507,22 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
             .map_err(|e| Error::fatal(e, "check .tartlab/id_ed25519"))?,
     );
     let pinned = KnownHosts::new(&snapshot.dir).pinned(&node.vm_name);
-    let endpoint = provider.ssh_endpoint(&node.vm_name, &ip);
+    let dialer = provider.dialer(&node.vm_name, &ip);
     let depth = if args.recursive {
         transfer::Depth::Recursive
     } else {
         transfer::Depth::Files
     };
     let copied = runtime()?.block_on(async {
-        let connection = ssh::connect(&endpoint, &user, Auth::Key(&key), pinned, login_timeout())
-            .await
-            .map_err(|e| e.to_string())?;
+        let connection = ssh::connect(
+            dialer.as_ref(),
+            &user,
+            Auth::Key(&key),
+            pinned,
+            login_timeout(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let result = if upload {
             let sftp = connection.sftp().await?;
             let copied = transfer::upload(&sftp, &local, &remote_path, depth, 0).await;
@@ -503,10 +580,16 @@ fn cp_hint(error: &str, user: &str, node: &str) -> String {
 pub fn logs(args: &LogsArgs) -> Result<Exit> {
     let snapshot = LabSnapshot::open(&args.file.args())?;
     let node = snapshot.node(&args.node)?;
-    let files = [
-        snapshot.dir.run_log(&node.vm_name),
-        snapshot.dir.provision_log(&node.vm_name),
-    ];
+    // The VM's own output where its provider keeps it, then tartlab's transcript.
+    let run_log = snapshot.dir.run_log(&node.vm_name);
+    let mut files = match provider::open(Some(&snapshot.lab), None) {
+        Ok(provider) => provider.console_logs(&node.vm_name, &run_log),
+        Err(e) => {
+            eprintln!("warning: the VM's own logs cannot be shown: {}", e.message);
+            Vec::new()
+        }
+    };
+    files.push(snapshot.dir.provision_log(&node.vm_name));
     // Guest output in the logs is kept as it came; on a terminal it is shown printable.
     let terminal = std::io::stdout().is_terminal();
     let mut stdout = std::io::stdout();
@@ -519,7 +602,7 @@ pub fn logs(args: &LogsArgs) -> Result<Exit> {
         let _ = stdout.flush();
     };
     let open = |path: &PathBuf| crate::state::open_nofollow(path, libc::O_RDONLY);
-    let mut offsets = [0u64; 2];
+    let mut offsets = vec![0u64; files.len()];
     for (i, path) in files.iter().enumerate() {
         show(format!("==> {} <==\n", path.display()).as_bytes());
         match open(path) {

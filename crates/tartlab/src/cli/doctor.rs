@@ -8,18 +8,25 @@ use super::{out, runtime, FileArgs};
 use crate::doctor::{writable, Check, Status};
 use crate::error::{Exit, Result};
 use crate::lab::{self, Lab};
-use crate::provider::tart::TartProvider;
 use crate::state::StateDir;
 use crate::ui;
 
 pub fn doctor(args: &FileArgs) -> Result<Exit> {
     let (lab, mut checks) = lab_file(args);
-    match TartProvider::locate(None) {
-        Err(e) => checks.insert(0, Check::failed("tart", e.message, e.hint)),
+    let choice = lab
+        .as_ref()
+        .map_or_else(Default::default, |l| l.file.provider);
+    match crate::provider::open(lab.as_ref(), None) {
+        Err(e) => checks.insert(
+            0,
+            Check::failed(&format!("{choice:?}").to_lowercase(), e.message, e.hint),
+        ),
         Ok(provider) => {
             let found = runtime()?.block_on(async {
-                let inventory = crate::engine::read_inventory(&provider).await.ok();
-                provider.doctor(lab.as_ref(), inventory.as_ref()).await
+                let inventory = crate::engine::read_inventory(provider.as_ref()).await.ok();
+                let mut found = provider.doctor(lab.as_ref(), inventory.as_ref()).await;
+                found.push(capabilities_check(provider.as_ref()));
+                found
             });
             for (i, check) in found.into_iter().enumerate() {
                 checks.insert(i, check);
@@ -36,6 +43,27 @@ pub fn doctor(args: &FileArgs) -> Result<Exit> {
         show(&checks);
     }
     Ok(if failed { Exit::Failed } else { Exit::Ok })
+}
+
+/// What the provider can and cannot do, in one line: what `plan` and the lifecycle
+/// commands will refuse or turn into a recreate.
+fn capabilities_check(provider: &dyn crate::provider::Provider) -> Check {
+    let listed = provider.capabilities().listed();
+    let list = |value: bool| {
+        listed
+            .iter()
+            .filter(|(_, v)| *v == value)
+            .map(|(name, _)| *name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (can, cannot) = (list(true), list(false));
+    let detail = if cannot.is_empty() {
+        format!("{}: {can}", provider.name())
+    } else {
+        format!("{}: {can}; not: {cannot}", provider.name())
+    };
+    Check::ok("provider", detail)
 }
 
 /// The lab file, if there is one here, and what to say about it.

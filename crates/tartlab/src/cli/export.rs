@@ -1,12 +1,36 @@
 //! The files other tools read: `ssh-config` (an OpenSSH config to `Include`, or its hosts as
 //! JSON) and `inventory` (Ansible: YAML, INI, or the JSON of a dynamic inventory's
-//! `--list`). Both come from the state file alone: no SSH, no lock.
+//! `--list`). Both come from the state file and the provider's routes alone (a host and
+//! port, or `tartlab proxy` as the `ProxyCommand`): no SSH, no lock.
 
 use std::collections::BTreeMap;
 
 use super::{FileArgs, LabSnapshot};
+use crate::dial::SshRoute;
 use crate::error::{Error, Exit, Result};
 use crate::lab::Node;
+
+/// How OpenSSH reaches each node that has a recorded address, as its provider says.
+fn routes(snapshot: &LabSnapshot) -> Result<BTreeMap<String, SshRoute>> {
+    let provider = crate::provider::open(Some(&snapshot.lab), None)
+        .map_err(|e| Error::fatal(e.message, e.hint))?;
+    Ok(snapshot
+        .lab
+        .nodes
+        .iter()
+        .filter_map(|node| {
+            let ip = snapshot.state.vms.get(&node.vm_name)?.ip.clone()?;
+            let route = provider.dialer(&node.vm_name, &ip).route();
+            Some((node.vm_name.clone(), route))
+        })
+        .collect())
+}
+
+/// `tartlab proxy` for a node, as one command line for OpenSSH's `ProxyCommand` (which a
+/// shell runs, after ssh expands its `%` tokens: a `%` of a path is written `%%`).
+fn proxy_line(snapshot: &LabSnapshot, vm: &str) -> String {
+    crate::quote::command(&super::access::proxy_command(snapshot, vm)).replace('%', "%%")
+}
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -22,6 +46,7 @@ pub struct InventoryArgs {
 
 pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
     let snapshot = LabSnapshot::open(args)?;
+    let routes = routes(&snapshot)?;
     let key = snapshot.absolute(snapshot.dir.key_path());
     let known = snapshot.absolute(snapshot.dir.known_hosts_path());
     let mut text = format!(
@@ -30,20 +55,30 @@ pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
     );
     let mut hosts = Vec::new();
     for node in &snapshot.lab.nodes {
-        let Some(ip) = snapshot
-            .state
-            .vms
-            .get(&node.vm_name)
-            .and_then(|o| o.ip.clone())
-        else {
+        let Some(route) = routes.get(&node.vm_name) else {
             text.push_str(&format!(
                 "\n# {}: no address yet (`tartlab up`)\n",
                 node.vm_name
             ));
             continue;
         };
+        let (way, hostname, port) = match route {
+            SshRoute::Direct { host, port } if *port == 22 => {
+                (format!("HostName {host}"), host.clone(), *port)
+            }
+            SshRoute::Direct { host, port } => (
+                format!("HostName {host}\n  Port {port}"),
+                host.clone(),
+                *port,
+            ),
+            SshRoute::Proxy => (
+                format!("ProxyCommand {}", proxy_line(&snapshot, &node.vm_name)),
+                node.vm_name.clone(),
+                22,
+            ),
+        };
         text.push_str(&format!(
-            "\nHost {vm}\n  HostName {ip}\n  User {user}\n  IdentityFile \"{key}\"\n  IdentitiesOnly yes\n  UserKnownHostsFile \"{known}\"\n  HostKeyAlias {vm}\n  StrictHostKeyChecking yes\n",
+            "\nHost {vm}\n  {way}\n  User {user}\n  IdentityFile \"{key}\"\n  IdentitiesOnly yes\n  UserKnownHostsFile \"{known}\"\n  HostKeyAlias {vm}\n  StrictHostKeyChecking yes\n",
             vm = node.vm_name,
             user = node.login.user,
             key = key.display(),
@@ -51,7 +86,10 @@ pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
         ));
         hosts.push(serde_json::json!({
             "host": node.vm_name,
-            "hostname": ip,
+            "hostname": hostname,
+            "port": port,
+            "proxy_command": matches!(route, SshRoute::Proxy)
+                .then(|| super::access::proxy_command(&snapshot, &node.vm_name)),
             "user": node.login.user,
             "identity_file": key,
             "user_known_hosts_file": known,
@@ -94,10 +132,26 @@ fn groups(nodes: &[Node]) -> BTreeMap<String, Vec<&Node>> {
     groups
 }
 
-/// A host's variables: its address (when known), user, the lab key and the pinned host key.
-fn host_vars(snapshot: &LabSnapshot, node: &Node) -> Vec<(String, String)> {
+/// A host's variables: its address (when known: a host and port, or the node's name with
+/// `tartlab proxy` as ssh's ProxyCommand), user, the lab key and the pinned host key.
+fn host_vars(
+    snapshot: &LabSnapshot,
+    routes: &BTreeMap<String, SshRoute>,
+    node: &Node,
+) -> Vec<(String, String)> {
     let key = snapshot.absolute(snapshot.dir.key_path());
     let known = snapshot.absolute(snapshot.dir.known_hosts_path());
+    let proxy = match routes.get(&node.vm_name) {
+        Some(SshRoute::Proxy) => {
+            let line =
+                crate::quote::command(&super::access::proxy_command(snapshot, &node.vm_name));
+            format!(
+                " -o {}",
+                crate::quote::quote(&format!("ProxyCommand={line}"))
+            )
+        }
+        _ => String::new(),
+    };
     let mut vars = vec![
         ("ansible_user".to_string(), node.login.user.clone()),
         (
@@ -107,29 +161,38 @@ fn host_vars(snapshot: &LabSnapshot, node: &Node) -> Vec<(String, String)> {
         (
             "ansible_ssh_common_args".into(),
             format!(
-                "-o UserKnownHostsFile={} -o HostKeyAlias={} -o StrictHostKeyChecking=yes",
+                "-o UserKnownHostsFile={} -o HostKeyAlias={} -o StrictHostKeyChecking=yes{proxy}",
                 known.display(),
                 node.vm_name
             ),
         ),
     ];
-    if let Some(ip) = snapshot
-        .state
-        .vms
-        .get(&node.vm_name)
-        .and_then(|o| o.ip.clone())
-    {
-        vars.insert(0, ("ansible_host".into(), ip));
+    match routes.get(&node.vm_name) {
+        Some(SshRoute::Direct { host, port }) => {
+            if *port != 22 {
+                vars.insert(0, ("ansible_port".into(), port.to_string()));
+            }
+            vars.insert(0, ("ansible_host".into(), host.clone()));
+        }
+        Some(SshRoute::Proxy) => vars.insert(0, ("ansible_host".into(), node.vm_name.clone())),
+        None => {}
     }
     vars
 }
 
-fn render_ini(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) -> String {
+/// The inventory's groups, each with its nodes.
+type Hosts<'a> = BTreeMap<String, Vec<&'a Node>>;
+
+fn render_ini(
+    snapshot: &LabSnapshot,
+    routes: &BTreeMap<String, SshRoute>,
+    groups: &Hosts,
+) -> String {
     let mut text = String::new();
     for (group, nodes) in groups {
         text.push_str(&format!("[{group}]\n"));
         for node in nodes {
-            let vars: Vec<String> = host_vars(snapshot, node)
+            let vars: Vec<String> = host_vars(snapshot, routes, node)
                 .into_iter()
                 .map(|(k, v)| {
                     if v.contains(' ') {
@@ -146,14 +209,18 @@ fn render_ini(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) -> 
     text
 }
 
-fn render_yaml(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) -> String {
+fn render_yaml(
+    snapshot: &LabSnapshot,
+    routes: &BTreeMap<String, SshRoute>,
+    groups: &Hosts,
+) -> String {
     let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let mut text = String::from("all:\n  children:\n");
     for (group, nodes) in groups {
         text.push_str(&format!("    {group}:\n      hosts:\n"));
         for node in nodes {
             text.push_str(&format!("        {}:\n", node.vm_name));
-            for (k, v) in host_vars(snapshot, node) {
+            for (k, v) in host_vars(snapshot, routes, node) {
                 text.push_str(&format!("          {k}: {}\n", json(&v)));
             }
         }
@@ -163,7 +230,11 @@ fn render_yaml(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) ->
 
 /// The JSON a dynamic inventory script prints for `--list`: each group with its hosts,
 /// `all` with every group, and every host's variables in `_meta.hostvars`.
-fn render_json(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) -> String {
+fn render_json(
+    snapshot: &LabSnapshot,
+    routes: &BTreeMap<String, SshRoute>,
+    groups: &Hosts,
+) -> String {
     let mut out = serde_json::Map::new();
     for (group, nodes) in groups {
         let hosts: Vec<&str> = nodes.iter().map(|n| n.vm_name.as_str()).collect();
@@ -176,10 +247,11 @@ fn render_json(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) ->
         .nodes
         .iter()
         .map(|node| {
-            let vars: serde_json::Map<String, serde_json::Value> = host_vars(snapshot, node)
-                .into_iter()
-                .map(|(k, v)| (k, serde_json::Value::String(v)))
-                .collect();
+            let vars: serde_json::Map<String, serde_json::Value> =
+                host_vars(snapshot, routes, node)
+                    .into_iter()
+                    .map(|(k, v)| (k, serde_json::Value::String(v)))
+                    .collect();
             (node.vm_name.clone(), serde_json::Value::Object(vars))
         })
         .collect();
@@ -190,12 +262,13 @@ fn render_json(snapshot: &LabSnapshot, groups: &BTreeMap<String, Vec<&Node>>) ->
 pub fn inventory(args: &InventoryArgs) -> Result<Exit> {
     let snapshot = LabSnapshot::open(&args.file)?;
     let groups = groups(&snapshot.lab.nodes);
+    let routes = routes(&snapshot)?;
     let text = if args.file.json {
-        format!("{}\n", render_json(&snapshot, &groups))
+        format!("{}\n", render_json(&snapshot, &routes, &groups))
     } else if args.ini {
-        render_ini(&snapshot, &groups)
+        render_ini(&snapshot, &routes, &groups)
     } else {
-        render_yaml(&snapshot, &groups)
+        render_yaml(&snapshot, &routes, &groups)
     };
     print!("{text}");
     Ok(Exit::Ok)

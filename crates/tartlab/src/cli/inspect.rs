@@ -3,13 +3,15 @@
 //! `tart list`), `schema`. None of them takes the
 //! lab lock: they work while an `up` runs.
 
+use std::sync::Arc;
+
 use super::{open_lab, out, runtime, FileArgs, LabSnapshot};
 use crate::engine::events::Action;
 use crate::engine::plan::{self, Facts, Presence};
 use crate::engine::{read_inventory, user_keys, Options};
 use crate::error::{Error, Exit, Result};
-use crate::provider::tart::TartProvider;
-use crate::provider::Inventory;
+use crate::lab::Lab;
+use crate::provider::{Inventory, Provider};
 use crate::state::OwnedVm;
 use crate::ui;
 
@@ -52,10 +54,12 @@ pub fn schema() -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// tart's inventory, for the reading commands.
-fn inventory() -> Result<Inventory> {
-    let provider = TartProvider::locate(None).map_err(|e| Error::fatal(e.message, e.hint))?;
-    runtime()?.block_on(read_inventory(&provider))
+/// The lab's provider and its inventory, for the reading commands.
+fn inventory(lab: &Lab) -> Result<(Arc<dyn Provider>, Inventory)> {
+    let provider =
+        crate::provider::open(Some(lab), None).map_err(|e| Error::fatal(e.message, e.hint))?;
+    let inventory = runtime()?.block_on(read_inventory(provider.as_ref()))?;
+    Ok((provider, inventory))
 }
 
 /// One row of `tartlab status`.
@@ -88,7 +92,7 @@ fn state_word(presence: Presence) -> &'static str {
 
 pub fn status(args: &FileArgs) -> Result<Exit> {
     let LabSnapshot { lab, state, .. } = LabSnapshot::open(args)?;
-    let inventory = inventory()?;
+    let (_, inventory) = inventory(&lab)?;
     let mut rows = Vec::new();
     for node in &lab.nodes {
         let owned = state.vms.get(&node.vm_name);
@@ -164,8 +168,8 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
 /// `unknown` (with a note) without tart's inventory.
 fn summaries(snapshot: &LabSnapshot) -> Vec<(String, Vec<Action>)> {
     let LabSnapshot { lab, dir, state } = snapshot;
-    let inventory = match inventory() {
-        Ok(inventory) => inventory,
+    let (provider, inventory) = match inventory(lab) {
+        Ok(found) => found,
         Err(e) => {
             let (_, text) = e.render();
             eprintln!(
@@ -185,6 +189,7 @@ fn summaries(snapshot: &LabSnapshot) -> Vec<(String, Vec<Action>)> {
         lab,
         state,
         inventory: &inventory,
+        capabilities: &provider.capabilities(),
         options: &Options::up(),
         user_keys: &keys,
     };
@@ -314,9 +319,13 @@ pub fn labs(args: &LabsArgs) -> Result<Exit> {
             eprintln!("forgot {} ({})", entry.lab, entry.file.display());
         }
     }
-    let inventory = TartProvider::locate(None)
-        .ok()
-        .and_then(|provider| runtime().ok()?.block_on(read_inventory(&provider)).ok());
+    // The index does not record each lab's provider: every lab here is local tart's.
+    let inventory = crate::provider::open(None, None).ok().and_then(|provider| {
+        runtime()
+            .ok()?
+            .block_on(read_inventory(provider.as_ref()))
+            .ok()
+    });
     let rows: Vec<LabRow> = index
         .entries()
         .into_values()

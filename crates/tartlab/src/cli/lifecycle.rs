@@ -2,15 +2,12 @@
 //! held for the whole command, hands the work to the engine, and prints the recap with the
 //! exit code design.md gives.
 
-use std::sync::Arc;
-
 use super::{block_on, open_lab, out, select, FileArgs};
 use crate::engine::events::Reporter;
 use crate::engine::stages::actions_text;
 use crate::engine::{Engine, Failure, NodeReport, Options, Provisioning, Reprovision};
 use crate::error::{Error, Exit, Result};
 use crate::lab::{self, Node};
-use crate::provider::tart::TartProvider;
 use crate::state::{State, StateDir};
 use crate::ui::{self, Mode};
 
@@ -59,13 +56,13 @@ async fn open_engine(file: &FileArgs, options: Options) -> Result<Engine> {
     if let Err(e) = crate::state::LabIndex::for_user().record(lab.name(), &lab.source.path) {
         eprintln!("warning: the list of labs was not updated: {e}");
     }
-    let provider =
-        TartProvider::locate(Some(lock.share())).map_err(|e| Error::fatal(e.message, e.hint))?;
+    let provider = crate::provider::open(Some(&lab), Some(lock.share()))
+        .map_err(|e| Error::fatal(e.message, e.hint))?;
     provider
-        .check_version()
+        .preflight()
         .await
         .map_err(|e| Error::fatal(e.message, e.hint))?;
-    Engine::open(lab, dir, Some(lock), Arc::new(provider), options).await
+    Engine::open(lab, dir, Some(lock), provider, options).await
 }
 
 /// Runs the work, or stops at Ctrl-C with the state saved and the VMs running.
@@ -210,7 +207,7 @@ fn at_a_terminal() -> bool {
 /// Says what is missing, shows the command, and runs it with sudo if the user says yes.
 fn offer_setup(message: &str, command: &[String]) -> bool {
     use std::io::Write;
-    let shown = crate::guest::quote::command(command);
+    let shown = crate::quote::command(command);
     eprint!("{message}.\nThis one-time set-up fixes it (tart does the same when run on a terminal):\n  sudo {shown}\nRun it now? sudo may ask for your password. [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
@@ -235,6 +232,9 @@ fn bring_up_once(
     block_on(async {
         let remove_orphans = options.remove_orphans;
         let engine = open_engine(file, options.clone()).await?;
+        if verb == "start" {
+            engine.refuse_lifecycle(verb)?;
+        }
         check_reprovision(engine.lab(), selectors, &options.reprovision)?;
         let selected = select(&engine.lab().nodes, selectors)?;
         let orphans = engine.orphans();
@@ -289,6 +289,7 @@ fn check_reprovision(lab: &lab::Lab, selectors: &[String], wanted: &Reprovision)
 pub fn stop(args: &NodesArgs) -> Result<Exit> {
     block_on(async {
         let engine = open_engine(&args.file, Options::teardown(64)).await?;
+        engine.refuse_lifecycle("stop")?;
         let selected = select(&engine.lab().nodes, &args.nodes)?;
         let running = engine.running_of(&selected);
         let reporter = ui::reporter(
@@ -312,6 +313,7 @@ pub fn restart(args: &NodesArgs) -> Result<Exit> {
             ..Options::up()
         };
         let engine = open_engine(&args.file, options).await?;
+        engine.refuse_lifecycle("restart")?;
         let selected = select(&engine.lab().nodes, &args.nodes)?;
         let reporter = ui::reporter(
             Mode::detect(args.file.json),

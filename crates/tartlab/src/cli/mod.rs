@@ -102,6 +102,10 @@ enum Command {
     Completions(init::CompletionsArgs),
     /// Print the man page, or write one per command into a directory
     Man(init::ManArgs),
+    /// A node's sshd on stdin and stdout, by the lab provider's own way in (OpenSSH's
+    /// ProxyCommand, as ssh-config and inventory write it)
+    #[command(hide = true)]
+    Proxy(access::ProxyArgs),
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -154,6 +158,7 @@ pub fn run() -> Result<Exit> {
         Some(Command::Exec(args)) => access::exec(&args),
         Some(Command::Cp(args)) => access::cp(&args),
         Some(Command::Logs(args)) => access::logs(&args),
+        Some(Command::Proxy(args)) => access::proxy(&args),
         Some(Command::SshConfig(args)) => export::ssh_config(&args),
         Some(Command::Inventory(args)) => export::inventory(&args),
         Some(Command::Config(args)) => inspect::config(&args),

@@ -6,9 +6,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::remote::hash;
-use crate::guest::quote;
 use crate::lab::model::{FileSpec, HostsScope, LabFile, StepSpec, SudoMode, UserSpec};
 use crate::lab::{output_references, selects, Lab, Node};
+use crate::quote;
 use crate::state::State;
 
 /// The state key of the identity part (hostname, machine-id, host keys).

@@ -270,6 +270,7 @@ impl Engine {
                 lab: &self.lab,
                 state: &self.state,
                 inventory: &self.inventory,
+                capabilities: &self.provider.capabilities(),
                 options: &self.options,
                 user_keys: &self.user_keys,
             },
@@ -320,7 +321,12 @@ impl Engine {
         selected: &[String],
         reporter: &Reporter,
     ) -> Result<Vec<NodePlan>, Error> {
-        let images = plan::images_to_fetch(&self.lab, &plans, &self.inventory);
+        let images = plan::images_to_fetch(
+            &self.provider.capabilities(),
+            &self.lab,
+            &plans,
+            &self.inventory,
+        );
         if images.is_empty() {
             return Ok(plans);
         }
@@ -372,7 +378,21 @@ impl Engine {
                 }
             }
         }
+        let capabilities = self.provider.capabilities();
         for mode in modes {
+            if !capabilities.network_modes.contains(&mode.kind()) {
+                return Err(Error::fatal(
+                    format!(
+                        "{} has no network mode {}",
+                        self.provider.name(),
+                        mode.kind()
+                    ),
+                    format!(
+                        "choose one of {} in the lab file",
+                        capabilities.network_modes.join(", ")
+                    ),
+                ));
+            }
             self.provider
                 .check_network(mode)
                 .await
@@ -417,6 +437,19 @@ impl Engine {
             r
         }));
         Ok(reports)
+    }
+
+    /// Refuses `verb` (stop, start, restart) where the provider cannot start a VM again once
+    /// it stops: the command would end the lab's VMs for good.
+    pub fn refuse_lifecycle(&self, verb: &str) -> Result<(), Error> {
+        if self.provider.capabilities().start_after_stop {
+            return Ok(());
+        }
+        let name = self.provider.name();
+        Err(Error::usage(
+            format!("`tartlab {verb}` is not possible with {name}: a VM of {name} runs from its creation until it is deleted, and once stopped it can never start again"),
+            "nothing was changed; `tartlab down` then `tartlab up` makes the VMs anew (their disks are lost), `tartlab up` alone keeps them as they are",
+        ))
     }
 
     /// `stop`: the selected VMs that run, shut down from inside, then stopped if need be.

@@ -11,7 +11,7 @@ use super::events::{Action, Change, Provisioned};
 use super::inputs;
 use super::Options;
 use crate::lab::{selects, Lab, Node};
-use crate::provider::Inventory;
+use crate::provider::{Capabilities, Inventory};
 use crate::state::{OwnedVm, State};
 
 /// Where a node's VM stands before anything is done.
@@ -56,6 +56,9 @@ pub enum Blocker {
     DiskTooSmall(String),
     /// `start` never creates a VM.
     NotCreated,
+    /// The change needs the VM made again, because the provider cannot apply it in place
+    /// (`--recreate` does it).
+    NeedsRecreate { why: String },
 }
 
 impl Blocker {
@@ -75,6 +78,10 @@ impl Blocker {
                 "give at least that size, or leave `disk` out to keep the image's".into(),
             ),
             Blocker::NotCreated => (format!("{vm} does not exist"), format!("`tartlab up {vm}` creates it")),
+            Blocker::NeedsRecreate { why } => (
+                format!("{vm}: {why}"),
+                format!("`tartlab up --recreate {vm}` deletes it and makes it anew (its disk is lost, provisioning runs again)"),
+            ),
         }
     }
 
@@ -89,6 +96,7 @@ impl Blocker {
             }
             Blocker::DiskTooSmall(problem) => format!("blocked: {problem}"),
             Blocker::NotCreated => "blocked: not created (`tartlab up` creates it)".into(),
+            Blocker::NeedsRecreate { why } => format!("blocked: {why} (--recreate)"),
         }
     }
 }
@@ -100,7 +108,8 @@ pub enum Lifecycle {
     Create,
     /// The clone of an interrupted create is there: size it, boot.
     FinishCreate,
-    /// Delete the VM made from another image and create it anew (`--recreate`).
+    /// Delete the VM and create it anew (`--recreate`): its image changed, or the provider
+    /// cannot apply a change (or a start) in place.
     Recreate {
         running: bool,
     },
@@ -274,10 +283,18 @@ pub fn resource_changes(node: &Node, owned: &OwnedVm) -> Vec<Change> {
     changes
 }
 
-/// Why the node's `disk` cannot be applied, if it cannot: tart grows a disk but never
-/// shrinks one, so a size below the image's (for a VM to create) or the VM's own disk (for
+/// Why the node's `disk` cannot be applied, if it cannot: where a disk grows but never
+/// shrinks (tart), a size below the image's (for a VM to create) or the VM's own disk (for
 /// one that exists) would fail on every `up`. Unknown sizes pass.
-pub fn disk_problem(inventory: &Inventory, node: &Node, owned: Option<&OwnedVm>) -> Option<String> {
+pub fn disk_problem(
+    capabilities: &Capabilities,
+    inventory: &Inventory,
+    node: &Node,
+    owned: Option<&OwnedVm>,
+) -> Option<String> {
+    if !capabilities.disk_grows_only {
+        return None;
+    }
     let wanted = u64::from(node.disk?);
     let exists =
         owned.is_some_and(|o| o.mac.is_some()) && inventory.vms.contains_key(&node.vm_name);
@@ -309,9 +326,18 @@ pub fn orphans(nodes: &[Node], state: &State) -> Vec<String> {
         .collect()
 }
 
-/// The images the planned creates need that the provider lacks, once each, in lab order.
-pub fn images_to_fetch(lab: &Lab, plans: &[NodePlan], inventory: &Inventory) -> Vec<String> {
+/// The images the planned creates need that the provider's local store lacks, once each, in
+/// lab order (none where the provider has no local store: its hosts pull them).
+pub fn images_to_fetch(
+    capabilities: &Capabilities,
+    lab: &Lab,
+    plans: &[NodePlan],
+    inventory: &Inventory,
+) -> Vec<String> {
     let mut images: Vec<String> = Vec::new();
+    if !capabilities.local_images {
+        return images;
+    }
     for plan in plans {
         let creates = matches!(
             plan.lifecycle,
@@ -321,7 +347,7 @@ pub fn images_to_fetch(lab: &Lab, plans: &[NodePlan], inventory: &Inventory) -> 
             continue;
         };
         if creates
-            && node.image.contains('/')
+            && crate::provider::is_registry_image(&node.image)
             && !inventory.has_image(&node.image)
             && !images.contains(&node.image)
         {
@@ -337,6 +363,7 @@ pub struct Facts<'a> {
     pub lab: &'a Lab,
     pub state: &'a State,
     pub inventory: &'a Inventory,
+    pub capabilities: &'a Capabilities,
     pub options: &'a Options,
     pub user_keys: &'a HashMap<String, Vec<String>>,
 }
@@ -375,7 +402,7 @@ pub fn plan(facts: &Facts, selected: &[String]) -> Vec<NodePlan> {
 fn lifecycle(facts: &Facts, node: &Node) -> Lifecycle {
     let vm = &node.vm_name;
     let owned = facts.state.vms.get(vm);
-    if let Some(problem) = disk_problem(facts.inventory, node, owned) {
+    if let Some(problem) = disk_problem(facts.capabilities, facts.inventory, node, owned) {
         return Lifecycle::Blocked(Blocker::DiskTooSmall(problem));
     }
     let options = facts.options;
@@ -399,12 +426,51 @@ fn lifecycle(facts: &Facts, node: &Node) -> Lifecycle {
                 });
             }
             let changes = resource_changes(node, owned);
-            match (changes.is_empty(), running) {
+            let lifecycle = match (changes.is_empty(), running) {
                 (false, _) => Lifecycle::Reconfigure { changes, running },
                 (true, false) => Lifecycle::Boot,
                 (true, true) => Lifecycle::Keep,
+            };
+            match in_place_problem(facts.capabilities, &lifecycle) {
+                None => lifecycle,
+                Some(_) if options.recreate => Lifecycle::Recreate { running },
+                Some(why) => Lifecycle::Blocked(Blocker::NeedsRecreate { why }),
             }
         }
+    }
+}
+
+/// Why the provider cannot do `lifecycle` to the VM in place, if it cannot: a resize where
+/// it has none, or a start of a stopped VM where a stopped VM is over (Orchard).
+fn in_place_problem(capabilities: &Capabilities, lifecycle: &Lifecycle) -> Option<String> {
+    let name = |c: &Change| c.to_string();
+    match lifecycle {
+        Lifecycle::Reconfigure { changes, running } => {
+            let resized: Vec<String> = changes
+                .iter()
+                .filter(|c| c.setting != "network")
+                .map(name)
+                .collect();
+            if !capabilities.resize && !resized.is_empty() {
+                Some(format!(
+                    "{} cannot be changed on an existing VM of this provider",
+                    resized.join(", ")
+                ))
+            } else if !capabilities.start_after_stop {
+                let all: Vec<String> = changes.iter().map(name).collect();
+                Some(format!(
+                    "{} needs a restart, and this provider cannot start a VM again{}",
+                    all.join(", "),
+                    if *running { "" } else { " (it is stopped)" }
+                ))
+            } else {
+                None
+            }
+        }
+        Lifecycle::Boot if !capabilities.start_after_stop => {
+            Some("it is stopped, and this provider cannot start a VM again".into())
+        }
+        _ => None,
     }
 }
 

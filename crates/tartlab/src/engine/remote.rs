@@ -3,7 +3,7 @@
 //! everything that changes the guest, under the node's provisioning lock. Also the hash that
 //! records what was applied, so an unchanged part is never run again.
 
-use crate::guest::quote;
+use crate::quote;
 
 /// FNV-1a, 64 bits, as 16 hex digits: stable across builds, enough to notice a change.
 pub fn hash(parts: &[&str]) -> String {

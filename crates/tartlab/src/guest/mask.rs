@@ -99,7 +99,7 @@ mod tests {
     fn a_secret_is_masked_quoted_for_the_shell_and_escaped_for_json() {
         let masker = Masker::new(["token".to_string()].into());
         masker.learn(r#"tartlab-output token=S3cr'et"x\"#);
-        let quoted = crate::guest::quote::quote(r#"S3cr'et"x\"#);
+        let quoted = crate::quote::quote(r#"S3cr'et"x\"#);
         assert_eq!(
             masker.mask(&format!("export TOKEN={quoted}")),
             "export TOKEN='********'"

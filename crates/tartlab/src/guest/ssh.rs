@@ -11,7 +11,7 @@ use russh::client::{self, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::ChannelMsg;
 
-use crate::provider::Endpoint;
+use crate::dial::Dialer;
 
 /// How a connection failed, sorted by what the caller should do about it.
 #[derive(Debug)]
@@ -136,14 +136,14 @@ fn config() -> Arc<client::Config> {
 /// One connection attempt: the stream, the handshake (host key checked against `pinned`;
 /// empty trusts whatever is presented), then the login, all within `timeout`.
 pub async fn connect(
-    endpoint: &Endpoint,
+    dialer: &dyn Dialer,
     user: &str,
     auth: Auth<'_>,
     pinned: Vec<PublicKey>,
     timeout: Duration,
 ) -> Result<Connection, SshError> {
     let answered = AtomicBool::new(false);
-    let attempt = connect_now(endpoint, user, auth, pinned, timeout, &answered);
+    let attempt = connect_now(dialer, user, auth, pinned, timeout, &answered);
     match tokio::time::timeout(timeout, attempt).await {
         Ok(result) => result,
         Err(_) if answered.load(Ordering::SeqCst) => Err(SshError::LoginStalled(timeout)),
@@ -155,7 +155,7 @@ pub async fn connect(
 }
 
 async fn connect_now(
-    endpoint: &Endpoint,
+    dialer: &dyn Dialer,
     user: &str,
     auth: Auth<'_>,
     pinned: Vec<PublicKey>,
@@ -168,7 +168,7 @@ async fn connect_now(
         pinned,
         presented: presented.clone(),
     };
-    let stream = endpoint
+    let stream = dialer
         .open(timeout)
         .await
         .map_err(|e| SshError::Unreachable(e.to_string()))?;
@@ -209,14 +209,14 @@ async fn connect_now(
 }
 
 /// The host key a guest's sshd presents now: a handshake only (no login), within `timeout`.
-pub async fn host_key(endpoint: &Endpoint, timeout: Duration) -> Result<PublicKey, SshError> {
+pub async fn host_key(dialer: &dyn Dialer, timeout: Duration) -> Result<PublicKey, SshError> {
     let presented = Arc::new(Mutex::new(None));
     let check = HostKeyCheck {
         pinned: Vec::new(),
         presented: presented.clone(),
     };
     let handshake = async {
-        let stream = endpoint
+        let stream = dialer
             .open(timeout)
             .await
             .map_err(|e| SshError::Unreachable(e.to_string()))?;

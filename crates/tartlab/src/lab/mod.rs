@@ -17,6 +17,7 @@ use check::validate;
 pub use check::{authorized_key_text, output_references, selects, Node, OutputReference};
 pub use diagnostic::{Diagnostic, Source};
 use model::LabFile;
+pub use model::Login;
 pub use network::NetworkMode;
 pub use structure::{closest, schema};
 

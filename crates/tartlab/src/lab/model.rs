@@ -49,6 +49,24 @@ pub struct LabFile {
     /// 22, from inside the guest) after it or its peers booted.
     #[serde(default = "yes")]
     pub network_check: bool,
+    /// Where the lab's VMs are made and run: `tart`, this Mac's tart (the default).
+    #[serde(default, skip_serializing_if = "ProviderChoice::is_default")]
+    pub provider: ProviderChoice,
+}
+
+/// The backend that makes and runs the lab's VMs (docs/LAB-FILE.md, `provider`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderChoice {
+    /// tart on this Mac.
+    #[default]
+    Tart,
+}
+
+impl ProviderChoice {
+    pub fn is_default(&self) -> bool {
+        *self == ProviderChoice::default()
+    }
 }
 
 fn yes() -> bool {

@@ -1,17 +1,21 @@
 //! An in-memory provider for the engine's unit tests: VMs are entries in a map that create,
 //! start, stop and delete change at once; every call that changes something is recorded;
-//! a VM can be made to fail to start. Its VMs' SSH endpoint is a closed port on loopback, so
-//! nothing that tries to log in ever leaves this machine.
+//! a VM can be made to fail to start. Two profiles: local tart's capabilities, its VMs'
+//! sshd a closed port on loopback; and Orchard's shape (`orchard_like`): VMs created
+//! running, no resize, no start after stop, an address that changes when a VM is made
+//! again, no local images, and SSH only through a tunnel that is not TCP to an address.
+//! Nothing that tries to log in ever leaves this machine.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{
-    AddressWait, BoxFuture, Capabilities, CreateFrom, Endpoint, Inventory, Power, Provider,
+    AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Peers, Power, Provider,
     ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
 };
+use crate::dial::{Dialer, GuestStream, SshRoute, TcpDialer};
 use crate::lab::NetworkMode;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +40,7 @@ struct World {
 pub struct FakeProvider {
     world: Mutex<World>,
     closed_port: u16,
+    capabilities: Capabilities,
 }
 
 impl Default for FakeProvider {
@@ -58,7 +63,41 @@ impl FakeProvider {
         FakeProvider {
             world: Mutex::new(world),
             closed_port,
+            capabilities: Capabilities::local_tart(),
         }
+    }
+
+    /// A provider shaped like Orchard's: no local images, VMs created running, nothing
+    /// resized or started again, addresses not kept, SSH through a tunnel.
+    pub fn orchard_like() -> FakeProvider {
+        let mut fake = FakeProvider::new();
+        fake.with(|w| w.images.clear());
+        fake.capabilities = Capabilities {
+            network_modes: &["softnet", "bridged"],
+            resize: false,
+            start_after_stop: false,
+            stable_address: false,
+            local_images: false,
+            disk_grows_only: false,
+            reboot_ends_vm: true,
+            snapshots: false,
+            peers: Peers::SameHost,
+        };
+        fake
+    }
+
+    /// Gives a VM a new address, as a rescheduled Orchard VM gets.
+    pub fn move_vm(&self, name: &str, address: &str) {
+        self.with(|w| {
+            if let Some(vm) = w.vms.get_mut(name) {
+                vm.address = address.into();
+            }
+        });
+    }
+
+    /// Removes a VM behind the lab's back.
+    pub fn vanish(&self, name: &str) {
+        self.with(|w| w.vms.remove(name));
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut World) -> T) -> T {
@@ -111,11 +150,23 @@ impl Provider for FakeProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            network_modes: &["nat", "softnet", "host", "bridged"],
-            host_reaches_guests: true,
-            snapshots: false,
-        }
+        self.capabilities.clone()
+    }
+
+    fn preflight(&self) -> BoxFuture<'_, Result<(), ProviderError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn doctor<'a>(
+        &'a self,
+        _lab: Option<&'a crate::lab::Lab>,
+        _inventory: Option<&'a Inventory>,
+    ) -> BoxFuture<'a, Vec<crate::doctor::Check>> {
+        Box::pin(async { Vec::new() })
+    }
+
+    fn console_logs(&self, _vm: &str, run_log: &Path) -> Vec<std::path::PathBuf> {
+        vec![run_log.to_path_buf()]
     }
 
     fn inventory(&self) -> BoxFuture<'_, Result<Inventory, ProviderError>> {
@@ -164,22 +215,33 @@ impl Provider for FakeProvider {
         &'a self,
         spec: &'a VmSpec,
         _from: CreateFrom,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Created, ProviderError>> {
         Box::pin(async move {
             self.record(format!("create {}", spec.name));
+            let running = !self.capabilities.local_images;
+            if !self
+                .capabilities
+                .network_modes
+                .contains(&spec.network.kind())
+            {
+                return Err(ProviderError::new(
+                    format!("network {} is not one this provider has", spec.network),
+                    "a test",
+                ));
+            }
             Ok(self.with(|w| {
                 w.made += 1;
                 let vm = FakeVm {
-                    running: false,
+                    running,
                     mac: format!("02:00:00:00:00:{:02x}", w.made),
                     cpu: spec.cpu,
                     memory: spec.memory,
                     disk: spec.disk.map_or(20, u64::from),
                     address: format!("127.200.0.{}", w.made),
                 };
-                let mac = vm.mac.clone();
+                let identity = vm.mac.clone();
                 w.vms.insert(spec.name.clone(), vm);
-                mac
+                Created { identity, running }
             }))
         })
     }
@@ -210,6 +272,12 @@ impl Provider for FakeProvider {
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
             self.record(format!("resize {vm}"));
+            if !self.capabilities.resize {
+                return Err(ProviderError::new(
+                    format!("{vm} cannot be resized"),
+                    "the engine asked an Orchard-like provider for a resize",
+                ));
+            }
             self.with(|w| {
                 let v = w.vms.get_mut(vm).ok_or_else(|| missing(vm))?;
                 v.cpu = resize.cpu.unwrap_or(v.cpu);
@@ -228,6 +296,12 @@ impl Provider for FakeProvider {
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
             self.record(format!("start {vm}"));
+            if !self.capabilities.start_after_stop {
+                return Err(ProviderError::new(
+                    format!("{vm} cannot be started again"),
+                    "the engine asked an Orchard-like provider for a start",
+                ));
+            }
             self.with(|w| {
                 if w.fail_start.contains(vm) {
                     return Err(ProviderError::new(
@@ -256,10 +330,14 @@ impl Provider for FakeProvider {
         })
     }
 
-    fn ssh_endpoint(&self, _vm: &str, _address: &str) -> Endpoint {
-        Endpoint::Tcp {
-            host: "127.0.0.1".into(),
-            port: self.closed_port,
+    fn dialer(&self, vm: &str, _address: &str) -> Arc<dyn Dialer> {
+        if self.capabilities.local_images {
+            Arc::new(TcpDialer {
+                host: "127.0.0.1".into(),
+                port: self.closed_port,
+            })
+        } else {
+            Arc::new(FakeTunnel { vm: vm.into() })
         }
     }
 
@@ -290,5 +368,30 @@ impl Provider for FakeProvider {
             self.with(|w| w.vms.remove(vm));
             Ok(())
         })
+    }
+}
+
+/// The Orchard-like profile's way in: a tunnel (as Orchard's port-forward WebSocket) with no
+/// sshd behind it in these tests.
+struct FakeTunnel {
+    vm: String,
+}
+
+impl Dialer for FakeTunnel {
+    fn open(&self, _timeout: Duration) -> BoxFuture<'_, std::io::Result<Box<dyn GuestStream>>> {
+        Box::pin(async move {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                format!("the fake controller has no sshd behind {}", self.vm),
+            ))
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("the fake controller's tunnel to {}", self.vm)
+    }
+
+    fn route(&self) -> SshRoute {
+        SshRoute::Proxy
     }
 }

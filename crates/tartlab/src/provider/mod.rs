@@ -14,17 +14,28 @@ pub mod tart;
 pub mod fake;
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
+pub use crate::dial::BoxFuture;
+use crate::dial::Dialer;
+use crate::doctor::Check;
+use crate::lab::model::ProviderChoice;
+use crate::lab::{Lab, Login, NetworkMode};
+use crate::state::LockShare;
 
-use crate::lab::NetworkMode;
-
-/// A boxed future, for the provider's async methods (a trait object cannot have `async fn`).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// The provider the lab file names (`provider:`; tart when it names none, or when there is
+/// no lab file, as for `doctor` alone), its commands sharing `lock` where one is held. The
+/// one place that knows the providers by name.
+pub fn open(
+    lab: Option<&Lab>,
+    lock: Option<LockShare>,
+) -> Result<Arc<dyn Provider>, ProviderError> {
+    match lab.map_or(ProviderChoice::default(), |l| l.file.provider) {
+        ProviderChoice::Tart => Ok(Arc::new(tart::TartProvider::locate(lock)?)),
+    }
+}
 
 /// What a provider reports about one VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,6 +89,12 @@ impl Inventory {
     }
 }
 
+/// Whether a lab file's image is one a registry holds (an OCI reference has a `/`), not the
+/// name of a local VM to clone.
+pub fn is_registry_image(reference: &str) -> bool {
+    reference.contains('/')
+}
+
 /// An image reference as a local image store names it: `:latest` when no tag is given.
 pub fn image_name(reference: &str) -> String {
     let last = reference.rsplit('/').next().unwrap_or(reference);
@@ -88,7 +105,7 @@ pub fn image_name(reference: &str) -> String {
     }
 }
 
-/// A VM to make.
+/// A VM to make: everything a provider that creates VMs running (Orchard) needs at once.
 #[derive(Debug, Clone)]
 pub struct VmSpec {
     pub name: String,
@@ -96,16 +113,30 @@ pub struct VmSpec {
     pub cpu: u32,
     pub memory: u32,
     pub disk: Option<u32>,
+    pub network: NetworkMode,
+    /// The image's own account, for providers that log in themselves.
+    pub login: Login,
+    /// Where the VM's console output goes, for providers that start it at create.
+    pub log: std::path::PathBuf,
 }
 
 /// Where a new VM comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreateFrom {
-    /// Clone the image.
+    /// Nothing of it is there yet.
     Image,
-    /// The clone of an interrupted create is there already: only size it and give it its
-    /// own identity.
-    InterruptedClone,
+    /// An earlier create was interrupted after the provider began it (the state recorded the
+    /// intent, not the identity): the provider finishes it, or starts over, as it can.
+    Interrupted,
+}
+
+/// A VM just made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Created {
+    /// What proves which VM this is (tart: its MAC; Orchard: its uid).
+    pub identity: String,
+    /// Whether it runs already (Orchard creates VMs running; tart's clone is stopped).
+    pub running: bool,
 }
 
 /// New settings for a stopped VM; `None` keeps the current one.
@@ -136,59 +167,72 @@ pub enum Stopped {
     WasNotRunning,
 }
 
-/// How to open a byte stream to a guest's sshd: a TCP address the host can reach, or (for
-/// providers whose VMs the host cannot reach directly) a tunnel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Endpoint {
-    Tcp { host: String, port: u16 },
-}
-
-/// A byte stream to a guest's sshd.
-pub trait GuestStream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> GuestStream for T {}
-
-impl Endpoint {
-    /// The guest's sshd at `address`, port 22.
-    pub fn ssh_at(address: &str) -> Endpoint {
-        Endpoint::Tcp {
-            host: address.to_string(),
-            port: 22,
-        }
-    }
-
-    /// Opens the stream, within `timeout`.
-    pub async fn open(&self, timeout: Duration) -> std::io::Result<Box<dyn GuestStream>> {
-        match self {
-            Endpoint::Tcp { host, port } => {
-                let connecting = tokio::net::TcpStream::connect((host.as_str(), *port));
-                let stream = tokio::time::timeout(timeout, connecting)
-                    .await
-                    .map_err(|_| {
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out")
-                    })??;
-                let _ = stream.set_nodelay(true);
-                Ok(Box::new(stream))
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Endpoint::Tcp { host, port } => write!(f, "{host}:{port}"),
-        }
-    }
-}
-
-/// What a provider can do, declared (whether this installation can, `check_network` says).
+/// What a provider can do, declared; the planner, the lifecycle commands and the stages
+/// read it, so a provider that cannot do a thing gets a plan that does not ask for it (a
+/// recreate that `plan` names, a refusal that says why) rather than a failure midway.
+/// Whether this installation can, `check_network` and `preflight` say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
     /// The network modes it knows, by the name the lab file gives them.
     pub network_modes: &'static [&'static str],
-    /// Whether the host reaches the guests' addresses directly (else SSH goes by tunnel).
-    pub host_reaches_guests: bool,
+    /// A stopped VM's cpu, memory and disk can be changed in place (else: a recreate).
+    pub resize: bool,
+    /// A stopped VM can be started again (Orchard: a VM that stops is over).
+    pub start_after_stop: bool,
+    /// A VM keeps its address across its boots (tart: the same MAC gets the same lease), so
+    /// a recorded address can be used without asking.
+    pub stable_address: bool,
+    /// Images are pulled into a store on this host before a create (tart's OCI cache).
+    pub local_images: bool,
+    /// A disk can grow and never shrink.
+    pub disk_grows_only: bool,
+    /// A reboot from inside the guest ends the VM (Virtualization.framework has no guest
+    /// reset): a restart is a power-off and a start.
+    pub reboot_ends_vm: bool,
+    /// Whole-VM snapshots.
     pub snapshots: bool,
+    /// How a VM reaches its lab's other VMs.
+    pub peers: Peers,
+}
+
+/// How a provider's VMs reach each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peers {
+    /// As the node's network mode says (tart: softnet with allow, or bridged).
+    ByNetwork,
+    /// Only VMs that run on the same host (Orchard: each worker's own vmnet).
+    SameHost,
+}
+
+impl Capabilities {
+    /// Local tart's: everything but snapshots.
+    pub fn local_tart() -> Capabilities {
+        Capabilities {
+            network_modes: &["nat", "softnet", "host", "bridged"],
+            resize: true,
+            start_after_stop: true,
+            stable_address: true,
+            local_images: true,
+            disk_grows_only: true,
+            reboot_ends_vm: true,
+            snapshots: false,
+            peers: Peers::ByNetwork,
+        }
+    }
+
+    /// Each capability by name with its value, for `doctor`.
+    pub fn listed(&self) -> Vec<(&'static str, bool)> {
+        vec![
+            ("resize in place", self.resize),
+            ("start after stop", self.start_after_stop),
+            ("address stable across boots", self.stable_address),
+            ("local image store", self.local_images),
+            ("disk grows only", self.disk_grows_only),
+            ("a reboot from inside ends the VM", self.reboot_ends_vm),
+            ("snapshots", self.snapshots),
+            ("peers on other hosts", self.peers == Peers::ByNetwork),
+        ]
+    }
 }
 
 /// A provider's failure: what happened (with its tool's own last words) and what to do.
@@ -225,6 +269,21 @@ pub trait Provider: Send + Sync {
 
     fn capabilities(&self) -> Capabilities;
 
+    /// Checks that the backend works, before a changing command does anything (tart: found
+    /// and recent enough).
+    fn preflight(&self) -> BoxFuture<'_, Result<(), ProviderError>>;
+
+    /// `doctor`'s checks of the backend and its host, for a lab if there is one.
+    fn doctor<'a>(
+        &'a self,
+        lab: Option<&'a Lab>,
+        inventory: Option<&'a Inventory>,
+    ) -> BoxFuture<'a, Vec<Check>>;
+
+    /// The files that hold a VM's own output (its console), for `tartlab logs`; `run_log`
+    /// is the file `start` was given.
+    fn console_logs(&self, vm: &str, run_log: &Path) -> Vec<std::path::PathBuf>;
+
     /// Everything at once: every VM and every local image.
     fn inventory(&self) -> BoxFuture<'_, Result<Inventory, ProviderError>>;
 
@@ -241,12 +300,12 @@ pub trait Provider: Send + Sync {
         mode: &'a NetworkMode,
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
 
-    /// Makes a VM with its own identity and size; returns the identity.
+    /// Makes a VM with its own identity, size and network; says whether it runs already.
     fn create<'a>(
         &'a self,
         spec: &'a VmSpec,
         from: CreateFrom,
-    ) -> BoxFuture<'a, Result<String, ProviderError>>;
+    ) -> BoxFuture<'a, Result<Created, ProviderError>>;
 
     /// The settings and identity of an existing VM (to adopt it).
     fn describe<'a>(
@@ -280,8 +339,8 @@ pub trait Provider: Send + Sync {
         wait: AddressWait,
     ) -> BoxFuture<'a, Result<String, ProviderError>>;
 
-    /// How to reach the guest's sshd once it has `address`.
-    fn ssh_endpoint(&self, vm: &str, address: &str) -> Endpoint;
+    /// The way to the guest's sshd once it has `address`.
+    fn dialer(&self, vm: &str, address: &str) -> Arc<dyn Dialer>;
 
     /// Stops a VM the hard way (the guest is not asked), within about `grace`.
     fn stop<'a>(

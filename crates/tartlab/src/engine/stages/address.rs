@@ -1,6 +1,7 @@
-//! The node's address. A VM that already ran keeps its lease (the same identity gets the
-//! same address), so its recorded address is used at once; a VM booted now is waited for,
-//! while the provider watches that it keeps running.
+//! The node's address. Where the provider keeps a VM's address across its boots (tart: the
+//! same identity gets the same lease), a VM that already ran uses its recorded address at
+//! once; otherwise (a VM booted now, or a provider whose VMs move, as Orchard's do when
+//! rescheduled) the provider is asked, while it watches that the VM keeps running.
 
 use std::time::Duration;
 
@@ -25,8 +26,9 @@ impl NodeStage for WaitForAddress {
         Box::pin(async move {
             let vm = run.node.vm_name.clone();
             let owned = ctx.store.vm(&vm).unwrap_or_default();
+            let stable = ctx.provider.capabilities().stable_address;
             let ip = match (run.booted, owned.ip) {
-                (false, Some(ip)) => ip,
+                (false, Some(ip)) if stable => ip,
                 (booted, known) => {
                     let timeout = if booted || known.is_none() {
                         ctx.timeouts.ip

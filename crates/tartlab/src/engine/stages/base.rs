@@ -18,10 +18,10 @@ use crate::engine::inputs::{self, UserInputs};
 use crate::engine::remote::{as_root_locked, DONE_PREFIX};
 use crate::engine::watch::Address;
 use crate::engine::{Context, Failure, WRITABLE};
-use crate::guest::quote;
 use crate::guest::runner::Command;
 use crate::guest::ssh::{Input, Reply, Stream};
 use crate::provider::BoxFuture;
+use crate::quote;
 
 /// Installs the lab key for the login user, as that user (before any sudo).
 const LAB_KEY: &str = r#"umask 077
@@ -258,18 +258,18 @@ async fn served_after_rotation(
     guest: &crate::guest::runner::GuestSession,
     live: &[PublicKey],
 ) -> Result<(), Failure> {
-    let endpoint = ctx.provider.ssh_endpoint(vm, ip);
+    let dialer = ctx.provider.dialer(vm, ip);
     let serves_new = |key: &PublicKey| live.iter().any(|k| k.key_data() == key.key_data());
     // A reload takes sshd a moment: 2 s for it, then 5 s after a restart.
     // Tries for `within` (each handshake given at least 2 s, however busy the machine);
     // says what was served last, else why nothing was.
     let wait_for_new = |within: Duration| {
-        let endpoint = &endpoint;
+        let dialer = dialer.as_ref();
         async move {
             let deadline = std::time::Instant::now() + within;
             let (mut served, mut error) = (None, String::from("nothing"));
             loop {
-                match crate::guest::ssh::host_key(endpoint, Duration::from_secs(2)).await {
+                match crate::guest::ssh::host_key(dialer, Duration::from_secs(2)).await {
                     Ok(key) if serves_new(&key) => return Ok(()),
                     Ok(key) => served = Some(key.to_openssh().unwrap_or_else(|_| "a key".into())),
                     Err(e) => error = e.to_string(),

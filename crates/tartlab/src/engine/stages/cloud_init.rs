@@ -132,10 +132,27 @@ pub async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Powers the VM off from inside and starts it again (a reboot from inside would stop a
-/// tart VM: Virtualization.framework has no guest reset), then its address and SSH.
+/// Powers the VM off from inside and starts it again (where a reboot from inside ends the
+/// VM, as on tart: Virtualization.framework has no guest reset), then its address and SSH.
+/// A provider that cannot start a VM again is refused before anything is stopped.
 async fn restart(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
     let vm = run.node.vm_name.clone();
+    let capabilities = ctx.provider.capabilities();
+    if !capabilities.start_after_stop {
+        let reboot = if capabilities.reboot_ends_vm {
+            ", and a reboot from inside would end it too"
+        } else {
+            ""
+        };
+        return Err(Failure::new(
+            Stage::CloudInit,
+            format!(
+                "cloud-init applies user-data at a boot, and {} cannot start {vm} again after a power-off{reboot}; the seed is written, the VM left running",
+                ctx.provider.name()
+            ),
+            format!("remove cloud_init: from {vm}'s settings, or run its commands as a provisioning step"),
+        ));
+    }
     run.guest.close().await;
     ctx.reporter
         .started(&vm, Stage::CloudInit, "restarting the VM for cloud-init");

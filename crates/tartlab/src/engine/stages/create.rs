@@ -1,7 +1,8 @@
 //! Making a node's VM: the intent recorded in the state file first (so a crash never leaves
 //! a VM the lab does not know it made), then the provider's create (a clone with its own
-//! identity and size), then the identity that makes it the lab's. `--recreate` deletes the
-//! VM made from another image first.
+//! identity, size and network), then the identity that makes it the lab's. A provider that
+//! creates VMs running (Orchard) has booted the node here; tart's clone is booted by the next
+//! stages. `--recreate` deletes the VM made from another image first.
 
 use super::{delete, NodeRun, NodeStage};
 use crate::engine::events::{Action, Stage};
@@ -25,22 +26,27 @@ impl NodeStage for Create {
         Box::pin(async move {
             let (from, action) = match run.lifecycle {
                 Lifecycle::Create => (CreateFrom::Image, Action::Created),
-                Lifecycle::FinishCreate => (CreateFrom::InterruptedClone, Action::Created),
+                Lifecycle::FinishCreate => (CreateFrom::Interrupted, Action::Created),
                 Lifecycle::Recreate { running } => {
                     delete::delete(ctx, &run.node.vm_name, Power::of(running)).await?;
                     (CreateFrom::Image, Action::Recreated)
                 }
                 _ => return Ok(()),
             };
-            create(ctx, run, from).await?;
+            let running = create(ctx, run, from).await?;
             run.report.actions.push(action);
-            run.running = false;
+            run.running = running;
+            if running {
+                run.booted = true;
+                run.report.actions.push(Action::Booted);
+            }
             Ok(())
         })
     }
 }
 
-async fn create(ctx: &Context, run: &mut NodeRun, from: CreateFrom) -> Result<(), Failure> {
+/// Makes the VM; whether it runs already.
+async fn create(ctx: &Context, run: &mut NodeRun, from: CreateFrom) -> Result<bool, Failure> {
     let node = run.node.clone();
     let vm = &node.vm_name;
     run.hold_slot(ctx).await;
@@ -71,20 +77,24 @@ async fn create(ctx: &Context, run: &mut NodeRun, from: CreateFrom) -> Result<()
         cpu: node.cpu,
         memory: node.memory,
         disk: node.disk,
+        network: node.network.clone(),
+        login: node.login.clone(),
+        log: ctx.dir.run_log(vm),
     };
     let limit = ctx.timeouts.create;
-    let identity = tokio::time::timeout(limit, ctx.provider.create(&spec, from))
+    let created = tokio::time::timeout(limit, ctx.provider.create(&spec, from))
         .await
         .map_err(|_| {
             Failure::new(
                 Stage::Create,
                 format!("making {vm} from {} did not finish within {} s", node.image, limit.as_secs()),
-                "the tart command goes on by itself; check the free disk space, then `tartlab up` again (or raise TARTLAB_CREATE_TIMEOUT)",
+                format!("the {} create goes on by itself; check its free space, then `tartlab up` again (or raise TARTLAB_CREATE_TIMEOUT)", ctx.provider.name()),
             )
         })?
         .map_err(|e| Failure::from_provider(Stage::Create, e))?;
     run.release_slot();
     ctx.store
-        .update_vm(vm, |o| o.mac = Some(identity))
-        .map_err(|e| Failure::new(Stage::Create, e, WRITABLE))
+        .update_vm(vm, |o| o.mac = Some(created.identity))
+        .map_err(|e| Failure::new(Stage::Create, e, WRITABLE))?;
+    Ok(created.running)
 }

@@ -361,8 +361,10 @@ async fn run_node(ctx: Arc<Context>, mut run: NodeRun) -> NodeRun {
         Ok(()) => {}
         Err(mut failure) => {
             // A VM booted now that never became reachable is stopped, so the next `up`
-            // starts it afresh instead of waiting on the same broken boot.
-            if run.booted && matches!(failure.stage, Stage::Ip | Stage::Ssh) {
+            // starts it afresh instead of waiting on the same broken boot; where a stopped
+            // VM cannot start again (Orchard), it is left for the user to look at.
+            let restartable = ctx.provider.capabilities().start_after_stop;
+            if run.booted && restartable && matches!(failure.stage, Stage::Ip | Stage::Ssh) {
                 let _ = ctx.provider.stop(&vm, Duration::from_secs(5)).await;
                 failure
                     .message

@@ -12,10 +12,10 @@ use super::{command_failure, NodeRun, NodeStage};
 use crate::engine::events::Stage;
 use crate::engine::inputs;
 use crate::engine::{Context, Failure};
-use crate::guest::quote;
 use crate::guest::runner::Command;
 use crate::lab::Node;
 use crate::provider::BoxFuture;
+use crate::quote;
 
 /// How many peers one node probes at most.
 pub const MAX_PEERS: usize = 8;
@@ -149,7 +149,13 @@ fn unreachable(ctx: &Context, node: &Node, unreached: &[String]) -> Failure {
         node.vm_name,
         unreached.join(", ")
     );
-    let hint = if mode.reaches_peers() {
+    let same_host_only = ctx.provider.capabilities().peers == crate::provider::Peers::SameHost;
+    let hint = if same_host_only {
+        format!(
+            "{}'s VMs reach each other only when they run on the same host: pin the nodes that talk to one host (docs/NETWORKS.md), or use bridged networking on one LAN",
+            ctx.provider.name()
+        )
+    } else if mode.reaches_peers() {
         "the network mode lets VMs reach each other: look for a firewall in the guests (`sudo iptables -L`, `sudo nft list ruleset`) and check that sshd listens on every address".to_string()
     } else {
         format!(

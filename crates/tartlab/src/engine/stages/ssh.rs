@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use super::{NodeRun, NodeStage};
+use crate::dial::Dialer;
 use crate::engine::events::Stage;
 use crate::engine::inputs;
 use crate::engine::requirements::{Check, Requirement, Unmet};
@@ -14,7 +15,7 @@ use crate::engine::{Context, Failure, WRITABLE};
 use crate::guest::runner::GuestSession;
 use crate::guest::ssh::{self, Auth, Connection, SshError};
 use crate::lab::Node;
-use crate::provider::{BoxFuture, Endpoint};
+use crate::provider::BoxFuture;
 
 pub struct Connect;
 
@@ -44,7 +45,8 @@ pub async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<GuestSessio
     let user = &node.login.user;
     ctx.reporter
         .started(vm, Stage::Ssh, &format!("{user}@{ip}"));
-    let endpoint = ctx.provider.ssh_endpoint(vm, ip);
+    let dialer = ctx.provider.dialer(vm, ip);
+    let way = dialer.describe();
     let key_installed = ctx
         .store
         .vm(vm)
@@ -53,13 +55,13 @@ pub async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<GuestSessio
         ctx,
         node,
         ip,
-        endpoint: &endpoint,
+        dialer: dialer.as_ref(),
         use_key: AtomicBool::new(key_installed),
         stalled: AtomicBool::new(false),
     };
     let sshd_answers = Requirement {
-        name: format!("sshd on {vm} ({endpoint}) answers"),
-        hint: format!("the VM has an address but no SSH yet; look at {} and at the VM's console, or raise TARTLAB_SSH_TIMEOUT", ctx.dir.run_log(vm).display()),
+        name: format!("sshd on {vm} ({way}) answers"),
+        hint: format!("the VM has an address but no SSH yet; look at its console output (`tartlab logs {vm}`), or raise TARTLAB_SSH_TIMEOUT"),
         timeout: ctx.timeouts.ssh,
         interval: Duration::from_millis(300),
     };
@@ -71,7 +73,7 @@ pub async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<GuestSessio
             Unmet::TimedOut { last } if login.stalled.load(Ordering::SeqCst) => Failure::new(
                 Stage::Ssh,
                 format!(
-                    "sshd on {vm} ({ip}:22) answered, but no login finished within {} s: {last}",
+                    "sshd on {vm} ({way}) answered, but no login finished within {} s: {last}",
                     ctx.timeouts.ssh.as_secs()
                 ),
                 "something in the guest's login hangs (PAM, NSS, a profile script): look at its auth log on the VM's console",
@@ -79,7 +81,7 @@ pub async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<GuestSessio
             Unmet::TimedOut { last } => Failure::new(
                 Stage::Ssh,
                 format!(
-                    "sshd on {vm} ({ip}:22) did not answer within {} s: {last}",
+                    "sshd on {vm} ({way}) did not answer within {} s: {last}",
                     ctx.timeouts.ssh.as_secs()
                 ),
                 sshd_answers.hint.clone(),
@@ -107,7 +109,7 @@ struct Login<'a> {
     ctx: &'a Context,
     node: &'a Node,
     ip: &'a str,
-    endpoint: &'a Endpoint,
+    dialer: &'a dyn Dialer,
     use_key: AtomicBool,
     /// Whether sshd answered but a login did not finish in time.
     stalled: AtomicBool,
@@ -124,7 +126,7 @@ impl Login<'_> {
         } else {
             Auth::Password(&self.node.login.password)
         };
-        match ssh::connect(self.endpoint, user, auth, ctx.known.pinned(vm), time).await {
+        match ssh::connect(self.dialer, user, auth, ctx.known.pinned(vm), time).await {
             Ok(connection) => Check::Met(connection),
             Err(SshError::AuthRejected) if with_key => {
                 // The key is not (or no longer) there: the password, and the base stage

@@ -21,10 +21,10 @@ pub async fn gracefully(ctx: &Context, vm: &str) -> Result<StopHow, Failure> {
     let deadline = Instant::now() + ctx.timeouts.stop;
     let left = || deadline.saturating_duration_since(Instant::now());
     if let (Some(ip), Some(login)) = (owned.ip.as_deref(), login) {
-        let endpoint = ctx.provider.ssh_endpoint(vm, ip);
+        let dialer = ctx.provider.dialer(vm, ip);
         let pinned = ctx.known.pinned(vm);
         let login = ssh::connect(
-            &endpoint,
+            dialer.as_ref(),
             &login.user,
             Auth::Key(&ctx.key),
             pinned,

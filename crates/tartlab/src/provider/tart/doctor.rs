@@ -18,7 +18,11 @@ const LEASE_FIX: &str = "sudo defaults write /Library/Preferences/SystemConfigur
 
 impl TartProvider {
     /// Every check of tart and its host, for a lab (its networks and images) if there is one.
-    pub async fn doctor(&self, lab: Option<&Lab>, inventory: Option<&Inventory>) -> Vec<Check> {
+    pub(super) async fn checks(
+        &self,
+        lab: Option<&Lab>,
+        inventory: Option<&Inventory>,
+    ) -> Vec<Check> {
         let mut checks = vec![Check::ok(
             "tart",
             format!("{}", self.tart.program.display()),
@@ -57,7 +61,7 @@ impl TartProvider {
                 Ok(()) => Check::ok("softnet", "runs as root, as tart needs it to"),
                 Err(e) => {
                     let fix = e.fix.map_or(e.hint, |words| {
-                        format!("sudo {}", crate::guest::quote::command(&words))
+                        format!("sudo {}", crate::quote::command(&words))
                     });
                     Check::failed("softnet", e.message, fix)
                 }

@@ -10,7 +10,7 @@ mod running;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::process::Child;
@@ -20,10 +20,12 @@ use self::cli::{last_lines, Resolver, Tart, TartError, MINIMUM_VERSION};
 use self::leases::LeaseWatcher;
 use self::running::RunningVms;
 use super::{
-    AddressWait, BoxFuture, Capabilities, CreateFrom, Endpoint, Inventory, Provider, ProviderError,
+    AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Provider, ProviderError,
     Resize, Stopped, VmInfo, VmSettings, VmSpec,
 };
-use crate::lab::NetworkMode;
+use crate::dial::{Dialer, TcpDialer};
+use crate::doctor::Check;
+use crate::lab::{Lab, NetworkMode};
 use crate::state::LockShare;
 
 /// A `tart run` this provider started, watched while the VM gets its address.
@@ -68,7 +70,7 @@ impl TartProvider {
     }
 
     /// Fails unless tart works and is recent enough.
-    pub async fn check_version(&self) -> Result<(), ProviderError> {
+    async fn check_version(&self) -> Result<(), ProviderError> {
         let version = self.tart.version().await.map_err(|e| {
             ProviderError::new(
                 format!("tart does not work: {e}"),
@@ -315,7 +317,7 @@ fn softnet_ready() -> Result<(), ProviderError> {
             "-c".into(),
             format!(
                 "chown root {0} && chmod u+s {0}",
-                crate::guest::quote::quote(&path.display().to_string())
+                crate::quote::quote(&path.display().to_string())
             ),
         ]),
     })
@@ -361,11 +363,24 @@ impl Provider for TartProvider {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            network_modes: &["nat", "softnet", "host", "bridged"],
-            host_reaches_guests: true,
-            snapshots: false,
-        }
+        Capabilities::local_tart()
+    }
+
+    fn preflight(&self) -> BoxFuture<'_, Result<(), ProviderError>> {
+        Box::pin(self.check_version())
+    }
+
+    fn doctor<'a>(
+        &'a self,
+        lab: Option<&'a Lab>,
+        inventory: Option<&'a Inventory>,
+    ) -> BoxFuture<'a, Vec<Check>> {
+        Box::pin(self.checks(lab, inventory))
+    }
+
+    fn console_logs(&self, _vm: &str, run_log: &Path) -> Vec<PathBuf> {
+        // `tart run`'s own output, appended by `start`, is all tart keeps of a VM's run.
+        vec![run_log.to_path_buf()]
     }
 
     fn inventory(&self) -> BoxFuture<'_, Result<Inventory, ProviderError>> {
@@ -427,9 +442,11 @@ impl Provider for TartProvider {
         &'a self,
         spec: &'a VmSpec,
         from: CreateFrom,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+    ) -> BoxFuture<'a, Result<Created, ProviderError>> {
         Box::pin(async move {
             let vm = &spec.name;
+            // An interrupted create left its clone: tart's clone is whole or absent (it copies to a
+            // temporary directory first), so only the set is left to do.
             if from == CreateFrom::Image {
                 self.tart
                     .output(&["clone", &spec.image, vm])
@@ -463,11 +480,16 @@ impl Provider for TartProvider {
                     "the clone exists but could not be sized; `tartlab up` tries again",
                 )
             })?;
-            self.tart.mac(vm).ok_or_else(|| {
+            let identity = self.tart.mac(vm).ok_or_else(|| {
                 ProviderError::new(
                     format!("cannot read the MAC address of {vm}"),
                     "check that tart's VM directory is readable",
                 )
+            })?;
+            // A clone is stopped: the boot stage runs it.
+            Ok(Created {
+                identity,
+                running: false,
             })
         })
     }
@@ -567,8 +589,8 @@ impl Provider for TartProvider {
         Box::pin(self.wait_for_address(vm, identity, network, wait))
     }
 
-    fn ssh_endpoint(&self, _vm: &str, address: &str) -> Endpoint {
-        Endpoint::ssh_at(address)
+    fn dialer(&self, _vm: &str, address: &str) -> Arc<dyn Dialer> {
+        Arc::new(TcpDialer::ssh_at(address))
     }
 
     fn stop<'a>(
