@@ -374,6 +374,28 @@ fn ssh_config_works_with_ssh_and_the_inventory_with_ansible() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // `tartlab proxy NODE`, the ProxyCommand of a provider whose way in is not plain TCP,
+    // carries a whole session: OpenSSH itself, through the dialer, to the pinned key.
+    let proxy = format!(
+        "ProxyCommand={} proxy -f {} dev-worker",
+        env!("CARGO_BIN_EXE_tartlab"),
+        lab.lab.join("tartlab.yaml").display()
+    );
+    let mut through = Command::new("ssh");
+    lab.env(&mut through);
+    let out = through
+        .args(["-F", config.to_str().unwrap(), "-o", &proxy])
+        .args(["-o", "BatchMode=yes", "dev-worker", "hostname"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "dev-worker\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stopped = lab.tartlab(&["proxy", "dev-nowhere"]);
+    assert_eq!(stopped.code, 2, "{}", stopped.stderr);
 
     let ansible = std::env::var("TARTLAB_TEST_ANSIBLE_INVENTORY")
         .unwrap_or_else(|_| "/opt/tartlab-test-tools/ansible/bin/ansible-inventory".into());

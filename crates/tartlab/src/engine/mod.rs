@@ -7,6 +7,7 @@
 pub mod events;
 pub mod fanout;
 pub mod inputs;
+pub mod operations;
 mod options;
 pub mod plan;
 pub mod remote;
@@ -152,6 +153,31 @@ pub fn secret_output_keys(lab: &Lab) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
+/// A node task that ended abnormally.
+pub(crate) fn internal_failure() -> Failure {
+    Failure::new(
+        Stage::Internal,
+        "the node's task ended abnormally",
+        "this is a bug in tartlab; please report it with .tartlab/events.jsonl",
+    )
+}
+
+/// Every secret output value the state knows, so it can be masked from the start.
+pub fn known_secrets(lab: &Lab, state: &State) -> Vec<String> {
+    let secret_keys = secret_output_keys(lab);
+    state
+        .vms
+        .values()
+        .flat_map(|vm| {
+            vm.outputs
+                .iter()
+                .filter(|(k, _)| secret_keys.contains(k.as_str()))
+                .map(|(_, v)| v.clone())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 /// Records, per VM, how this `up` ended for it (for `status`).
 fn record_last_up(ctx: &Context, reports: &[NodeReport]) {
     let at = crate::state::now_rfc3339();
@@ -175,9 +201,9 @@ fn record_last_up(ctx: &Context, reports: &[NodeReport]) {
 
 /// Shuts each VM down from inside (then stops it if need be), in parallel.
 async fn stop_each(ctx: &Arc<Context>, vms: Vec<String>, parallel: usize) -> Vec<NodeReport> {
-    stages::per_node(ctx, vms, parallel, |ctx, vm| async move {
+    operations::per_node(ctx, vms, parallel, |ctx, vm| async move {
         let mut report = NodeReport::new(&vm);
-        let how = stages::stop::gracefully(&ctx, &vm).await;
+        let how = operations::stop::gracefully(&ctx, &vm).await;
         if let Ok(how) = &how {
             ctx.reporter
                 .done(&vm, Stage::Stop, &Action::Stopped(*how).to_string());
@@ -285,7 +311,7 @@ impl Engine {
     /// The shared context the stages work with.
     fn context(self, reporter: Arc<Reporter>) -> Arc<Context> {
         let masker = Arc::new(Masker::new(secret_output_keys(&self.lab)));
-        masker.add(stages::steps::known_secrets(&self.lab, &self.state));
+        masker.add(known_secrets(&self.lab, &self.state));
         let pending: HashMap<String, Address> = self
             .lab
             .nodes
@@ -421,9 +447,9 @@ impl Engine {
         self.preflight(&plans, json).await?;
         let orphans = self.orphans();
         let removing = if self.options.remove_orphans {
-            stages::delete::Teardown::of(self.state(), &self.inventory, &orphans)
+            operations::delete::Teardown::of(self.state(), &self.inventory, &orphans)
         } else {
-            stages::delete::Teardown::default()
+            operations::delete::Teardown::default()
         };
         let inventory = std::mem::take(&mut self.inventory);
         let ctx = self.context(reporter);
@@ -502,14 +528,14 @@ impl Engine {
     }
 
     /// What `down` of `vms` (VMs the state owns) will delete, forget or leave alone.
-    pub fn teardown(&self, vms: &[String]) -> stages::delete::Teardown {
-        stages::delete::Teardown::of(&self.state, &self.inventory, vms)
+    pub fn teardown(&self, vms: &[String]) -> operations::delete::Teardown {
+        operations::delete::Teardown::of(&self.state, &self.inventory, vms)
     }
 
     /// `down`: forgets what is gone or no longer the lab's, deletes the rest.
     pub async fn down(
         self,
-        teardown: stages::delete::Teardown,
+        teardown: operations::delete::Teardown,
         reporter: Arc<Reporter>,
     ) -> Result<Vec<NodeReport>, Error> {
         let ctx = self.context(reporter);

@@ -253,3 +253,211 @@ async fn an_orphan_is_found_kept_and_removed_only_when_asked() {
     assert!(provider.vm("b-master").is_none());
     assert!(provider.vm("a-master").unwrap().running && provider.vm("a-worker").unwrap().running);
 }
+
+/// The lab file with softnet, a network the Orchard-like provider has.
+const ON_A_FLEET: &str = "lab: t\nclusters:\n  - name: a\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n  - name: b\n    nodes:\n      - { name: master, role: master }\n";
+
+#[tokio::test]
+async fn an_orchard_like_provider_creates_vms_running_and_a_converged_lab_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::orchard_like());
+    let engine = engine(dir.path(), ON_A_FLEET, &provider, options()).await;
+    assert!(engine
+        .plan(&all(&engine))
+        .iter()
+        .all(|p| p.summary() == "create"));
+    let reports = up_as_planned(engine).await;
+    assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
+    for vm in ["a-master", "a-worker", "b-master"] {
+        assert_eq!(
+            mutating_calls(&provider, vm),
+            [format!("create {vm}")],
+            "no start, no pull"
+        );
+        let report = reports.iter().find(|r| r.node == vm).unwrap();
+        assert_eq!(report.actions, [Action::Created, Action::Booted]);
+        assert_eq!(
+            report.ip.as_deref(),
+            Some(provider.vm(vm).unwrap().address.as_str())
+        );
+    }
+    assert!(
+        !provider.calls().iter().any(|c| c.starts_with("fetch")),
+        "no local images"
+    );
+    let calls = provider.calls().len();
+    let again = engine_with(dir.path(), ON_A_FLEET, &provider, options()).await;
+    assert!(again
+        .plan(&all(&again))
+        .iter()
+        .all(|p| p.summary() == "nothing"));
+    let reports = up_as_planned(again).await;
+    assert!(reports
+        .iter()
+        .all(|r| r.actions.is_empty() && r.failure.is_none()));
+    assert_eq!(provider.calls().len(), calls, "{:?}", provider.calls());
+}
+
+#[tokio::test]
+async fn an_orchard_like_provider_plans_a_cpu_change_as_a_recreate_and_does_it_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::orchard_like());
+    up_as_planned(engine(dir.path(), ON_A_FLEET, &provider, options()).await).await;
+    let changed = ON_A_FLEET.replace(
+        "{ name: worker, role: worker }",
+        "{ name: worker, role: worker, cpu: 4 }",
+    );
+    let engine = engine(dir.path(), &changed, &provider, options()).await;
+    let plans = engine.plan(&all(&engine));
+    let worker = plans.iter().find(|p| p.vm == "a-worker").unwrap();
+    assert!(
+        matches!(&worker.lifecycle, Lifecycle::Blocked(Blocker::NeedsRecreate { why }) if why.contains("cpu 2 -> 4")),
+        "{:?}",
+        worker.lifecycle
+    );
+    assert_eq!(
+        worker.summary(),
+        "blocked: cpu 2 -> 4 cannot be changed on an existing VM of this provider (--recreate)"
+    );
+    let reports = up_as_planned(engine).await;
+    let failure = reports
+        .iter()
+        .find(|r| r.node == "a-worker")
+        .and_then(|r| r.failure.clone())
+        .unwrap();
+    assert_eq!(failure.stage, Stage::Check);
+    assert!(failure.hint.contains("--recreate"), "{failure:?}");
+    assert_eq!(mutating_calls(&provider, "a-worker").len(), 1, "untouched");
+
+    let recreating = engine_with(
+        dir.path(),
+        &changed,
+        &provider,
+        Options {
+            recreate: true,
+            ..options()
+        },
+    )
+    .await;
+    let worker = recreating
+        .plan(&all(&recreating))
+        .into_iter()
+        .find(|p| p.vm == "a-worker")
+        .unwrap();
+    assert_eq!(worker.summary(), "recreate (--recreate: its disk is lost)");
+    let old = provider.vm("a-worker").unwrap();
+    let reports = up_as_planned(recreating).await;
+    assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
+    let new = provider.vm("a-worker").unwrap();
+    assert_eq!(new.cpu, 4);
+    assert_ne!(new.mac, old.mac);
+    assert!(
+        !mutating_calls(&provider, "a-worker")
+            .iter()
+            .any(|c| c.starts_with("resize") || c.starts_with("start")),
+        "{:?}",
+        provider.calls()
+    );
+}
+
+/// `engine` with other options (the name the tests above read best with).
+async fn engine_with(
+    dir: &Path,
+    yaml: &str,
+    provider: &Arc<FakeProvider>,
+    options: Options,
+) -> Engine {
+    engine(dir, yaml, provider, options).await
+}
+
+#[tokio::test]
+async fn an_orchard_like_provider_refuses_stop_start_and_restart_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::orchard_like());
+    up_as_planned(engine(dir.path(), ON_A_FLEET, &provider, options()).await).await;
+    let engine = engine(dir.path(), ON_A_FLEET, &provider, Options::teardown(4)).await;
+    for verb in ["stop", "start", "restart"] {
+        let error = engine.refuse_lifecycle(verb).unwrap_err();
+        assert_eq!(
+            error.exit(),
+            crate::error::Exit::Invalid,
+            "bad usage: exit 2"
+        );
+        let (_, text) = error.render();
+        assert!(
+            text.contains(&format!("`tartlab {verb}` is not possible with fake")),
+            "{text}"
+        );
+        assert!(text.contains("can never start again"), "{text}");
+        assert!(text.contains("nothing was changed"), "{text}");
+    }
+    assert!(provider.vm("a-master").unwrap().running);
+    // Local tart's can.
+    let local = Arc::new(FakeProvider::new());
+    let tart = super::tests::engine(dir.path(), ON_A_FLEET, &local, Options::teardown(4)).await;
+    assert!(tart.refuse_lifecycle("stop").is_ok());
+}
+
+#[tokio::test]
+async fn an_orchard_like_vm_that_vanished_is_made_again_and_one_that_moved_is_found_where_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::orchard_like());
+    up_as_planned(engine(dir.path(), ON_A_FLEET, &provider, options()).await).await;
+    provider.vanish("a-worker");
+    provider.move_vm("b-master", "127.200.9.9");
+    let engine = engine(dir.path(), ON_A_FLEET, &provider, options()).await;
+    let plans = engine.plan(&all(&engine));
+    let summary = |vm: &str| plans.iter().find(|p| p.vm == vm).unwrap().summary();
+    assert_eq!(summary("a-worker"), "create");
+    assert_eq!(summary("b-master"), "nothing");
+    let reports = up_as_planned(engine).await;
+    assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
+    let state = StateDir::beside(&dir.path().join("tartlab.yaml"))
+        .read_state("t")
+        .unwrap();
+    let worker = provider.vm("a-worker").unwrap();
+    assert_eq!(
+        state.vms["a-worker"].mac.as_deref(),
+        Some(worker.mac.as_str())
+    );
+    assert_eq!(
+        state.vms["a-worker"].ip.as_deref(),
+        Some(worker.address.as_str())
+    );
+    assert_eq!(
+        state.vms["b-master"].ip.as_deref(),
+        Some("127.200.9.9"),
+        "the moved VM's address, asked"
+    );
+}
+
+#[tokio::test]
+async fn an_orchard_like_node_that_fails_leaves_the_others_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::orchard_like());
+    provider.fail_create("a-worker");
+    let reports = up_as_planned(engine(dir.path(), ON_A_FLEET, &provider, options()).await).await;
+    let failed: Vec<&NodeReport> = reports.iter().filter(|r| r.failure.is_some()).collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].node, "a-worker");
+    assert_eq!(failed[0].failure.as_ref().unwrap().stage, Stage::Create);
+    assert!(provider.vm("a-master").unwrap().running);
+    assert!(provider.vm("b-master").unwrap().running);
+}
+
+#[tokio::test]
+async fn a_network_mode_the_provider_lacks_is_refused_before_anything_is_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::orchard_like());
+    let nat = ON_A_FLEET.replace("lab: t\n", "lab: t\ndefaults: { network: nat }\n");
+    let engine = engine(dir.path(), &nat, &provider, options()).await;
+    let selected = all(&engine);
+    let error = engine
+        .up(selected, Reporter::silent(), false)
+        .await
+        .unwrap_err();
+    let (_, text) = error.render();
+    assert!(text.contains("fake has no network mode nat"), "{text}");
+    assert!(text.contains("softnet, bridged"), "{text}");
+    assert!(provider.calls().is_empty(), "{:?}", provider.calls());
+}

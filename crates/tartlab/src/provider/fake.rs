@@ -34,6 +34,7 @@ struct World {
     images: BTreeMap<String, Option<u64>>,
     calls: Vec<String>,
     fail_start: BTreeSet<String>,
+    fail_create: BTreeSet<String>,
     made: u32,
 }
 
@@ -131,6 +132,10 @@ impl FakeProvider {
         self.with(|w| w.calls.clone())
     }
 
+    pub fn fail_create(&self, vm: &str) {
+        self.with(|w| w.fail_create.insert(vm.into()));
+    }
+
     pub fn fail_start(&self, vm: &str) {
         self.with(|w| w.fail_start.insert(vm.into()));
     }
@@ -219,6 +224,12 @@ impl Provider for FakeProvider {
         Box::pin(async move {
             self.record(format!("create {}", spec.name));
             let running = !self.capabilities.local_images;
+            if self.with(|w| w.fail_create.contains(&spec.name)) {
+                return Err(ProviderError::new(
+                    format!("{} failed to be made", spec.name),
+                    "a test",
+                ));
+            }
             if !self
                 .capabilities
                 .network_modes

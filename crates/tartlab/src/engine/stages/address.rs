@@ -14,10 +14,6 @@ use crate::provider::{AddressWait, BoxFuture};
 pub struct WaitForAddress;
 
 impl NodeStage for WaitForAddress {
-    fn stage(&self) -> Stage {
-        Stage::Ip
-    }
-
     fn run<'a>(
         &'a self,
         ctx: &'a Context,

@@ -16,7 +16,6 @@ use super::{command_failure, show_note, NodeRun, NodeStage};
 use crate::engine::events::{Provisioned, Stage};
 use crate::engine::inputs::{self, UserInputs};
 use crate::engine::remote::{as_root_locked, DONE_PREFIX};
-use crate::engine::watch::Address;
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::guest::runner::Command;
 use crate::guest::ssh::{Input, Reply, Stream};
@@ -132,10 +131,6 @@ const MAX_HOST_KEYS: usize = 8;
 pub struct Base;
 
 impl NodeStage for Base {
-    fn stage(&self) -> Stage {
-        Stage::Base
-    }
-
     fn run<'a>(
         &'a self,
         ctx: &'a Context,
@@ -145,16 +140,7 @@ impl NodeStage for Base {
             if !run.provisioning(ctx) {
                 return Ok(());
             }
-            apply(ctx, run).await?;
-            // The lab file's cloud-init user-data, by the guest's own cloud-init (it powers
-            // the VM off and on): before peers may probe it.
-            super::cloud_init::apply(ctx, run).await?;
-            // Its sshd answers (or it was up and provisioned already): peers may probe it.
-            if let Some(ip) = &run.ip {
-                ctx.reachable
-                    .publish(&run.node.vm_name, Address::Known(ip.clone()));
-            }
-            Ok(())
+            apply(ctx, run).await
         })
     }
 }

@@ -10,10 +10,6 @@ use crate::provider::BoxFuture;
 pub struct Boot;
 
 impl NodeStage for Boot {
-    fn stage(&self) -> Stage {
-        Stage::Boot
-    }
-
     fn run<'a>(
         &'a self,
         ctx: &'a Context,

@@ -12,10 +12,6 @@ use crate::state::OwnedVm;
 pub struct Check;
 
 impl NodeStage for Check {
-    fn stage(&self) -> Stage {
-        Stage::Check
-    }
-
     fn run<'a>(
         &'a self,
         ctx: &'a Context,

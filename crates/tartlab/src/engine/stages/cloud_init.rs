@@ -3,20 +3,21 @@
 //! own cloud-init run end, clears cloud-init's state, writes a NoCloud seed (`/var/lib/cloud/seed/nocloud`: the user-data, and meta-data with a fresh
 //! `instance-id` and the node's `local-hostname`), turns the NoCloud datasource on in
 //! `/etc/cloud/cloud.cfg.d/99_tartlab.cfg` (the cirruslabs images turn every datasource off),
-//! powers the VM off and starts it again, waits for SSH, and
+//! powers the VM off and starts it again (`operations::restart`), waits for SSH, and
 //! reports `cloud-init status --wait --long`. The host keys tartlab pinned stay: the drop-in
 //! tells cloud-init not to delete any (`ssh_deletekeys: false`) and to make only the types
 //! tartlab made, which exist already (`ssh_genkeytypes: [ ed25519, ecdsa ]`).
 //! The user-data's hash is recorded: unchanged user-data does nothing on the next `up`.
 
-use super::{command_failure, run_locked_script, stop, NodeRun};
+use super::{command_failure, run_locked_script, NodeRun, NodeStage};
 use crate::engine::events::{Provisioned, Stage};
 use crate::engine::inputs;
+use crate::engine::operations::restart::power_cycle;
 use crate::engine::remote::as_root_locked;
+use crate::engine::watch::Address;
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::guest::runner::Command;
-
-use crate::provider::AddressWait;
+use crate::provider::BoxFuture;
 
 /// Arguments: the instance-id and the hostname; stdin: the user-data.
 const SEED: &str = r#"set -euo pipefail
@@ -61,8 +62,33 @@ fi
 exit "$code"
 "#;
 
+/// The stage: the node's user-data, then its sshd is known to answer, so peers may probe it.
+pub struct CloudInit;
+
+impl NodeStage for CloudInit {
+    fn run<'a>(
+        &'a self,
+        ctx: &'a Context,
+        run: &'a mut NodeRun,
+    ) -> BoxFuture<'a, Result<(), Failure>> {
+        Box::pin(async move {
+            if !run.provisioning(ctx) {
+                return Ok(());
+            }
+            // The user-data powers the VM off and on: before peers may probe it.
+            apply(ctx, run).await?;
+            // Its sshd answers (or it was up and provisioned already): peers may probe it.
+            if let Some(ip) = &run.ip {
+                ctx.reachable
+                    .publish(&run.node.vm_name, Address::Known(ip.clone()));
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Applies the node's user-data if it changed since it was last applied.
-pub async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
+async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
     let (Some(relative), Some(user_data)) = (
         run.node.cloud_init.clone(),
         inputs::cloud_init(&ctx.lab, &run.node),
@@ -132,53 +158,10 @@ pub async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Powers the VM off from inside and starts it again (where a reboot from inside ends the
-/// VM, as on tart: Virtualization.framework has no guest reset), then its address and SSH.
-/// A provider that cannot start a VM again is refused before anything is stopped.
+/// Powers the VM off and on for cloud-init, then takes its new address.
 async fn restart(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
-    let vm = run.node.vm_name.clone();
-    let capabilities = ctx.provider.capabilities();
-    if !capabilities.start_after_stop {
-        let reboot = if capabilities.reboot_ends_vm {
-            ", and a reboot from inside would end it too"
-        } else {
-            ""
-        };
-        return Err(Failure::new(
-            Stage::CloudInit,
-            format!(
-                "cloud-init applies user-data at a boot, and {} cannot start {vm} again after a power-off{reboot}; the seed is written, the VM left running",
-                ctx.provider.name()
-            ),
-            format!("remove cloud_init: from {vm}'s settings, or run its commands as a provisioning step"),
-        ));
-    }
     run.guest.close().await;
-    ctx.reporter
-        .started(&vm, Stage::CloudInit, "restarting the VM for cloud-init");
-    stop::gracefully(ctx, &vm)
-        .await
-        .map_err(|f| Failure::new(Stage::CloudInit, f.message, f.hint))?;
-    ctx.provider
-        .start(&vm, &run.node.network, &ctx.dir.run_log(&vm))
-        .await
-        .map_err(|e| Failure::from_provider(Stage::CloudInit, e))?;
-    let identity = ctx.store.vm(&vm).and_then(|o| o.mac).unwrap_or_default();
-    let ip = ctx
-        .provider
-        .address(
-            &vm,
-            &identity,
-            &run.node.network,
-            AddressWait {
-                timeout: ctx.timeouts.ip,
-            },
-        )
-        .await
-        .map_err(|e| Failure::from_provider(Stage::CloudInit, e))?;
-    ctx.store
-        .update_vm(&vm, |o| o.ip = Some(ip.clone()))
-        .map_err(|e| Failure::new(Stage::CloudInit, e, WRITABLE))?;
+    let ip = power_cycle(ctx, &run.node, Stage::CloudInit, "for cloud-init").await?;
     run.ip = Some(ip.clone());
     run.report.ip = Some(ip);
     Ok(())

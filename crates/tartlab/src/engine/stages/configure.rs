@@ -1,8 +1,9 @@
 //! Applying changed settings (cpu, memory, disk, network) to a VM the lab owns: a running VM
 //! is shut down from inside first, then resized; it boots with them in the next stage.
 
-use super::{stop, NodeRun, NodeStage};
+use super::{NodeRun, NodeStage};
 use crate::engine::events::{Action, Stage};
+use crate::engine::operations::stop;
 use crate::engine::plan::resource_changes;
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::provider::{BoxFuture, Resize};
@@ -10,10 +11,6 @@ use crate::provider::{BoxFuture, Resize};
 pub struct Configure;
 
 impl NodeStage for Configure {
-    fn stage(&self) -> Stage {
-        Stage::Configure
-    }
-
     fn run<'a>(
         &'a self,
         ctx: &'a Context,

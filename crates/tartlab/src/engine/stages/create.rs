@@ -4,8 +4,9 @@
 //! creates VMs running (Orchard) has booted the node here; tart's clone is booted by the next
 //! stages. `--recreate` deletes the VM made from another image first.
 
-use super::{delete, NodeRun, NodeStage};
+use super::{NodeRun, NodeStage};
 use crate::engine::events::{Action, Stage};
+use crate::engine::operations::delete;
 use crate::engine::plan::Lifecycle;
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::provider::{BoxFuture, CreateFrom, Power, VmSpec};
@@ -14,10 +15,6 @@ use crate::state::OwnedVm;
 pub struct Create;
 
 impl NodeStage for Create {
-    fn stage(&self) -> Stage {
-        Stage::Create
-    }
-
     fn run<'a>(
         &'a self,
         ctx: &'a Context,

@@ -50,10 +50,6 @@ done
 pub struct Files;
 
 impl NodeStage for Files {
-    fn stage(&self) -> Stage {
-        Stage::Files
-    }
-
     fn run<'a>(
         &'a self,
         ctx: &'a Context,

@@ -20,10 +20,6 @@ rm -f "$tmp"
 pub struct Hosts;
 
 impl NodeStage for Hosts {
-    fn stage(&self) -> Stage {
-        Stage::Hosts
-    }
-
     fn run<'a>(
         &'a self,
         ctx: &'a Context,

@@ -1,8 +1,9 @@
 //! The stages of `up`, each a small type in its own file, run in the order `NODE_STAGES`
 //! gives (kind's create "actions" are the model: `pkg/cluster/internal/create/actions/`, one
 //! per step, each `Execute(ctx)`), every node at once; then the lab-wide phases, `steps` and
-//! `ready`, which run across nodes. Adding a stage never touches the others. The teardown
-//! paths (`stop.rs`, `delete.rs`) live here too.
+//! `ready`, which run across nodes. Adding a stage never touches the others, and no stage
+//! calls another: what several need (a graceful stop, a delete, a power cycle) is an
+//! operation, in `engine/operations/`.
 
 pub mod address;
 pub mod base;
@@ -11,14 +12,12 @@ pub mod check;
 pub mod cloud_init;
 pub mod configure;
 pub mod create;
-pub mod delete;
 pub mod files;
 pub mod hosts;
 pub mod network;
 pub mod ready;
 pub mod ssh;
 pub mod steps;
-pub mod stop;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,7 +27,7 @@ use tokio::sync::{Mutex, OwnedSemaphorePermit};
 use super::events::{Action, Provisioned, Stage};
 use super::plan::{Lifecycle, NodePlan};
 use super::watch::Address;
-use super::{fanout, Context, Failure, NodeReport, Provisioning};
+use super::{fanout, internal_failure, Context, Failure, NodeReport, Provisioning};
 use crate::guest::runner::GuestSession;
 use crate::lab::Node;
 use crate::provider::{BoxFuture, Inventory, Power};
@@ -128,7 +127,6 @@ impl NodeRun {
 
 /// One stage of a node's `up`.
 pub trait NodeStage: Sync {
-    fn stage(&self) -> Stage;
     /// Does the stage's work on the node, or nothing when the node does not need it.
     fn run<'a>(
         &'a self,
@@ -146,6 +144,7 @@ pub const NODE_STAGES: &[&dyn NodeStage] = &[
     &address::WaitForAddress,
     &ssh::Connect,
     &base::Base,
+    &cloud_init::CloudInit,
     &hosts::Hosts,
     &network::CheckNetwork,
     &files::Files,
@@ -174,7 +173,12 @@ pub async fn up(
     }
     // A node kept running as it is uses the address the state knows (the address stage
     // takes it as it is): known to its peers from the start, so they do not wait on it.
-    for plan in plans.iter().filter(|p| p.lifecycle == Lifecycle::Keep) {
+    // Where addresses move (Orchard), the address stage asks, and peers wait for that.
+    let stable = ctx.provider.capabilities().stable_address;
+    for plan in plans
+        .iter()
+        .filter(|p| stable && p.lifecycle == Lifecycle::Keep)
+    {
         let known = state.vms.get(&plan.vm).and_then(|o| o.ip.clone());
         if let (Some(ip), true) = (known, inventory.running(&plan.vm)) {
             ctx.addresses.publish(&plan.vm, Address::Known(ip));
@@ -331,13 +335,15 @@ pub fn actions_text(actions: &[Action]) -> String {
         .join(", ")
 }
 
-/// A node task that ended abnormally.
-fn internal_failure() -> Failure {
-    Failure::new(
-        Stage::Internal,
-        "the node's task ended abnormally",
-        "this is a bug in tartlab; please report it with .tartlab/events.jsonl",
-    )
+/// The clusters with a failed node, each with the first node that failed there.
+pub fn failed_clusters(runs: &[NodeRun]) -> std::collections::BTreeMap<String, String> {
+    let mut failed = std::collections::BTreeMap::new();
+    for run in runs.iter().filter(|r| r.report.failure.is_some()) {
+        failed
+            .entry(run.node.cluster.clone())
+            .or_insert(run.node.vm_name.clone());
+    }
+    failed
 }
 
 /// One node through every stage, as far as it gets.
@@ -381,48 +387,6 @@ async fn run_node(ctx: Arc<Context>, mut run: NodeRun) -> NodeRun {
     }
     run.report.seconds = started.elapsed().as_secs_f64();
     run
-}
-
-/// Runs `work` for every VM, at most `parallel` at once, each filling its own report; a
-/// failure is shown and recorded, and a task that panics becomes a failed report too.
-/// Reports keep the VMs' order.
-pub async fn per_node<F, Fut>(
-    ctx: &Arc<Context>,
-    vms: Vec<String>,
-    parallel: usize,
-    work: F,
-) -> Vec<NodeReport>
-where
-    F: Fn(Arc<Context>, String) -> Fut,
-    Fut: std::future::Future<Output = (NodeReport, Result<(), Failure>)> + Send + 'static,
-{
-    let names = vms.clone();
-    let results = fanout::each(vms, parallel, |vm| {
-        let ctx = ctx.clone();
-        let job = work(ctx.clone(), vm.clone());
-        async move {
-            let started = Instant::now();
-            let (mut report, result) = job.await;
-            if let Err(failure) = result {
-                ctx.reporter.failed(&vm, failure.stage, &failure.message);
-                report.failure = Some(failure);
-            }
-            report.seconds = started.elapsed().as_secs_f64();
-            report
-        }
-    })
-    .await;
-    results
-        .into_iter()
-        .zip(names)
-        .map(|(report, vm)| {
-            report.unwrap_or_else(|| {
-                let mut report = NodeReport::new(&vm);
-                report.failure = Some(internal_failure());
-                report
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -42,10 +42,6 @@ wait
 pub struct CheckNetwork;
 
 impl NodeStage for CheckNetwork {
-    fn stage(&self) -> Stage {
-        Stage::Network
-    }
-
     fn run<'a>(
         &'a self,
         ctx: &'a Context,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::steps::failed_clusters;
+use super::failed_clusters;
 use super::{command_failure, NodeRun};
 use crate::engine::events::Stage;
 use crate::engine::remote::as_root;

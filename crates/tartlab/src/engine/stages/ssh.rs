@@ -20,10 +20,6 @@ use crate::provider::BoxFuture;
 pub struct Connect;
 
 impl NodeStage for Connect {
-    fn stage(&self) -> Stage {
-        Stage::Ssh
-    }
-
     fn run<'a>(
         &'a self,
         ctx: &'a Context,

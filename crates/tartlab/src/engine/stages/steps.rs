@@ -7,17 +7,16 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use super::{command_failure, show_note, GuestLink, NodeRun};
+use super::{command_failure, failed_clusters, show_note, GuestLink, NodeRun};
 use crate::engine::events::{Action, Stage};
 use crate::engine::inputs::{self, Outputs};
 use crate::engine::remote::as_root_locked;
-use crate::engine::{secret_output_keys, Context, Failure, WRITABLE};
+use crate::engine::{Context, Failure, WRITABLE};
 use crate::guest::mask::OUTPUT_PREFIX;
 use crate::guest::runner::{Command, GuestSession};
 use crate::guest::ssh::{Input, Reply, Stream};
 use crate::lab::model::StepSpec;
-use crate::lab::{selects, Lab, Node};
-use crate::state::State;
+use crate::lab::{selects, Node};
 
 const RUN_STEP: &str = r#"set -euo pipefail
 name=$1 user=$2
@@ -76,22 +75,6 @@ impl PrintedOutputs {
             self.values.insert(key.to_string(), value.to_string());
         }
     }
-}
-
-/// Every secret output value the state knows, so it can be masked from the start.
-pub fn known_secrets(lab: &Lab, state: &State) -> Vec<String> {
-    let secret_keys = secret_output_keys(lab);
-    state
-        .vms
-        .values()
-        .flat_map(|vm| {
-            vm.outputs
-                .iter()
-                .filter(|(k, _)| secret_keys.contains(k.as_str()))
-                .map(|(_, v)| v.clone())
-                .collect::<Vec<_>>()
-        })
-        .collect()
 }
 
 /// A node a step runs on: where it is, its session, and the hash of the files it gets.
@@ -242,17 +225,6 @@ fn declared_outputs(
             ctx.dir.provision_log(vm).display()
         ),
     ))
-}
-
-/// The clusters with a failed node, each with the first node that failed there.
-pub fn failed_clusters(runs: &[NodeRun]) -> BTreeMap<String, String> {
-    let mut failed = BTreeMap::new();
-    for run in runs.iter().filter(|r| r.report.failure.is_some()) {
-        failed
-            .entry(run.node.cluster.clone())
-            .or_insert(run.node.vm_name.clone());
-    }
-    failed
 }
 
 /// The nodes that came up, as steps reach them.

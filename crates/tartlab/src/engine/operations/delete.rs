@@ -18,7 +18,7 @@ use crate::state::State;
 pub async fn delete(ctx: &Context, vm: &str, power: Power) -> Result<(), Failure> {
     if power == Power::Running {
         ctx.reporter
-            .started(vm, Stage::Stop, &format!("{} stop", ctx.provider.name()));
+            .started(vm, Stage::Stop, "stopping it to delete it");
         ctx.provider
             .stop(vm, Duration::from_secs(5))
             .await
@@ -30,11 +30,7 @@ pub async fn delete(ctx: &Context, vm: &str, power: Power) -> Result<(), Failure
                 )
             })?;
     }
-    ctx.reporter.started(
-        vm,
-        Stage::Delete,
-        &format!("{} delete", ctx.provider.name()),
-    );
+    ctx.reporter.started(vm, Stage::Delete, "deleting it");
     ctx.provider
         .delete(vm)
         .await

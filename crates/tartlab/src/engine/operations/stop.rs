@@ -51,7 +51,7 @@ pub async fn gracefully(ctx: &Context, vm: &str) -> Result<StopHow, Failure> {
         return Ok(StopHow::ShutDown);
     }
     ctx.reporter
-        .started(vm, Stage::Stop, &format!("{} stop", ctx.provider.name()));
+        .started(vm, Stage::Stop, "the guest did not go down: forcing it off");
     let stopped = ctx
         .provider
         .stop(vm, Duration::from_secs(10))
@@ -65,10 +65,12 @@ pub async fn gracefully(ctx: &Context, vm: &str) -> Result<StopHow, Failure> {
     } else {
         Err(Failure::new(
             Stage::Stop,
-            format!("{vm} still runs after `{} stop`", ctx.provider.name()),
             format!(
-                "look for the process that runs it (see {})",
-                ctx.dir.run_log(vm).display()
+                "{vm} still runs after {} was told to stop it",
+                ctx.provider.name()
+            ),
+            format!(
+                "`tartlab logs {vm}` shows its console output; `tartlab stop {vm}` tries again"
             ),
         ))
     }

@@ -1,0 +1,59 @@
+//! A power cycle from inside: the guest shut down gracefully, the VM started again, its
+//! address taken anew and recorded. Where a reboot from inside ends the VM (tart:
+//! Virtualization.framework has no guest reset) this is how a guest reboots; a provider that
+//! cannot start a VM again is refused before anything is stopped.
+
+use super::stop;
+use crate::engine::events::Stage;
+use crate::engine::{Context, Failure, WRITABLE};
+use crate::lab::Node;
+use crate::provider::AddressWait;
+
+/// Shuts the node down from inside, starts it again and returns its address; `why` says
+/// what for, in its progress line.
+pub async fn power_cycle(
+    ctx: &Context,
+    node: &Node,
+    stage: Stage,
+    why: &str,
+) -> Result<String, Failure> {
+    let vm = &node.vm_name;
+    let capabilities = ctx.provider.capabilities();
+    if !capabilities.start_after_stop {
+        let reboot = if capabilities.reboot_ends_vm {
+            ", and a reboot from inside would end it too"
+        } else {
+            ""
+        };
+        return Err(Failure::new(
+            stage,
+            format!(
+                "{vm} needs a restart {why}, and {} cannot start a VM again after a power-off{reboot}; it was left running",
+                ctx.provider.name()
+            ),
+            format!("remove what needs the restart from {vm}'s settings (cloud_init:), or run its commands as a provisioning step"),
+        ));
+    }
+    ctx.reporter
+        .started(vm, stage, &format!("restarting the VM {why}"));
+    stop::gracefully(ctx, vm)
+        .await
+        .map_err(|f| Failure::new(stage, f.message, f.hint))?;
+    ctx.provider
+        .start(vm, &node.network, &ctx.dir.run_log(vm))
+        .await
+        .map_err(|e| Failure::from_provider(stage, e))?;
+    let identity = ctx.store.vm(vm).and_then(|o| o.mac).unwrap_or_default();
+    let wait = AddressWait {
+        timeout: ctx.timeouts.ip,
+    };
+    let ip = ctx
+        .provider
+        .address(vm, &identity, &node.network, wait)
+        .await
+        .map_err(|e| Failure::from_provider(stage, e))?;
+    ctx.store
+        .update_vm(vm, |o| o.ip = Some(ip.clone()))
+        .map_err(|e| Failure::new(stage, e, WRITABLE))?;
+    Ok(ip)
+}
