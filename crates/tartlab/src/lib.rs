@@ -5,10 +5,12 @@
 //! the one error type `main.rs` prints.
 
 pub mod cli;
+pub mod clock;
 pub mod dial;
 pub mod doctor;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod guest;
 pub mod lab;
 pub mod provider;

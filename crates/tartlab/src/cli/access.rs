@@ -601,7 +601,7 @@ pub fn logs(args: &LogsArgs) -> Result<Exit> {
         };
         let _ = stdout.flush();
     };
-    let open = |path: &PathBuf| crate::state::open_nofollow(path, libc::O_RDONLY);
+    let open = |path: &PathBuf| crate::files::open_nofollow(path, libc::O_RDONLY);
     let mut offsets = vec![0u64; files.len()];
     for (i, path) in files.iter().enumerate() {
         show(format!("==> {} <==\n", path.display()).as_bytes());
@@ -613,7 +613,7 @@ pub fn logs(args: &LogsArgs) -> Result<Exit> {
                 show(last_lines(&text, args.tail));
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::fatal(crate::state::describe_error(path, &e), "")),
+            Err(e) => return Err(Error::fatal(crate::files::describe_error(path, &e), "")),
         }
     }
     if !args.follow {

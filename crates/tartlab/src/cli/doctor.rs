@@ -120,7 +120,7 @@ fn lab_dir(lab: &Lab) -> Vec<Check> {
         return checks;
     }
     let key = state.key_path();
-    checks.push(match crate::state::read_text(&key) {
+    checks.push(match crate::files::read_text(&key) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Check::ok("lab key", "made on the first `tartlab up`")
         }

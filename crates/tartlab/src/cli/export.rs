@@ -11,19 +11,17 @@ use crate::error::{Error, Exit, Result};
 use crate::lab::Node;
 
 /// How OpenSSH reaches each node that has a recorded address, as its provider says.
-fn routes(snapshot: &LabSnapshot) -> Result<BTreeMap<String, SshRoute>> {
-    let provider = crate::provider::open(Some(&snapshot.lab), None)
-        .map_err(|e| Error::fatal(e.message, e.hint))?;
-    Ok(snapshot
+fn routes(snapshot: &LabSnapshot) -> BTreeMap<String, SshRoute> {
+    snapshot
         .lab
         .nodes
         .iter()
         .filter_map(|node| {
             let ip = snapshot.state.vms.get(&node.vm_name)?.ip.clone()?;
-            let route = provider.dialer(&node.vm_name, &ip).route();
+            let route = crate::provider::ssh_route(&snapshot.lab, &node.vm_name, &ip);
             Some((node.vm_name.clone(), route))
         })
-        .collect())
+        .collect()
 }
 
 /// `tartlab proxy` for a node, as one command line for OpenSSH's `ProxyCommand` (which a
@@ -46,7 +44,7 @@ pub struct InventoryArgs {
 
 pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
     let snapshot = LabSnapshot::open(args)?;
-    let routes = routes(&snapshot)?;
+    let routes = routes(&snapshot);
     let key = snapshot.absolute(snapshot.dir.key_path());
     let known = snapshot.absolute(snapshot.dir.known_hosts_path());
     let mut text = format!(
@@ -98,7 +96,7 @@ pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
     }
     let path = snapshot.dir.root.join("ssh_config");
     if snapshot.dir.exists() {
-        crate::state::write_atomic(&path, text.as_bytes(), 0o600)
+        crate::files::write_atomic(&path, text.as_bytes(), 0o600)
             .map_err(|e| Error::fatal(format!("cannot write {}: {e}", path.display()), ""))?;
     }
     if args.json {
@@ -262,7 +260,7 @@ fn render_json(
 pub fn inventory(args: &InventoryArgs) -> Result<Exit> {
     let snapshot = LabSnapshot::open(&args.file)?;
     let groups = groups(&snapshot.lab.nodes);
-    let routes = routes(&snapshot)?;
+    let routes = routes(&snapshot);
     let text = if args.file.json {
         format!("{}\n", render_json(&snapshot, &routes, &groups))
     } else if args.ini {

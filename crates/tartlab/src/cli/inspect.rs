@@ -182,7 +182,7 @@ fn summaries(snapshot: &LabSnapshot) -> Vec<(String, Vec<Action>)> {
             return vec![("unknown".into(), Vec::new()); lab.nodes.len()];
         }
     };
-    let public = crate::state::read_text(&dir.key_path().with_extension("pub")).unwrap_or_default();
+    let public = crate::files::read_text(&dir.key_path().with_extension("pub")).unwrap_or_default();
     let keys = user_keys(lab, &public).unwrap_or_default();
     let selected: Vec<String> = lab.nodes.iter().map(|n| n.vm_name.clone()).collect();
     let facts = Facts {

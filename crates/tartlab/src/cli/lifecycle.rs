@@ -2,10 +2,9 @@
 //! held for the whole command, hands the work to the engine, and prints the recap with the
 //! exit code design.md gives.
 
-use super::{block_on, open_lab, out, select, FileArgs};
-use crate::engine::events::Reporter;
-use crate::engine::stages::actions_text;
-use crate::engine::{Engine, Failure, NodeReport, Options, Provisioning, Reprovision};
+use super::{block_on, open_lab, select, FileArgs};
+use crate::engine::events::{Reporter, Stage};
+use crate::engine::{Engine, NodeReport, Options, Provisioning, Reprovision};
 use crate::error::{Error, Exit, Result};
 use crate::lab::{self, Node};
 use crate::state::{State, StateDir};
@@ -51,7 +50,9 @@ pub struct NodesArgs {
 async fn open_engine(file: &FileArgs, options: Options) -> Result<Engine> {
     let lab = open_lab(file, true)?;
     let dir = StateDir::create_beside(&lab.source.path).map_err(|e| Error::fatal(e, ""))?;
-    let lock = dir.lock().map_err(|e| Error::fatal(e, ""))?;
+    let lock = dir
+        .lock_telling(&|note| eprintln!("tartlab: {note}"))
+        .map_err(|e| Error::fatal(e, ""))?;
     // The machine's list of labs (`tartlab labs`): a convenience, never a reason to stop.
     if let Err(e) = crate::state::LabIndex::for_user().record(lab.name(), &lab.source.path) {
         eprintln!("warning: the list of labs was not updated: {e}");
@@ -79,64 +80,12 @@ where
     }
 }
 
-/// The recap: a table on stdout, each failure with its stage, message and hint on stderr
-/// (a failure before any that refers to it); with `--json` one object. Returns the exit.
-fn recap(json: bool, verb: &str, reports: &[NodeReport]) -> Exit {
+/// The end of a changing command: the recap, as an event the sinks render (a table, the
+/// `--json` object, the journal's line), and the exit code design.md gives.
+fn recap(reporter: &Reporter, verb: &str, reports: &[NodeReport]) -> Exit {
     let failed = reports.iter().filter(|r| r.failure.is_some()).count();
     let exit = Exit::for_results(failed, reports.len());
-    if json {
-        out(&serde_json::json!({ "recap": reports, "exit_code": exit.code() }).to_string());
-        return exit;
-    }
-    let rows: Vec<Vec<String>> = reports
-        .iter()
-        .map(|r| {
-            let (result, detail) = match &r.failure {
-                Some(f) => ("failed".to_string(), format!("at {}", f.stage)),
-                None if r.actions.is_empty() => ("ok".to_string(), "unchanged".to_string()),
-                None => ("ok".to_string(), actions_text(&r.actions)),
-            };
-            vec![
-                r.node.clone(),
-                result,
-                r.ip.clone().unwrap_or_else(|| "-".into()),
-                format!("{:.1}s", r.seconds),
-                detail,
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
-        out(&ui::table(&["NODE", "RESULT", "IP", "TIME", "DONE"], &rows));
-    }
-    let mut failures: Vec<(&NodeReport, &Failure)> = reports
-        .iter()
-        .filter_map(|r| r.failure.as_ref().map(|f| (r, f)))
-        .collect();
-    failures.sort_by_key(|(_, f)| f.caused_by.is_some());
-    for (r, f) in failures {
-        eprintln!(
-            "error: {} failed at stage `{}`: {}",
-            r.node, f.stage, f.message
-        );
-        if !f.hint.is_empty() {
-            eprintln!("  hint: {}", f.hint);
-        }
-    }
-    if reports.is_empty() {
-        out(&format!("{verb}: nothing to do"));
-        return exit;
-    }
-    let ok = reports.len() - failed;
-    out(&format!(
-        "{verb}: {ok} of {} node{} ok{}",
-        reports.len(),
-        if reports.len() == 1 { "" } else { "s" },
-        if failed > 0 {
-            format!(", {failed} failed")
-        } else {
-            String::new()
-        }
-    ));
+    reporter.run_finished(verb, reports, exit.code());
     exit
 }
 
@@ -241,20 +190,23 @@ fn bring_up_once(
         let mut shown = selected.clone();
         if remove_orphans {
             shown.extend(engine.teardown(&orphans).names());
-        } else {
-            for vm in &orphans {
-                eprintln!("warning: {vm} is an orphan: this lab created it and the lab file no longer declares it; it is kept (`tartlab up --remove-orphans` or `tartlab down {vm}` deletes it)");
-            }
         }
         let reporter = ui::reporter(
             Mode::detect(file.json),
             &shown,
             Some(&engine.dir().events_path()),
         );
+        reporter.run_started(verb, &shown);
+        if !remove_orphans {
+            for vm in &orphans {
+                reporter.warning(Some(vm), Stage::Check, &format!("{vm} is an orphan: this lab created it and the lab file no longer declares it; it is kept (`tartlab up --remove-orphans` or `tartlab down {vm}` deletes it)"));
+            }
+        }
         let reports =
             interruptible(&reporter, engine.up(selected, reporter.clone(), file.json)).await;
+        let exit = reports.map(|reports| recap(&reporter, verb, &reports));
         reporter.finish();
-        Ok(recap(file.json, verb, &reports?))
+        exit
     })
 }
 
@@ -297,12 +249,14 @@ pub fn stop(args: &NodesArgs) -> Result<Exit> {
             &running,
             Some(&engine.dir().events_path()),
         );
+        reporter.run_started("stop", &running);
         let reports = interruptible(&reporter, async {
             Ok(engine.stop(&running, reporter.clone()).await)
         })
         .await;
+        let exit = reports.map(|reports| recap(&reporter, "stop", &reports));
         reporter.finish();
-        Ok(recap(args.file.json, "stop", &reports?))
+        exit
     })
 }
 
@@ -320,13 +274,15 @@ pub fn restart(args: &NodesArgs) -> Result<Exit> {
             &selected,
             Some(&engine.dir().events_path()),
         );
+        reporter.run_started("restart", &selected);
         let reports = interruptible(
             &reporter,
             engine.restart(selected, reporter.clone(), args.file.json),
         )
         .await;
+        let exit = reports.map(|reports| recap(&reporter, "restart", &reports));
         reporter.finish();
-        Ok(recap(args.file.json, "restart", &reports?))
+        exit
     })
 }
 
@@ -375,8 +331,10 @@ pub fn down(args: &NodesArgs) -> Result<Exit> {
             &teardown.names(),
             Some(&engine.dir().events_path()),
         );
+        reporter.run_started("down", &teardown.names());
         let reports = interruptible(&reporter, engine.down(teardown, reporter.clone())).await;
+        let exit = reports.map(|reports| recap(&reporter, "down", &reports));
         reporter.finish();
-        Ok(recap(args.file.json, "down", &reports?))
+        exit
     })
 }

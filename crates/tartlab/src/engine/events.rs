@@ -11,9 +11,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Serialize, Serializer};
 
-/// A stage of a node's work (or the lab's, for `Pull`).
+use super::NodeReport;
+
+/// A stage of a node's work (or the lab's, for `Pull` and `Run`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
+    /// The command as a whole: its start and its end (with the recap).
+    Run,
     Pull,
     Check,
     Adopt,
@@ -38,6 +42,7 @@ pub enum Stage {
 impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
+            Stage::Run => "run",
             Stage::Pull => "pull",
             Stage::Check => "check",
             Stage::Adopt => "adopt",
@@ -86,6 +91,8 @@ pub enum Status {
     Failed,
     Skipped,
     Info,
+    /// Something the user should know that is not a failure.
+    Warning,
 }
 
 /// A setting whose change needs a restart.
@@ -181,14 +188,34 @@ impl Serialize for Action {
     }
 }
 
+/// What an event carries beyond its words, typed, for the sinks that need it (none parses a
+/// message back).
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Detail {
+    /// A pull's progress: the image, and how far it is (percent) once tart says.
+    Pull { image: String, percent: Option<u32> },
+    /// A node's address, now known.
+    Address { address: String },
+    /// A command began: its verb and the VMs it works on.
+    RunStarted { command: String, nodes: Vec<String> },
+    /// A command is over: each node's report (the recap), and its exit code.
+    RunFinished {
+        command: String,
+        recap: Vec<NodeReport>,
+        exit_code: i32,
+    },
+}
+
 /// One event: a node's (or the lab's) stage changed status.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Event {
-    /// The VM; `None` for the lab as a whole (image pulls).
+    /// The VM; `None` for the lab as a whole (image pulls, the run).
     pub node: Option<String>,
     pub stage: Stage,
     pub status: Status,
     pub message: String,
+    pub detail: Option<Detail>,
 }
 
 /// Where events go: a display, a file.
@@ -219,16 +246,96 @@ impl Reporter {
     }
 
     pub fn emit(&self, node: Option<&str>, stage: Stage, status: Status, message: &str) {
-        let event = Event {
+        self.send(Event {
             node: node.map(str::to_string),
             stage,
             status,
             message: message.to_string(),
-        };
+            detail: None,
+        });
+    }
+
+    fn send(&self, event: Event) {
         let elapsed = self.start.elapsed();
         for sink in &self.sinks {
             sink.record(&event, elapsed);
         }
+    }
+
+    /// A pull's progress (`percent` once tart reports it; `done` when it is over).
+    pub fn pull(&self, image: &str, percent: Option<u32>, done: bool) {
+        let message = match (done, percent) {
+            (true, _) => format!("{image}: pulled"),
+            (false, Some(p)) => format!("{image}: {p}%"),
+            (false, None) => format!("{image}: pulling"),
+        };
+        self.send(Event {
+            node: None,
+            stage: Stage::Pull,
+            status: if done { Status::Done } else { Status::Info },
+            message,
+            detail: Some(Detail::Pull {
+                image: image.to_string(),
+                percent: if done { Some(100) } else { percent },
+            }),
+        });
+    }
+
+    /// A node's address is known.
+    pub fn address(&self, node: &str, address: &str) {
+        self.send(Event {
+            node: Some(node.to_string()),
+            stage: Stage::Ip,
+            status: Status::Done,
+            message: address.to_string(),
+            detail: Some(Detail::Address {
+                address: address.to_string(),
+            }),
+        });
+    }
+
+    /// Something the user should know at `stage` that is not a failure.
+    pub fn warning(&self, node: Option<&str>, stage: Stage, message: &str) {
+        self.emit(node, stage, Status::Warning, message);
+    }
+
+    /// A command begins on these VMs.
+    pub fn run_started(&self, command: &str, nodes: &[String]) {
+        self.send(Event {
+            node: None,
+            stage: Stage::Run,
+            status: Status::Started,
+            message: format!("{command}: {} node(s)", nodes.len()),
+            detail: Some(Detail::RunStarted {
+                command: command.to_string(),
+                nodes: nodes.to_vec(),
+            }),
+        });
+    }
+
+    /// A command is over: its recap, rendered by the sinks (a table, the JSON object, the
+    /// journal's line).
+    pub fn run_finished(&self, command: &str, recap: &[NodeReport], exit_code: i32) {
+        let failed = recap.iter().filter(|r| r.failure.is_some()).count();
+        self.send(Event {
+            node: None,
+            stage: Stage::Run,
+            status: if failed == 0 {
+                Status::Done
+            } else {
+                Status::Failed
+            },
+            message: format!(
+                "{command}: {} of {} node(s) ok",
+                recap.len() - failed,
+                recap.len()
+            ),
+            detail: Some(Detail::RunFinished {
+                command: command.to_string(),
+                recap: recap.to_vec(),
+                exit_code,
+            }),
+        });
     }
 
     pub fn started(&self, node: &str, stage: Stage, message: &str) {

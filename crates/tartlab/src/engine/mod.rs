@@ -180,7 +180,7 @@ pub fn known_secrets(lab: &Lab, state: &State) -> Vec<String> {
 
 /// Records, per VM, how this `up` ended for it (for `status`).
 fn record_last_up(ctx: &Context, reports: &[NodeReport]) {
-    let at = crate::state::now_rfc3339();
+    let at = crate::clock::now_rfc3339();
     let _ = ctx.store.update(|state| {
         for report in reports {
             if let Some(vm) = state.vms.get_mut(&report.node) {
@@ -357,13 +357,13 @@ impl Engine {
             return Ok(plans);
         }
         for image in &images {
-            reporter.info(Stage::Pull, &format!("{image}: pulling"));
-            let progress = |p: u32| reporter.info(Stage::Pull, &format!("{image}: {p}%"));
+            reporter.pull(image, None, false);
+            let progress = |p: u32| reporter.pull(image, Some(p), false);
             self.provider
                 .fetch_image(image, &progress)
                 .await
                 .map_err(|e| Error::fatal(e.message, e.hint))?;
-            reporter.info(Stage::Pull, &format!("{image}: pulled"));
+            reporter.pull(image, None, true);
         }
         self.inventory = read_inventory(self.provider.as_ref()).await?;
         Ok(self.plan(selected))

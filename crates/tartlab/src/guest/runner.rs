@@ -158,14 +158,14 @@ struct Transcript<'a> {
 impl<'a> Transcript<'a> {
     fn start(path: &Path, vm: &str, shown: &str, masker: &'a Masker) -> Transcript<'a> {
         let mut log = Transcript {
-            file: crate::state::open_append(path).ok(),
+            file: crate::files::open_append(path).ok(),
             masker,
             held: Vec::new(),
             held_bytes: 0,
             written: 0,
             not_written: 0,
         };
-        let header = format!("=== {} {vm}\n$ {shown}\n", crate::state::now_rfc3339());
+        let header = format!("=== {} {vm}\n$ {shown}\n", crate::clock::now_rfc3339());
         log.write(&header);
         log
     }

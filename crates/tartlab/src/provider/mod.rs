@@ -19,11 +19,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::dial::BoxFuture;
-use crate::dial::Dialer;
+use crate::dial::{Dialer, SshRoute};
 use crate::doctor::Check;
 use crate::lab::model::ProviderChoice;
 use crate::lab::{Lab, Login, NetworkMode};
 use crate::state::LockShare;
+
+/// How OpenSSH reaches a lab's VM at `address`, without opening its provider (the exports
+/// work where the backend's tools are not at hand, as under Ansible): what the provider's
+/// dialer would say.
+pub fn ssh_route(lab: &Lab, vm: &str, address: &str) -> SshRoute {
+    match lab.file.provider {
+        ProviderChoice::Tart => tart::ssh_route(vm, address),
+    }
+}
 
 /// The provider the lab file names (`provider:`; tart when it names none, or when there is
 /// no lab file, as for `doctor` alone), its commands sharing `lock` where one is held. The

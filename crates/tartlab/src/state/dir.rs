@@ -1,5 +1,6 @@
 //! The `.tartlab/` directory: where each file is, reading the state, the lab lock (shared
-//! with the tart commands tartlab runs), the lab key, and atomic writes.
+//! with the tart commands tartlab runs) and the lab key. Its files are opened and written
+//! through `crate::files` (no link followed, atomic writes).
 //!
 //! tartlab may run as root, and a `.tartlab/` can come from elsewhere (a cloned repository,
 //! a shared directory). So the directory is the user's own, 0700, every file in it 0600, an
@@ -18,6 +19,7 @@ use russh::keys::ssh_key::LineEnding;
 use russh::keys::PrivateKey;
 
 use super::{State, STATE_VERSION};
+use crate::files::{describe_error, open_nofollow, read_text, refused_link, write_atomic};
 
 /// The `.tartlab/` directory of one lab.
 #[derive(Debug, Clone)]
@@ -175,6 +177,11 @@ impl StateDir {
     /// lock (see `LabLock::share`): when a tartlab was killed while one of them still runs,
     /// the lock is waited for (up to two minutes) instead of racing that command.
     pub fn lock(&self) -> Result<LabLock, String> {
+        self.lock_telling(&|_| {})
+    }
+
+    /// `lock`, telling `on_wait` when it waits for the tart commands of a tartlab that ended.
+    pub fn lock_telling(&self, on_wait: &dyn Fn(&str)) -> Result<LabLock, String> {
         let path = self.root.join("lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -205,10 +212,10 @@ impl StateDir {
                 ));
             }
             if !waited {
-                eprintln!(
-                    "tartlab: waiting for the tart commands of a tartlab that ended (pid {}) to finish",
+                on_wait(&format!(
+                    "waiting for the tart commands of a tartlab that ended (pid {}) to finish",
                     pid.unwrap_or(0)
-                );
+                ));
                 waited = true;
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
@@ -283,126 +290,10 @@ impl LockShare {
     }
 }
 
-/// Writes a file so that readers see the old or the new content, never a mix: a new
-/// temporary file with a random name (never an existing file or link), then a rename over
-/// the path (which replaces a link rather than following it).
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", random_u64()));
-    let written = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        file.write_all(data)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
-}
-
-/// Opens a file to append to (a log, the journal), created 0600, never through a link.
-pub fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-}
-
-/// A whole file as text, never read through a link.
-pub fn read_text(path: &Path) -> std::io::Result<String> {
-    let mut text = String::new();
-    open_nofollow(path, libc::O_RDONLY)?.read_to_string(&mut text)?;
-    Ok(text)
-}
-
-/// The last `max` bytes of a file (all of it when shorter), never read through a link.
-pub fn read_tail(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
-    let mut file = open_nofollow(path, libc::O_RDONLY)?;
-    let len = file.metadata()?.len();
-    file.seek(std::io::SeekFrom::Start(len.saturating_sub(max)))?;
-    let mut bytes = Vec::new();
-    file.take(max).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// Opens a path with these flags, failing (ELOOP) when it is a symbolic link.
-pub fn open_nofollow(path: &Path, flags: i32) -> std::io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(flags | libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(path)
-}
-
-/// An error on a file of `.tartlab/`, said plainly when the file is a link.
-pub fn describe_error(path: &Path, error: &std::io::Error) -> String {
-    if error.raw_os_error() == Some(libc::ELOOP) {
-        refused_link(path)
-    } else {
-        format!("cannot open {}: {error}", path.display())
-    }
-}
-
-fn refused_link(path: &Path) -> String {
-    format!(
-        "{} is a symbolic link; tartlab follows no link in its state directory (it may run as root, and a link there redirects what it writes): remove it",
-        path.display()
-    )
-}
-
-/// 64 random bits, for names no one can guess ahead.
-pub fn random_u64() -> u64 {
-    let mut bytes = [0u8; 8];
-    if File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut bytes))
-        .is_ok()
-    {
-        return u64::from_ne_bytes(bytes);
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    nanos ^ (u64::from(std::process::id()) << 32)
-}
-
-/// The current UTC time as `2026-11-23T10:15:02Z`.
-pub fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::files::open_append;
 
     #[test]
     fn lab_key_is_made_once_with_mode_0600_and_read_back() {
@@ -490,12 +381,5 @@ mod tests {
         write_atomic(&lab.state_path(), b"{}", 0o600).unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
         assert_eq!(std::fs::read_to_string(lab.state_path()).unwrap(), "{}");
-    }
-
-    #[test]
-    fn timestamps_are_rfc3339() {
-        let now = now_rfc3339();
-        assert_eq!(now.len(), 20, "{now}");
-        assert!(now.starts_with("20") && now.ends_with('Z'));
     }
 }

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-use crate::lab::NetworkMode;
-pub use dir::{
-    describe_error, now_rfc3339, open_append, open_nofollow, random_u64, read_tail, read_text,
-    write_atomic, LabLock, LockShare, StateDir,
+pub use crate::clock::now_rfc3339;
+pub use crate::files::{
+    describe_error, open_append, open_nofollow, random_u64, read_tail, read_text, write_atomic,
 };
+use crate::lab::NetworkMode;
+pub use dir::{LabLock, LockShare, StateDir};
 pub use known_hosts::KnownHosts;
 pub use labs::{Entry as LabEntry, LabIndex};
 

@@ -1,7 +1,10 @@
 //! One JSON object per event, on stdout (`--json`) or appended to `.tartlab/events.jsonl`.
 //! Schema: `time` (RFC 3339), `elapsed_ms` (since the command started), `node` (VM name, or
 //! null for the lab), `stage`, `status` (`started`, `done`, `failed`, `skipped`, `info`),
-//! `message` (docs/LIFECYCLE.md, "Output").
+//! `message`, and `detail` where the event carries typed data: a pull's progress, an
+//! address, the run's start and its end with the recap (docs/LIFECYCLE.md, "Output"). On
+//! stdout (`--json`) the run's end is the recap object itself, `{"recap": [...],
+//! "exit_code": N}`, the last line.
 
 use std::fs::File;
 use std::io::Write;
@@ -11,7 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::engine::events::{Event, EventSink, Stage, Status};
+use crate::engine::events::{Detail, Event, EventSink, Stage, Status};
 
 #[derive(Serialize)]
 struct Line<'a> {
@@ -21,6 +24,8 @@ struct Line<'a> {
     stage: Stage,
     status: Status,
     message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'a Detail>,
 }
 
 enum Target {
@@ -41,7 +46,7 @@ impl JsonLines {
 
     /// Appends to the file (the journal); `None` if it cannot be opened.
     pub fn append_to(path: &Path) -> Option<JsonLines> {
-        let file = crate::state::open_append(path).ok()?;
+        let file = crate::files::open_append(path).ok()?;
         Some(JsonLines {
             target: Target::File(Mutex::new(file)),
         })
@@ -50,13 +55,25 @@ impl JsonLines {
 
 impl EventSink for JsonLines {
     fn record(&self, event: &Event, elapsed: Duration) {
+        if let (
+            Target::Stdout,
+            Some(Detail::RunFinished {
+                recap, exit_code, ..
+            }),
+        ) = (&self.target, &event.detail)
+        {
+            let json = serde_json::json!({ "recap": recap, "exit_code": exit_code });
+            let _ = writeln!(std::io::stdout(), "{json}");
+            return;
+        }
         let line = Line {
-            time: crate::state::now_rfc3339(),
+            time: crate::clock::now_rfc3339(),
             elapsed_ms: elapsed.as_millis(),
             node: event.node.as_deref(),
             stage: event.stage,
             status: event.status,
             message: &event.message,
+            detail: event.detail.as_ref(),
         };
         let Ok(json) = serde_json::to_string(&line) else {
             return;

@@ -1,12 +1,13 @@
 //! The live display on a terminal: a line per node (a spinner, the stage, the time spent in
 //! it, the detail), a line for the lab (image pulls), redrawn ten times a second on stderr.
+//! Warnings wait until the frame is done; then the recap (`recap.rs`).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::engine::events::{Event, EventSink, Status};
+use crate::engine::events::{Detail, Event, EventSink, Status};
 
 struct NodeLine {
     node: String,
@@ -24,6 +25,8 @@ struct Screen {
     lines: Vec<NodeLine>,
     lab_line: String,
     drawn: usize,
+    /// Shown under the last frame.
+    warnings: Vec<String>,
 }
 
 struct Shared {
@@ -59,6 +62,7 @@ impl Live {
                     .collect(),
                 lab_line: String::new(),
                 drawn: 0,
+                warnings: Vec::new(),
             }),
             stopped: AtomicBool::new(false),
         });
@@ -75,9 +79,22 @@ impl Live {
 
 impl EventSink for Live {
     fn record(&self, event: &Event, _elapsed: Duration) {
+        match &event.detail {
+            Some(Detail::RunFinished { command, recap, .. }) => {
+                self.finish();
+                super::recap::show(command, recap);
+                return;
+            }
+            Some(Detail::RunStarted { .. }) => return,
+            _ => {}
+        }
         let Ok(mut screen) = self.shared.screen.lock() else {
             return;
         };
+        if event.status == Status::Warning {
+            screen.warnings.push(event.message.clone());
+            return;
+        }
         let first = event.message.lines().next().unwrap_or("").to_string();
         let Some(node) = &event.node else {
             screen.lab_line = format!("{}: {first}", event.stage);
@@ -103,6 +120,15 @@ impl EventSink for Live {
     fn finish(&self) {
         if !self.shared.stopped.swap(true, Ordering::SeqCst) {
             self.shared.redraw();
+            let warnings = self
+                .shared
+                .screen
+                .lock()
+                .map(|mut s| std::mem::take(&mut s.warnings))
+                .unwrap_or_default();
+            for warning in warnings {
+                eprintln!("warning: {warning}");
+            }
         }
     }
 }
@@ -171,6 +197,7 @@ mod tests {
             stage,
             status,
             message: String::new(),
+            detail: None,
         };
         live.record(&event("a", Stage::Ssh, Status::Failed), Duration::ZERO);
         // The VM is stopped after its failure: still a failure on the screen.

@@ -7,6 +7,7 @@
 mod json_lines;
 mod live;
 mod plain;
+pub mod recap;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -32,6 +33,12 @@ impl Mode {
             Mode::Plain
         }
     }
+}
+
+/// A line of the command's result, on stdout.
+pub fn out(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{text}");
 }
 
 /// Whether to colour what goes to stderr.

@@ -1,12 +1,13 @@
 //! One line per event on stderr, for logs and CI: `[  12.3s] dev-master: ssh done: admin@...`.
-//! A pull's progress is shown at most every 10 %, not at every step tart reports.
+//! A pull's progress is shown at most every 10 %, not at every step tart reports; a warning
+//! is a `warning:` line; the run's end is the recap (`recap.rs`).
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::engine::events::{Event, EventSink, Stage, Status};
+use crate::engine::events::{Detail, Event, EventSink, Status};
 
 #[derive(Default)]
 pub struct Plain {
@@ -15,20 +16,18 @@ pub struct Plain {
 }
 
 impl Plain {
-    /// Whether a pull's progress line (`IMAGE: 45%`) adds a tenth to what was shown.
+    /// Whether a pull's progress adds a tenth to what was shown.
     fn worth_showing(&self, event: &Event) -> bool {
-        if event.stage != Stage::Pull || !matches!(event.status, Status::Started | Status::Info) {
-            return true;
-        }
-        let Some((image, percent)) = event.message.rsplit_once(": ") else {
-            return true;
-        };
-        let Some(percent) = percent
-            .strip_suffix('%')
-            .and_then(|p| p.parse::<u32>().ok())
+        let Some(Detail::Pull {
+            image,
+            percent: Some(percent),
+        }) = &event.detail
         else {
             return true;
         };
+        if event.status == Status::Done {
+            return true;
+        }
         let Ok(mut shown) = self.pulled.lock() else {
             return true;
         };
@@ -36,7 +35,7 @@ impl Plain {
         match shown.get(image) {
             Some(last) if *last >= tenth => false,
             _ => {
-                shown.insert(image.to_string(), tenth);
+                shown.insert(image.clone(), tenth);
                 true
             }
         }
@@ -45,6 +44,17 @@ impl Plain {
 
 impl EventSink for Plain {
     fn record(&self, event: &Event, elapsed: Duration) {
+        match &event.detail {
+            Some(Detail::RunFinished { command, recap, .. }) => {
+                return super::recap::show(command, recap)
+            }
+            Some(Detail::RunStarted { .. }) => return,
+            _ => {}
+        }
+        if event.status == Status::Warning {
+            let _ = writeln!(std::io::stderr(), "warning: {}", event.message);
+            return;
+        }
         if !self.worth_showing(event) {
             return;
         }
@@ -54,6 +64,7 @@ impl EventSink for Plain {
             Status::Done => " done",
             Status::Failed => " FAILED",
             Status::Skipped => " skipped",
+            Status::Warning => " warning",
         };
         let first = event.message.lines().next().unwrap_or("");
         let _ = writeln!(

@@ -92,7 +92,11 @@ impl Teardown {
                 .map_err(|e| Error::fatal(e, "check that .tartlab/ is writable"))?;
         }
         for vm in &self.left_alone {
-            eprintln!("warning: {vm} is no longer the VM this lab created (its MAC changed); it was left alone and forgotten");
+            ctx.reporter.warning(
+                Some(vm),
+                Stage::Delete,
+                &format!("{vm} is no longer the VM this lab created (its identity changed); it was left alone and forgotten"),
+            );
         }
         let vms = self.names();
         let power: std::collections::HashMap<String, Power> = self.delete.into_iter().collect();

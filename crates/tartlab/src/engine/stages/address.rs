@@ -42,7 +42,7 @@ impl NodeStage for WaitForAddress {
                     ctx.store
                         .update_vm(&vm, |o| o.ip = Some(ip.clone()))
                         .map_err(|e| Failure::new(Stage::Ip, e, WRITABLE))?;
-                    ctx.reporter.done(&vm, Stage::Ip, &ip);
+                    ctx.reporter.address(&vm, &ip);
                     ip
                 }
             };

@@ -101,7 +101,7 @@ async fn stage(
         .canonicalize(".")
         .await
         .map_err(|e| sftp_problem(e.to_string()))?;
-    let stage = format!("{home}/.tartlab-upload.{:016x}", crate::state::random_u64());
+    let stage = format!("{home}/.tartlab-upload.{:016x}", crate::files::random_u64());
     transfer::make_private_dir(&sftp, &stage)
         .await
         .map_err(|e| sftp_problem(format!("{stage}: {e}")))?;

@@ -236,14 +236,14 @@ impl Tart {
     /// to `log`. Not waited on and not killed when tartlab exits: the VM outlives us.
     pub fn spawn_run(&self, vm: &str, flags: &[String], log: &Path) -> std::io::Result<Child> {
         use std::io::Write;
-        let mut file = crate::state::open_append(log)?;
+        let mut file = crate::files::open_append(log)?;
         let mut args = vec!["run".to_string(), vm.to_string(), "--no-graphics".into()];
         args.extend(flags.iter().cloned());
         writeln!(
             file,
             "--- tartlab: tart {} (started {})",
             args.join(" "),
-            crate::state::now_rfc3339()
+            crate::clock::now_rfc3339()
         )?;
         let stderr = file.try_clone()?;
         let mut cmd = Command::new(&self.program);

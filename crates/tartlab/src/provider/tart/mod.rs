@@ -23,7 +23,7 @@ use super::{
     AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Provider, ProviderError,
     Resize, Stopped, VmInfo, VmSettings, VmSpec,
 };
-use crate::dial::{Dialer, TcpDialer};
+use crate::dial::{Dialer, SshRoute, TcpDialer};
 use crate::doctor::Check;
 use crate::lab::{Lab, NetworkMode};
 use crate::state::LockShare;
@@ -251,7 +251,7 @@ impl TartProvider {
         let mut runs = self.runs.lock().ok()?;
         let run = runs.get_mut(vm)?;
         let status = run.child.try_wait().ok()??;
-        let text = crate::state::read_tail(&run.log, 64 * 1024)
+        let text = crate::files::read_tail(&run.log, 64 * 1024)
             .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
             .unwrap_or_default();
         // Started moments ago by a tartlab that was killed: tart takes its lock late, so
@@ -268,6 +268,11 @@ impl TartProvider {
             format!("the whole log is {}", run.log.display()),
         ))
     }
+}
+
+/// The host reaches a tart VM's address directly: its sshd is port 22 there.
+pub fn ssh_route(_vm: &str, address: &str) -> SshRoute {
+    TcpDialer::ssh_at(address).route()
 }
 
 /// Whether the `softnet` tart will find can run as root, as tart needs it to for the softnet
