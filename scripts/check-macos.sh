@@ -29,6 +29,10 @@ for pkg in rustc-web cargo-web rust-web-src rust-web-clippy; do
     need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "check-macos: ${need_apt[*]} missing; install them with apt-get as root, or run this as root" >&2
+    exit 1
+  fi
   echo "check-macos: installing ${need_apt[*]} (Debian's Rust, which can target macOS)"
   apt_install "${need_apt[@]}"
 fi
