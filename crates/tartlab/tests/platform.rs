@@ -66,7 +66,7 @@ fn the_test_run_compiles_and_lints_tartlab_for_the_mac() {
         "target=aarch64-apple-darwin",
         "-p tartlab --all-targets",
         "cargo check \"${cargo[@]}\"",
-        "clippy \"${cargo[@]}\" \"$@\" -- -D warnings",
+        "\"${clippy[@]}\" \"${cargo[@]}\" \"$@\" -- -D warnings",
     ] {
         assert!(check.contains(needed), "check-macos.sh lost `{needed}`");
     }
