@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # The project's whole test run, from a fresh Linux machine: installs what is missing, then
-# format, lint and every test (the simulator's guests need root, as CI has).
+# format, lint (for Linux, and for the Mac with scripts/check-macos.sh) and every test (the
+# simulator's guests need root, as CI has).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh --with-nextest
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
+# tartlab as an Apple Silicon Mac compiles it: a macOS-only error or warning fails the run.
+bash scripts/check-macos.sh
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -19,15 +19,23 @@ fn main() {
                 .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
         })
         .unwrap_or_else(|| "unknown".to_string());
-    // A new commit (HEAD or the branch it names moves) rebuilds the version.
-    if let Ok(top) = Command::new("git")
-        .args(["rev-parse", "--git-dir"])
+    // A new commit (HEAD or the branch it names moves) rebuilds the version. Git says where
+    // each lives: in a worktree HEAD is the worktree's own, refs/heads the main repository's,
+    // and a path that does not exist would make cargo rebuild tartlab every time.
+    if let Ok(paths) = Command::new("git")
+        .args([
+            "rev-parse",
+            "--git-path",
+            "HEAD",
+            "--git-path",
+            "refs/heads",
+        ])
         .output()
     {
-        let dir = String::from_utf8_lossy(&top.stdout).trim().to_string();
-        if !dir.is_empty() {
-            println!("cargo:rerun-if-changed={dir}/HEAD");
-            println!("cargo:rerun-if-changed={dir}/refs/heads");
+        if paths.status.success() {
+            for path in String::from_utf8_lossy(&paths.stdout).lines() {
+                println!("cargo:rerun-if-changed={}", path.trim());
+            }
         }
     }
     println!("cargo:rustc-env=TARTLAB_COMMIT={commit}");

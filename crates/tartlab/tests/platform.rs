@@ -1,9 +1,9 @@
 //! tartlab runs on macOS: the product crate uses no Linux-only API or path (those live in
-//! tart-sim and in the tests), and the Homebrew formula is valid Ruby whose installed files
-//! the binary makes.
+//! tart-sim and in the tests), every line a Mac compiles type-checks and lints clean for
+//! aarch64-apple-darwin (scripts/check-macos.sh, part of the test run), and the Homebrew
+//! formula is valid Ruby whose installed files the binary makes.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn sources(dir: &Path, found: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
@@ -49,9 +49,35 @@ fn the_product_crate_uses_no_linux_only_api_outside_its_tests() {
     );
 }
 
+/// The compiler is the check of the `cfg(target_os = "macos")` paths (a test compiled for
+/// Linux never sees them): this holds the test run to running it, for every target.
+#[test]
+fn the_test_run_compiles_and_lints_tartlab_for_the_mac() {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts");
+    let test_run = std::fs::read_to_string(scripts.join("test.sh")).unwrap();
+    assert!(
+        test_run
+            .lines()
+            .any(|l| l.trim() == "bash scripts/check-macos.sh"),
+        "scripts/test.sh no longer runs scripts/check-macos.sh"
+    );
+    let check = std::fs::read_to_string(scripts.join("check-macos.sh")).unwrap();
+    for needed in [
+        "target=aarch64-apple-darwin",
+        "-p tartlab --all-targets",
+        "cargo check \"${cargo[@]}\"",
+        "\"${clippy[@]}\" \"${cargo[@]}\" \"$@\" -- -D warnings",
+    ] {
+        assert!(check.contains(needed), "check-macos.sh lost `{needed}`");
+    }
+}
+
 #[test]
 #[cfg(target_os = "linux")]
 fn the_homebrew_formula_is_ruby_and_installs_what_the_binary_makes() {
+    // Here, not at the top: this test is Linux-only, so on a Mac the import would be unused.
+    use std::process::Command;
+
     let formula = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../packaging/homebrew/tartlab.rb");
     let check = Command::new("ruby")
         .arg("-c")
