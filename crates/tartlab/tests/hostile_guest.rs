@@ -677,3 +677,54 @@ fn guest_text_cannot_drive_the_terminal_but_logs_keep_the_bytes() {
         assert!(!screen.contains("\x1b]0;pwned"), "{args}: raw escape shown");
     }
 }
+
+#[test]
+fn cp_sends_nothing_to_a_vm_whose_host_key_is_not_pinned() {
+    let lab = Lab::new(&one_node(""));
+    lab.up_all_ok(1);
+    assert_eq!(lab.ssh(VM, "echo on-guest > guest.txt").code, 0);
+    lab.write("upload.txt", "from the host\n");
+    // What the host-key-changed hint tells the user to do: the VM's lines removed.
+    let known = lab.lab.join(".tartlab/known_hosts");
+    let pinned = std::fs::read_to_string(&known).unwrap();
+    let others: String = pinned
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{VM} ")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&known, others).unwrap();
+
+    let upload = lab.tartlab(&["cp", "upload.txt", &format!("{VM}:uploaded.txt")]);
+    let download = lab.tartlab(&["cp", &format!("{VM}:guest.txt"), "downloaded.txt"]);
+    let exec = lab.tartlab(&["exec", "all", "--", "true"]);
+    for (what, out) in [
+        ("upload", &upload),
+        ("download", &download),
+        ("exec", &exec),
+    ] {
+        assert_eq!(out.code, 1, "{what}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("no host key is pinned for this VM"),
+            "{what}: {}",
+            out.stderr
+        );
+    }
+    for out in [&upload, &download] {
+        assert!(
+            out.stderr
+                .contains("`tartlab stop dev-vm` then `tartlab up`"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!lab.lab.join("downloaded.txt").exists());
+
+    // With the key pinned again, the guest shows nothing was uploaded; then cp works.
+    std::fs::write(&known, &pinned).unwrap();
+    assert_eq!(lab.ssh(VM, "test ! -e uploaded.txt").code, 0);
+    lab.ok(&["cp", &format!("{VM}:guest.txt"), "downloaded.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(lab.lab.join("downloaded.txt")).unwrap(),
+        "on-guest\n"
+    );
+}

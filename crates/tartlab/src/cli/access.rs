@@ -98,6 +98,14 @@ pub struct LogsArgs {
     pub tail: Option<usize>,
 }
 
+/// Why `exec` and `cp` send nothing to a VM: only `up`, when it boots the VM, meets a key
+/// it has not pinned, and pins it.
+const NOT_PINNED: &str = "no host key is pinned for this VM";
+
+fn not_pinned_hint(vm: &str) -> String {
+    format!("`tartlab up` pins a VM's host key when it boots it: `tartlab stop {vm}` then `tartlab up`, if {vm} is the lab's own VM")
+}
+
 /// How long `exec` and `cp` give a node to log them in: 15 s, or `TARTLAB_SSH_TIMEOUT`.
 fn login_timeout() -> Duration {
     std::env::var("TARTLAB_SSH_TIMEOUT")
@@ -189,14 +197,14 @@ async fn run_one(
     endpoint: Endpoint,
     on_line: &mut (dyn FnMut(ssh::Stream, &str) -> ssh::Reply + Send),
 ) -> std::result::Result<Output, String> {
-    if job.pinned.is_empty() {
-        return Err("no host key is pinned for this VM: `tartlab up` first".into());
-    }
+    let Some(pins) = job.pinned.clone() else {
+        return Err(format!("{NOT_PINNED}; {}", not_pinned_hint(&job.vm)));
+    };
     let connection = ssh::connect(
         &endpoint,
         &job.user,
         Auth::Key(&job.key),
-        job.pinned.clone(),
+        ssh::HostKeys::Pinned(pins),
         login_timeout(),
     )
     .await
@@ -219,7 +227,8 @@ struct ExecJob {
     user: String,
     /// Where its sshd is, or why it cannot be reached.
     endpoint: std::result::Result<Endpoint, String>,
-    pinned: Vec<russh::keys::PublicKey>,
+    /// The VM's pinned host keys; none: nothing is sent to it.
+    pinned: Option<ssh::Pins>,
     key: Arc<russh::keys::PrivateKey>,
     command: String,
     timeout: Option<Duration>,
@@ -262,7 +271,7 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
             endpoint: snapshot
                 .address(node, &inventory)
                 .map(|ip| provider.ssh_endpoint(&node.vm_name, &ip)),
-            pinned: known.pinned(&node.vm_name),
+            pinned: ssh::Pins::of(known.pinned(&node.vm_name)),
             key: key.clone(),
             command: args.command.join(" "),
             timeout: args.timeout.map(Duration::from_secs),
@@ -435,7 +444,15 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
             .lab_key()
             .map_err(|e| Error::fatal(e, "check .tartlab/id_ed25519"))?,
     );
-    let pinned = KnownHosts::new(&snapshot.dir).pinned(&node.vm_name);
+    let Some(pins) = ssh::Pins::of(KnownHosts::new(&snapshot.dir).pinned(&node.vm_name)) else {
+        return Err(Error::fatal(
+            format!(
+                "cp {} {}: {NOT_PINNED}; nothing was copied",
+                args.source, args.destination
+            ),
+            not_pinned_hint(&node.vm_name),
+        ));
+    };
     let endpoint = provider.ssh_endpoint(&node.vm_name, &ip);
     let depth = if args.recursive {
         transfer::Depth::Recursive
@@ -443,7 +460,8 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
         transfer::Depth::Files
     };
     let copied = runtime()?.block_on(async {
-        let connection = ssh::connect(&endpoint, &user, Auth::Key(&key), pinned, login_timeout())
+        let keys = ssh::HostKeys::Pinned(pins);
+        let connection = ssh::connect(&endpoint, &user, Auth::Key(&key), keys, login_timeout())
             .await
             .map_err(|e| e.to_string())?;
         let result = if upload {

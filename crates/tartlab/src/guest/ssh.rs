@@ -51,8 +51,31 @@ pub enum Auth<'a> {
     Password(&'a str),
 }
 
+/// The host keys pinned for one VM: never none. A connection that logs in checks the VM's
+/// key against these; `KnownHosts::pinned` gives the list, `Pins::of` refuses it empty.
+#[derive(Clone)]
+pub struct Pins(Vec<PublicKey>);
+
+impl Pins {
+    /// The pinned keys, or None when there are none: then nothing may log in to the VM but
+    /// the `ssh` stage of `up`, which pins the key it meets (`HostKeys::FirstContact`).
+    pub fn of(keys: Vec<PublicKey>) -> Option<Pins> {
+        (!keys.is_empty()).then_some(Pins(keys))
+    }
+}
+
+/// Which host keys a login accepts: the pinned ones, or (at the first contact, and only
+/// there) any key, which the caller then pins. A `FirstContact` can be made only by
+/// `engine::stages::ssh`, so no other command can log in to a VM whose key is not pinned.
+pub enum HostKeys {
+    Pinned(Pins),
+    FirstContact(crate::engine::stages::ssh::FirstContact),
+}
+
+/// What the handshake accepts; `None` accepts any key (first contact, or a handshake that
+/// only looks at the key and never logs in).
 struct HostKeyCheck {
-    pinned: Vec<PublicKey>,
+    pinned: Option<Vec<PublicKey>>,
     presented: Arc<Mutex<Option<PublicKey>>>,
 }
 
@@ -69,7 +92,10 @@ impl client::Handler for HostKeyCheck {
         if let Ok(mut seen) = self.presented.lock() {
             *seen = Some(key.clone());
         }
-        Ok(self.pinned.is_empty() || self.pinned.iter().any(|p| p.key_data() == key.key_data()))
+        Ok(match &self.pinned {
+            None => true,
+            Some(pinned) => pinned.iter().any(|p| p.key_data() == key.key_data()),
+        })
     }
 }
 
@@ -133,15 +159,19 @@ fn config() -> Arc<client::Config> {
     })
 }
 
-/// One connection attempt: the stream, the handshake (host key checked against `pinned`;
-/// empty trusts whatever is presented), then the login, all within `timeout`.
+/// One connection attempt: the stream, the handshake (the host key checked as `keys` says),
+/// then the login, all within `timeout`.
 pub async fn connect(
     endpoint: &Endpoint,
     user: &str,
     auth: Auth<'_>,
-    pinned: Vec<PublicKey>,
+    keys: HostKeys,
     timeout: Duration,
 ) -> Result<Connection, SshError> {
+    let pinned = match keys {
+        HostKeys::Pinned(Pins(keys)) => Some(keys),
+        HostKeys::FirstContact(_) => None,
+    };
     let answered = AtomicBool::new(false);
     let attempt = connect_now(endpoint, user, auth, pinned, timeout, &answered);
     match tokio::time::timeout(timeout, attempt).await {
@@ -158,12 +188,12 @@ async fn connect_now(
     endpoint: &Endpoint,
     user: &str,
     auth: Auth<'_>,
-    pinned: Vec<PublicKey>,
+    pinned: Option<Vec<PublicKey>>,
     timeout: Duration,
     answered: &AtomicBool,
 ) -> Result<Connection, SshError> {
     let presented = Arc::new(Mutex::new(None));
-    let had_pins = !pinned.is_empty();
+    let had_pins = pinned.is_some();
     let check = HostKeyCheck {
         pinned,
         presented: presented.clone(),
@@ -208,11 +238,12 @@ async fn connect_now(
     Ok(Connection { handle, host_key })
 }
 
-/// The host key a guest's sshd presents now: a handshake only (no login), within `timeout`.
+/// The host key a guest's sshd presents now: a handshake only, within `timeout`. It
+/// accepts any key to learn which one is served, and so never logs in or sends anything.
 pub async fn host_key(endpoint: &Endpoint, timeout: Duration) -> Result<PublicKey, SshError> {
     let presented = Arc::new(Mutex::new(None));
     let check = HostKeyCheck {
-        pinned: Vec::new(),
+        pinned: None,
         presented: presented.clone(),
     };
     let handshake = async {

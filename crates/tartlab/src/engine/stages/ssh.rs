@@ -12,11 +12,16 @@ use crate::engine::inputs;
 use crate::engine::requirements::{Check, Requirement, Unmet};
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::guest::runner::GuestSession;
-use crate::guest::ssh::{self, Auth, Connection, SshError};
+use crate::guest::ssh::{self, Auth, Connection, HostKeys, Pins, SshError};
 use crate::lab::Node;
 use crate::provider::{BoxFuture, Endpoint};
 
 pub struct Connect;
+
+/// Leave to log in to a VM whose host key is not pinned yet, accepting the key it presents,
+/// which `connect` pins at once. Its field is private: this stage alone makes one, so every
+/// other way in (`exec`, `cp`, `stop`) needs a pinned key (`guest::ssh::HostKeys`).
+pub struct FirstContact(());
 
 impl NodeStage for Connect {
     fn stage(&self) -> Stage {
@@ -124,7 +129,9 @@ impl Login<'_> {
         } else {
             Auth::Password(&self.node.login.password)
         };
-        match ssh::connect(self.endpoint, user, auth, ctx.known.pinned(vm), time).await {
+        let keys = Pins::of(ctx.known.pinned(vm))
+            .map_or(HostKeys::FirstContact(FirstContact(())), HostKeys::Pinned);
+        match ssh::connect(self.endpoint, user, auth, keys, time).await {
             Ok(connection) => Check::Met(connection),
             Err(SshError::AuthRejected) if with_key => {
                 // The key is not (or no longer) there: the password, and the base stage
