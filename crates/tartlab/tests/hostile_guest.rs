@@ -728,3 +728,92 @@ fn cp_sends_nothing_to_a_vm_whose_host_key_is_not_pinned() {
         "on-guest\n"
     );
 }
+
+/// Runs tartlab in `dir` (another lab directory than the harness's).
+fn tartlab_in(lab: &Lab, dir: &Path, args: &[&str]) -> Out {
+    lab.command(args).current_dir(dir).output().unwrap().into()
+}
+
+#[test]
+fn a_lab_directory_s_name_never_writes_ssh_options_and_a_percent_reaches_ssh_as_written() {
+    let lab = Lab::new(&one_node(""));
+    // A cloned repository chooses its directory names: this one would add a ProxyCommand.
+    let evil = lab
+        .dir
+        .path()
+        .join("evil\"\n  ProxyCommand sh -c \"touch PWNED\" #");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::fs::write(evil.join("tartlab.yaml"), one_node("")).unwrap();
+    for args in [&["ssh-config"][..], &["inventory"], &["inventory", "--ini"]] {
+        let out = tartlab_in(&lab, &evil, args);
+        assert_eq!(out.code, 1, "{args:?}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains(r#"cannot write the path ""#)
+                && out
+                    .stderr
+                    .contains(r#"evil\"\n  ProxyCommand sh -c \"touch PWNED\" #"#)
+                && out.stderr.contains("it holds a control character"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stdout.contains("ProxyCommand"), "{}", out.stdout);
+    }
+
+    // `%` (ssh expands `%h` to the host name there) and a space: written so ssh reads the
+    // lab's own files, in the config, in `tartlab ssh` and in the inventory.
+    let odd = lab.dir.path().join("100%h of a lab");
+    std::fs::create_dir_all(&odd).unwrap();
+    std::fs::write(odd.join("tartlab.yaml"), one_node("")).unwrap();
+    let up = tartlab_in(&lab, &odd, &["up"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let config = tartlab_in(&lab, &odd, &["ssh-config"]);
+    assert_eq!(config.code, 0, "{}", config.stderr);
+    let file = lab.dir.path().join("ssh_config");
+    std::fs::write(&file, &config.stdout).unwrap();
+    let resolved = Command::new("ssh")
+        .args(["-G", "-F", file.to_str().unwrap(), VM])
+        .output()
+        .unwrap();
+    let known = odd.join(".tartlab/known_hosts");
+    assert!(
+        String::from_utf8_lossy(&resolved.stdout)
+            .lines()
+            .any(|l| l == format!("userknownhostsfile {}", known.display())),
+        "{}\n{}",
+        config.stdout,
+        String::from_utf8_lossy(&resolved.stdout)
+    );
+    let login = Command::new("ssh")
+        .args([
+            "-F",
+            file.to_str().unwrap(),
+            "-o",
+            "BatchMode=yes",
+            VM,
+            "hostname",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&login.stdout),
+        "dev-vm\n",
+        "the lab key and pinned key, read through the config: {}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let ssh = tartlab_in(&lab, &odd, &["ssh", VM, "hostname"]);
+    assert_eq!(ssh.code, 0, "{}", ssh.stderr);
+    assert_eq!(ssh.stdout, "dev-vm\n");
+    let ini = tartlab_in(&lab, &odd, &["inventory", "--ini"]);
+    assert_eq!(ini.code, 0, "{}", ini.stderr);
+    assert!(
+        ini.stdout.contains(&format!(
+            "ansible_ssh_private_key_file='{}'",
+            odd.join(".tartlab/id_ed25519")
+                .display()
+                .to_string()
+                .replace('%', "%%")
+        )),
+        "{}",
+        ini.stdout
+    );
+}

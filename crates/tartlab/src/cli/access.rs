@@ -121,17 +121,21 @@ fn provider_and_inventory() -> Result<(TartProvider, Inventory)> {
     Ok((provider, inventory))
 }
 
-/// The system ssh's options for a node: lab key, pinned host key, no prompts.
-fn ssh_options(snapshot: &LabSnapshot, vm: &str) -> Vec<String> {
+/// The system ssh's options for a node: lab key, pinned host key, no prompts. The paths
+/// are written as ssh reads them (`%` doubled), or refused (export::ssh_path).
+fn ssh_options(snapshot: &LabSnapshot, vm: &str) -> Result<Vec<String>> {
     let key = snapshot.absolute(snapshot.dir.key_path());
     let known = snapshot.absolute(snapshot.dir.known_hosts_path());
-    [
+    Ok([
         "-i".to_string(),
-        key.display().to_string(),
+        super::export::ssh_path(&key)?,
         "-o".into(),
         "IdentitiesOnly=yes".into(),
         "-o".into(),
-        format!("UserKnownHostsFile={}", known.display()),
+        format!(
+            "UserKnownHostsFile {}",
+            super::export::ssh_config_quoted(&known)?
+        ),
         "-o".into(),
         format!("HostKeyAlias={vm}"),
         "-o".into(),
@@ -139,7 +143,7 @@ fn ssh_options(snapshot: &LabSnapshot, vm: &str) -> Vec<String> {
         "-o".into(),
         "LogLevel=ERROR".into(),
     ]
-    .to_vec()
+    .to_vec())
 }
 
 pub fn ssh(args: &SshArgs) -> Result<Exit> {
@@ -152,7 +156,7 @@ pub fn ssh(args: &SshArgs) -> Result<Exit> {
         .map_err(|e| Error::fatal(e, ""))?;
     let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
     let mut cmd = std::process::Command::new("ssh");
-    cmd.args(ssh_options(&snapshot, &node.vm_name));
+    cmd.args(ssh_options(&snapshot, &node.vm_name)?);
     if args.command.is_empty() && std::io::stdin().is_terminal() {
         cmd.arg("-t");
     }
