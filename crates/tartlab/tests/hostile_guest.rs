@@ -817,3 +817,46 @@ fn a_lab_directory_s_name_never_writes_ssh_options_and_a_percent_reaches_ssh_as_
         ini.stdout
     );
 }
+
+#[test]
+fn files_written_into_a_named_directory_never_go_through_a_planted_link() {
+    let lab = Lab::new(&one_node(""));
+    let victim = lab.dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let mandir = lab.dir.path().join("man1");
+    std::fs::create_dir_all(&mandir).unwrap();
+    std::os::unix::fs::symlink(&victim, mandir.join("tartlab-up.1")).unwrap();
+    let man = lab.ok(&["man", "--dir", mandir.to_str().unwrap()]);
+    assert!(man.stdout.contains("wrote the man pages"), "{}", man.stdout);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let page = mandir.join("tartlab-up.1");
+    assert!(!std::fs::symlink_metadata(&page)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(
+        std::fs::read_to_string(&page)
+            .unwrap()
+            .contains(".TH tartlab-up 1"),
+        "the page replaced the link"
+    );
+
+    // `init DIR` with `DIR/scripts` a link elsewhere: refused, naming it; nothing written.
+    let dir = lab.dir.path().join("cluster");
+    let elsewhere = lab.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("scripts")).unwrap();
+    let init = lab.tartlab(&["init", "--template", "k3s", dir.to_str().unwrap()]);
+    assert_eq!(init.code, 1, "{}\n{}", init.stdout, init.stderr);
+    assert!(
+        init.stderr.contains(&format!(
+            "{} is a symbolic link; init writes no file through a link",
+            dir.join("scripts").display()
+        )),
+        "{}",
+        init.stderr
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert!(!dir.join("tartlab.yaml").exists());
+}
