@@ -678,57 +678,6 @@ fn guest_text_cannot_drive_the_terminal_but_logs_keep_the_bytes() {
     }
 }
 
-#[test]
-fn cp_sends_nothing_to_a_vm_whose_host_key_is_not_pinned() {
-    let lab = Lab::new(&one_node(""));
-    lab.up_all_ok(1);
-    assert_eq!(lab.ssh(VM, "echo on-guest > guest.txt").code, 0);
-    lab.write("upload.txt", "from the host\n");
-    // What the host-key-changed hint tells the user to do: the VM's lines removed.
-    let known = lab.lab.join(".tartlab/known_hosts");
-    let pinned = std::fs::read_to_string(&known).unwrap();
-    let others: String = pinned
-        .lines()
-        .filter(|l| !l.starts_with(&format!("{VM} ")))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    std::fs::write(&known, others).unwrap();
-
-    let upload = lab.tartlab(&["cp", "upload.txt", &format!("{VM}:uploaded.txt")]);
-    let download = lab.tartlab(&["cp", &format!("{VM}:guest.txt"), "downloaded.txt"]);
-    let exec = lab.tartlab(&["exec", "all", "--", "true"]);
-    for (what, out) in [
-        ("upload", &upload),
-        ("download", &download),
-        ("exec", &exec),
-    ] {
-        assert_eq!(out.code, 1, "{what}: {}\n{}", out.stdout, out.stderr);
-        assert!(
-            out.stderr.contains("no host key is pinned for this VM"),
-            "{what}: {}",
-            out.stderr
-        );
-    }
-    for out in [&upload, &download] {
-        assert!(
-            out.stderr
-                .contains("`tartlab stop dev-vm` then `tartlab up`"),
-            "{}",
-            out.stderr
-        );
-    }
-    assert!(!lab.lab.join("downloaded.txt").exists());
-
-    // With the key pinned again, the guest shows nothing was uploaded; then cp works.
-    std::fs::write(&known, &pinned).unwrap();
-    assert_eq!(lab.ssh(VM, "test ! -e uploaded.txt").code, 0);
-    lab.ok(&["cp", &format!("{VM}:guest.txt"), "downloaded.txt"]);
-    assert_eq!(
-        std::fs::read_to_string(lab.lab.join("downloaded.txt")).unwrap(),
-        "on-guest\n"
-    );
-}
-
 /// Runs tartlab in `dir` (another lab directory than the harness's).
 fn tartlab_in(lab: &Lab, dir: &Path, args: &[&str]) -> Out {
     lab.command(args).current_dir(dir).output().unwrap().into()
@@ -819,6 +768,57 @@ fn a_lab_directory_s_name_never_writes_ssh_options_and_a_percent_reaches_ssh_as_
 }
 
 #[test]
+fn cp_sends_nothing_to_a_vm_whose_host_key_is_not_pinned() {
+    let lab = Lab::new(&one_node(""));
+    lab.up_all_ok(1);
+    assert_eq!(lab.ssh(VM, "echo on-guest > guest.txt").code, 0);
+    lab.write("upload.txt", "from the host\n");
+    // What the host-key-changed hint tells the user to do: the VM's lines removed.
+    let known = lab.lab.join(".tartlab/known_hosts");
+    let pinned = std::fs::read_to_string(&known).unwrap();
+    let others: String = pinned
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{VM} ")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&known, others).unwrap();
+
+    let upload = lab.tartlab(&["cp", "upload.txt", &format!("{VM}:uploaded.txt")]);
+    let download = lab.tartlab(&["cp", &format!("{VM}:guest.txt"), "downloaded.txt"]);
+    let exec = lab.tartlab(&["exec", "all", "--", "true"]);
+    for (what, out) in [
+        ("upload", &upload),
+        ("download", &download),
+        ("exec", &exec),
+    ] {
+        assert_eq!(out.code, 1, "{what}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("no host key is pinned for this VM"),
+            "{what}: {}",
+            out.stderr
+        );
+    }
+    for out in [&upload, &download] {
+        assert!(
+            out.stderr
+                .contains("`tartlab stop dev-vm` then `tartlab up`"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!lab.lab.join("downloaded.txt").exists());
+
+    // With the key pinned again, the guest shows nothing was uploaded; then cp works.
+    std::fs::write(&known, &pinned).unwrap();
+    assert_eq!(lab.ssh(VM, "test ! -e uploaded.txt").code, 0);
+    lab.ok(&["cp", &format!("{VM}:guest.txt"), "downloaded.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(lab.lab.join("downloaded.txt")).unwrap(),
+        "on-guest\n"
+    );
+}
+
+#[test]
 fn files_written_into_a_named_directory_never_go_through_a_planted_link() {
     let lab = Lab::new(&one_node(""));
     let victim = lab.dir.path().join("victim");
@@ -859,4 +859,27 @@ fn files_written_into_a_named_directory_never_go_through_a_planted_link() {
     );
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     assert!(!dir.join("tartlab.yaml").exists());
+}
+
+#[test]
+fn a_failing_ready_probe_s_output_is_escaped_and_bounded() {
+    let lab = Lab::new(&one_node(
+        "ready:\n  - run: |\n      printf 'probe\\033]0;PWNED\\007\\033[2J\\n' >&2\n      head -c 60000 /dev/zero | tr '\\0' y\n      echo\n      exit 3\n",
+    ));
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 1, "{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr.contains("failed at stage `ready`"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains(r"probe\x1b]0;PWNED\x07\x1b[2J"),
+        "{}",
+        up.stderr
+    );
+    for raw in ['\x1b', '\x07'] {
+        assert!(!up.stderr.contains(raw) && !up.stdout.contains(raw));
+    }
+    assert!(up.stderr.len() < 20_000, "{} bytes", up.stderr.len());
 }

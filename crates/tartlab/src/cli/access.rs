@@ -390,7 +390,7 @@ fn print_line(prefix: &str, stream: ssh::Stream, line: &str, show: Shown) {
         ssh::Stream::Stderr => (show.terminal.1, Box::new(std::io::stderr().lock())),
     };
     let line = if terminal {
-        crate::text::printable(line)
+        crate::text::printable(line, ssh::LINE_CAP + 64)
     } else {
         std::borrow::Cow::Borrowed(line)
     };
@@ -491,7 +491,7 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
                 "cp {} {}: {}",
                 args.source,
                 args.destination,
-                crate::text::printable(&e)
+                crate::text::printable(&e, crate::text::MESSAGE)
             ),
             cp_hint(&e, &user, node_name),
         )

@@ -30,7 +30,11 @@ pub enum SshError {
 impl std::fmt::Display for SshError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SshError::Unreachable(e) => write!(f, "cannot reach sshd: {e}"),
+            SshError::Unreachable(e) => write!(
+                f,
+                "cannot reach sshd: {}",
+                crate::text::printable(e, crate::text::QUOTED_LINE)
+            ),
             SshError::HostKeyChanged { presented } => {
                 write!(f, "the VM's host key changed (it now presents {presented})")
             }
