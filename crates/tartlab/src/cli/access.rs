@@ -127,8 +127,9 @@ fn ssh_options(snapshot: &LabSnapshot, vm: &str) -> Result<Vec<String>> {
     let key = snapshot.absolute(snapshot.dir.key_path());
     let known = snapshot.absolute(snapshot.dir.known_hosts_path());
     Ok([
-        "-i".to_string(),
-        super::export::ssh_path(&key)?,
+        // Not `-i`: ssh checks that path as given, then expands its `%` tokens.
+        "-o".to_string(),
+        format!("IdentityFile {}", super::export::ssh_config_quoted(&key)?),
         "-o".into(),
         "IdentitiesOnly=yes".into(),
         "-o".into(),

@@ -27,7 +27,7 @@ pub struct InventoryArgs {
 /// would read it as something else: not UTF-8, a control character (a newline starts a new
 /// option), `"` (it cannot be quoted in a config), or `${` (ssh expands it from the
 /// environment, with no escape).
-pub(super) fn ssh_path(path: &Path) -> Result<String> {
+fn ssh_path(path: &Path) -> Result<String> {
     let refuse = |why: &str| {
         let shown = path.to_string_lossy();
         Error::fatal(
