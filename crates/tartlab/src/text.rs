@@ -1,15 +1,23 @@
 //! Text shown to people: the tail of a log or of a command's output, quoted in a message, and
-//! text from a guest made safe for a terminal.
+//! text from a guest made safe for a terminal. Every piece of guest text that reaches a
+//! message, a hint, an event or the terminal goes through `printable`, with a bound.
 
 use std::borrow::Cow;
 
-/// The last `n` non-empty lines of a text, each indented for an error message and made
-/// printable (the text may come from a guest).
+/// The most characters of one line of guest output a message quotes.
+pub const QUOTED_LINE: usize = 500;
+/// The most characters of a name or a word a guest gave (a module, a path) in a message.
+pub const QUOTED_NAME: usize = 100;
+/// The most characters of a whole message or hint: a backstop, far above what one needs.
+pub const MESSAGE: usize = 16 * 1024;
+
+/// The last `n` non-empty lines of a text, each indented for an error message, made
+/// printable and cut at `QUOTED_LINE` characters (the text may come from a guest).
 pub fn last_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines[lines.len().saturating_sub(n)..]
         .iter()
-        .map(|l| format!("    | {}", printable(l)))
+        .map(|l| format!("    | {}", printable(l, QUOTED_LINE)))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -22,15 +30,18 @@ pub fn cut(line: &str, width: usize) -> String {
     }
 }
 
-/// The text with every control character other than newline and tab written as an escape
-/// (`\x1b`, `\x00`, `\u{9b}`), so that what a guest printed cannot move the cursor, retitle
-/// the window, clear the screen or hide lines on the terminal that shows it.
-pub fn printable(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(needs_escape) {
+/// At most `max` characters of the text (then `…` and how many more there were), with every
+/// control character other than newline and tab written as an escape (`\x1b`, `\x00`,
+/// `\u{9b}`), so that what a guest printed cannot move the cursor, retitle the window, clear
+/// the screen, hide lines or flood the terminal that shows it.
+pub fn printable(text: &str, max: usize) -> Cow<'_, str> {
+    let end = text.char_indices().nth(max).map(|(end, _)| end);
+    if end.is_none() && !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
-    let mut safe = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
+    let kept = &text[..end.unwrap_or(text.len())];
+    let mut safe = String::with_capacity(kept.len() + 8);
+    for c in kept.chars() {
         if !needs_escape(c) {
             safe.push(c);
         } else if (c as u32) < 0x100 {
@@ -38,6 +49,10 @@ pub fn printable(text: &str) -> Cow<'_, str> {
         } else {
             safe.push_str(&format!("\\u{{{:x}}}", c as u32));
         }
+    }
+    if let Some(end) = end {
+        let more = text[end..].chars().count();
+        safe.push_str(&format!("… [{more} more characters]"));
     }
     Cow::Owned(safe)
 }
@@ -48,9 +63,10 @@ fn needs_escape(c: char) -> bool {
         || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Bytes from a guest as printable text (invalid UTF-8 shown as U+FFFD).
+/// Bytes from a guest as printable text (invalid UTF-8 shown as U+FFFD), whole: a log shown
+/// on a terminal, already bounded by its cap.
 pub fn printable_bytes(bytes: &[u8]) -> String {
-    printable(&String::from_utf8_lossy(bytes)).into_owned()
+    printable(&String::from_utf8_lossy(bytes), usize::MAX).into_owned()
 }
 
 #[cfg(test)]
@@ -61,10 +77,18 @@ mod tests {
     fn escapes_controls_and_keeps_newlines_tabs_and_other_text() {
         let hostile = "ok\ttab\n\x1b]0;pwned\x07\x1b[2J\x00\r\u{9b}31m\u{202e}evil é";
         assert_eq!(
-            printable(hostile),
+            printable(hostile, 100),
             "ok\ttab\n\\x1b]0;pwned\\x07\\x1b[2J\\x00\\x0d\\x9b31m\\u{202e}evil é"
         );
-        assert!(matches!(printable("plain"), Cow::Borrowed("plain")));
+        assert!(matches!(printable("plain", 5), Cow::Borrowed("plain")));
+    }
+
+    #[test]
+    fn printable_text_is_bounded_and_says_how_much_was_cut() {
+        assert_eq!(printable("ééé\x1b", 2), "éé… [2 more characters]");
+        assert_eq!(printable("abc", 3), "abc");
+        let long = "x".repeat(QUOTED_LINE * 10);
+        assert!(last_lines(&long, 1).len() < QUOTED_LINE + 40);
     }
 
     #[test]

@@ -199,3 +199,61 @@ fn a_cloud_init_that_ends_degraded_is_done_with_a_warning_not_a_failure() {
     );
     assert_eq!(lab.ssh("dev-vm", "cat /var/tmp/edition").stdout, "two\n");
 }
+
+#[test]
+fn a_guest_s_cloud_init_status_cannot_drive_the_terminal_and_an_empty_log_is_said() {
+    // A guest whose `cloud-init status` names a module made of escape sequences (retitle
+    // the window, clear the screen, a green "all modules ok"), and whose output log is
+    // empty: a wrapper first in sudo's PATH, as in the degraded test above.
+    let lab = Lab::new("lab: cloudy\ndefaults:\n  cloud_init: user-data.yaml\nclusters:\n  - name: dev\n    nodes: [{ name: vm }]\n");
+    lab.use_systemd_guests();
+    lab.write(
+        "user-data.yaml",
+        "#cloud-config\nruncmd:\n  - [ sh, -c, \"echo one > /var/tmp/edition\" ]\n",
+    );
+    lab.up_all_ok(1);
+    let wrapper = r#"#!/bin/sh
+if [ "$1" = status ]; then
+  /usr/bin/cloud-init "$@" >/dev/null
+  : > /var/log/cloud-init-output.log
+  printf "errors:\n  - ('\033]0;PWNED-TITLE\007\033[2J\033[1;32mall modules ok\033[0m', 'x')\n"
+  exit 1
+fi
+exec /usr/bin/cloud-init "$@"
+"#;
+    lab.write("wrapper", wrapper);
+    lab.ok(&["cp", "wrapper", "dev-vm:/tmp/wrapper"]);
+    let installed = lab.ssh(
+        "dev-vm",
+        "sudo install -m 755 /tmp/wrapper /usr/local/bin/cloud-init",
+    );
+    assert_eq!(installed.code, 0, "{}", installed.stderr);
+    lab.write(
+        "user-data.yaml",
+        "#cloud-config\nruncmd:\n  - [ sh, -c, \"echo two > /var/tmp/edition\" ]\n",
+    );
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 1, "{}\n{}", up.stdout, up.stderr);
+    for raw in ['\x1b', '\x07'] {
+        assert!(
+            !up.stderr.contains(raw) && !up.stdout.contains(raw),
+            "{raw:?} reached the terminal: {}",
+            up.stderr
+        );
+    }
+    let module = r"\x1b]0;PWNED-TITLE\x07\x1b[2J\x1b[1;32mall modules ok\x1b[0m";
+    assert!(
+        up.stderr.contains(&format!(
+            "in {module}; /var/log/cloud-init-output.log is empty"
+        )) && up
+            .stderr
+            .contains(&format!("(cloud-init's module `{module}`)")),
+        "{}",
+        up.stderr
+    );
+    let events = std::fs::read_to_string(lab.lab.join(".tartlab/events.jsonl")).unwrap();
+    assert!(
+        !events.contains("\\u001b"),
+        "the journal keeps it escaped too"
+    );
+}

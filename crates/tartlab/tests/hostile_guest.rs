@@ -677,3 +677,209 @@ fn guest_text_cannot_drive_the_terminal_but_logs_keep_the_bytes() {
         assert!(!screen.contains("\x1b]0;pwned"), "{args}: raw escape shown");
     }
 }
+
+/// Runs tartlab in `dir` (another lab directory than the harness's).
+fn tartlab_in(lab: &Lab, dir: &Path, args: &[&str]) -> Out {
+    lab.command(args).current_dir(dir).output().unwrap().into()
+}
+
+#[test]
+fn a_lab_directory_s_name_never_writes_ssh_options_and_a_percent_reaches_ssh_as_written() {
+    let lab = Lab::new(&one_node(""));
+    // A cloned repository chooses its directory names: this one would add a ProxyCommand.
+    let evil = lab
+        .dir
+        .path()
+        .join("evil\"\n  ProxyCommand sh -c \"touch PWNED\" #");
+    std::fs::create_dir_all(&evil).unwrap();
+    std::fs::write(evil.join("tartlab.yaml"), one_node("")).unwrap();
+    for args in [&["ssh-config"][..], &["inventory"], &["inventory", "--ini"]] {
+        let out = tartlab_in(&lab, &evil, args);
+        assert_eq!(out.code, 1, "{args:?}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains(r#"cannot write the path ""#)
+                && out
+                    .stderr
+                    .contains(r#"evil\"\n  ProxyCommand sh -c \"touch PWNED\" #"#)
+                && out.stderr.contains("it holds a control character"),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(!out.stdout.contains("ProxyCommand"), "{}", out.stdout);
+    }
+
+    // `%` (ssh expands `%h` to the host name there) and a space: written so ssh reads the
+    // lab's own files, in the config, in `tartlab ssh` and in the inventory.
+    let odd = lab.dir.path().join("100%h of a lab");
+    std::fs::create_dir_all(&odd).unwrap();
+    std::fs::write(odd.join("tartlab.yaml"), one_node("")).unwrap();
+    let up = tartlab_in(&lab, &odd, &["up"]);
+    assert_eq!(up.code, 0, "{}\n{}", up.stdout, up.stderr);
+    let config = tartlab_in(&lab, &odd, &["ssh-config"]);
+    assert_eq!(config.code, 0, "{}", config.stderr);
+    let file = lab.dir.path().join("ssh_config");
+    std::fs::write(&file, &config.stdout).unwrap();
+    let resolved = Command::new("ssh")
+        .args(["-G", "-F", file.to_str().unwrap(), VM])
+        .output()
+        .unwrap();
+    let known = odd.join(".tartlab/known_hosts");
+    assert!(
+        String::from_utf8_lossy(&resolved.stdout)
+            .lines()
+            .any(|l| l == format!("userknownhostsfile {}", known.display())),
+        "{}\n{}",
+        config.stdout,
+        String::from_utf8_lossy(&resolved.stdout)
+    );
+    let login = Command::new("ssh")
+        .args([
+            "-F",
+            file.to_str().unwrap(),
+            "-o",
+            "BatchMode=yes",
+            VM,
+            "hostname",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&login.stdout),
+        "dev-vm\n",
+        "the lab key and pinned key, read through the config: {}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let ssh = tartlab_in(&lab, &odd, &["ssh", VM, "hostname"]);
+    assert_eq!(ssh.code, 0, "{}", ssh.stderr);
+    assert_eq!(ssh.stdout, "dev-vm\n");
+    let ini = tartlab_in(&lab, &odd, &["inventory", "--ini"]);
+    assert_eq!(ini.code, 0, "{}", ini.stderr);
+    assert!(
+        ini.stdout.contains(&format!(
+            "ansible_ssh_private_key_file='{}'",
+            odd.join(".tartlab/id_ed25519")
+                .display()
+                .to_string()
+                .replace('%', "%%")
+        )),
+        "{}",
+        ini.stdout
+    );
+}
+
+#[test]
+fn cp_sends_nothing_to_a_vm_whose_host_key_is_not_pinned() {
+    let lab = Lab::new(&one_node(""));
+    lab.up_all_ok(1);
+    assert_eq!(lab.ssh(VM, "echo on-guest > guest.txt").code, 0);
+    lab.write("upload.txt", "from the host\n");
+    // What the host-key-changed hint tells the user to do: the VM's lines removed.
+    let known = lab.lab.join(".tartlab/known_hosts");
+    let pinned = std::fs::read_to_string(&known).unwrap();
+    let others: String = pinned
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{VM} ")))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&known, others).unwrap();
+
+    let upload = lab.tartlab(&["cp", "upload.txt", &format!("{VM}:uploaded.txt")]);
+    let download = lab.tartlab(&["cp", &format!("{VM}:guest.txt"), "downloaded.txt"]);
+    let exec = lab.tartlab(&["exec", "all", "--", "true"]);
+    for (what, out) in [
+        ("upload", &upload),
+        ("download", &download),
+        ("exec", &exec),
+    ] {
+        assert_eq!(out.code, 1, "{what}: {}\n{}", out.stdout, out.stderr);
+        assert!(
+            out.stderr.contains("no host key is pinned for this VM"),
+            "{what}: {}",
+            out.stderr
+        );
+    }
+    for out in [&upload, &download] {
+        assert!(
+            out.stderr
+                .contains("`tartlab stop dev-vm` then `tartlab up`"),
+            "{}",
+            out.stderr
+        );
+    }
+    assert!(!lab.lab.join("downloaded.txt").exists());
+
+    // With the key pinned again, the guest shows nothing was uploaded; then cp works.
+    std::fs::write(&known, &pinned).unwrap();
+    assert_eq!(lab.ssh(VM, "test ! -e uploaded.txt").code, 0);
+    lab.ok(&["cp", &format!("{VM}:guest.txt"), "downloaded.txt"]);
+    assert_eq!(
+        std::fs::read_to_string(lab.lab.join("downloaded.txt")).unwrap(),
+        "on-guest\n"
+    );
+}
+
+#[test]
+fn files_written_into_a_named_directory_never_go_through_a_planted_link() {
+    let lab = Lab::new(&one_node(""));
+    let victim = lab.dir.path().join("victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let mandir = lab.dir.path().join("man1");
+    std::fs::create_dir_all(&mandir).unwrap();
+    std::os::unix::fs::symlink(&victim, mandir.join("tartlab-up.1")).unwrap();
+    let man = lab.ok(&["man", "--dir", mandir.to_str().unwrap()]);
+    assert!(man.stdout.contains("wrote the man pages"), "{}", man.stdout);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    let page = mandir.join("tartlab-up.1");
+    assert!(!std::fs::symlink_metadata(&page)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert!(
+        std::fs::read_to_string(&page)
+            .unwrap()
+            .contains(".TH tartlab-up 1"),
+        "the page replaced the link"
+    );
+
+    // `init DIR` with `DIR/scripts` a link elsewhere: refused, naming it; nothing written.
+    let dir = lab.dir.path().join("cluster");
+    let elsewhere = lab.dir.path().join("elsewhere");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.join("scripts")).unwrap();
+    let init = lab.tartlab(&["init", "--template", "k3s", dir.to_str().unwrap()]);
+    assert_eq!(init.code, 1, "{}\n{}", init.stdout, init.stderr);
+    assert!(
+        init.stderr.contains(&format!(
+            "{} is a symbolic link; init writes no file through a link",
+            dir.join("scripts").display()
+        )),
+        "{}",
+        init.stderr
+    );
+    assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    assert!(!dir.join("tartlab.yaml").exists());
+}
+
+#[test]
+fn a_failing_ready_probe_s_output_is_escaped_and_bounded() {
+    let lab = Lab::new(&one_node(
+        "ready:\n  - run: |\n      printf 'probe\\033]0;PWNED\\007\\033[2J\\n' >&2\n      head -c 60000 /dev/zero | tr '\\0' y\n      echo\n      exit 3\n",
+    ));
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 1, "{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr.contains("failed at stage `ready`"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr.contains(r"probe\x1b]0;PWNED\x07\x1b[2J"),
+        "{}",
+        up.stderr
+    );
+    for raw in ['\x1b', '\x07'] {
+        assert!(!up.stderr.contains(raw) && !up.stdout.contains(raw));
+    }
+    assert!(up.stderr.len() < 20_000, "{} bytes", up.stderr.len());
+}

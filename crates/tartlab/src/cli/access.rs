@@ -100,6 +100,14 @@ pub struct LogsArgs {
     pub tail: Option<usize>,
 }
 
+/// Why `exec` and `cp` send nothing to a VM: only `up`, when it boots the VM, meets a key
+/// it has not pinned, and pins it.
+const NOT_PINNED: &str = "no host key is pinned for this VM";
+
+fn not_pinned_hint(vm: &str) -> String {
+    format!("`tartlab up` pins a VM's host key when it boots it: `tartlab stop {vm}` then `tartlab up`, if {vm} is the lab's own VM")
+}
+
 /// How long `exec` and `cp` give a node to log them in: 15 s, or `TARTLAB_SSH_TIMEOUT`.
 fn login_timeout() -> Duration {
     std::env::var("TARTLAB_SSH_TIMEOUT")
@@ -170,17 +178,22 @@ pub(crate) fn proxy_command(snapshot: &LabSnapshot, vm: &str) -> Vec<String> {
     ]
 }
 
-/// The system ssh's options for a node: lab key, pinned host key, no prompts.
-fn ssh_options(snapshot: &LabSnapshot, vm: &str) -> Vec<String> {
+/// The system ssh's options for a node: lab key, pinned host key, no prompts. The paths
+/// are written as ssh reads them (`%` doubled), or refused (export::ssh_path).
+fn ssh_options(snapshot: &LabSnapshot, vm: &str) -> Result<Vec<String>> {
     let key = snapshot.absolute(snapshot.dir.key_path());
     let known = snapshot.absolute(snapshot.dir.known_hosts_path());
-    [
-        "-i".to_string(),
-        key.display().to_string(),
+    Ok([
+        // Not `-i`: ssh checks that path as given, then expands its `%` tokens.
+        "-o".to_string(),
+        format!("IdentityFile {}", super::export::ssh_config_quoted(&key)?),
         "-o".into(),
         "IdentitiesOnly=yes".into(),
         "-o".into(),
-        format!("UserKnownHostsFile={}", known.display()),
+        format!(
+            "UserKnownHostsFile {}",
+            super::export::ssh_config_quoted(&known)?
+        ),
         "-o".into(),
         format!("HostKeyAlias={vm}"),
         "-o".into(),
@@ -188,7 +201,7 @@ fn ssh_options(snapshot: &LabSnapshot, vm: &str) -> Vec<String> {
         "-o".into(),
         "LogLevel=ERROR".into(),
     ]
-    .to_vec()
+    .to_vec())
 }
 
 pub fn ssh(args: &SshArgs) -> Result<Exit> {
@@ -201,7 +214,7 @@ pub fn ssh(args: &SshArgs) -> Result<Exit> {
         .map_err(|e| Error::fatal(e, ""))?;
     let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
     let mut cmd = std::process::Command::new("ssh");
-    cmd.args(ssh_options(&snapshot, &node.vm_name));
+    cmd.args(ssh_options(&snapshot, &node.vm_name)?);
     if args.command.is_empty() && std::io::stdin().is_terminal() {
         cmd.arg("-t");
     }
@@ -214,7 +227,7 @@ pub fn ssh(args: &SshArgs) -> Result<Exit> {
             let words = proxy_command(&snapshot, &node.vm_name);
             cmd.args([
                 "-o",
-                &format!("ProxyCommand={}", crate::quote::command(&words)),
+                &format!("ProxyCommand={}", super::export::proxy_line(&words)?),
             ]);
             node.vm_name.clone()
         }
@@ -260,14 +273,14 @@ async fn run_one(
     dialer: &dyn Dialer,
     on_line: &mut (dyn FnMut(ssh::Stream, &str) -> ssh::Reply + Send),
 ) -> std::result::Result<Output, String> {
-    if job.pinned.is_empty() {
-        return Err("no host key is pinned for this VM: `tartlab up` first".into());
-    }
+    let Some(pins) = job.pinned.clone() else {
+        return Err(format!("{NOT_PINNED}; {}", not_pinned_hint(&job.vm)));
+    };
     let connection = ssh::connect(
         dialer,
         &job.user,
         Auth::Key(&job.key),
-        job.pinned.clone(),
+        ssh::HostKeys::Pinned(pins),
         login_timeout(),
     )
     .await
@@ -290,7 +303,8 @@ struct ExecJob {
     user: String,
     /// The way to its sshd, or why it cannot be reached.
     dialer: std::result::Result<Arc<dyn Dialer>, String>,
-    pinned: Vec<russh::keys::PublicKey>,
+    /// The VM's pinned host keys; none: nothing is sent to it.
+    pinned: Option<ssh::Pins>,
     key: Arc<russh::keys::PrivateKey>,
     command: String,
     timeout: Option<Duration>,
@@ -333,7 +347,7 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
             dialer: snapshot
                 .address(node, &inventory)
                 .map(|ip| provider.dialer(&node.vm_name, &ip)),
-            pinned: known.pinned(&node.vm_name),
+            pinned: ssh::Pins::of(known.pinned(&node.vm_name)),
             key: key.clone(),
             command: args.command.join(" "),
             timeout: args.timeout.map(Duration::from_secs),
@@ -448,7 +462,7 @@ fn print_line(prefix: &str, stream: ssh::Stream, line: &str, show: Shown) {
         ssh::Stream::Stderr => (show.terminal.1, Box::new(std::io::stderr().lock())),
     };
     let line = if terminal {
-        crate::text::printable(line)
+        crate::text::printable(line, ssh::LINE_CAP + 64)
     } else {
         std::borrow::Cow::Borrowed(line)
     };
@@ -506,7 +520,15 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
             .lab_key()
             .map_err(|e| Error::fatal(e, "check .tartlab/id_ed25519"))?,
     );
-    let pinned = KnownHosts::new(&snapshot.dir).pinned(&node.vm_name);
+    let Some(pins) = ssh::Pins::of(KnownHosts::new(&snapshot.dir).pinned(&node.vm_name)) else {
+        return Err(Error::fatal(
+            format!(
+                "cp {} {}: {NOT_PINNED}; nothing was copied",
+                args.source, args.destination
+            ),
+            not_pinned_hint(&node.vm_name),
+        ));
+    };
     let dialer = provider.dialer(&node.vm_name, &ip);
     let depth = if args.recursive {
         transfer::Depth::Recursive
@@ -514,11 +536,12 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
         transfer::Depth::Files
     };
     let copied = runtime()?.block_on(async {
+        let keys = ssh::HostKeys::Pinned(pins);
         let connection = ssh::connect(
             dialer.as_ref(),
             &user,
             Auth::Key(&key),
-            pinned,
+            keys,
             login_timeout(),
         )
         .await
@@ -546,7 +569,7 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
                 "cp {} {}: {}",
                 args.source,
                 args.destination,
-                crate::text::printable(&e)
+                crate::text::printable(&e, crate::text::MESSAGE)
             ),
             cp_hint(&e, &user, node_name),
         )

@@ -121,18 +121,22 @@ pub fn init(args: &InitArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// Writes the files (each new: never over one), the lab file named after the directory.
+/// Writes the files (each new: never over one, never through a link), the lab file named
+/// after the directory.
 fn write_all(
     dir: &Path,
     files: &[(&str, &str, u32)],
     name: Option<String>,
 ) -> std::io::Result<Vec<PathBuf>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(dir)?;
+    // Every directory first: a link on the way stops init before it writes anything.
+    for (relative, _, _) in files {
+        make_parents(dir, Path::new(relative))?;
+    }
     let mut written = Vec::new();
     for (i, (relative, text, mode)) in files.iter().enumerate() {
         let path = dir.join(relative);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
         let text = match (&name, i) {
             (Some(name), 0) => renamed(text, name),
             _ => text.to_string(),
@@ -140,12 +144,43 @@ fn write_all(
         let mut file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)?;
         file.write_all(text.as_bytes())?;
         file.set_permissions(std::fs::Permissions::from_mode(*mode))?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Makes the directories between `dir` and a file of the template, one at a time, refusing
+/// a link on the way: a planted `DIR/scripts -> elsewhere` would put the files elsewhere.
+fn make_parents(dir: &Path, relative: &Path) -> std::io::Result<()> {
+    let mut at = dir.to_path_buf();
+    let Some(parent) = relative.parent() else {
+        return Ok(());
+    };
+    for part in parent.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                return Err(std::io::Error::other(format!(
+                    "{} is a symbolic link; init writes no file through a link (remove it, or init another directory)",
+                    at.display()
+                )));
+            }
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => {
+                return Err(std::io::Error::other(format!(
+                    "{} exists and is not a directory",
+                    at.display()
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&at)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// The lab file with its `lab:` line naming this lab.
@@ -192,11 +227,17 @@ pub fn man(args: &ManArgs) -> Result<Exit> {
     let command = <Cli as clap::CommandFactory>::command();
     match &args.dir {
         Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .and_then(|_| clap_mangen::generate_to(command, dir))
-                .map_err(|e| {
-                    Error::fatal(format!("cannot write into {}: {e}", dir.display()), "")
-                })?;
+            let cannot = |e: std::io::Error| {
+                Error::fatal(format!("cannot write into {}: {e}", dir.display()), "")
+            };
+            std::fs::create_dir_all(dir).map_err(cannot)?;
+            let mut command = command.disable_help_subcommand(true);
+            command.build();
+            for (name, page) in man_pages(command).map_err(cannot)? {
+                // A new file renamed over the name: a link planted there is replaced, as
+                // install(1) does, never written through.
+                crate::state::write_atomic(&dir.join(&name), &page, 0o644).map_err(cannot)?;
+            }
             out(&format!("wrote the man pages into {}", dir.display()));
         }
         None => {
@@ -208,6 +249,20 @@ pub fn man(args: &ManArgs) -> Result<Exit> {
         }
     }
     Ok(Exit::Ok)
+}
+
+/// Every page `clap_mangen::generate_to` would write (the command's, then one per visible
+/// subcommand, recursively), each file name with its page, rendered in memory.
+fn man_pages(command: clap::Command) -> std::io::Result<Vec<(String, Vec<u8>)>> {
+    let mut pages = Vec::new();
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        pages.extend(man_pages(sub.clone())?);
+    }
+    let man = clap_mangen::Man::new(command);
+    let mut page = Vec::new();
+    man.render(&mut page)?;
+    pages.push((man.get_filename(), page));
+    Ok(pages)
 }
 
 #[cfg(test)]

@@ -48,11 +48,14 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// A failure; its message and hint are made printable and bounded as a backstop (each
+    /// piece of guest text in them was already, where it was quoted).
     pub fn new(stage: Stage, message: impl Into<String>, hint: impl Into<String>) -> Failure {
+        let shown = |text: String| crate::text::printable(&text, crate::text::MESSAGE).into_owned();
         Failure {
             stage,
-            message: message.into(),
-            hint: hint.into(),
+            message: shown(message.into()),
+            hint: shown(hint.into()),
             caused_by: None,
         }
     }

@@ -25,16 +25,23 @@ pub enum SshError {
     /// sshd answered (the handshake was done) but the login did not finish in time:
     /// something in the guest's login (PAM, NSS, ...) hangs.
     LoginStalled(Duration),
+    /// At a first contact, the presented key could not be pinned.
+    NotPinned(String),
 }
 
 impl std::fmt::Display for SshError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SshError::Unreachable(e) => write!(f, "cannot reach sshd: {e}"),
+            SshError::Unreachable(e) => write!(
+                f,
+                "cannot reach sshd: {}",
+                crate::text::printable(e, crate::text::QUOTED_LINE)
+            ),
             SshError::HostKeyChanged { presented } => {
                 write!(f, "the VM's host key changed (it now presents {presented})")
             }
             SshError::AuthRejected => write!(f, "login refused"),
+            SshError::NotPinned(e) => write!(f, "the VM's host key could not be pinned: {e}"),
             SshError::LoginStalled(time) => write!(
                 f,
                 "sshd answered but the login did not finish within {} s",
@@ -51,8 +58,44 @@ pub enum Auth<'a> {
     Password(&'a str),
 }
 
+/// The host keys pinned for one VM: never none. A connection that logs in checks the VM's
+/// key against these; `KnownHosts::pinned` gives the list, `Pins::of` refuses it empty.
+#[derive(Clone)]
+pub struct Pins(Vec<PublicKey>);
+
+impl Pins {
+    /// The pinned keys, or None when there are none: then nothing may log in to the VM but
+    /// the `ssh` stage of `up`, which pins the key it meets (`HostKeys::FirstContact`).
+    pub fn of(keys: Vec<PublicKey>) -> Option<Pins> {
+        (!keys.is_empty()).then_some(Pins(keys))
+    }
+}
+
+/// Which host keys a login accepts: the pinned ones, or (at the first contact) any key,
+/// which is pinned before the connection is handed back.
+pub enum HostKeys<'a> {
+    Pinned(Pins),
+    FirstContact(FirstContact<'a>),
+}
+
+/// Leave to log in to a VM whose host key is not pinned yet: the key it presents is taken,
+/// and given to `pin` as soon as the login succeeds, before the connection is returned and
+/// anything is sent; a pin that fails fails the login. So a first contact always ends in a
+/// pinned key, and a command that cannot pin (`exec`, `cp`, `stop`) needs `Pins`.
+pub struct FirstContact<'a> {
+    pin: &'a (dyn Fn(&PublicKey) -> Result<(), String> + Sync),
+}
+
+impl<'a> FirstContact<'a> {
+    pub fn pinning(pin: &'a (dyn Fn(&PublicKey) -> Result<(), String> + Sync)) -> Self {
+        FirstContact { pin }
+    }
+}
+
+/// What the handshake accepts; `None` accepts any key (first contact, or a handshake that
+/// only looks at the key and never logs in).
 struct HostKeyCheck {
-    pinned: Vec<PublicKey>,
+    pinned: Option<Vec<PublicKey>>,
     presented: Arc<Mutex<Option<PublicKey>>>,
 }
 
@@ -69,7 +112,10 @@ impl client::Handler for HostKeyCheck {
         if let Ok(mut seen) = self.presented.lock() {
             *seen = Some(key.clone());
         }
-        Ok(self.pinned.is_empty() || self.pinned.iter().any(|p| p.key_data() == key.key_data()))
+        Ok(match &self.pinned {
+            None => true,
+            Some(pinned) => pinned.iter().any(|p| p.key_data() == key.key_data()),
+        })
     }
 }
 
@@ -133,18 +179,38 @@ fn config() -> Arc<client::Config> {
     })
 }
 
-/// One connection attempt: the stream, the handshake (host key checked against `pinned`;
-/// empty trusts whatever is presented), then the login, all within `timeout`.
+/// One connection attempt: the stream, the handshake (the host key checked as `keys` says),
+/// then the login, all within `timeout`.
 pub async fn connect(
     dialer: &dyn Dialer,
     user: &str,
     auth: Auth<'_>,
-    pinned: Vec<PublicKey>,
+    keys: HostKeys<'_>,
     timeout: Duration,
 ) -> Result<Connection, SshError> {
+    let (pinned, first) = match keys {
+        HostKeys::Pinned(Pins(keys)) => (Some(keys), None),
+        HostKeys::FirstContact(first) => (None, Some(first)),
+    };
     let answered = AtomicBool::new(false);
     let attempt = connect_now(dialer, user, auth, pinned, timeout, &answered);
     match tokio::time::timeout(timeout, attempt).await {
+        Ok(Ok(connection)) => match (first, &connection.host_key) {
+            (None, _) => Ok(connection),
+            (Some(first), Some(key)) => match (first.pin)(key) {
+                Ok(()) => Ok(connection),
+                Err(e) => {
+                    connection.close().await;
+                    Err(SshError::NotPinned(e))
+                }
+            },
+            (Some(_), None) => {
+                connection.close().await;
+                Err(SshError::NotPinned(
+                    "the server presented no host key".into(),
+                ))
+            }
+        },
         Ok(result) => result,
         Err(_) if answered.load(Ordering::SeqCst) => Err(SshError::LoginStalled(timeout)),
         Err(_) => Err(SshError::Unreachable(format!(
@@ -158,12 +224,12 @@ async fn connect_now(
     dialer: &dyn Dialer,
     user: &str,
     auth: Auth<'_>,
-    pinned: Vec<PublicKey>,
+    pinned: Option<Vec<PublicKey>>,
     timeout: Duration,
     answered: &AtomicBool,
 ) -> Result<Connection, SshError> {
     let presented = Arc::new(Mutex::new(None));
-    let had_pins = !pinned.is_empty();
+    let had_pins = pinned.is_some();
     let check = HostKeyCheck {
         pinned,
         presented: presented.clone(),
@@ -208,11 +274,12 @@ async fn connect_now(
     Ok(Connection { handle, host_key })
 }
 
-/// The host key a guest's sshd presents now: a handshake only (no login), within `timeout`.
+/// The host key a guest's sshd presents now: a handshake only, within `timeout`. It
+/// accepts any key to learn which one is served, and so never logs in or sends anything.
 pub async fn host_key(dialer: &dyn Dialer, timeout: Duration) -> Result<PublicKey, SshError> {
     let presented = Arc::new(Mutex::new(None));
     let check = HostKeyCheck {
-        pinned: Vec::new(),
+        pinned: None,
         presented: presented.clone(),
     };
     let handshake = async {

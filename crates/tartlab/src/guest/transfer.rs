@@ -222,9 +222,10 @@ impl Download<'_> {
                     Kind::Link => "a symbolic link",
                     Kind::Other => "not a file or a directory",
                 };
-                self.result
-                    .skipped
-                    .push(format!("{}: {skipped}", crate::text::printable(&child)));
+                self.result.skipped.push(format!(
+                    "{}: {skipped}",
+                    crate::text::printable(&child, crate::text::QUOTED_LINE)
+                ));
             }
             Ok(0)
         })
@@ -409,7 +410,7 @@ pub fn is_plain_name(name: &str) -> bool {
 fn bad_name(dir: &str, name: &str) -> String {
     format!(
         "the guest listed an entry named \"{}\" in {dir}: a name must be one path component, so the copy stopped there",
-        crate::text::printable(&name.escape_default().to_string())
+        crate::text::printable(&name.escape_default().to_string(), crate::text::QUOTED_NAME)
     )
 }
 

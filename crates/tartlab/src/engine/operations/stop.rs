@@ -20,14 +20,15 @@ pub async fn gracefully(ctx: &Context, vm: &str) -> Result<StopHow, Failure> {
     let mut asked = false;
     let deadline = Instant::now() + ctx.timeouts.stop;
     let left = || deadline.saturating_duration_since(Instant::now());
-    if let (Some(ip), Some(login)) = (owned.ip.as_deref(), login) {
+    // No pinned key, no login: the lab key goes only to a VM that proved to be the one.
+    let pins = ssh::Pins::of(ctx.known.pinned(vm));
+    if let (Some(ip), Some(login), Some(pins)) = (owned.ip.as_deref(), login, pins) {
         let dialer = ctx.provider.dialer(vm, ip);
-        let pinned = ctx.known.pinned(vm);
         let login = ssh::connect(
             dialer.as_ref(),
             &login.user,
             Auth::Key(&ctx.key),
-            pinned,
+            ssh::HostKeys::Pinned(pins),
             left().min(Duration::from_secs(10)),
         )
         .await;

@@ -182,21 +182,25 @@ fn failure(
     let (status_part, log) = tail
         .split_once("tartlab-cloud-init-log:")
         .unwrap_or((tail.as_str(), ""));
+    // The module's name is the guest's text: printable and bounded before it is shown.
     let module = status_part
         .lines()
         .find_map(|l| {
             let start = l.find("('")? + 2;
             let end = l[start..].find('\'')? + start;
-            Some(l[start..end].to_string())
+            Some(crate::text::printable(&l[start..end], crate::text::QUOTED_NAME).into_owned())
         })
         .unwrap_or_else(|| "a module".into());
+    let status = status.map_or("none".into(), |s| s.to_string());
+    let lines = crate::text::last_lines(log, 12);
+    let message = if lines.is_empty() {
+        format!("cloud-init ended with an error (exit status {status}) in {module}; /var/log/cloud-init-output.log is empty")
+    } else {
+        format!("cloud-init ended with an error (exit status {status}) in {module}:\n{lines}")
+    };
     Failure::new(
         Stage::CloudInit,
-        format!(
-            "cloud-init ended with an error (exit status {}) in {module}:\n{}",
-            status.map_or("none".into(), |s| s.to_string()),
-            crate::text::last_lines(log, 12)
-        ),
+        message,
         format!(
             "fix {relative} (cloud-init's module `{module}`); the whole log is /var/log/cloud-init-output.log on {vm} (`tartlab ssh {vm} sudo cat /var/log/cloud-init-output.log`), and `tartlab up` applies it again"
         ),

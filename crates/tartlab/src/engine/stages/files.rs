@@ -92,7 +92,10 @@ async fn stage(
     let sftp_problem = |e: String| {
         Failure::new(
             Stage::Files,
-            format!("SFTP: {e}"),
+            format!(
+                "SFTP: {}",
+                crate::text::printable(&e, crate::text::QUOTED_LINE)
+            ),
             "the image's sshd needs its sftp subsystem",
         )
     };
@@ -113,7 +116,11 @@ async fn stage(
             .map_err(|e| {
                 Failure::new(
                     Stage::Files,
-                    format!("uploading {} to {vm}: {e}", upload.spec.src),
+                    format!(
+                        "uploading {} to {vm}: {}",
+                        upload.spec.src,
+                        crate::text::printable(&e.to_string(), crate::text::QUOTED_LINE)
+                    ),
                     format!("check the free space on {vm}"),
                 )
             })?;

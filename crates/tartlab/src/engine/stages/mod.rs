@@ -31,6 +31,7 @@ use super::{fanout, internal_failure, Context, Failure, NodeReport, Provisioning
 use crate::guest::runner::GuestSession;
 use crate::lab::Node;
 use crate::provider::{BoxFuture, Inventory, Power};
+use crate::text::MESSAGE;
 
 /// A node's logged-in session, made on first need and shared by its stages and phases.
 #[derive(Default)]
@@ -260,7 +261,7 @@ pub fn command_failure(
         ctx.dir.provision_log(vm).display()
     );
     match error {
-        RunError::Broken(e) => Failure::new(stage, e, hint),
+        RunError::Broken(e) => Failure::new(stage, crate::text::printable(&e, MESSAGE), hint),
         RunError::Failed { status, tail } => {
             let hint = if tail.contains("a password is required") {
                 format!("the login user needs passwordless sudo on the image; {hint}")
@@ -321,7 +322,7 @@ pub async fn run_locked_script(
 /// current activity.
 pub fn show_note(ctx: &Context, vm: &str, stage: Stage, what: &str, line: &str) {
     if let Some(note) = line.strip_prefix(crate::engine::remote::NOTE_PREFIX) {
-        let note = crate::text::cut(&crate::text::printable(note), 200);
+        let note = crate::text::printable(note, 200);
         ctx.reporter.started(vm, stage, &format!("{what}: {note}"));
     }
 }

@@ -87,7 +87,9 @@ impl NodeStage for CheckNetwork {
                 .run_plain(Command::plain(what, &line))
                 .await
                 .map_err(|e| command_failure(ctx, &vm, Stage::Network, what, e))?;
-            let matrix = reached(&out.stdout_text());
+            // Only the peers asked about: any other name the guest printed is dropped.
+            let mut matrix = reached(&out.stdout_text());
+            matrix.retain(|peer, _| ready.iter().any(|(asked, _)| asked == peer));
             run.report.network = Some(matrix.clone());
             let unreached: Vec<String> = ready
                 .iter()

@@ -13,9 +13,10 @@ use crate::engine::inputs;
 use crate::engine::requirements::{Check, Requirement, Unmet};
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::guest::runner::GuestSession;
-use crate::guest::ssh::{self, Auth, Connection, SshError};
+use crate::guest::ssh::{self, Auth, Connection, FirstContact, HostKeys, Pins, SshError};
 use crate::lab::Node;
 use crate::provider::BoxFuture;
+use russh::keys::PublicKey;
 
 pub struct Connect;
 
@@ -83,13 +84,6 @@ pub async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<GuestSessio
                 sshd_answers.hint.clone(),
             ),
         })?;
-    if ctx.known.pinned(vm).is_empty() {
-        if let Some(key) = &connection.host_key {
-            ctx.known
-                .pin(vm, std::slice::from_ref(key))
-                .map_err(|e| Failure::new(Stage::Ssh, e, WRITABLE))?;
-        }
-    }
     ctx.reporter.done(vm, Stage::Ssh, &format!("{user}@{ip}"));
     Ok(GuestSession::new(
         vm,
@@ -122,7 +116,13 @@ impl Login<'_> {
         } else {
             Auth::Password(&self.node.login.password)
         };
-        match ssh::connect(self.dialer, user, auth, ctx.known.pinned(vm), time).await {
+        // The key it meets at a first contact is pinned before anything is sent.
+        let pin = |key: &PublicKey| ctx.known.pin(vm, std::slice::from_ref(key));
+        let keys = Pins::of(ctx.known.pinned(vm)).map_or_else(
+            || HostKeys::FirstContact(FirstContact::pinning(&pin)),
+            HostKeys::Pinned,
+        );
+        match ssh::connect(self.dialer, user, auth, keys, time).await {
             Ok(connection) => Check::Met(connection),
             Err(SshError::AuthRejected) if with_key => {
                 // The key is not (or no longer) there: the password, and the base stage
@@ -142,6 +142,11 @@ impl Login<'_> {
                 Stage::Ssh,
                 format!("{vm} at {ip} presented a host key other than the one pinned for it ({presented}); nothing was sent to it"),
                 format!("if you recreated {vm} outside tartlab, remove its lines from {}; otherwise another machine may answer at {ip}", ctx.dir.known_hosts_path().display()),
+            )),
+            Err(SshError::NotPinned(e)) => Check::Fatal(Failure::new(
+                Stage::Ssh,
+                format!("{vm}'s host key could not be pinned, so nothing was sent to it: {e}"),
+                WRITABLE,
             )),
             Err(e @ SshError::LoginStalled(_)) => {
                 self.stalled.store(true, Ordering::SeqCst);
