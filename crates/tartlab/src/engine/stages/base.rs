@@ -16,6 +16,7 @@ use super::{command_failure, show_note, NodeRun, NodeStage};
 use crate::engine::events::{Provisioned, Stage};
 use crate::engine::inputs::{self, UserInputs};
 use crate::engine::remote::{as_root_locked, DONE_PREFIX};
+use crate::engine::requirements::{Check, Requirement, Unmet};
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::guest::runner::Command;
 use crate::guest::ssh::{Input, Reply, Stream};
@@ -246,25 +247,36 @@ async fn served_after_rotation(
 ) -> Result<(), Failure> {
     let dialer = ctx.provider.dialer(vm, ip);
     let serves_new = |key: &PublicKey| live.iter().any(|k| k.key_data() == key.key_data());
-    // A reload takes sshd a moment: 2 s for it, then 5 s after a restart.
-    // Tries for `within` (each handshake given at least 2 s, however busy the machine);
-    // says what was served last, else why nothing was.
+    // A reload takes sshd a moment: 2 s for it, then 5 s after a restart. Each handshake
+    // is given at least 2 s, however busy the machine; the requirement keeps what was
+    // served last, else why nothing was.
+    let new_key_served = |within: Duration| Requirement {
+        name: format!("{vm}'s sshd serves its new host key"),
+        hint: String::new(),
+        timeout: within,
+        interval: Duration::from_millis(200),
+    };
     let wait_for_new = |within: Duration| {
         let dialer = dialer.as_ref();
         async move {
-            let deadline = std::time::Instant::now() + within;
-            let (mut served, mut error) = (None, String::from("nothing"));
-            loop {
-                match crate::guest::ssh::host_key(dialer, Duration::from_secs(2)).await {
-                    Ok(key) if serves_new(&key) => return Ok(()),
-                    Ok(key) => served = Some(key.to_openssh().unwrap_or_else(|_| "a key".into())),
-                    Err(e) => error = e.to_string(),
-                }
-                if std::time::Instant::now() >= deadline {
-                    return Err(served.unwrap_or(error));
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
+            new_key_served(within)
+                .wait_for(|left| async move {
+                    let time = left.max(Duration::from_secs(2));
+                    match crate::guest::ssh::host_key(dialer, time).await {
+                        Ok(key) if serves_new(&key) => {
+                            Check::<(), std::convert::Infallible>::Met(())
+                        }
+                        Ok(key) => {
+                            Check::NotYet(key.to_openssh().unwrap_or_else(|_| "a key".into()))
+                        }
+                        Err(e) => Check::NotYet(format!("nothing ({e})")),
+                    }
+                })
+                .await
+                .map_err(|unmet| match unmet {
+                    Unmet::TimedOut { last } => last,
+                    Unmet::Fatal(never) => match never {},
+                })
         }
     };
     if wait_for_new(Duration::from_secs(2)).await.is_ok() {
