@@ -369,6 +369,14 @@ fn expand_node(
         );
         return;
     }
+    // A role goes where a node name goes (selectors, user-data, tables): the same rule.
+    if let Some(role) = node.role.as_deref().filter(|r| !is_label(r)) {
+        c.error(
+            Here::Value(at(path, "role")),
+            format!("role `{role}` is not valid"),
+            "use lower-case letters, digits and `-` (RFC 1123), as for node names, e.g. `worker`",
+        );
+    }
     let settings = Resources {
         image: &node.image,
         cpu: node.cpu,
