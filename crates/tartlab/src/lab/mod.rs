@@ -5,6 +5,7 @@
 mod check;
 pub mod cloud_init;
 mod diagnostic;
+pub mod input;
 pub mod model;
 mod network;
 mod size;
@@ -26,17 +27,26 @@ pub struct Lab {
     pub file: LabFile,
     pub source: Source,
     pub nodes: Vec<Node>,
+    /// The host files the lab file names, as `validate` read them (`input.rs`).
+    pub inputs: input::Inputs,
 }
 
 impl Lab {
     /// Reads a lab file and checks it; every problem found, or the lab.
     pub fn open(path: &Path) -> Result<Lab, Vec<Diagnostic>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![Diagnostic::unlocated(
-                &format!("cannot read {}: {e}", path.display()),
-                "check the path given with -f or TARTLAB_FILE",
-            )]
-        })?;
+        let kind = input::Kind::LabFile;
+        let confinement = input::Confinement::new(Path::new("."));
+        let text = input::read(path, kind, &confinement)
+            .map_err(|refusal| refusal.describe(kind, Path::new(".")))
+            .and_then(|bytes| {
+                String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_string())
+            })
+            .map_err(|why| {
+                vec![Diagnostic::unlocated(
+                    &format!("cannot read {}: it {why}", path.display()),
+                    "check the path given with -f or TARTLAB_FILE",
+                )]
+            })?;
         read(Source::new(path, text))
     }
 
@@ -189,10 +199,11 @@ pub fn read(source: Source) -> Result<Lab, Vec<Diagnostic>> {
         _ => return Err(in_order(found)),
     };
     match validate(&file, &source, &reading) {
-        Ok(nodes) if found.is_empty() => Ok(Lab {
+        Ok((nodes, inputs)) if found.is_empty() => Ok(Lab {
             file,
             source,
             nodes,
+            inputs,
         }),
         Ok(_) => Err(in_order(found)),
         Err(more) => {

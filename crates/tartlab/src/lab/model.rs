@@ -49,6 +49,13 @@ pub struct LabFile {
     /// 22, from inside the guest) after it or its peers booted.
     #[serde(default = "yes")]
     pub network_check: bool,
+    /// Directories outside the lab's own from which `files` sources, `script:`,
+    /// `cloud_init:` and key files may come (absolute, `~/...`, or relative to the lab
+    /// file, e.g. `..`). Without it every such path must resolve, links followed, inside
+    /// the lab file's directory; `.pub` files in `~/.ssh` are always allowed as keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(example = &["../shared", "/opt/certs"])]
+    pub allow_paths_outside: Vec<String>,
 }
 
 fn yes() -> bool {
