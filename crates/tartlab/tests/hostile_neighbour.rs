@@ -28,7 +28,11 @@ fn tartlab(dir: &Path, args: &[&str], data: &Path) -> (i32, String, String) {
 #[test]
 fn a_lab_file_another_user_owns_in_a_parent_directory_is_used_only_when_named_with_f() {
     // SAFETY: geteuid has no preconditions.
-    assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root (chown)");
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "this test needs root (chown)"
+    );
     let shared = tempfile::tempdir().unwrap();
     let data = shared.path().join("data");
     let planted = shared.path().join("tartlab.yaml");
@@ -97,7 +101,11 @@ fn a_labs_index_cut_short_is_moved_aside_with_a_warning_not_read_as_empty() {
         .filter(|p| p.to_string_lossy().contains("labs.json.broken-"))
         .collect();
     assert_eq!(aside.len(), 1, "moved aside: {aside:?}");
-    assert_eq!(std::fs::read_to_string(&aside[0]).unwrap(), cut, "kept as it was");
+    assert_eq!(
+        std::fs::read_to_string(&aside[0]).unwrap(),
+        cut,
+        "kept as it was"
+    );
     assert!(stderr.contains("warning: the list of labs"), "{stderr}");
     assert!(stderr.contains(&index.display().to_string()), "{stderr}");
     assert!(stderr.contains(&aside[0].display().to_string()), "{stderr}");

@@ -327,8 +327,14 @@ fn paths_outside_the_lab_directory_are_refused_where_they_are_written_unless_all
     assert_eq!(code, 2, "{stdout}");
     let errors = errors_of(&stdout);
     let outside = |written: &str, line: u64| {
-        let at = errors.iter().find(|(m, _)| m.contains(&format!("`{written}` is outside the lab's directory")));
-        assert_eq!(at.map(|(_, l)| *l), Some(line), "{written} at {line}: {errors:?}");
+        let at = errors
+            .iter()
+            .find(|(m, _)| m.contains(&format!("`{written}` is outside the lab's directory")));
+        assert_eq!(
+            at.map(|(_, l)| *l),
+            Some(line),
+            "{written} at {line}: {errors:?}"
+        );
     };
     outside("../key.pub", 4);
     outside("~/.ssh/id_ed25519", 4);
@@ -341,7 +347,10 @@ fn paths_outside_the_lab_directory_are_refused_where_they_are_written_unless_all
     assert_eq!(errors.len(), 8, "a .pub key in ~/.ssh is taken: {errors:?}");
     let (_, _, stderr) = tartlab_with(&dir, &["validate"], &env);
     assert!(stderr.contains("--> tartlab.yaml:11:"), "{stderr}");
-    assert!(stderr.contains("allow_paths_outside"), "the way out is named: {stderr}");
+    assert!(
+        stderr.contains("allow_paths_outside"),
+        "the way out is named: {stderr}"
+    );
 
     // Said explicitly, the same paths are taken (the missing one is still missing).
     let allowed = text
@@ -372,17 +381,31 @@ fn inputs_that_are_not_regular_files_or_too_large_are_refused_at_once() {
         assert_eq!(code, 2, "{command}: {stdout}{stderr}");
         let errors = errors_of(&stdout);
         let expect = [
-            ("cloud-init file `/dev/zero` is a character device, not a regular file", 6),
+            (
+                "cloud-init file `/dev/zero` is a character device, not a regular file",
+                6,
+            ),
             ("cloud-init file `fifo` is a FIFO, not a regular file", 7),
-            ("file `/dev/zero` is a character device, not a regular file", 9),
+            (
+                "file `/dev/zero` is a character device, not a regular file",
+                9,
+            ),
             ("file `fifo` is a FIFO, not a regular file", 10),
-            ("file `big.iso` is 65 MiB, over the 64 MiB an input of its kind may be", 11),
+            (
+                "file `big.iso` is 65 MiB, over the 64 MiB an input of its kind may be",
+                11,
+            ),
             ("script `fifo` is a FIFO, not a regular file", 14),
-            ("script `long.sh` is 2 MiB, over the 1 MiB an input of its kind may be", 16),
+            (
+                "script `long.sh` is 2 MiB, over the 1 MiB an input of its kind may be",
+                16,
+            ),
         ];
         for (message, line) in expect {
             assert!(
-                errors.iter().any(|(m, l)| m.starts_with(message) && *l == line),
+                errors
+                    .iter()
+                    .any(|(m, l)| m.starts_with(message) && *l == line),
                 "{command}: {message} at {line}: {errors:?}"
             );
         }
@@ -391,7 +414,10 @@ fn inputs_that_are_not_regular_files_or_too_large_are_refused_at_once() {
     // The lab file itself, too.
     let (code, _, stderr) = tartlab(dir.path(), &["validate", "-f", "fifo"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("cannot read fifo: it is a FIFO"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read fifo: it is a FIFO"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -419,13 +445,28 @@ fn a_lab_over_a_thousand_nodes_is_refused_at_the_node_that_goes_over() {
 fn a_ten_megabyte_name_makes_a_short_error_and_control_characters_are_escaped() {
     let name = "a".repeat(10 * 1024 * 1024);
     let (dir, _) = lab(
-        &format!("lab: \"{name}\"\nclusters:\n  - name: \"dev\\0\\e[2J\"\n    nodes: [{{ name: a }}]\n"),
+        &format!(
+            "lab: \"{name}\"\nclusters:\n  - name: \"dev\\0\\e[2J\"\n    nodes: [{{ name: a }}]\n"
+        ),
         "tartlab.yaml",
     );
     let (code, stdout, stderr) = tartlab(dir.path(), &["validate"]);
     assert_eq!(code, 2);
-    assert!(stdout.len() + stderr.len() < 4096, "{} bytes of output", stdout.len() + stderr.len());
-    assert!(stderr.contains(&format!("lab name `{}…` is not valid", "a".repeat(80))), "{stderr}");
-    assert!(!stderr.contains('\x1b') && !stderr.contains('\0'), "{stderr:?}");
-    assert!(stderr.contains("cluster name `dev\\x00\\x1b[2J`"), "{stderr}");
+    assert!(
+        stdout.len() + stderr.len() < 4096,
+        "{} bytes of output",
+        stdout.len() + stderr.len()
+    );
+    assert!(
+        stderr.contains(&format!("lab name `{}…` is not valid", "a".repeat(80))),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\0'),
+        "{stderr:?}"
+    );
+    assert!(
+        stderr.contains("cluster name `dev\\x00\\x1b[2J`"),
+        "{stderr}"
+    );
 }

@@ -114,9 +114,9 @@ pub struct Upload<'a> {
 /// The bytes of an input `validate` read (`lab::input`: inside the lab's directory, a
 /// regular file, bounded), never read again from disk.
 fn input<'l>(lab: &'l Lab, written: &str) -> Result<&'l Arc<[u8]>, String> {
-    lab.inputs.get(written).ok_or_else(|| {
-        format!("`{written}` was not read when the lab file was checked")
-    })
+    lab.inputs
+        .get(written)
+        .ok_or_else(|| format!("`{written}` was not read when the lab file was checked"))
 }
 
 /// The files a node gets, as `validate` read them, each with its hash; or the first that

@@ -139,11 +139,9 @@ impl Checker<'_> {
             Kind::LabFile => "lab file",
         };
         let refusal = match input::read(path, kind, &self.confinement) {
-            Ok(bytes) if self.inputs.total() + bytes.len() as u64 > input::TOTAL_LIMIT => {
-                Err(format!(
-                    "{what} `{written}` takes the lab's inputs over 256 MiB together"
-                ))
-            }
+            Ok(bytes) if self.inputs.total() + bytes.len() as u64 > input::TOTAL_LIMIT => Err(
+                format!("{what} `{written}` takes the lab's inputs over 256 MiB together"),
+            ),
             Ok(bytes) => {
                 self.inputs.insert(written, bytes);
                 return true;
@@ -152,7 +150,10 @@ impl Checker<'_> {
         };
         self.refused.insert(said);
         let (message, help) = match refusal {
-            Err(message) => (message, "copy large data with a step (or `tartlab cp`) instead of `files:`".to_string()),
+            Err(message) => (
+                message,
+                "copy large data with a step (or `tartlab cp`) instead of `files:`".to_string(),
+            ),
             Ok(refusal) => {
                 let help = match &refusal {
                     Refusal::Missing => missing.to_string(),
@@ -400,7 +401,11 @@ fn too_many_nodes(c: &mut Checker, file: &LabFile) -> bool {
             let count = node.count.filter(|n| (1..=100).contains(n)).unwrap_or(1);
             total += count as usize;
             if total > MAX_NODES && over.is_none() {
-                let key = if node.count.is_some() { "count" } else { "name" };
+                let key = if node.count.is_some() {
+                    "count"
+                } else {
+                    "name"
+                };
                 over = Some(format!("clusters.{ci}.nodes.{ni}.{key}"));
             }
         }
@@ -595,7 +600,10 @@ fn check_cloud_init(c: &mut Checker, file: &LabFile, node: Option<&Node>, define
     if c.refused.contains(&said) {
         return;
     }
-    let text = c.inputs.get(relative).map(|b| String::from_utf8(b.to_vec()));
+    let text = c
+        .inputs
+        .get(relative)
+        .map(|b| String::from_utf8(b.to_vec()));
     let problem = match text {
         Some(Ok(text)) => super::cloud_init::user_data(&text, node, &file.lab)
             .err()
@@ -781,7 +789,13 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
         check_selector(c, &path, &f.on, nodes);
         let src = c.source.dir().join(&f.src);
         let here = Here::Value(at(&path, "src"));
-        c.input(here, &f.src, &src, Kind::File, "paths are relative to the lab file");
+        c.input(
+            here,
+            &f.src,
+            &src,
+            Kind::File,
+            "paths are relative to the lab file",
+        );
         if !f.dest.starts_with('/') {
             c.error(
                 Here::Value(at(&path, "dest")),
@@ -814,7 +828,13 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
             (None, Some(script)) => {
                 let file = c.source.dir().join(script);
                 let here = Here::Value(at(&path, "script"));
-                c.input(here, script, &file, Kind::Script, "paths are relative to the lab file");
+                c.input(
+                    here,
+                    script,
+                    &file,
+                    Kind::Script,
+                    "paths are relative to the lab file",
+                );
             }
             _ => {}
         }
@@ -917,7 +937,9 @@ fn check_reference(
                 if !seen.insert(&runner.cluster) {
                     continue;
                 }
-                let peers: &[&Node] = by_cluster.get(runner.cluster.as_str()).map_or(&[], Vec::as_slice);
+                let peers: &[&Node] = by_cluster
+                    .get(runner.cluster.as_str())
+                    .map_or(&[], Vec::as_slice);
                 let with_role: Vec<&Node> = peers
                     .iter()
                     .copied()

@@ -300,7 +300,10 @@ mod tests {
         let big = File::create(inside.join("big")).unwrap();
         big.set_len(MIB + 1).unwrap();
         let c = Confinement::new(&inside);
-        assert_eq!(read(&inside.join("ok"), Kind::Script, &c).unwrap(), b"hello");
+        assert_eq!(
+            read(&inside.join("ok"), Kind::Script, &c).unwrap(),
+            b"hello"
+        );
         assert!(matches!(
             read(&inside.join("../secret"), Kind::File, &c),
             Err(Refusal::Outside(_))

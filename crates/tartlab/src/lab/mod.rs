@@ -40,9 +40,7 @@ impl Lab {
         let confinement = input::Confinement::new(Path::new("."));
         let text = input::read(path, kind, &confinement)
             .map_err(|refusal| refusal.describe(kind, Path::new(".")))
-            .and_then(|bytes| {
-                String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_string())
-            })
+            .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_string()))
             .map_err(|why| {
                 vec![Diagnostic::unlocated(
                     &format!("cannot read {}: it {why}", path.display()),

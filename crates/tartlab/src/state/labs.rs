@@ -56,9 +56,9 @@ impl LabIndex {
         match self.read() {
             Ok(entries) => Ok((entries, None)),
             // Moved aside under the lock, with an `up` that may be writing it.
-            Err(Unreadable::Garbled(_)) => {
-                self.change(|_| {}).map(|warning| (BTreeMap::new(), warning))
-            }
+            Err(Unreadable::Garbled(_)) => self
+                .change(|_| {})
+                .map(|warning| (BTreeMap::new(), warning)),
             Err(Unreadable::Io(e)) => Err(e),
         }
     }
@@ -233,8 +233,14 @@ mod tests {
             .collect();
         assert_eq!(aside.len(), 1, "{aside:?}");
         assert_eq!(std::fs::read(&aside[0]).unwrap(), &whole[..whole.len() / 2]);
-        assert!(warning.contains(&index.path().display().to_string()), "{warning}");
-        assert!(warning.contains(&aside[0].display().to_string()), "{warning}");
+        assert!(
+            warning.contains(&index.path().display().to_string()),
+            "{warning}"
+        );
+        assert!(
+            warning.contains(&aside[0].display().to_string()),
+            "{warning}"
+        );
         let (entries, again) = index.entries().unwrap();
         assert_eq!(entries.len(), 1);
         assert!(again.is_none());
