@@ -131,49 +131,44 @@ impl Checker<'_> {
         if self.refused.contains(&said) {
             return false;
         }
-        let what = match kind {
-            Kind::File => "file",
-            Kind::Script => "script",
-            Kind::CloudInit => "cloud-init file",
-            Kind::PublicKey => "public key file",
-            Kind::LabFile => "lab file",
-        };
-        let refusal = match input::read(path, kind, &self.confinement) {
-            Ok(bytes) if self.inputs.total() + bytes.len() as u64 > input::TOTAL_LIMIT => Err(
+        let what = kind.name();
+        let (message, help) = match input::read(path, kind, &self.confinement) {
+            Ok(bytes) if self.inputs.total() + bytes.len() as u64 > input::TOTAL_LIMIT => (
                 format!("{what} `{written}` takes the lab's inputs over 256 MiB together"),
+                "copy large data with a step (or `tartlab cp`) instead of `files:`".to_string(),
             ),
             Ok(bytes) => {
                 self.inputs.insert(written, bytes);
                 return true;
             }
-            Err(refusal) => Ok(refusal),
+            Err(refusal) => (
+                format!(
+                    "{what} `{written}` {}",
+                    refusal.describe(kind, self.confinement.lab_dir())
+                ),
+                refusal_help(&refusal, kind, missing),
+            ),
         };
         self.refused.insert(said);
-        let (message, help) = match refusal {
-            Err(message) => (
-                message,
-                "copy large data with a step (or `tartlab cp`) instead of `files:`".to_string(),
-            ),
-            Ok(refusal) => {
-                let help = match &refusal {
-                    Refusal::Missing => missing.to_string(),
-                    Refusal::Outside(_) => "keep the lab's inputs in its directory, or name the directory they come from in `allow_paths_outside:` at the top of the lab file (docs/LAB-FILE.md, \"Paths outside the lab\")".to_string(),
-                    Refusal::NotRegular(_) => "give a regular file".to_string(),
-                    Refusal::TooLarge(_) if kind == Kind::File => format!("a `files` source may be at most {}; copy larger data with a step (or `tartlab cp`)", kind.limit_text()),
-                    Refusal::TooLarge(_) => format!("at most {}: keep it short and fetch what it needs from the guest", kind.limit_text()),
-                    Refusal::Io(_) => "check the file's permissions".to_string(),
-                };
-                (
-                    format!(
-                        "{what} `{written}` {}",
-                        refusal.describe(kind, self.confinement.lab_dir())
-                    ),
-                    help,
-                )
-            }
-        };
         self.error(here, message, &help);
         false
+    }
+}
+
+/// What to do about an input that was refused.
+fn refusal_help(refusal: &Refusal, kind: Kind, missing: &str) -> String {
+    let limit = kind.limit_text();
+    match refusal {
+        Refusal::Missing => missing.to_string(),
+        Refusal::Outside(_) => "keep the lab's inputs in its directory, or name the directory they come from in `allow_paths_outside:` at the top of the lab file (docs/LAB-FILE.md, \"Paths outside the lab\")".to_string(),
+        Refusal::NotRegular(_) => "give a regular file".to_string(),
+        Refusal::TooLarge(_) if kind == Kind::File => format!(
+            "a `files` source may be at most {limit}; copy larger data with a step (or `tartlab cp`)"
+        ),
+        Refusal::TooLarge(_) => {
+            format!("at most {limit}: keep it short and fetch what it needs from the guest")
+        }
+        Refusal::Io(_) => "check the file's permissions".to_string(),
     }
 }
 

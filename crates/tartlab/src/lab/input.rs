@@ -39,6 +39,17 @@ impl Kind {
         }
     }
 
+    /// What messages call it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::File => "file",
+            Kind::Script => "script",
+            Kind::CloudInit => "cloud-init file",
+            Kind::PublicKey => "public key file",
+            Kind::LabFile => "lab file",
+        }
+    }
+
     /// The limit as people write it.
     pub fn limit_text(self) -> &'static str {
         match self {
