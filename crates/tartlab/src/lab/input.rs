@@ -1,14 +1,15 @@
 //! The host files a lab file names (`files` sources, `script:`, `cloud_init:`, `.pub` key
 //! files, and the lab file itself), read once, by `validate`, and kept in the `Lab`: each
 //! must resolve inside the lab's directory (or a directory the lab file allows, or `~/.ssh`
-//! for a `.pub` key), be a regular file, and be under its size limit. The checks are made
-//! again on the opened descriptor, so a file swapped between the check and the read is
-//! refused too, and nothing ever blocks on a FIFO or a device.
+//! for a `.pub` key), be a regular file, and be under its size limit. It is opened along
+//! the path that was checked with no link followed, and checked again on the descriptor,
+//! so a file or directory swapped between the check and the read is refused too, and
+//! nothing ever blocks on a FIFO or a device.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -165,8 +166,9 @@ fn not_regular(kind: std::fs::FileType) -> Option<&'static str> {
 }
 
 /// Reads one input: resolved, checked against the confinement, checked to be a regular file
-/// under the limit before it is opened, opened without blocking and checked again on the
-/// descriptor (type, size, real path), then read at most to its limit.
+/// under the limit before it is opened, opened along the resolved path with no link
+/// followed and without blocking, checked again on the descriptor (type, size), then read
+/// at most to its limit.
 pub fn read(path: &Path, kind: Kind, confinement: &Confinement) -> Result<Vec<u8>, Refusal> {
     let real = std::fs::canonicalize(path).map_err(|e| match e.kind() {
         // Outside as written is said so, whether it exists or not.
@@ -179,28 +181,9 @@ pub fn read(path: &Path, kind: Kind, confinement: &Confinement) -> Result<Vec<u8
     if !confinement.allows(&real, kind) {
         return Err(Refusal::Outside(real));
     }
-    let before = std::fs::metadata(&real).map_err(Refusal::Io)?;
-    check_metadata(&before, kind)?;
-    // Non-blocking: a FIFO put in its place since cannot hang the open; no controlling
-    // terminal; the last component is no link (canonicalize resolved them).
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY | libc::O_NOFOLLOW)
-        .open(&real)
-        .map_err(Refusal::Io)?;
-    let opened = file.metadata().map_err(Refusal::Io)?;
-    check_metadata(&opened, kind)?;
-    match descriptor_path(&file) {
-        Some(now) if !confinement.allows(&now, kind) => return Err(Refusal::Outside(now)),
-        Some(_) => {}
-        // No way to ask the descriptor's path: it must be the file that was checked.
-        None if (opened.dev(), opened.ino()) != (before.dev(), before.ino()) => {
-            return Err(Refusal::Io(std::io::Error::other(
-                "it changed while it was being opened",
-            )))
-        }
-        None => {}
-    }
+    check_metadata(&std::fs::metadata(&real).map_err(Refusal::Io)?, kind)?;
+    let file = open_beneath(&real).map_err(Refusal::Io)?;
+    check_metadata(&file.metadata().map_err(Refusal::Io)?, kind)?;
     let mut bytes = Vec::new();
     file.take(kind.limit() + 1)
         .read_to_end(&mut bytes)
@@ -246,29 +229,47 @@ fn check_metadata(meta: &std::fs::Metadata, kind: Kind) -> Result<(), Refusal> {
     Ok(())
 }
 
-/// The real path of an open file, as the kernel knows it.
-#[cfg(target_os = "linux")]
-fn descriptor_path(file: &File) -> Option<PathBuf> {
-    use std::os::unix::io::AsRawFd;
-    std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())).ok()
-}
-
-#[cfg(target_os = "macos")]
-fn descriptor_path(file: &File) -> Option<PathBuf> {
+/// Opens a real path (no links in it) one component at a time from `/`, each with
+/// `O_NOFOLLOW`: a directory or file turned into a link since the path was resolved makes
+/// the open fail, so what is opened is what was checked. The file itself is opened
+/// non-blocking (a FIFO put in its place cannot hang the open) and never as a
+/// controlling terminal.
+fn open_beneath(real: &Path) -> std::io::Result<File> {
+    use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::io::AsRawFd;
-    let mut buf = vec![0u8; libc::PATH_MAX as usize];
-    // SAFETY: F_GETPATH writes at most PATH_MAX bytes, NUL-terminated, into `buf`.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETPATH, buf.as_mut_ptr()) } != 0 {
-        return None;
+    use std::os::unix::io::{AsRawFd, FromRawFd};
+    use std::path::Component;
+    let names: Vec<&std::ffi::OsStr> = real
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(name) => Some(name),
+            _ => None,
+        })
+        .collect();
+    let mut at = File::open("/")?;
+    for (i, name) in names.iter().enumerate() {
+        let name = CString::new(name.as_bytes())?;
+        let flags = if i + 1 == names.len() {
+            libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY
+        } else {
+            libc::O_RDONLY | libc::O_DIRECTORY
+        };
+        // SAFETY: `at` is an open directory and `name` a NUL-terminated component; the
+        // descriptor returned is owned by the `File` made from it.
+        let fd = unsafe {
+            libc::openat(
+                at.as_raw_fd(),
+                name.as_ptr(),
+                flags | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just opened and nothing else owns it.
+        at = unsafe { File::from_raw_fd(fd) };
     }
-    let end = buf.iter().position(|b| *b == 0)?;
-    Some(PathBuf::from(std::ffi::OsStr::from_bytes(&buf[..end])))
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos")))]
-fn descriptor_path(_file: &File) -> Option<PathBuf> {
-    None
+    Ok(at)
 }
 
 /// The inputs `validate` read, by the path as the lab file writes it.
@@ -335,6 +336,11 @@ mod tests {
         let mut c = c;
         c.allow(std::fs::canonicalize(dir.path()).unwrap());
         assert_eq!(read(&inside.join("link"), Kind::File, &c).unwrap(), b"s");
+        // A directory on the checked path turned into a link is not followed.
+        let real = std::fs::canonicalize(dir.path()).unwrap();
+        std::os::unix::fs::symlink(real.join("lab"), real.join("swapped")).unwrap();
+        assert!(open_beneath(&real.join("lab/ok")).is_ok());
+        assert!(open_beneath(&real.join("swapped/ok")).is_err());
         c.allow(PathBuf::from("/dev"));
         assert!(matches!(
             read(Path::new("/dev/zero"), Kind::File, &c),
