@@ -276,6 +276,8 @@ fn open_beneath(real: &Path) -> std::io::Result<File> {
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
     read: HashMap<String, Arc<[u8]>>,
+    /// The bytes held, together (kept as they are added: many files stay linear).
+    total: u64,
 }
 
 impl Inputs {
@@ -288,12 +290,15 @@ impl Inputs {
     }
 
     pub fn insert(&mut self, written: &str, bytes: Vec<u8>) {
-        self.read.insert(written.to_string(), bytes.into());
+        self.total += bytes.len() as u64;
+        if let Some(before) = self.read.insert(written.to_string(), bytes.into()) {
+            self.total -= before.len() as u64;
+        }
     }
 
     /// The bytes held, together.
     pub fn total(&self) -> u64 {
-        self.read.values().map(|b| b.len() as u64).sum()
+        self.total
     }
 }
 
