@@ -71,12 +71,22 @@ snapshot!(
 snapshot!(
     users_system_account_and_plain_password,
     "tartlab.yaml",
-    format!("lab: demo\nusers:\n  - name: sshd\n  - name: alice\n    password: secret\n  - name: bob\n    authorized_keys: [/nonexistent/key.pub]\n{}", &HEAD[10..])
+    format!("lab: demo\nusers:\n  - name: sshd\n  - name: alice\n    password: secret\n  - name: bob\n    authorized_keys: [nosuch/key.pub]\n{}", &HEAD[10..])
 );
 snapshot!(
     names_a_guest_or_ssh_would_misread,
     "tartlab.yaml",
     "lab: demo\ndefaults:\n  login: { user: \"-oProxyCommand=touch /tmp/x\", password: admin }\nusers:\n  - name: bob\n    groups: [docker, \"two words\"]\nclusters:\n  - name: dev\n    nodes:\n      - name: master\nprovision:\n  - name: one\n    user: \"-x\"\n    env:\n      WITH SPACE: a\n      with-dash: b\n      9LIVES: c\n      GOOD_NAME: d\n    run: echo one\n"
+);
+snapshot!(
+    echoed_text_is_escaped_and_cut,
+    "tartlab.yaml",
+    format!("lab: demo\nclusters:\n  - name: \"dev\\0\\e]0;title\\a\"\n    nodes:\n      - {{ name: a, role: \"Bad Role\" }}\n      - {{ name: b, role: \"x\\ny: 1\" }}\n      - {{ name: \"{}\" }}\n", "n".repeat(300))
+);
+snapshot!(
+    raw_control_bytes_in_the_file,
+    "tartlab.yaml",
+    "lab: demo\nclusters:\n  - name: dev\x1b]0;PWNED\x07\x1b[2J\x00\n    nodes: [{ name: a }]\n"
 );
 /// Everything `validate` prints for this text, with the count line, as a user sees it.
 fn rendered_with_count(text: &str) -> String {

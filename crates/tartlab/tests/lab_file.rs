@@ -9,17 +9,69 @@ fn examples() -> PathBuf {
 }
 
 fn tartlab(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tartlab"))
-        .args(args)
+    tartlab_with(dir, args, &[])
+}
+
+/// The binary with extra environment variables. A guard ends it after a minute, so a
+/// command that would hang fails its test instead of hanging the suite (never a timing
+/// assertion: the commands here answer at once).
+fn tartlab_with(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> (i32, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tartlab"));
+    cmd.args(args)
         .current_dir(dir)
         .env_remove("TARTLAB_FILE")
-        .output()
-        .unwrap();
+        .env_remove("SUDO_UID")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in env {
+        cmd.env(key, value);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let (mut stdout, mut stderr) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut text).unwrap();
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut stderr, &mut text).unwrap();
+        text
+    });
+    let guard = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > guard {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("tartlab {args:?} did not end within a minute");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
     (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
+        status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.join().unwrap()).into_owned(),
+        String::from_utf8_lossy(&err.join().unwrap()).into_owned(),
     )
+}
+
+/// `validate --json`'s errors, as (message, line).
+fn errors_of(stdout: &str) -> Vec<(String, u64)> {
+    let report: serde_json::Value = serde_json::from_str(stdout).unwrap();
+    report["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["message"].as_str().unwrap().to_string(),
+                e["line"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
 }
 
 fn lab(text: &str, name: &str) -> (tempfile::TempDir, PathBuf) {
@@ -246,4 +298,175 @@ fn the_lab_file_is_found_in_a_parent_directory_and_through_tartlab_file() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn paths_outside_the_lab_directory_are_refused_where_they_are_written_unless_allowed() {
+    let top = tempfile::tempdir().unwrap();
+    let dir = top.path().join("lab");
+    let home = top.path().join("home");
+    std::fs::create_dir_all(home.join(".ssh")).unwrap();
+    std::fs::create_dir_all(&dir).unwrap();
+    // What another user's lab file would take: a root-only file, and files beside the lab.
+    let secret = top.path().join("secret");
+    std::fs::write(&secret, "root only\n").unwrap();
+    std::fs::write(top.path().join("x"), "x\n").unwrap();
+    std::fs::write(top.path().join("user-data"), "#cloud-config\n").unwrap();
+    std::fs::write(top.path().join("s.sh"), "echo\n").unwrap();
+    std::fs::write(top.path().join("key.pub"), "ssh-ed25519 AAAA x\n").unwrap();
+    std::fs::write(home.join(".ssh/me.pub"), "ssh-ed25519 AAAA me\n").unwrap();
+    std::fs::write(home.join(".ssh/id_ed25519"), "private\n").unwrap();
+    std::os::unix::fs::symlink(&secret, dir.join("innocent")).unwrap();
+    let text = format!(
+        "lab: demo\nusers:\n  - name: bob\n    authorized_keys: [../key.pub, ~/.ssh/me.pub, ~/.ssh/id_ed25519]\nclusters:\n  - name: dev\n    cloud_init: ../user-data\n    nodes: [{{ name: a }}]\nfiles:\n  - {{ src: {}, dest: /srv/loot }}\n  - {{ src: ../x, dest: /srv/x }}\n  - {{ src: innocent, dest: /srv/y }}\n  - {{ src: ../nosuch, dest: /srv/z }}\nprovision:\n  - name: s\n    script: ../s.sh\n",
+        secret.display()
+    );
+    std::fs::write(dir.join("tartlab.yaml"), &text).unwrap();
+    let env = [("HOME", home.as_path())];
+    let (code, stdout, _) = tartlab_with(&dir, &["validate", "--json"], &env);
+    assert_eq!(code, 2, "{stdout}");
+    let errors = errors_of(&stdout);
+    let outside = |written: &str, line: u64| {
+        let at = errors
+            .iter()
+            .find(|(m, _)| m.contains(&format!("`{written}` is outside the lab's directory")));
+        assert_eq!(
+            at.map(|(_, l)| *l),
+            Some(line),
+            "{written} at {line}: {errors:?}"
+        );
+    };
+    outside("../key.pub", 4);
+    outside("~/.ssh/id_ed25519", 4);
+    outside("../user-data", 7);
+    outside(&secret.display().to_string(), 10);
+    outside("../x", 11);
+    outside("innocent", 12);
+    outside("../nosuch", 13);
+    outside("../s.sh", 16);
+    assert_eq!(errors.len(), 8, "a .pub key in ~/.ssh is taken: {errors:?}");
+    let (_, _, stderr) = tartlab_with(&dir, &["validate"], &env);
+    assert!(stderr.contains("--> tartlab.yaml:11:"), "{stderr}");
+    assert!(
+        stderr.contains("allow_paths_outside"),
+        "the way out is named: {stderr}"
+    );
+
+    // Said explicitly, the same paths are taken (the missing one is still missing).
+    let allowed = text
+        .replace("../nosuch", "../x")
+        .replace(", ~/.ssh/id_ed25519", "")
+        .replace("lab: demo\n", "lab: demo\nallow_paths_outside: [..]\n");
+    std::fs::write(dir.join("tartlab.yaml"), allowed).unwrap();
+    let (code, stdout, stderr) = tartlab_with(&dir, &["validate"], &env);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+#[test]
+fn inputs_that_are_not_regular_files_or_too_large_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let big = std::fs::File::create(dir.path().join("big.iso")).unwrap();
+    big.set_len(64 * 1024 * 1024 + 1).unwrap();
+    std::fs::write(dir.path().join("long.sh"), "#".repeat(1024 * 1024 + 1)).unwrap();
+    std::fs::write(
+        dir.path().join("tartlab.yaml"),
+        "lab: demo\nallow_paths_outside: [/dev]\nclusters:\n  - name: dev\n    nodes:\n      - { name: a, cloud_init: /dev/zero }\n      - { name: b, cloud_init: fifo }\nfiles:\n  - { src: /dev/zero, dest: /srv/zero }\n  - { src: fifo, dest: /srv/fifo }\n  - { src: big.iso, dest: /srv/big.iso }\nprovision:\n  - name: s\n    script: fifo\n  - name: t\n    script: long.sh\n",
+    )
+    .unwrap();
+    for command in ["validate", "plan"] {
+        let (code, stdout, stderr) = tartlab(dir.path(), &[command, "--json"]);
+        assert_eq!(code, 2, "{command}: {stdout}{stderr}");
+        let errors = errors_of(&stdout);
+        let expect = [
+            (
+                "cloud-init file `/dev/zero` is a character device, not a regular file",
+                6,
+            ),
+            ("cloud-init file `fifo` is a FIFO, not a regular file", 7),
+            (
+                "file `/dev/zero` is a character device, not a regular file",
+                9,
+            ),
+            ("file `fifo` is a FIFO, not a regular file", 10),
+            (
+                "file `big.iso` is 65 MiB, over the 64 MiB an input of its kind may be",
+                11,
+            ),
+            ("script `fifo` is a FIFO, not a regular file", 14),
+            (
+                "script `long.sh` is 2 MiB, over the 1 MiB an input of its kind may be",
+                16,
+            ),
+        ];
+        for (message, line) in expect {
+            assert!(
+                errors
+                    .iter()
+                    .any(|(m, l)| m.starts_with(message) && *l == line),
+                "{command}: {message} at {line}: {errors:?}"
+            );
+        }
+        assert_eq!(errors.len(), expect.len(), "{errors:?}");
+    }
+    // The lab file itself, too.
+    let (code, _, stderr) = tartlab(dir.path(), &["validate", "-f", "fifo"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("cannot read fifo: it is a FIFO"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_lab_over_a_thousand_nodes_is_refused_at_the_node_that_goes_over() {
+    let mut text = String::from("lab: big\nclusters:\n  - name: c\n    nodes:\n");
+    for i in 0..10 {
+        text.push_str(&format!("      - {{ name: n{i}, count: 100 }}\n"));
+    }
+    let (dir, path) = lab(&text, "tartlab.yaml");
+    let (code, _, stderr) = tartlab(dir.path(), &["validate"]);
+    assert_eq!(code, 0, "1000 nodes is a lab: {stderr}");
+    text.push_str("      - { name: last }\n");
+    std::fs::write(&path, &text).unwrap();
+    let (code, _, stderr) = tartlab(dir.path(), &["validate"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains("error: the lab has 1001 nodes, over the 1000 a lab may have"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--> tartlab.yaml:15:"), "{stderr}");
+    assert!(stderr.contains("at most 1000 nodes"), "{stderr}");
+}
+
+#[test]
+fn a_ten_megabyte_name_makes_a_short_error_and_control_characters_are_escaped() {
+    let name = "a".repeat(10 * 1024 * 1024);
+    let (dir, _) = lab(
+        &format!(
+            "lab: \"{name}\"\nclusters:\n  - name: \"dev\\0\\e[2J\"\n    nodes: [{{ name: a }}]\n"
+        ),
+        "tartlab.yaml",
+    );
+    let (code, stdout, stderr) = tartlab(dir.path(), &["validate"]);
+    assert_eq!(code, 2);
+    assert!(
+        stdout.len() + stderr.len() < 4096,
+        "{} bytes of output",
+        stdout.len() + stderr.len()
+    );
+    assert!(
+        stderr.contains(&format!("lab name `{}…` is not valid", "a".repeat(80))),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b') && !stderr.contains('\0'),
+        "{stderr:?}"
+    );
+    assert!(
+        stderr.contains("cluster name `dev\\x00\\x1b[2J`"),
+        "{stderr}"
+    );
 }

@@ -14,7 +14,8 @@ const TWO_NODES: &str = "lab: pair\nclusters:\n  - name: dev\n    nodes:\n      
 
 /// A user key for the lab's `devops` user, made with ssh-keygen like a user would.
 fn user_key(lab: &Lab) -> std::path::PathBuf {
-    let key = lab.dir.path().join("devops_key");
+    // Inside the lab's directory: a lab reads no file outside it unless it says so.
+    let key = lab.lab.join("devops_key");
     let status = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "devops@test", "-f"])
         .arg(&key)

@@ -71,6 +71,10 @@ fn lab_file(args: &FileArgs) -> (Option<Lab>, Vec<Check>) {
     let name = "lab file";
     let path = match lab::locate(args.file.as_deref()) {
         Ok(path) => path,
+        // Another user's lab file: said as `validate` says it.
+        Err(d) if d.message.starts_with("found ") => {
+            return (None, vec![Check::warning(name, d.message, d.help)])
+        }
         Err(_) => {
             return (
                 None,

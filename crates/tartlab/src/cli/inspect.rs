@@ -314,7 +314,10 @@ struct LabRow {
 pub fn labs(args: &LabsArgs) -> Result<Exit> {
     let index = crate::state::LabIndex::for_user();
     if args.forget_missing {
-        let gone = index.forget_missing().map_err(|e| Error::fatal(e, ""))?;
+        let (gone, warning) = index.forget_missing().map_err(|e| Error::fatal(e, ""))?;
+        if let Some(warning) = warning {
+            eprintln!("warning: {warning}");
+        }
         for entry in &gone {
             eprintln!("forgot {} ({})", entry.lab, entry.file.display());
         }
@@ -326,8 +329,11 @@ pub fn labs(args: &LabsArgs) -> Result<Exit> {
             .block_on(read_inventory(provider.as_ref()))
             .ok()
     });
-    let rows: Vec<LabRow> = index
-        .entries()
+    let (entries, warning) = index.entries().map_err(|e| Error::fatal(e, ""))?;
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+    }
+    let rows: Vec<LabRow> = entries
         .into_values()
         .map(|entry| {
             let present = entry.file.exists();

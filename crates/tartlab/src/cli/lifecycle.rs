@@ -54,8 +54,10 @@ async fn open_engine(file: &FileArgs, options: Options) -> Result<Engine> {
         .lock_telling(&|note| eprintln!("tartlab: {note}"))
         .map_err(|e| Error::fatal(e, ""))?;
     // The machine's list of labs (`tartlab labs`): a convenience, never a reason to stop.
-    if let Err(e) = crate::state::LabIndex::for_user().record(lab.name(), &lab.source.path) {
-        eprintln!("warning: the list of labs was not updated: {e}");
+    match crate::state::LabIndex::for_user().record(lab.name(), &lab.source.path) {
+        Ok(None) => {}
+        Ok(Some(warning)) => eprintln!("warning: {warning}"),
+        Err(e) => eprintln!("warning: the list of labs was not updated: {e}"),
     }
     let provider = crate::provider::open(Some(&lab), Some(lock.share()))
         .map_err(|e| Error::fatal(e.message, e.hint))?;

@@ -4,6 +4,7 @@
 //! predicts) and the stages (which do) can never disagree.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use super::remote::hash;
 use crate::lab::model::{FileSpec, HostsScope, LabFile, StepSpec, SudoMode, UserSpec};
@@ -106,22 +107,26 @@ pub fn hosts_hash(block: &str) -> String {
 /// A lab file as it will land on one node.
 pub struct Upload<'a> {
     pub spec: &'a FileSpec,
-    pub content: Vec<u8>,
+    pub content: Arc<[u8]>,
     pub hash: String,
 }
 
-/// The files a node gets, read from disk, each with its hash; or the first that cannot be
-/// read.
+/// The bytes of an input `validate` read (`lab::input`: inside the lab's directory, a
+/// regular file, bounded), never read again from disk.
+fn input<'l>(lab: &'l Lab, written: &str) -> Result<&'l Arc<[u8]>, String> {
+    lab.inputs
+        .get(written)
+        .ok_or_else(|| format!("`{written}` was not read when the lab file was checked"))
+}
+
+/// The files a node gets, as `validate` read them, each with its hash; or the first that
+/// is missing.
 pub fn uploads<'a>(lab: &'a Lab, node: &Node) -> Result<Vec<Upload<'a>>, (String, String)> {
     let mut uploads = Vec::new();
     for spec in lab.file.files.iter().filter(|f| selects(&f.on, node)) {
-        let path = lab.source.dir().join(&spec.src);
-        let content = std::fs::read(&path).map_err(|e| {
-            (
-                format!("cannot read {}: {e}", path.display()),
-                "paths are relative to the lab file".to_string(),
-            )
-        })?;
+        let content = input(lab, &spec.src)
+            .map_err(|e| (e, "run `tartlab validate`".to_string()))?
+            .clone();
         let text = String::from_utf8_lossy(&content);
         let hash = hash(&[
             "file/1",
@@ -143,9 +148,8 @@ pub fn uploads<'a>(lab: &'a Lab, node: &Node) -> Result<Vec<Upload<'a>>, (String
 /// and its hash; `None` when it has none.
 pub fn cloud_init(lab: &Lab, node: &Node) -> Option<Result<(String, String), String>> {
     let relative = node.cloud_init.as_ref()?;
-    let path = lab.source.dir().join(relative);
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    let text = input(lab, relative)
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
         .and_then(|t| {
             crate::lab::cloud_init::user_data(&t, node, lab.name())
                 .map_err(|e| format!("{relative}: {e}"))
@@ -272,11 +276,7 @@ fn step_script(
 ) -> Result<String, String> {
     let body = match (&step.run, &step.script) {
         (Some(run), _) => run.clone(),
-        (None, Some(path)) => {
-            let full = lab.source.dir().join(path);
-            std::fs::read_to_string(&full)
-                .map_err(|e| format!("cannot read {}: {e}", full.display()))?
-        }
+        (None, Some(path)) => String::from_utf8_lossy(input(lab, path)?).into_owned(),
         (None, None) => String::new(),
     };
     let mut script = String::from("set -euo pipefail\n");

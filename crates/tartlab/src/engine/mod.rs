@@ -132,7 +132,7 @@ pub fn user_keys(lab: &Lab, lab_public_key: &str) -> Result<HashMap<String, Vec<
         let mut keys = Vec::new();
         for k in &user.authorized_keys {
             keys.push(
-                crate::lab::authorized_key_text(k, &lab.source)
+                crate::lab::authorized_key_text(k, lab)
                     .map_err(|e| format!("cannot read key `{k}` of user {}: {e}", user.name))?,
             );
         }

@@ -1,12 +1,13 @@
 //! Validation and expansion: every rule of the lab file checked, every problem reported
 //! together and located; on success, the nodes that will exist, with inherited settings.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use serde::Serialize;
 
 use super::diagnostic::{Diagnostic, Source};
+use super::input::{self, Confinement, Inputs, Kind, Refusal};
 use super::model::{ClusterSpec, LabFile, Login, NodeSpec, StepSpec};
 use super::network::{NetworkMode, NetworkSpec};
 use super::size::{Gigabytes, Mebibytes};
@@ -14,11 +15,16 @@ use super::structure::{closest, Reading};
 
 pub const DEFAULT_IMAGE: &str = "ghcr.io/cirruslabs/ubuntu:latest";
 
+/// The most nodes a lab may have, `count`s expanded: ten times what one Mac runs, and
+/// small enough that every check stays well under a second (docs/PERFORMANCE.md).
+pub const MAX_NODES: usize = 1000;
+
 /// One VM of the lab, with every setting resolved (lab -> cluster -> node).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Node {
-    /// The tart VM name, which is also the hostname.
+    /// The tart VM name: `<vm_prefix><cluster>-<node>[-<i>]`.
     pub vm_name: String,
+    /// The guest's host name, as the base sets it: the VM name without `vm_prefix`.
     pub hostname: String,
     pub cluster: String,
     pub role: String,
@@ -76,6 +82,11 @@ struct Checker<'a> {
     source: &'a Source,
     reading: &'a Reading,
     problems: Vec<Diagnostic>,
+    /// Where the lab's inputs may be, those read so far (each once), and the inputs
+    /// refused or checked already (each said once).
+    confinement: Confinement,
+    inputs: Inputs,
+    refused: HashSet<String>,
 }
 
 /// Where a problem is: the value at a path of the model (`clusters.1.name`), or the key.
@@ -107,6 +118,58 @@ impl Checker<'_> {
         if !self.reading.partial {
             self.error(here, message, help);
         }
+    }
+
+    /// Reads an input the lab file names at `here` (`written` as written, found at `path`),
+    /// once; a refusal is reported once per path, with `missing` as the help when it does
+    /// not exist. Whether it was read.
+    fn input(&mut self, here: Here, written: &str, path: &Path, kind: Kind, missing: &str) -> bool {
+        let read_before = self.inputs.get(written).map(|b| b.len() as u64);
+        if read_before.is_some_and(|len| len <= kind.limit()) {
+            return true;
+        }
+        let said = format!("{kind:?} {written}");
+        if self.refused.contains(&said) {
+            return false;
+        }
+        let what = kind.name();
+        let (message, help) = match input::read(path, kind, &self.confinement) {
+            Ok(bytes) if self.inputs.total() + bytes.len() as u64 > input::TOTAL_LIMIT => (
+                format!("{what} `{written}` takes the lab's inputs over 256 MiB together"),
+                "copy large data with a step (or `tartlab cp`) instead of `files:`".to_string(),
+            ),
+            Ok(bytes) => {
+                self.inputs.insert(written, bytes);
+                return true;
+            }
+            Err(refusal) => (
+                format!(
+                    "{what} `{written}` {}",
+                    refusal.describe(kind, self.confinement.lab_dir())
+                ),
+                refusal_help(&refusal, kind, missing),
+            ),
+        };
+        self.refused.insert(said);
+        self.error(here, message, &help);
+        false
+    }
+}
+
+/// What to do about an input that was refused.
+fn refusal_help(refusal: &Refusal, kind: Kind, missing: &str) -> String {
+    let limit = kind.limit_text();
+    match refusal {
+        Refusal::Missing => missing.to_string(),
+        Refusal::Outside(_) => "keep the lab's inputs in its directory, or name the directory they come from in `allow_paths_outside:` at the top of the lab file (docs/LAB-FILE.md, \"Paths outside the lab\")".to_string(),
+        Refusal::NotRegular(_) => "give a regular file".to_string(),
+        Refusal::TooLarge(_) if kind == Kind::File => format!(
+            "a `files` source may be at most {limit}; copy larger data with a step (or `tartlab cp`)"
+        ),
+        Refusal::TooLarge(_) => {
+            format!("at most {limit}: keep it short and fetch what it needs from the guest")
+        }
+        Refusal::Io(_) => "check the file's permissions".to_string(),
     }
 }
 
@@ -189,11 +252,14 @@ pub fn validate(
     file: &LabFile,
     source: &Source,
     reading: &Reading,
-) -> Result<Vec<Node>, Vec<Diagnostic>> {
+) -> Result<(Vec<Node>, Inputs), Vec<Diagnostic>> {
     let mut c = Checker {
         source,
         reading,
         problems: Vec::new(),
+        confinement: Confinement::new(&source.dir()),
+        inputs: Inputs::default(),
+        refused: HashSet::new(),
     };
     if !(is_label(&file.lab) && file.lab.starts_with(|ch: char| ch.is_ascii_lowercase())) {
         c.error(
@@ -220,14 +286,38 @@ pub fn validate(
         network: &d.network,
     };
     check_resources(&mut c, "defaults", &settings);
+    check_allowed_paths(&mut c, file);
+    if too_many_nodes(&mut c, file) {
+        return Err(c.problems);
+    }
     let nodes = expand(&mut c, file);
     check_users(&mut c, file);
     check_logins(&mut c, file);
     check_steps(&mut c, file, &nodes);
     if c.problems.is_empty() {
-        Ok(nodes)
+        Ok((nodes, c.inputs))
     } else {
         Err(c.problems)
+    }
+}
+
+/// `allow_paths_outside`: each an existing directory, allowed by its real path.
+fn check_allowed_paths(c: &mut Checker, file: &LabFile) {
+    for (i, dir) in file.allow_paths_outside.iter().enumerate() {
+        match std::fs::canonicalize(expand_home(dir, c.source)) {
+            Ok(real) if real.is_dir() => c.confinement.allow(real),
+            found => {
+                let why = match found {
+                    Ok(_) => "is not a directory".to_string(),
+                    Err(e) => format!("cannot be used: {e}"),
+                };
+                c.error(
+                    Here::Value(format!("allow_paths_outside.{i}")),
+                    format!("allowed path `{dir}` {why}"),
+                    "name existing directories: absolute, `~/...`, or relative to the lab file",
+                );
+            }
+        }
     }
 }
 
@@ -296,9 +386,41 @@ fn pick<T: Clone>(node: &Option<T>, cluster: &Option<T>, lab: &Option<T>) -> Opt
         .or_else(|| lab.clone())
 }
 
+/// Whether the lab declares more than `MAX_NODES` (said at the node that goes over); the
+/// rest of the checks then wait, as they would take time for a lab that cannot be.
+fn too_many_nodes(c: &mut Checker, file: &LabFile) -> bool {
+    let mut total = 0usize;
+    let mut over = None;
+    for (ci, cluster) in file.clusters.iter().enumerate() {
+        for (ni, node) in cluster.nodes.iter().enumerate() {
+            // A count out of its own range is said there, and counts as one here.
+            let count = node.count.filter(|n| (1..=100).contains(n)).unwrap_or(1);
+            total += count as usize;
+            if total > MAX_NODES && over.is_none() {
+                let key = if node.count.is_some() {
+                    "count"
+                } else {
+                    "name"
+                };
+                over = Some(format!("clusters.{ci}.nodes.{ni}.{key}"));
+            }
+        }
+    }
+    let Some(here) = over else {
+        return false;
+    };
+    c.error(
+        Here::Value(here),
+        format!("the lab has {total} nodes, over the {MAX_NODES} a lab may have: this node is the one over"),
+        &format!("a lab may have at most {MAX_NODES} nodes (`count`s expanded); split it into labs, each with its own vm_prefix"),
+    );
+    true
+}
+
 fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
     let prefix = file.vm_prefix.clone().unwrap_or_default();
     let mut nodes: Vec<Node> = Vec::new();
+    let mut vm_names: HashSet<String> = HashSet::new();
     let mut seen_clusters: HashMap<&str, usize> = HashMap::new();
     if file.clusters.is_empty() && !c.reading.partial {
         c.problems.push(
@@ -347,7 +469,14 @@ fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
         }
         for (ni, node) in cluster.nodes.iter().enumerate() {
             let at_node = format!("{path}.nodes.{ni}");
-            expand_node(c, file, (cluster, node), &at_node, &prefix, &mut nodes);
+            expand_node(
+                c,
+                file,
+                (cluster, node),
+                &at_node,
+                &prefix,
+                (&mut nodes, &mut vm_names),
+            );
         }
     }
     nodes
@@ -359,7 +488,7 @@ fn expand_node(
     (cluster, node): (&ClusterSpec, &NodeSpec),
     path: &str,
     prefix: &str,
-    nodes: &mut Vec<Node>,
+    (nodes, vm_names): (&mut Vec<Node>, &mut HashSet<String>),
 ) {
     if !is_label(&node.name) {
         c.error(
@@ -368,6 +497,14 @@ fn expand_node(
             "use lower-case letters, digits and `-` (RFC 1123)",
         );
         return;
+    }
+    // A role goes where a node name goes (selectors, user-data, tables): the same rule.
+    if let Some(role) = node.role.as_deref().filter(|r| !is_label(r)) {
+        c.error(
+            Here::Value(at(path, "role")),
+            format!("role `{role}` is not valid"),
+            "use lower-case letters, digits and `-` (RFC 1123), as for node names, e.g. `worker`",
+        );
     }
     let settings = Resources {
         image: &node.image,
@@ -401,7 +538,7 @@ fn expand_node(
                 "shorten the cluster, node or vm_prefix name",
             );
         }
-        if nodes.iter().any(|n| n.vm_name == vm_name) {
+        if !vm_names.insert(vm_name.clone()) {
             c.error(
                 Here::Value(at(path, "name")),
                 format!("two nodes would be named `{vm_name}`"),
@@ -448,24 +585,30 @@ fn check_cloud_init(c: &mut Checker, file: &LabFile, node: Option<&Node>, define
     let Some(relative) = &node.cloud_init else {
         return;
     };
+    let help = "give a #cloud-config user-data file, relative to the lab file (docs/LAB-FILE.md, \"cloud-init\")";
     let path = c.source.dir().join(relative);
-    let problem = match std::fs::read_to_string(&path) {
-        Err(e) => Some(format!("cloud-init file `{relative}` cannot be read: {e}")),
-        Ok(text) => super::cloud_init::user_data(&text, node, &file.lab)
-            .err()
-            .map(|why| format!("cloud-init file `{relative}` (for {}): {why}", node.vm_name)),
-    };
-    // Said once per file, not once per node of a `count`.
-    let said = format!("cloud-init file `{relative}`");
-    if c.problems.iter().any(|p| p.message.starts_with(&said)) {
+    let here = Here::Value(defined_at.to_string());
+    if !c.input(here, relative, &path, Kind::CloudInit, help) {
         return;
     }
+    // Checked once per file, not once per node: the values tartlab fills in are names
+    // (DNS labels, checked), which cannot change the YAML's structure, so the first node's
+    // user-data stands for every node's (1000 nodes, one parse of up to 1 MiB).
+    if !c.refused.insert(format!("user-data {relative}")) {
+        return;
+    }
+    let text = c
+        .inputs
+        .get(relative)
+        .map(|b| String::from_utf8(b.to_vec()));
+    let problem = match text {
+        Some(Ok(text)) => super::cloud_init::user_data(&text, node, &file.lab)
+            .err()
+            .map(|why| format!("cloud-init file `{relative}` (for {}): {why}", node.vm_name)),
+        _ => Some(format!("cloud-init file `{relative}` is not UTF-8 text")),
+    };
     if let Some(message) = problem {
-        c.error(
-            Here::Value(defined_at.to_string()),
-            message,
-            "give a #cloud-config user-data file, relative to the lab file (docs/LAB-FILE.md, \"cloud-init\")",
-        );
+        c.error(Here::Value(defined_at.to_string()), message, help);
     }
 }
 
@@ -511,12 +654,14 @@ fn check_users(c: &mut Checker, file: &LabFile) {
             c.error(Here::Key(at(&path, "password")), format!("user `{}` has a plain password", user.name), "use password_hash with a crypt hash, e.g. `openssl passwd -6`; plain passwords are never stored");
         }
         for (ki, key) in user.authorized_keys.iter().enumerate() {
-            let literal =
-                key.starts_with("ssh-") || key.starts_with("ecdsa-") || key.starts_with("sk-");
-            if !literal && !expand_home(key, c.source).is_file() {
-                c.error(
-                    Here::Value(format!("{path}.authorized_keys.{ki}")),
-                    format!("public key file `{key}` does not exist"),
+            if !is_literal_key(key) {
+                let here = Here::Value(format!("{path}.authorized_keys.{ki}"));
+                let file = expand_home(key, c.source);
+                c.input(
+                    here,
+                    key,
+                    &file,
+                    Kind::PublicKey,
                     "give the path of a .pub file, or the key itself (ssh-ed25519 AAAA...)",
                 );
             }
@@ -547,14 +692,22 @@ fn check_logins(c: &mut Checker, file: &LabFile) {
     }
 }
 
+fn is_literal_key(key: &str) -> bool {
+    key.starts_with("ssh-") || key.starts_with("ecdsa-") || key.starts_with("sk-")
+}
+
 /// The text of an `authorized_keys` entry: the key itself, or the first line of the file
-/// it names (`~/` is the user's home; other paths are relative to the lab file).
-pub fn authorized_key_text(key: &str, source: &Source) -> std::io::Result<String> {
-    let literal = key.starts_with("ssh-") || key.starts_with("ecdsa-") || key.starts_with("sk-");
-    if literal {
+/// it names (`~/` is the user's home; other paths are relative to the lab file), as
+/// `validate` read it.
+pub fn authorized_key_text(key: &str, lab: &super::Lab) -> Result<String, String> {
+    if is_literal_key(key) {
         return Ok(key.trim().to_string());
     }
-    let text = std::fs::read_to_string(expand_home(key, source))?;
+    let bytes = lab
+        .inputs
+        .get(key)
+        .ok_or_else(|| format!("`{key}` was not read when the lab file was checked"))?;
+    let text = String::from_utf8_lossy(bytes);
     Ok(text.lines().next().unwrap_or("").trim().to_string())
 }
 
@@ -630,13 +783,15 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
     for (fi, f) in file.files.iter().enumerate() {
         let path = format!("files.{fi}");
         check_selector(c, &path, &f.on, nodes);
-        if !c.source.dir().join(&f.src).exists() {
-            c.error(
-                Here::Value(at(&path, "src")),
-                format!("file `{}` does not exist", f.src),
-                "paths are relative to the lab file",
-            );
-        }
+        let src = c.source.dir().join(&f.src);
+        let here = Here::Value(at(&path, "src"));
+        c.input(
+            here,
+            &f.src,
+            &src,
+            Kind::File,
+            "paths are relative to the lab file",
+        );
         if !f.dest.starts_with('/') {
             c.error(
                 Here::Value(at(&path, "dest")),
@@ -644,6 +799,10 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
                 "write the full path on the node, e.g. /etc/motd",
             );
         }
+    }
+    let mut by_cluster: HashMap<&str, Vec<&Node>> = HashMap::new();
+    for node in nodes {
+        by_cluster.entry(&node.cluster).or_default().push(node);
     }
     let mut outputs: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
     for (si, step) in file.provision.iter().enumerate() {
@@ -662,11 +821,17 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
                 format!("step `{}` needs exactly one of run and script", step.name),
                 "give `run:` for an inline script or `script:` for a file",
             ),
-            (None, Some(script)) if !c.source.dir().join(script).is_file() => c.error(
-                Here::Value(at(&path, "script")),
-                format!("script `{script}` does not exist"),
-                "paths are relative to the lab file",
-            ),
+            (None, Some(script)) => {
+                let file = c.source.dir().join(script);
+                let here = Here::Value(at(&path, "script"));
+                c.input(
+                    here,
+                    script,
+                    &file,
+                    Kind::Script,
+                    "paths are relative to the lab file",
+                );
+            }
             _ => {}
         }
         for (ai, after) in step.after.iter().enumerate() {
@@ -705,7 +870,8 @@ fn check_steps(c: &mut Checker, file: &LabFile, nodes: &[Node]) {
                 );
             }
             for reference in output_references(value) {
-                if let Err((message, help)) = check_reference(&reference, step, file, nodes) {
+                let answer = check_reference(&reference, step, file, nodes, &by_cluster);
+                if let Err((message, help)) = answer {
                     c.absent(Here::Value(here.clone()), message, &help);
                 }
             }
@@ -726,6 +892,7 @@ fn check_reference(
     step: &StepSpec,
     file: &LabFile,
     nodes: &[Node],
+    by_cluster: &HashMap<&str, Vec<&Node>>,
 ) -> Result<(), (String, String)> {
     let text = &reference.text;
     let forms = "write {{ node.NAME.outputs.KEY }} or {{ cluster.ROLE.outputs.KEY }}";
@@ -760,11 +927,15 @@ fn check_reference(
         }
         "cluster" => {
             let mut answering = Vec::new();
+            let mut seen: HashSet<&str> = HashSet::new();
+            // Once per cluster the step runs in: linear in the nodes, however many run it.
             for runner in nodes.iter().filter(|n| selects(&step.on, n)) {
-                let peers: Vec<&Node> = nodes
-                    .iter()
-                    .filter(|n| n.cluster == runner.cluster)
-                    .collect();
+                if !seen.insert(&runner.cluster) {
+                    continue;
+                }
+                let peers: &[&Node] = by_cluster
+                    .get(runner.cluster.as_str())
+                    .map_or(&[], Vec::as_slice);
                 let with_role: Vec<&Node> = peers
                     .iter()
                     .copied()

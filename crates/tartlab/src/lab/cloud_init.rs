@@ -39,7 +39,10 @@ fn fill(text: &str, node: &Node, lab: &str) -> Result<String, String> {
         };
         let name = rest[start + 2..start + end].trim();
         let value = match name {
-            "node.name" | "node.hostname" => Some(node.vm_name.as_str()),
+            // The VM's name (with `vm_prefix`); the guest's host name (without it), as the
+            // base sets it and the seed's `local-hostname` says.
+            "node.name" => Some(node.vm_name.as_str()),
+            "node.hostname" => Some(node.hostname.as_str()),
             "node.cluster" => Some(node.cluster.as_str()),
             "node.role" => Some(node.role.as_str()),
             "lab.name" => Some(lab),
@@ -91,6 +94,18 @@ mod tests {
         let filled = user_data(text, &node(), "lab").unwrap();
         assert!(filled.contains("dev-master of dev in lab"), "{filled}");
         assert!(filled.contains("{{ v1.instance_id }}"));
+    }
+
+    #[test]
+    fn the_hostname_is_the_guests_without_the_vm_prefix() {
+        let node = Node {
+            vm_name: "a-dev-master".into(),
+            ..node()
+        };
+        let text = "#cloud-config\nhostname: \"{{ node.hostname }}\"\nvm: \"{{ node.name }}\"\n";
+        let filled = user_data(text, &node, "lab").unwrap();
+        assert!(filled.contains("hostname: \"dev-master\""), "{filled}");
+        assert!(filled.contains("vm: \"a-dev-master\""), "{filled}");
     }
 
     #[test]

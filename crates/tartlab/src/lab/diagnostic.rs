@@ -5,6 +5,66 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::text;
+
+/// The most characters of a value quoted in a message (between backticks).
+const QUOTED_WIDTH: usize = 80;
+/// The most characters of a whole message or help.
+const MESSAGE_WIDTH: usize = 2000;
+/// The most characters of the source line shown under a problem.
+const SNIPPET_WIDTH: usize = 100;
+
+/// A message as shown: each value quoted in backticks cut to `QUOTED_WIDTH`, control
+/// characters escaped, the whole cut to `MESSAGE_WIDTH` (a 10 MB name in the file makes a
+/// line of error, not 10 MB of it).
+fn tidy(message: &str) -> String {
+    let quoted_cut: Vec<String> = message
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| {
+            if i % 2 == 1 {
+                // A quoted value stays on the message's line.
+                let one_line = part.replace('\n', "\\n").replace('\t', "\\t");
+                text::cut(&one_line, QUOTED_WIDTH)
+            } else {
+                text::cut(part, MESSAGE_WIDTH)
+            }
+        })
+        .collect();
+    text::cut(
+        &text::printable(&quoted_cut.join("`"), text::MESSAGE),
+        MESSAGE_WIDTH,
+    )
+}
+
+/// The part of a source line shown under a problem, escaped, and where the caret goes in
+/// it (1-based): at most `SNIPPET_WIDTH` characters around `column`, `…` where cut.
+fn snippet_view(line: &str, column: usize) -> (String, usize) {
+    let target = column.saturating_sub(1);
+    let start = target.saturating_sub(SNIPPET_WIDTH / 2);
+    let mut shown = String::new();
+    let mut caret = 1;
+    if start > 0 {
+        shown.push('…');
+        caret += 1;
+    }
+    let mut width = 0;
+    let mut chars = line.chars().skip(start).enumerate().peekable();
+    while let Some((i, c)) = chars.next() {
+        let piece = text::printable(c.encode_utf8(&mut [0; 4]), 1).into_owned();
+        if start + i < target {
+            caret += piece.chars().count();
+        }
+        width += piece.chars().count();
+        shown.push_str(&piece);
+        if width >= SNIPPET_WIDTH && chars.peek().is_some() {
+            shown.push('…');
+            break;
+        }
+    }
+    (shown, caret)
+}
+
 /// The lab file's text, kept to locate and show problems.
 pub struct Source {
     pub path: PathBuf,
@@ -33,9 +93,9 @@ impl Source {
 
     pub fn at_line(&self, line: usize, column: usize, message: &str, help: &str) -> Diagnostic {
         Diagnostic {
-            message: message.to_string(),
-            help: help.to_string(),
-            file: Some(self.path.display().to_string()),
+            message: tidy(message),
+            help: tidy(help),
+            file: Some(tidy(&self.path.display().to_string())),
             line: Some(line),
             column: Some(column.max(1)),
             snippet: self
@@ -115,8 +175,8 @@ pub struct Diagnostic {
 impl Diagnostic {
     pub fn unlocated(message: &str, help: &str) -> Diagnostic {
         Diagnostic {
-            message: message.to_string(),
-            help: help.to_string(),
+            message: tidy(message),
+            help: tidy(help),
             file: None,
             line: None,
             column: None,
@@ -125,7 +185,7 @@ impl Diagnostic {
     }
 
     pub fn in_file(mut self, source: &Source) -> Diagnostic {
-        self.file = Some(source.path.display().to_string());
+        self.file = Some(tidy(&source.path.display().to_string()));
         self
     }
 
@@ -137,9 +197,10 @@ impl Diagnostic {
                 let width = line.to_string().len();
                 out.push_str(&format!("{:width$}--> {file}:{line}:{column}\n", ""));
                 if let Some(snippet) = &self.snippet {
+                    let (shown, caret) = snippet_view(snippet, column);
                     out.push_str(&format!("{:width$} |\n", ""));
-                    out.push_str(&format!("{line} | {snippet}\n"));
-                    out.push_str(&format!("{:width$} | {:>col$}\n", "", "^", col = column));
+                    out.push_str(&format!("{line} | {shown}\n"));
+                    out.push_str(&format!("{:width$} | {:>col$}\n", "", "^", col = caret));
                 }
                 out.push_str(&format!("{:width$} = help: {}\n", "", self.help));
             }

@@ -5,6 +5,7 @@
 mod check;
 pub mod cloud_init;
 mod diagnostic;
+pub mod input;
 pub mod model;
 mod network;
 mod size;
@@ -12,6 +13,8 @@ mod structure;
 mod tree;
 
 use std::path::{Path, PathBuf};
+
+use crate::text;
 
 use check::validate;
 pub use check::{authorized_key_text, output_references, selects, Node, OutputReference};
@@ -27,17 +30,24 @@ pub struct Lab {
     pub file: LabFile,
     pub source: Source,
     pub nodes: Vec<Node>,
+    /// The host files the lab file names, as `validate` read them (`input.rs`).
+    pub inputs: input::Inputs,
 }
 
 impl Lab {
     /// Reads a lab file and checks it; every problem found, or the lab.
     pub fn open(path: &Path) -> Result<Lab, Vec<Diagnostic>> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            vec![Diagnostic::unlocated(
-                &format!("cannot read {}: {e}", path.display()),
-                "check the path given with -f or TARTLAB_FILE",
-            )]
-        })?;
+        let kind = input::Kind::LabFile;
+        let confinement = input::Confinement::new(Path::new("."));
+        let text = input::read(path, kind, &confinement)
+            .map_err(|refusal| refusal.describe(kind, Path::new(".")))
+            .and_then(|bytes| String::from_utf8(bytes).map_err(|_| "is not UTF-8 text".to_string()))
+            .map_err(|why| {
+                vec![Diagnostic::unlocated(
+                    &format!("cannot read {}: it {why}", path.display()),
+                    "check the path given with -f or TARTLAB_FILE",
+                )]
+            })?;
         read(Source::new(path, text))
     }
 
@@ -106,7 +116,10 @@ pub const FILE_NAMES: [&str; 3] = ["tartlab.yaml", "tartlab.yml", "tartlab.json"
 
 /// Where the lab file is: `-f`, else `TARTLAB_FILE`, else the first of `FILE_NAMES` in the
 /// current directory or the nearest parent that has one (as git and docker compose look),
-/// not above a directory that holds `.git` (the top of the project).
+/// not above a directory that holds `.git` (the top of the project). The search stops at
+/// a directory or lab file that another user owns (not root, not this user, nor the user
+/// who ran `sudo`): such a file is taken only when named with `-f` (git's
+/// `safe.directory`, CVE-2022-24765).
 pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Box<Diagnostic>> {
     if let Some(path) = explicit {
         return Ok(path.to_path_buf());
@@ -119,17 +132,46 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Box<Diagnostic>> {
     let mut looked = 0;
     while let Some(current) = dir {
         looked += 1;
+        let foreign_dir = foreign_owner(current);
         if let Some(found) = FILE_NAMES
             .iter()
             .map(|n| current.join(n))
             .find(|p| p.is_file())
         {
+            if let Some(owner) = foreign_dir.or_else(|| foreign_owner(&found)) {
+                let what = if foreign_dir.is_some() {
+                    format!("its directory {}", current.display())
+                } else {
+                    "it".to_string()
+                };
+                return Err(Box::new(Diagnostic::unlocated(
+                    &format!(
+                        "found {}, but {what} belongs to {}, not to you: a lab file another user can write is not used unless you name it",
+                        found.display(),
+                        owner_text(owner)
+                    ),
+                    &format!(
+                        "if you trust it, say so with `-f {}`; otherwise run tartlab in a directory of your own",
+                        found.display()
+                    ),
+                )));
+            }
             // Shown relative when it is here, as the user would write it.
             return Ok(if looked == 1 {
                 found.file_name().map(PathBuf::from).unwrap_or(found)
             } else {
                 found
             });
+        }
+        if let Some(owner) = foreign_dir {
+            return Err(Box::new(Diagnostic::unlocated(
+                &format!(
+                    "no lab file here: looked for tartlab.yaml, tartlab.yml and tartlab.json in this directory and its parents up to {}, which belongs to {}, not to you, so the search stopped there",
+                    current.display(),
+                    owner_text(owner)
+                ),
+                "pass the lab file with -f FILE (or TARTLAB_FILE) if you trust it; `tartlab init` writes a new one",
+            )));
         }
         if current.join(".git").exists() {
             break;
@@ -140,6 +182,35 @@ pub fn locate(explicit: Option<&Path>) -> Result<PathBuf, Box<Diagnostic>> {
         "no lab file here: looked for tartlab.yaml, tartlab.yml and tartlab.json in this directory and its parents",
         "`tartlab init` writes one to start from (docs/LAB-FILE.md has every key), or pass one with -f FILE or TARTLAB_FILE",
     )))
+}
+
+/// The owner of a path when it is someone other than root, this user, or (when this is
+/// root through `sudo`) the user who ran sudo.
+fn foreign_owner(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::symlink_metadata(path).ok()?.uid();
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    let sudo_user = (me == 0)
+        .then(|| std::env::var("SUDO_UID").ok()?.parse::<u32>().ok())
+        .flatten();
+    (owner != 0 && owner != me && Some(owner) != sudo_user).then_some(owner)
+}
+
+/// `alice (uid 501)`, or `uid 4242` when the uid has no name here.
+fn owner_text(uid: u32) -> String {
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 4096];
+    let mut result: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: getpwuid_r writes into `pwd` and `buf`, which outlive the call; `result` is
+    // either null or `&mut pwd`.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result) };
+    if rc != 0 || result.is_null() || pwd.pw_name.is_null() {
+        return format!("uid {uid}");
+    }
+    // SAFETY: pw_name points at a NUL-terminated string inside `buf`.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) }.to_string_lossy();
+    format!("{} (uid {uid})", text::printable(&name, text::QUOTED_NAME))
 }
 
 /// Checks lab file text (YAML, or JSON when the path ends in `.json`) in three passes, and
@@ -190,10 +261,11 @@ pub fn read(source: Source) -> Result<Lab, Vec<Diagnostic>> {
         _ => return Err(in_order(found)),
     };
     match validate(&file, &source, &reading) {
-        Ok(nodes) if found.is_empty() => Ok(Lab {
+        Ok((nodes, inputs)) if found.is_empty() => Ok(Lab {
             file,
             source,
             nodes,
+            inputs,
         }),
         Ok(_) => Err(in_order(found)),
         Err(more) => {

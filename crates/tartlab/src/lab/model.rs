@@ -33,7 +33,8 @@ pub struct LabFile {
     /// Accounts made on every node.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserSpec>,
-    /// The clusters, each with its nodes. A node's VM is named `<cluster>-<node>`.
+    /// The clusters, each with its nodes. A node's VM is named `<cluster>-<node>`. A lab has
+    /// at most 1000 nodes, `count`s expanded.
     pub clusters: Vec<ClusterSpec>,
     /// Files copied to the nodes (before the provisioning steps).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -49,6 +50,13 @@ pub struct LabFile {
     /// 22, from inside the guest) after it or its peers booted.
     #[serde(default = "yes")]
     pub network_check: bool,
+    /// Directories outside the lab's own from which `files` sources, `script:`,
+    /// `cloud_init:` and key files may come (absolute, `~/...`, or relative to the lab
+    /// file, e.g. `..`). Without it every such path must resolve, links followed, inside
+    /// the lab file's directory; `.pub` files in `~/.ssh` are always allowed as keys.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(example = &["../shared", "/opt/certs"])]
+    pub allow_paths_outside: Vec<String>,
     /// Where the lab's VMs are made and run: `tart`, this Mac's tart (the default).
     #[serde(default, skip_serializing_if = "ProviderChoice::is_default")]
     pub provider: ProviderChoice,
@@ -80,7 +88,7 @@ const MEMORY: &str =
     "Memory: MiB, or a size with a unit (4GiB), 256 MiB to 128 GiB. Default: 2048 (MiB).";
 const DISK: &str = "Disk: GB, or a size with a unit (50GB), 10 to 2000 GB. It only grows: tart cannot shrink a disk. Default: the image's own size.";
 const NETWORK: &str = "How the VM is networked: nat, softnet, host, bridged:<interface>, or a mapping such as { mode: softnet, allow: [0.0.0.0/0] } (docs/NETWORKS.md). The default lets the lab's nodes reach each other and the internet.";
-const CLOUD_INIT: &str = "A cloud-init user-data file (`#cloud-config`), relative to the lab file, applied by the guest's own cloud-init after the base (docs/LAB-FILE.md). It may use {{ node.name }}, {{ node.cluster }}, {{ node.role }} and {{ lab.name }}. Default: none.";
+const CLOUD_INIT: &str = "A cloud-init user-data file (`#cloud-config`), relative to the lab file, applied by the guest's own cloud-init after the base (docs/LAB-FILE.md). It may use {{ node.name }} (the VM's name), {{ node.hostname }} (the guest's host name: the VM name without vm_prefix), {{ node.cluster }}, {{ node.role }} and {{ lab.name }}. It must be inside the lab's directory (or `allow_paths_outside`), a regular file of at most 1 MiB. Default: none.";
 const LOGIN: &str = "The image's own account, used to log in before the lab key is installed. Default: { user: admin, password: admin }, the cirruslabs images' account.";
 
 /// Settings a lab (`defaults`), a cluster or a node may set; a node takes its own, else its
@@ -168,8 +176,9 @@ pub struct UserSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<String>,
     /// Public keys that may log in as this user: paths of `.pub` files (`~/` is your home;
-    /// others are relative to the lab file) or the keys themselves. The lab key is always
-    /// added.
+    /// others are relative to the lab file; a `.pub` file in `~/.ssh` is always taken,
+    /// others must be inside the lab's directory) or the keys themselves. The lab key is
+    /// always added.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub authorized_keys: Vec<String>,
     /// A crypt(3) hash of the password (`openssl passwd -6`); plain passwords are never
@@ -224,7 +233,7 @@ pub struct NodeSpec {
     /// The node's name (lower-case letters, digits and `-`).
     pub name: String,
     /// What the node is for, as selectors (`role=worker`) and `{{ cluster.ROLE.outputs.KEY }}`
-    /// name it. Default: its name.
+    /// name it: lower-case letters, digits and `-`, as a node's name. Default: its name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     /// How many alike nodes, 1 to 100. Default: 1.
@@ -263,7 +272,8 @@ fn all() -> String {
 #[serde(deny_unknown_fields)]
 #[schemars(extend("x-name" = "a file"))]
 pub struct FileSpec {
-    /// The file on this machine, relative to the lab file.
+    /// The file on this machine, relative to the lab file: inside its directory (or one
+    /// `allow_paths_outside` names), a regular file of at most 64 MiB.
     pub src: String,
     /// Where it goes on the node: an absolute path.
     pub dest: String,
@@ -292,7 +302,8 @@ pub struct StepSpec {
     /// The script itself (bash, run with `set -euo pipefail`). Give `run` or `script`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run: Option<String>,
-    /// A script file, relative to the lab file, run the same way.
+    /// A script file, relative to the lab file and inside its directory (or one
+    /// `allow_paths_outside` names), at most 1 MiB, run the same way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub script: Option<String>,
     /// Environment variables. A value may use `{{ node.NAME.outputs.KEY }}` (the output KEY

@@ -506,8 +506,16 @@ fn join(path: &str, child: impl std::fmt::Display) -> String {
 
 /// The candidate nearest to a word someone mistyped, if it is near enough to be meant.
 pub fn closest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Option<&'c str> {
-    let limit = (word.chars().count() / 3).max(1);
+    let length = word.chars().count();
+    // No name is this long: a huge word would make the distance (a table of both lengths)
+    // take time and memory for nothing.
+    if length > 256 {
+        return None;
+    }
+    let limit = (length / 3).max(1);
     candidates
+        // The distance is at least the difference in length.
+        .filter(|c| c.chars().count().abs_diff(length) <= limit)
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
         .filter(|(distance, c)| *distance <= limit && *distance < c.chars().count())
         .min_by_key(|(distance, _)| *distance)

@@ -1,7 +1,9 @@
 //! The labs this user has brought up on this machine (`tartlab labs`): a small index in the
 //! user's data directory, one entry per lab file, written by `up`, `start`, `restart` and
 //! `down` under a lock of its own. An entry whose lab file is gone stays (and is shown as
-//! gone) until `tartlab labs --forget-missing` removes it.
+//! gone) until `tartlab labs --forget-missing` removes it. An index that cannot be read
+//! (cut short, not JSON) is moved aside, with a warning naming both paths, never
+//! overwritten.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -48,16 +50,21 @@ impl LabIndex {
         self.dir.join("labs.json")
     }
 
-    /// Every lab, by lab file.
-    pub fn entries(&self) -> BTreeMap<PathBuf, Entry> {
-        read_text(&self.path())
-            .ok()
-            .and_then(|text| serde_json::from_str(&text).ok())
-            .unwrap_or_default()
+    /// Every lab, by lab file; and a warning when the index could not be read and was moved
+    /// aside (there are then none).
+    pub fn entries(&self) -> Result<(BTreeMap<PathBuf, Entry>, Option<String>), String> {
+        match self.read() {
+            Ok(entries) => Ok((entries, None)),
+            // Moved aside under the lock, with an `up` that may be writing it.
+            Err(Unreadable::Garbled(_)) => self
+                .change(|_| {})
+                .map(|warning| (BTreeMap::new(), warning)),
+            Err(Unreadable::Io(e)) => Err(e),
+        }
     }
 
-    /// Adds or refreshes the lab of this lab file.
-    pub fn record(&self, lab: &str, file: &Path) -> Result<(), String> {
+    /// Adds or refreshes the lab of this lab file; a warning when the index was moved aside.
+    pub fn record(&self, lab: &str, file: &Path) -> Result<Option<String>, String> {
         let file = std::path::absolute(file).map_err(|e| e.to_string())?;
         self.change(|entries| {
             entries.insert(
@@ -71,10 +78,11 @@ impl LabIndex {
         })
     }
 
-    /// Removes the entries whose lab file no longer exists; returns them.
-    pub fn forget_missing(&self) -> Result<Vec<Entry>, String> {
+    /// Removes the entries whose lab file no longer exists; returns them, and a warning
+    /// when the index was moved aside.
+    pub fn forget_missing(&self) -> Result<(Vec<Entry>, Option<String>), String> {
         let mut gone = Vec::new();
-        self.change(|entries| {
+        let warning = self.change(|entries| {
             entries.retain(|file, entry| {
                 let keep = file.exists();
                 if !keep {
@@ -83,11 +91,63 @@ impl LabIndex {
                 keep
             });
         })?;
-        Ok(gone)
+        Ok((gone, warning))
     }
 
-    /// Reads, changes and writes the index under its lock (two labs' `up` at once).
-    fn change(&self, edit: impl FnOnce(&mut BTreeMap<PathBuf, Entry>)) -> Result<(), String> {
+    /// The index as it is on disk (none yet: empty).
+    fn read(&self) -> Result<BTreeMap<PathBuf, Entry>, Unreadable> {
+        let path = self.path();
+        let text = match read_text(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                return Err(Unreadable::Garbled("it is not UTF-8 text".into()))
+            }
+            Err(e) => {
+                return Err(Unreadable::Io(format!(
+                    "{}; it was left as it is",
+                    super::describe_error(&path, &e)
+                )))
+            }
+        };
+        serde_json::from_str(&text).map_err(|e| Unreadable::Garbled(e.to_string()))
+    }
+
+    /// Moves an index that cannot be read to `labs.json.broken-TIMESTAMP` (a name not taken
+    /// yet); what to tell the user.
+    fn set_aside(&self, why: &str) -> Result<String, String> {
+        let path = self.path();
+        let stamp: String = super::now_rfc3339()
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .collect();
+        let mut aside = self.dir.join(format!("labs.json.broken-{stamp}"));
+        let mut n = 1;
+        while aside.symlink_metadata().is_ok() {
+            n += 1;
+            aside = self.dir.join(format!("labs.json.broken-{stamp}-{n}"));
+        }
+        std::fs::rename(&path, &aside).map_err(|e| {
+            format!(
+                "{} cannot be read ({why}) and cannot be moved aside to {}: {e}; it was left as it is",
+                path.display(),
+                aside.display()
+            )
+        })?;
+        Ok(format!(
+            "the list of labs {} could not be read ({why}); it was moved to {}, and a new list begins (the labs themselves are untouched; `tartlab up` in a lab lists it again)",
+            path.display(),
+            aside.display()
+        ))
+    }
+
+    /// Reads, changes and writes the index under its lock (two labs' `up` at once). An
+    /// index that cannot be read is moved aside first (the warning is returned), never
+    /// overwritten.
+    fn change(
+        &self,
+        edit: impl FnOnce(&mut BTreeMap<PathBuf, Entry>),
+    ) -> Result<Option<String>, String> {
         std::fs::create_dir_all(&self.dir)
             .map_err(|e| format!("cannot make {}: {e}", self.dir.display()))?;
         let lock_path = self.dir.join("labs.lock");
@@ -103,12 +163,25 @@ impl LabIndex {
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(format!("cannot lock {}", lock_path.display()));
         }
-        let mut entries = self.entries();
+        let (mut entries, warning) = match self.read() {
+            Ok(entries) => (entries, None),
+            Err(Unreadable::Garbled(why)) => (BTreeMap::new(), Some(self.set_aside(&why)?)),
+            Err(Unreadable::Io(e)) => return Err(e),
+        };
         edit(&mut entries);
         let text = serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?;
         write_atomic(&self.path(), text.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot write {}: {e}", self.path().display()))
+            .map_err(|e| format!("cannot write {}: {e}", self.path().display()))?;
+        Ok(warning)
     }
+}
+
+/// Why the index was not read.
+enum Unreadable {
+    /// It is there but not an index (cut short, not JSON): moved aside.
+    Garbled(String),
+    /// It could not be opened or read (a link, permissions): left alone.
+    Io(String),
 }
 
 #[cfg(test)]
@@ -128,12 +201,48 @@ mod tests {
         index.record("a", &one).unwrap();
         index.record("b", &two).unwrap();
         index.record("a", &one).unwrap();
-        assert_eq!(index.entries().len(), 2);
+        let count = || index.entries().unwrap().0.len();
+        assert_eq!(count(), 2);
         std::fs::remove_file(&two).unwrap();
-        assert_eq!(index.entries().len(), 2, "a gone lab stays until forgotten");
-        let gone = index.forget_missing().unwrap();
+        assert_eq!(count(), 2, "a gone lab stays until forgotten");
+        let (gone, _) = index.forget_missing().unwrap();
         assert_eq!(gone.len(), 1);
         assert_eq!(gone[0].lab, "b");
-        assert_eq!(index.entries().len(), 1);
+        assert_eq!(count(), 1);
+    }
+
+    #[test]
+    fn an_index_cut_short_is_moved_aside_with_a_warning_never_overwritten() {
+        let data = tempfile::tempdir().unwrap();
+        let index = LabIndex {
+            dir: data.path().join("tartlab"),
+        };
+        let labs = tempfile::tempdir().unwrap();
+        let (one, two) = (labs.path().join("a.yaml"), labs.path().join("b.yaml"));
+        std::fs::write(&one, "").unwrap();
+        std::fs::write(&two, "").unwrap();
+        index.record("a", &one).unwrap();
+        index.record("b", &two).unwrap();
+        let whole = std::fs::read(index.path()).unwrap();
+        std::fs::write(index.path(), &whole[..whole.len() / 2]).unwrap();
+        let warning = index.record("c", &one).unwrap().expect("a warning");
+        let aside: Vec<PathBuf> = std::fs::read_dir(&index.dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().contains("labs.json.broken-"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{aside:?}");
+        assert_eq!(std::fs::read(&aside[0]).unwrap(), &whole[..whole.len() / 2]);
+        assert!(
+            warning.contains(&index.path().display().to_string()),
+            "{warning}"
+        );
+        assert!(
+            warning.contains(&aside[0].display().to_string()),
+            "{warning}"
+        );
+        let (entries, again) = index.entries().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert!(again.is_none());
     }
 }
