@@ -4,7 +4,10 @@
 //! (a relay behind a `tokio::io::duplex` pipe, as Orchard's WebSocket port-forward) rather
 //! than a TCP connection handed to the SSH client. Proves that a fresh `up` (base, hosts,
 //! a step) works over that tunnel and nothing else, that a converged `up` changes nothing,
-//! and that `stop` is refused. Needs root, as every test against tart-sim does.
+//! and that `stop` is refused. "Nothing else": every SSH client the guests' sshd logs
+//! (logins, and handshakes that ended before one) came from a port the tunnel opened, so an
+//! engine that dialled the address itself fails here. Needs root, as every test against
+//! tart-sim does. Longer than most files: the provider is the test's, and stays beside it.
 
 mod common;
 
