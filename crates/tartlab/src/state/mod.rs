@@ -48,22 +48,39 @@ pub struct OwnedVm {
 }
 
 /// How a command that brought a VM up ended for it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LastUp {
-    /// `ok` or `failed`.
-    pub result: String,
+    pub result: UpResult,
     /// The stage it failed at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     pub at: String,
 }
 
+/// Whether that command left the VM up; `"ok"` or `"failed"` in `state.json`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UpResult {
+    Ok,
+    Failed,
+}
+
+impl UpResult {
+    /// The word `state.json` and `status` use.
+    pub fn word(self) -> &'static str {
+        match self {
+            UpResult::Ok => "ok",
+            UpResult::Failed => "failed",
+        }
+    }
+}
+
 impl LastUp {
     /// `ok`, or `failed at STAGE`.
     pub fn text(&self) -> String {
         match &self.stage {
-            Some(stage) => format!("{} at {stage}", self.result),
-            None => self.result.clone(),
+            Some(stage) => format!("{} at {stage}", self.result.word()),
+            None => self.result.word().to_string(),
         }
     }
 }
@@ -128,5 +145,25 @@ impl StateStore {
                 change(vm);
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_up_reads_and_writes_the_words_state_json_has_always_held() {
+        let failed = r#"{"result":"failed","stage":"base","at":"2025-01-01T00:00:00Z"}"#;
+        let last: LastUp = serde_json::from_str(failed).unwrap();
+        assert_eq!(last.result, UpResult::Failed);
+        assert_eq!(last.text(), "failed at base");
+        assert_eq!(serde_json::to_string(&last).unwrap(), failed);
+
+        let ok = r#"{"result":"ok","at":"2025-01-01T00:00:00Z"}"#;
+        let last: LastUp = serde_json::from_str(ok).unwrap();
+        assert_eq!(last.result, UpResult::Ok);
+        assert_eq!(last.text(), "ok");
+        assert_eq!(serde_json::to_string(&last).unwrap(), ok);
     }
 }
