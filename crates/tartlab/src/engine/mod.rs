@@ -60,9 +60,21 @@ impl Failure {
         }
     }
 
-    /// A provider's failure at `stage`.
+    /// A provider's failure at `stage`. Its fix, a one-time set-up of the host, is kept in
+    /// the hint as the command to run: a failure in the recap has no terminal to offer it on.
     pub fn from_provider(stage: Stage, e: crate::provider::ProviderError) -> Failure {
-        Failure::new(stage, e.message, e.hint)
+        let hint = match e.fix {
+            Some(words) => {
+                let once = format!("once: `sudo {}`", crate::quote::command(&words));
+                if e.hint.is_empty() {
+                    once
+                } else {
+                    format!("{}; {once}", e.hint)
+                }
+            }
+            None => e.hint,
+        };
+        Failure::new(stage, e.message, hint)
     }
 }
 
