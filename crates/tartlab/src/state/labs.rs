@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{read_text, write_atomic};
+use super::{read_text, write_atomic, FileAction, StateError};
 
 /// One lab the index knows.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -57,8 +57,8 @@ impl LabIndex {
     }
 
     /// Adds or refreshes the lab of this lab file.
-    pub fn record(&self, lab: &str, file: &Path) -> Result<(), String> {
-        let file = std::path::absolute(file).map_err(|e| e.to_string())?;
+    pub fn record(&self, lab: &str, file: &Path) -> Result<(), StateError> {
+        let file = std::path::absolute(file).map_err(StateError::CurrentDir)?;
         self.change(|entries| {
             entries.insert(
                 file.clone(),
@@ -72,7 +72,7 @@ impl LabIndex {
     }
 
     /// Removes the entries whose lab file no longer exists; returns them.
-    pub fn forget_missing(&self) -> Result<Vec<Entry>, String> {
+    pub fn forget_missing(&self) -> Result<Vec<Entry>, StateError> {
         let mut gone = Vec::new();
         self.change(|entries| {
             entries.retain(|file, entry| {
@@ -87,9 +87,9 @@ impl LabIndex {
     }
 
     /// Reads, changes and writes the index under its lock (two labs' `up` at once).
-    fn change(&self, edit: impl FnOnce(&mut BTreeMap<PathBuf, Entry>)) -> Result<(), String> {
+    fn change(&self, edit: impl FnOnce(&mut BTreeMap<PathBuf, Entry>)) -> Result<(), StateError> {
         std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("cannot make {}: {e}", self.dir.display()))?;
+            .map_err(|e| StateError::file(FileAction::Make, &self.dir, e))?;
         let lock_path = self.dir.join("labs.lock");
         let lock = OpenOptions::new()
             .write(true)
@@ -98,16 +98,17 @@ impl LabIndex {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
-            .map_err(|e| super::describe_error(&lock_path, &e))?;
+            .map_err(|e| StateError::open(&lock_path, e))?;
         // SAFETY: flock on a descriptor we own; released when `lock` is closed.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(format!("cannot lock {}", lock_path.display()));
+            return Err(StateError::IndexNotLocked { path: lock_path });
         }
         let mut entries = self.entries();
         edit(&mut entries);
-        let text = serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&entries)
+            .map_err(|e| StateError::Encoding(e.to_string()))?;
         write_atomic(&self.path(), text.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot write {}: {e}", self.path().display()))
+            .map_err(|e| StateError::file(FileAction::Write, &self.path(), e))
     }
 }
 

@@ -4,6 +4,7 @@
 //! moment leaves either the old or the new file, never half of one.
 
 mod dir;
+mod error;
 mod known_hosts;
 mod labs;
 
@@ -19,6 +20,7 @@ pub use crate::files::{
 };
 use crate::lab::NetworkMode;
 pub use dir::{LabLock, LockShare, StateDir};
+pub use error::{FileAction, StateError};
 pub use known_hosts::KnownHosts;
 pub use labs::{Entry as LabEntry, LabIndex};
 
@@ -128,18 +130,20 @@ impl StateStore {
     }
 
     /// Changes the state and writes it before returning.
-    pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), String> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| "state lock poisoned".to_string())?;
+    pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), StateError> {
+        let mut state = self.state.lock().map_err(|_| StateError::Poisoned)?;
         change(&mut state);
-        let text = serde_json::to_string_pretty(&*state).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&*state)
+            .map_err(|e| StateError::Encoding(e.to_string()))?;
         write_atomic(&self.path, text.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+            .map_err(|e| StateError::file(FileAction::Write, &self.path, e))
     }
 
-    pub fn update_vm(&self, name: &str, change: impl FnOnce(&mut OwnedVm)) -> Result<(), String> {
+    pub fn update_vm(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut OwnedVm),
+    ) -> Result<(), StateError> {
         self.update(|s| {
             if let Some(vm) = s.vms.get_mut(name) {
                 change(vm);
