@@ -14,7 +14,7 @@ use crate::dial::{Dialer, SshRoute};
 use crate::engine::fanout;
 use crate::error::{Error, Exit, Result};
 use crate::guest::ssh::{self, Auth, Output};
-use crate::guest::transfer;
+use crate::guest::transfer::{self, FileError, TransferError};
 use crate::lab::Node;
 use crate::provider::{self, Inventory, Provider};
 use crate::state::KnownHosts;
@@ -545,9 +545,9 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
             login_timeout(),
         )
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| CopyFailure::Session(e.to_string()))?;
         let result = if upload {
-            let sftp = connection.sftp().await?;
+            let sftp = connection.sftp().await.map_err(CopyFailure::Session)?;
             let copied = transfer::upload(&sftp, &local, &remote_path, depth, 0).await;
             let _ = sftp.close().await;
             copied.map(|files| transfer::Downloaded {
@@ -555,23 +555,27 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
                 skipped: Vec::new(),
             })
         } else {
-            let sftp = connection.sftp_raw().await?;
+            let sftp = connection.sftp_raw().await.map_err(CopyFailure::Session)?;
             let copied = transfer::download(&sftp, &remote_path, &local, depth).await;
             let _ = sftp.close_session();
             copied
         };
         connection.close().await;
-        result
+        result.map_err(CopyFailure::Transfer)
     });
     let done = copied.map_err(|e| {
+        let hint = match &e {
+            CopyFailure::Session(_) => String::new(),
+            CopyFailure::Transfer(e) => cp_hint(e, &user, node_name),
+        };
         Error::fatal(
             format!(
                 "cp {} {}: {}",
                 args.source,
                 args.destination,
-                crate::text::printable(&e, crate::text::MESSAGE)
+                crate::text::printable(&e.to_string(), crate::text::MESSAGE)
             ),
-            cp_hint(&e, &user, node_name),
+            hint,
         )
     })?;
     if args.file.json {
@@ -585,18 +589,36 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// What to do about a failed copy, for the error it is.
-fn cp_hint(error: &str, user: &str, node: &str) -> String {
-    if error.ends_with("permission denied") {
-        format!("{user} may not read or write there: `--user root` copies as root, or choose a path {user} can write")
-    } else if error.ends_with("no such file or directory") {
-        format!("remote paths are as {user} sees them, relative to their home; `{node}:` alone is that home")
-    } else if error.ends_with("is a directory") {
-        "add -r to copy a directory and everything in it".into()
-    } else if error.contains("a name must be one path component") {
-        "the guest's listing cannot be trusted; nothing was written outside the destination".into()
-    } else {
-        String::new()
+/// Why `cp` failed: the session to the guest did not open, or the copy stopped.
+enum CopyFailure {
+    Session(String),
+    Transfer(TransferError),
+}
+
+impl std::fmt::Display for CopyFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CopyFailure::Session(e) => f.write_str(e),
+            CopyFailure::Transfer(e) => e.fmt(f),
+        }
+    }
+}
+
+/// What to do about a copy that stopped, for the error it is.
+fn cp_hint(error: &TransferError, user: &str, node: &str) -> String {
+    const ADD_R: &str = "add -r to copy a directory and everything in it";
+    match error {
+        TransferError::Local { error, .. } | TransferError::Guest { error, .. } => match error {
+            FileError::PermissionDenied => format!("{user} may not read or write there: `--user root` copies as root, or choose a path {user} can write"),
+            FileError::NotFound => format!("remote paths are as {user} sees them, relative to their home; `{node}:` alone is that home"),
+            FileError::IsADirectory => ADD_R.into(),
+            FileError::Other(_) => String::new(),
+        },
+        TransferError::IsDirectory { .. } => ADD_R.into(),
+        TransferError::UntrustedName { .. } => {
+            "the guest's listing cannot be trusted; nothing was written outside the destination".into()
+        }
+        _ => String::new(),
     }
 }
 
@@ -684,7 +706,7 @@ fn last_lines(bytes: &[u8], n: Option<usize>) -> &[u8] {
 
 #[cfg(test)]
 mod tests {
-    use super::last_lines;
+    use super::{cp_hint, last_lines, FileError, TransferError};
 
     #[test]
     fn the_tail_of_a_log_is_its_last_lines() {
@@ -694,5 +716,30 @@ mod tests {
         assert_eq!(last_lines(log, None), log);
         assert_eq!(last_lines(log, Some(0)), b"");
         assert_eq!(last_lines(b"x\ny", Some(1)), b"y");
+    }
+
+    #[test]
+    fn a_copy_that_stopped_gets_the_hint_for_its_kind_of_error() {
+        let hint = |e: TransferError| cp_hint(&e, "admin", "dev-a");
+        let guest = |error| TransferError::Guest {
+            path: "/root/x".into(),
+            error,
+        };
+        assert!(hint(guest(FileError::PermissionDenied)).contains("`--user root`"));
+        assert!(hint(guest(FileError::NotFound)).contains("`dev-a:` alone is that home"));
+        assert!(hint(TransferError::IsDirectory {
+            path: "/etc".into()
+        })
+        .starts_with("add -r"));
+        let untrusted = TransferError::UntrustedName {
+            dir: "/srv".into(),
+            name: "..".into(),
+        };
+        assert!(hint(untrusted).contains("cannot be trusted"));
+        // Words that merely read like a known error get no hint: only the kind counts.
+        assert_eq!(
+            hint(guest(FileError::Other("permission denied".into()))),
+            ""
+        );
     }
 }

@@ -29,7 +29,7 @@ use crate::error::Error;
 use crate::guest::mask::Masker;
 use crate::lab::{Lab, Node};
 use crate::provider::{Inventory, Provider};
-use crate::state::{KnownHosts, LabLock, State, StateDir, StateStore};
+use crate::state::{KnownHosts, LabLock, LastUp, State, StateDir, StateStore, UpResult};
 use events::{Action, Reporter, Stage};
 pub use options::{Options, Provisioning, Reprovision, Timeouts};
 use plan::{Blocker, Facts, Lifecycle, NodePlan, Presence};
@@ -60,9 +60,21 @@ impl Failure {
         }
     }
 
-    /// A provider's failure at `stage`.
+    /// A provider's failure at `stage`. Its fix, a one-time set-up of the host, is kept in
+    /// the hint as the command to run: a failure in the recap has no terminal to offer it on.
     pub fn from_provider(stage: Stage, e: crate::provider::ProviderError) -> Failure {
-        Failure::new(stage, e.message, e.hint)
+        let hint = match e.fix {
+            Some(words) => {
+                let once = format!("once: `sudo {}`", crate::quote::command(&words));
+                if e.hint.is_empty() {
+                    once
+                } else {
+                    format!("{}; {once}", e.hint)
+                }
+            }
+            None => e.hint,
+        };
+        Failure::new(stage, e.message, hint)
     }
 }
 
@@ -187,13 +199,12 @@ fn record_last_up(ctx: &Context, reports: &[NodeReport]) {
     let _ = ctx.store.update(|state| {
         for report in reports {
             if let Some(vm) = state.vms.get_mut(&report.node) {
-                vm.last_up = Some(crate::state::LastUp {
+                vm.last_up = Some(LastUp {
                     result: if report.failure.is_some() {
-                        "failed"
+                        UpResult::Failed
                     } else {
-                        "ok"
-                    }
-                    .into(),
+                        UpResult::Ok
+                    },
                     stage: report.failure.as_ref().map(|f| f.stage.to_string()),
                     at: at.clone(),
                 });

@@ -461,3 +461,25 @@ async fn a_network_mode_the_provider_lacks_is_refused_before_anything_is_made() 
     assert!(text.contains("softnet, bridged"), "{text}");
     assert!(provider.calls().is_empty(), "{:?}", provider.calls());
 }
+
+#[test]
+fn a_provider_failure_keeps_its_one_time_fix_as_a_command_in_the_hint() {
+    let mut error = crate::provider::ProviderError::new("softnet cannot run as root", "set it up");
+    error.fix = Some(vec![
+        "sh".into(),
+        "-c".into(),
+        "chown root /x && chmod u+s /x".into(),
+    ]);
+    let failure = super::Failure::from_provider(Stage::Boot, error);
+    assert_eq!(failure.message, "softnet cannot run as root");
+    assert_eq!(
+        failure.hint,
+        "set it up; once: `sudo sh -c 'chown root /x && chmod u+s /x'`"
+    );
+
+    let plain = crate::provider::ProviderError::new("tart failed", "see the log");
+    assert_eq!(
+        super::Failure::from_provider(Stage::Boot, plain).hint,
+        "see the log"
+    );
+}

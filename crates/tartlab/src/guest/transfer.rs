@@ -33,10 +33,159 @@ const MAX_ENTRIES: usize = 100_000;
 const READ_SIZE: u32 = 64 * 1024;
 
 type Copy<'a> =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, String>> + Send + 'a>>;
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<usize, TransferError>> + Send + 'a>>;
+
+/// What went wrong with one file operation, in the words a copy's error ends with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileError {
+    NotFound,
+    PermissionDenied,
+    /// A file was asked for and the path is a directory (a local `EISDIR`).
+    IsADirectory,
+    /// Anything else, in the words of the OS or of the guest's SFTP server.
+    Other(String),
+}
+
+impl FileError {
+    /// An SFTP error in words, once (russh-sftp shows the status code and the server's
+    /// text, which often say the same).
+    fn of_sftp(e: &SftpError) -> FileError {
+        match e {
+            SftpError::Status(s) => match s.status_code {
+                StatusCode::NoSuchFile => FileError::NotFound,
+                StatusCode::PermissionDenied => FileError::PermissionDenied,
+                _ if !s.error_message.trim().is_empty() => {
+                    FileError::Other(s.error_message.trim().to_lowercase())
+                }
+                code => FileError::Other(code.to_string().to_lowercase()),
+            },
+            SftpError::Timeout => FileError::Other("the guest did not answer within 10 s".into()),
+            other => FileError::Other(other.to_string()),
+        }
+    }
+
+    /// A local error in words, without the OS error number.
+    fn of_io(e: &std::io::Error) -> FileError {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => FileError::NotFound,
+            std::io::ErrorKind::PermissionDenied => FileError::PermissionDenied,
+            std::io::ErrorKind::IsADirectory => FileError::IsADirectory,
+            _ => {
+                let text = e.to_string();
+                FileError::Other(match text.find(" (os error") {
+                    Some(i) => text[..i].to_lowercase(),
+                    None => text,
+                })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FileError::NotFound => "no such file or directory",
+            FileError::PermissionDenied => "permission denied",
+            FileError::IsADirectory => "is a directory",
+            FileError::Other(words) => words,
+        })
+    }
+}
+
+/// Why a copy to or from a guest stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransferError {
+    /// A file or directory on this host could not be read, written or made.
+    Local { path: PathBuf, error: FileError },
+    /// A file or directory on the guest could not be read, written or made.
+    Guest { path: String, error: FileError },
+    /// A directory named in a copy of files only (no `-r`).
+    IsDirectory { path: String },
+    /// A local tree deeper than `MAX_DEPTH`: most likely a loop of links.
+    LocalTooDeep { path: PathBuf },
+    /// A guest tree deeper than `MAX_DEPTH`.
+    GuestTooDeep { path: String },
+    /// A guest directory that lists more than `MAX_ENTRIES` entries.
+    TooManyEntries { dir: String },
+    /// A guest path without a last component to name the copy after (`/`, `..`).
+    NoName { remote: String },
+    /// A name in a guest's listing that is not one plain path component.
+    UntrustedName { dir: String, name: String },
+    /// A local path the copy needs as a directory that is something else (or a link).
+    NotADirectory { path: PathBuf },
+    /// A directory of the copy whose real path is outside the destination.
+    Outside {
+        path: PathBuf,
+        real: PathBuf,
+        inside: PathBuf,
+    },
+}
+
+impl TransferError {
+    fn local(path: &Path, e: &std::io::Error) -> TransferError {
+        TransferError::Local {
+            path: path.to_path_buf(),
+            error: FileError::of_io(e),
+        }
+    }
+
+    fn guest(path: &str, e: &SftpError) -> TransferError {
+        TransferError::Guest {
+            path: path.to_string(),
+            error: FileError::of_sftp(e),
+        }
+    }
+}
+
+impl std::fmt::Display for TransferError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TransferError::Local { path, error } => write!(f, "{}: {error}", path.display()),
+            TransferError::Guest { path, error } => write!(f, "{path}: {error}"),
+            TransferError::IsDirectory { path } => write!(f, "{path} is a directory"),
+            TransferError::LocalTooDeep { path } => write!(
+                f,
+                "{} is more than {MAX_DEPTH} directories deep (a loop of links?)",
+                path.display()
+            ),
+            TransferError::GuestTooDeep { path } => {
+                write!(f, "{path} is more than {MAX_DEPTH} directories deep")
+            }
+            TransferError::TooManyEntries { dir } => {
+                write!(f, "{dir} lists more than {MAX_ENTRIES} entries; copy it in parts")
+            }
+            TransferError::NoName { remote } => write!(
+                f,
+                "`{remote}` has no name to copy it under; give the local path to copy it to"
+            ),
+            TransferError::UntrustedName { dir, name } => write!(
+                f,
+                "the guest listed an entry named \"{}\" in {dir}: a name must be one path component, so the copy stopped there",
+                crate::text::printable(&name.escape_default().to_string(), crate::text::QUOTED_NAME)
+            ),
+            TransferError::NotADirectory { path } => write!(
+                f,
+                "{} exists and is not a directory (a link is not followed)",
+                path.display()
+            ),
+            TransferError::Outside { path, real, inside } => write!(
+                f,
+                "{} would be written at {}, outside {}; nothing more was copied",
+                path.display(),
+                real.display(),
+                inside.display()
+            ),
+        }
+    }
+}
 
 /// Writes a whole file over SFTP, created new (never an existing file or link) with `mode`.
-pub async fn put_new(sftp: &SftpSession, path: &str, data: &[u8], mode: u32) -> Result<(), String> {
+pub async fn put_new(
+    sftp: &SftpSession,
+    path: &str,
+    data: &[u8],
+    mode: u32,
+) -> Result<(), FileError> {
     let flags = OpenFlags::CREATE | OpenFlags::EXCLUDE | OpenFlags::WRITE;
     let attrs = FileAttributes {
         permissions: Some(mode),
@@ -45,26 +194,37 @@ pub async fn put_new(sftp: &SftpSession, path: &str, data: &[u8], mode: u32) -> 
     let mut file = sftp
         .open_with_flags_and_attributes(path, flags, attrs)
         .await
-        .map_err(|e| words(&e))?;
-    file.write_all(data).await.map_err(|e| local_words(&e))?;
-    file.shutdown().await.map_err(|e| local_words(&e))
+        .map_err(|e| FileError::of_sftp(&e))?;
+    file.write_all(data)
+        .await
+        .map_err(|e| FileError::of_io(&e))?;
+    file.shutdown().await.map_err(|e| FileError::of_io(&e))
 }
 
 /// Makes a new directory only its owner can enter.
-pub async fn make_private_dir(sftp: &SftpSession, path: &str) -> Result<(), String> {
-    sftp.create_dir(path).await.map_err(|e| words(&e))?;
+pub async fn make_private_dir(sftp: &SftpSession, path: &str) -> Result<(), FileError> {
+    sftp.create_dir(path)
+        .await
+        .map_err(|e| FileError::of_sftp(&e))?;
     let attrs = FileAttributes {
         permissions: Some(0o700),
         ..FileAttributes::empty()
     };
-    sftp.set_metadata(path, attrs).await.map_err(|e| words(&e))
+    sftp.set_metadata(path, attrs)
+        .await
+        .map_err(|e| FileError::of_sftp(&e))
 }
 
 /// Writes a whole file over SFTP, creating or truncating it.
-async fn put_bytes(sftp: &SftpSession, path: &str, data: &[u8]) -> Result<(), String> {
-    let mut file = sftp.create(path).await.map_err(|e| words(&e))?;
-    file.write_all(data).await.map_err(|e| local_words(&e))?;
-    file.shutdown().await.map_err(|e| local_words(&e))
+async fn put_bytes(sftp: &SftpSession, path: &str, data: &[u8]) -> Result<(), FileError> {
+    let mut file = sftp
+        .create(path)
+        .await
+        .map_err(|e| FileError::of_sftp(&e))?;
+    file.write_all(data)
+        .await
+        .map_err(|e| FileError::of_io(&e))?;
+    file.shutdown().await.map_err(|e| FileError::of_io(&e))
 }
 
 async fn is_remote_dir(sftp: &SftpSession, path: &str) -> bool {
@@ -82,10 +242,9 @@ pub fn upload<'a>(
 ) -> Copy<'a> {
     Box::pin(async move {
         if level > MAX_DEPTH {
-            return Err(format!(
-                "{} is more than {MAX_DEPTH} directories deep (a loop of links?)",
-                local.display()
-            ));
+            return Err(TransferError::LocalTooDeep {
+                path: local.to_path_buf(),
+            });
         }
         let name = local
             .file_name()
@@ -98,26 +257,29 @@ pub fn upload<'a>(
         };
         if local.is_dir() {
             if depth == Depth::Files {
-                return Err(format!("{} is a directory", local.display()));
+                return Err(TransferError::IsDirectory {
+                    path: local.display().to_string(),
+                });
             }
             if !is_remote_dir(sftp, &target).await {
                 sftp.create_dir(target.as_str())
                     .await
-                    .map_err(|e| format!("{target}: {}", words(&e)))?;
+                    .map_err(|e| TransferError::guest(&target, &e))?;
             }
             let mut count = 0;
-            let entries = std::fs::read_dir(local)
-                .map_err(|e| format!("{}: {}", local.display(), local_words(&e)))?;
+            let entries = std::fs::read_dir(local).map_err(|e| TransferError::local(local, &e))?;
             for entry in entries.flatten() {
                 count += upload(sftp, &entry.path(), &target, depth, level + 1).await?;
             }
             return Ok(count);
         }
-        let data = std::fs::read(local)
-            .map_err(|e| format!("{}: {}", local.display(), local_words(&e)))?;
+        let data = std::fs::read(local).map_err(|e| TransferError::local(local, &e))?;
         put_bytes(sftp, &target, &data)
             .await
-            .map_err(|e| format!("{target}: {e}"))?;
+            .map_err(|error| TransferError::Guest {
+                path: target.clone(),
+                error,
+            })?;
         Ok(1)
     })
 }
@@ -136,11 +298,11 @@ pub async fn download(
     remote: &str,
     local: &Path,
     depth: Depth,
-) -> Result<Downloaded, String> {
+) -> Result<Downloaded, TransferError> {
     let top = sftp
         .stat(remote)
         .await
-        .map_err(|e| format!("{remote}: {}", words(&e)))?
+        .map_err(|e| TransferError::guest(remote, &e))?
         .attrs;
     let target = if local.is_dir() {
         let name = remote
@@ -149,9 +311,9 @@ pub async fn download(
             .next()
             .unwrap_or("");
         if !is_plain_name(name) {
-            return Err(format!(
-                "`{remote}` has no name to copy it under; give the local path to copy it to"
-            ));
+            return Err(TransferError::NoName {
+                remote: remote.to_string(),
+            });
         }
         local.join(name)
     } else {
@@ -161,8 +323,7 @@ pub async fn download(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let inside = std::fs::canonicalize(parent)
-        .map_err(|e| format!("{}: {}", parent.display(), local_words(&e)))?;
+    let inside = std::fs::canonicalize(parent).map_err(|e| TransferError::local(parent, &e))?;
     let mut copy = Download {
         sftp,
         inside,
@@ -170,7 +331,9 @@ pub async fn download(
     };
     if kind(&top) == Kind::Directory {
         if depth == Depth::Files {
-            return Err(format!("{remote} is a directory"));
+            return Err(TransferError::IsDirectory {
+                path: remote.to_string(),
+            });
         }
         copy.directory(remote.trim_end_matches('/'), &target, 0)
             .await?;
@@ -192,9 +355,9 @@ impl Download<'_> {
     fn directory<'b>(&'b mut self, remote: &'b str, local: &'b Path, level: usize) -> Copy<'b> {
         Box::pin(async move {
             if level > MAX_DEPTH {
-                return Err(format!(
-                    "{remote} is more than {MAX_DEPTH} directories deep"
-                ));
+                return Err(TransferError::GuestTooDeep {
+                    path: remote.to_string(),
+                });
             }
             self.make_dir(local)?;
             for (name, attrs) in self.list(remote).await? {
@@ -206,7 +369,7 @@ impl Download<'_> {
                         self.sftp
                             .lstat(child.as_str())
                             .await
-                            .map_err(|e| format!("{child}: {}", words(&e)))?
+                            .map_err(|e| TransferError::guest(&child, &e))?
                             .attrs
                     }
                 };
@@ -232,18 +395,18 @@ impl Download<'_> {
     }
 
     /// A directory's entries, each name checked, `.` and `..` left out; bounded in number.
-    async fn list(&self, remote: &str) -> Result<Vec<(String, FileAttributes)>, String> {
+    async fn list(&self, remote: &str) -> Result<Vec<(String, FileAttributes)>, TransferError> {
         let handle = self
             .sftp
             .opendir(remote)
             .await
-            .map_err(|e| format!("{remote}: {}", words(&e)))?
+            .map_err(|e| TransferError::guest(remote, &e))?
             .handle;
         let mut entries = Vec::new();
         let listed = loop {
             match self.sftp.readdir(handle.as_str()).await {
                 Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
-                Err(e) => break Err(format!("{remote}: {}", words(&e))),
+                Err(e) => break Err(TransferError::guest(remote, &e)),
                 Ok(name) if name.files.is_empty() => break Ok(()),
                 Ok(name) => {
                     let names = name.files.into_iter();
@@ -257,12 +420,15 @@ impl Download<'_> {
                         entries.push((entry.filename, entry.attrs));
                     }
                     if let Some(bad) = bad {
-                        break Err(bad_name(remote, &bad));
+                        break Err(TransferError::UntrustedName {
+                            dir: remote.to_string(),
+                            name: bad,
+                        });
                     }
                     if entries.len() > MAX_ENTRIES {
-                        break Err(format!(
-                            "{remote} lists more than {MAX_ENTRIES} entries; copy it in parts"
-                        ));
+                        break Err(TransferError::TooManyEntries {
+                            dir: remote.to_string(),
+                        });
                     }
                 }
             }
@@ -273,36 +439,33 @@ impl Download<'_> {
 
     /// Makes a directory of the copy: new or an existing real directory, inside the
     /// destination.
-    fn make_dir(&self, local: &Path) -> Result<(), String> {
+    fn make_dir(&self, local: &Path) -> Result<(), TransferError> {
         match std::fs::DirBuilder::new().mode(0o755).create(local) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let meta = std::fs::symlink_metadata(local)
-                    .map_err(|e| format!("{}: {}", local.display(), local_words(&e)))?;
+                    .map_err(|e| TransferError::local(local, &e))?;
                 if !meta.is_dir() {
-                    return Err(format!(
-                        "{} exists and is not a directory (a link is not followed)",
-                        local.display()
-                    ));
+                    return Err(TransferError::NotADirectory {
+                        path: local.to_path_buf(),
+                    });
                 }
             }
-            Err(e) => return Err(format!("{}: {}", local.display(), local_words(&e))),
+            Err(e) => return Err(TransferError::local(local, &e)),
             Ok(()) => {}
         }
         self.check_inside(local)
     }
 
-    fn check_inside(&self, local: &Path) -> Result<(), String> {
-        let real = std::fs::canonicalize(local)
-            .map_err(|e| format!("{}: {}", local.display(), local_words(&e)))?;
+    fn check_inside(&self, local: &Path) -> Result<(), TransferError> {
+        let real = std::fs::canonicalize(local).map_err(|e| TransferError::local(local, &e))?;
         if real.starts_with(&self.inside) {
             Ok(())
         } else {
-            Err(format!(
-                "{} would be written at {}, outside {}; nothing more was copied",
-                local.display(),
-                real.display(),
-                self.inside.display()
-            ))
+            Err(TransferError::Outside {
+                path: local.to_path_buf(),
+                real,
+                inside: self.inside.clone(),
+            })
         }
     }
 
@@ -314,7 +477,7 @@ impl Download<'_> {
         local: &Path,
         attrs: &FileAttributes,
         guest_named: bool,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, TransferError> {
         let mode = attrs.permissions.map_or(0o644, |p| p & 0o777);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create(true).truncate(true).mode(mode);
@@ -326,22 +489,22 @@ impl Download<'_> {
         }
         let mut out = options
             .open(local)
-            .map_err(|e| format!("{}: {}", local.display(), local_words(&e)))?;
+            .map_err(|e| TransferError::local(local, &e))?;
         let handle = self
             .sftp
             .open(remote, OpenFlags::READ, FileAttributes::empty())
             .await
-            .map_err(|e| format!("{remote}: {}", words(&e)))?
+            .map_err(|e| TransferError::guest(remote, &e))?
             .handle;
         let mut offset = 0u64;
         let copied = loop {
             match self.sftp.read(handle.as_str(), offset, READ_SIZE).await {
                 Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => break Ok(()),
-                Err(e) => break Err(format!("{remote}: {}", words(&e))),
+                Err(e) => break Err(TransferError::guest(remote, &e)),
                 Ok(data) if data.data.is_empty() => break Ok(()),
                 Ok(data) => {
                     if let Err(e) = out.write_all(&data.data) {
-                        break Err(format!("{}: {}", local.display(), local_words(&e)));
+                        break Err(TransferError::local(local, &e));
                     }
                     offset += data.data.len() as u64;
                 }
@@ -372,46 +535,9 @@ fn kind(attrs: &FileAttributes) -> Kind {
     }
 }
 
-/// An SFTP error in words, once (russh-sftp shows the status code and the server's text,
-/// which often say the same).
-fn words(e: &SftpError) -> String {
-    match e {
-        SftpError::Status(s) => match s.status_code {
-            StatusCode::NoSuchFile => "no such file or directory".into(),
-            StatusCode::PermissionDenied => "permission denied".into(),
-            _ if !s.error_message.trim().is_empty() => s.error_message.trim().to_lowercase(),
-            code => code.to_string().to_lowercase(),
-        },
-        SftpError::Timeout => "the guest did not answer within 10 s".into(),
-        other => other.to_string(),
-    }
-}
-
-/// A local error in words, without the OS error number.
-fn local_words(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file or directory".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => {
-            let text = e.to_string();
-            match text.find(" (os error") {
-                Some(i) => text[..i].to_lowercase(),
-                None => text,
-            }
-        }
-    }
-}
-
 /// One plain path component: not empty, not `.` or `..`, without `/` or NUL.
 pub fn is_plain_name(name: &str) -> bool {
     !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\0'])
-}
-
-fn bad_name(dir: &str, name: &str) -> String {
-    format!(
-        "the guest listed an entry named \"{}\" in {dir}: a name must be one path component, so the copy stopped there",
-        crate::text::printable(&name.escape_default().to_string(), crate::text::QUOTED_NAME)
-    )
 }
 
 #[cfg(test)]
@@ -426,5 +552,41 @@ mod tests {
         for bad in ["", ".", "..", "x/..", "../x", "/etc", "a\0b"] {
             assert!(!is_plain_name(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn errors_read_as_they_always_have() {
+        let io = |kind| std::io::Error::from(kind);
+        let local = |kind| TransferError::local(Path::new("/tmp/x"), &io(kind)).to_string();
+        assert_eq!(
+            local(std::io::ErrorKind::NotFound),
+            "/tmp/x: no such file or directory"
+        );
+        assert_eq!(
+            local(std::io::ErrorKind::PermissionDenied),
+            "/tmp/x: permission denied"
+        );
+        let eisdir = std::io::Error::from_raw_os_error(libc::EISDIR);
+        assert_eq!(FileError::of_io(&eisdir), FileError::IsADirectory);
+        let erofs = std::io::Error::from_raw_os_error(libc::EROFS);
+        assert_eq!(
+            FileError::of_io(&erofs),
+            FileError::Other("read-only file system".into())
+        );
+        let bad = TransferError::UntrustedName {
+            dir: "/srv".into(),
+            name: "../x\n".into(),
+        };
+        assert_eq!(
+            bad.to_string(),
+            "the guest listed an entry named \"../x\\n\" in /srv: a name must be one path component, so the copy stopped there"
+        );
+        let deep = TransferError::LocalTooDeep {
+            path: PathBuf::from("a"),
+        };
+        assert_eq!(
+            deep.to_string(),
+            "a is more than 64 directories deep (a loop of links?)"
+        );
     }
 }

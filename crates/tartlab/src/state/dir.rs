@@ -18,8 +18,8 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::LineEnding;
 use russh::keys::PrivateKey;
 
-use super::{State, STATE_VERSION};
-use crate::files::{describe_error, open_nofollow, read_text, refused_link, write_atomic};
+use super::{FileAction, State, StateError, STATE_VERSION};
+use crate::files::{open_nofollow, read_text, write_atomic};
 
 /// The `.tartlab/` directory of one lab.
 #[derive(Debug, Clone)]
@@ -42,21 +42,21 @@ impl StateDir {
     /// `.tartlab/` next to the lab file, created (with `logs/`) if needed, checked (see
     /// `check`), and its modes made private (0700, files 0600) if an older tartlab left
     /// them open.
-    pub fn create_beside(lab_file: &Path) -> Result<StateDir, String> {
+    pub fn create_beside(lab_file: &Path) -> Result<StateDir, StateError> {
         let dir = StateDir::beside(lab_file);
         dir.check()?;
         let logs = dir.root.join("logs");
         for path in [&dir.root, &logs] {
             match std::fs::DirBuilder::new().mode(0o700).create(path) {
                 Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                    return Err(format!("cannot create {}: {e}", path.display()))
+                    return Err(StateError::file(FileAction::Create, path, e))
                 }
                 _ => {}
             }
         }
         dir.check()?;
         dir.make_private()
-            .map_err(|e| format!("cannot make {} private: {e}", dir.root.display()))?;
+            .map_err(|e| StateError::file(FileAction::MakePrivate, &dir.root, e))?;
         Ok(dir)
     }
 
@@ -66,29 +66,30 @@ impl StateDir {
 
     /// Whether `.tartlab/` (if it exists) is safe to use: a directory of the user running
     /// tartlab, not a link, with no link among its entries or in `logs/`.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), StateError> {
         let meta = match std::fs::symlink_metadata(&self.root) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(format!("cannot read {}: {e}", self.root.display())),
+            Err(e) => return Err(StateError::file(FileAction::Read, &self.root, e)),
             Ok(meta) => meta,
         };
         if meta.file_type().is_symlink() {
-            return Err(refused_link(&self.root));
+            return Err(StateError::Link {
+                path: self.root.clone(),
+            });
         }
         if !meta.is_dir() {
-            return Err(format!(
-                "{} is not a directory; move it away, tartlab keeps its state there",
-                self.root.display()
-            ));
+            return Err(StateError::NotADirectory {
+                path: self.root.clone(),
+            });
         }
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
         if meta.uid() != me {
-            return Err(format!(
-                "{} belongs to uid {}, not to you (uid {me}): whoever owns it could redirect what tartlab writes there",
-                self.root.display(),
-                meta.uid()
-            ));
+            return Err(StateError::NotYours {
+                path: self.root.clone(),
+                owner: meta.uid(),
+                me,
+            });
         }
         for dir in [self.root.clone(), self.root.join("logs")] {
             let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -96,7 +97,7 @@ impl StateDir {
             };
             for entry in entries.flatten() {
                 if entry.file_type().is_ok_and(|t| t.is_symlink()) {
-                    return Err(refused_link(&entry.path()));
+                    return Err(StateError::Link { path: entry.path() });
                 }
             }
         }
@@ -142,31 +143,29 @@ impl StateDir {
     }
 
     /// The lab's state; an empty one when the lab has never been brought up.
-    pub fn read_state(&self, lab: &str) -> Result<State, String> {
+    pub fn read_state(&self, lab: &str) -> Result<State, StateError> {
         let path = self.state_path();
         match read_text(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::empty(lab)),
-            Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            Err(e) => Err(StateError::file(FileAction::Read, &path, e)),
             Ok(text) => {
-                let state: State = serde_json::from_str(&text).map_err(|e| {
-                    format!(
-                        "{} is corrupted ({e}); move it away, then `tartlab up --adopt` takes the lab's VMs back",
-                        path.display()
-                    )
-                })?;
+                let state: State =
+                    serde_json::from_str(&text).map_err(|error| StateError::Corrupted {
+                        path: path.clone(),
+                        error,
+                    })?;
                 if state.lab != lab {
-                    return Err(format!(
-                        "{} belongs to lab `{}`, not `{lab}`: two lab files share this directory; keep each lab file in its own directory",
-                        path.display(),
-                        state.lab
-                    ));
+                    return Err(StateError::OtherLab {
+                        path,
+                        found: state.lab,
+                        lab: lab.to_string(),
+                    });
                 }
                 if state.version != STATE_VERSION {
-                    return Err(format!(
-                        "{} has version {}, this tartlab reads version {STATE_VERSION}",
-                        path.display(),
-                        state.version
-                    ));
+                    return Err(StateError::Version {
+                        path,
+                        version: state.version,
+                    });
                 }
                 Ok(state)
             }
@@ -176,12 +175,12 @@ impl StateDir {
     /// Takes the lab lock, or says who holds it. The tart commands a tartlab runs share its
     /// lock (see `LabLock::share`): when a tartlab was killed while one of them still runs,
     /// the lock is waited for (up to two minutes) instead of racing that command.
-    pub fn lock(&self) -> Result<LabLock, String> {
+    pub fn lock(&self) -> Result<LabLock, StateError> {
         self.lock_telling(&|_| {})
     }
 
     /// `lock`, telling `on_wait` when it waits for the tart commands of a tartlab that ended.
-    pub fn lock_telling(&self, on_wait: &dyn Fn(&str)) -> Result<LabLock, String> {
+    pub fn lock_telling(&self, on_wait: &dyn Fn(&str)) -> Result<LabLock, StateError> {
         let path = self.root.join("lock");
         let mut file = OpenOptions::new()
             .read(true)
@@ -191,7 +190,7 @@ impl StateDir {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
-            .map_err(|e| describe_error(&path, &e))?;
+            .map_err(|e| StateError::open(&path, e))?;
         let try_lock = |file: &File| {
             // SAFETY: flock on a descriptor we own.
             unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
@@ -206,10 +205,7 @@ impl StateDir {
             // SAFETY: signal 0 only checks that the process exists.
             let alive = pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0);
             if alive || pid.is_none() || std::time::Instant::now() > deadline {
-                return Err(format!(
-                    "another tartlab (pid {}) is working on this lab; wait for it to finish, or stop it",
-                    pid.map_or("unknown".to_string(), |p| p.to_string())
-                ));
+                return Err(StateError::Locked { pid });
             }
             if !waited {
                 on_wait(&format!(
@@ -220,31 +216,35 @@ impl StateDir {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        file.set_len(0).map_err(|e| e.to_string())?;
+        let unwritable = |e| StateError::file(FileAction::Write, &path, e);
+        file.set_len(0).map_err(unwritable)?;
         let _ = file.rewind();
-        write!(file, "{}", std::process::id()).map_err(|e| e.to_string())?;
+        write!(file, "{}", std::process::id()).map_err(unwritable)?;
         let share = file
             .try_clone()
             .map(|dup| LockShare(Arc::new(OwnedFd::from(dup))))
-            .map_err(|e| format!("cannot share the lab lock: {e}"))?;
+            .map_err(StateError::LockNotShared)?;
         Ok(LabLock { file, share })
     }
 
     /// The lab's SSH key, made on first use (ed25519, 0600).
-    pub fn lab_key(&self) -> Result<PrivateKey, String> {
+    pub fn lab_key(&self) -> Result<PrivateKey, StateError> {
         let path = self.key_path();
         if let Ok(text) = read_text(&path) {
-            return PrivateKey::from_openssh(&text)
-                .map_err(|e| format!("{} is not a usable key: {e}", path.display()));
+            return PrivateKey::from_openssh(&text).map_err(|e| StateError::UnusableKey {
+                path: path.clone(),
+                error: e.to_string(),
+            });
         }
         let mut seed = [0u8; 32];
         File::open("/dev/urandom")
             .and_then(|mut f| f.read_exact(&mut seed))
-            .map_err(|e| format!("no randomness for the lab key: {e}"))?;
+            .map_err(StateError::NoRandomness)?;
         let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
         key.set_comment("tartlab");
-        let private = key.to_openssh(LineEnding::LF).map_err(|e| e.to_string())?;
-        let public = key.public_key().to_openssh().map_err(|e| e.to_string())?;
+        let encoding = |e: russh::keys::ssh_key::Error| StateError::Encoding(e.to_string());
+        let private = key.to_openssh(LineEnding::LF).map_err(encoding)?;
+        let public = key.public_key().to_openssh().map_err(encoding)?;
         write_atomic(&path, private.as_bytes(), 0o600)
             .and_then(|_| {
                 write_atomic(
@@ -253,7 +253,7 @@ impl StateDir {
                     0o600,
                 )
             })
-            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            .map_err(|e| StateError::file(FileAction::Write, &path, e))?;
         Ok(key)
     }
 }
@@ -316,10 +316,12 @@ mod tests {
         let lab = StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap();
         let held = lab.lock().unwrap();
         let err = lab.lock().err().unwrap();
+        let me = i32::try_from(std::process::id()).unwrap();
         assert!(
-            err.contains(&format!("pid {}", std::process::id())),
+            matches!(err, StateError::Locked { pid: Some(pid) } if pid == me),
             "{err}"
         );
+        assert!(err.to_string().contains(&format!("(pid {me})")), "{err}");
         drop(held);
         assert!(lab.lock().is_ok());
     }
@@ -362,7 +364,14 @@ mod tests {
         let link = lab.root.join("logs").join("a.provision.log");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
         let err = StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap_err();
-        assert!(err.contains(&link.display().to_string()), "{err}");
+        assert!(
+            matches!(&err, StateError::Link { path } if *path == link),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&link.display().to_string()),
+            "{err}"
+        );
         assert!(open_append(&link).is_err());
         assert!(read_text(&link).is_err());
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");

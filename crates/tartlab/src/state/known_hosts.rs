@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use russh::keys::PublicKey;
 
-use super::{write_atomic, StateDir};
+use super::{write_atomic, FileAction, StateDir, StateError};
 
 /// Host keys pinned per VM, in OpenSSH known_hosts format with the VM name as the host (use
 /// `HostKeyAlias` to check them with the system ssh).
@@ -40,7 +40,7 @@ impl KnownHosts {
     }
 
     /// Replaces the VM's pinned keys (none: forgets the VM).
-    pub fn pin(&self, vm: &str, keys: &[PublicKey]) -> Result<(), String> {
+    pub fn pin(&self, vm: &str, keys: &[PublicKey]) -> Result<(), StateError> {
         let _g = self.guard.lock();
         let mut lines: Vec<String> = self
             .lines()
@@ -50,7 +50,9 @@ impl KnownHosts {
         for key in keys {
             let mut key = key.clone();
             key.set_comment("");
-            let text = key.to_openssh().map_err(|e| e.to_string())?;
+            let text = key
+                .to_openssh()
+                .map_err(|e| StateError::Encoding(e.to_string()))?;
             lines.push(format!("{vm} {}", text.trim()));
         }
         let mut text = lines.join("\n");
@@ -58,7 +60,7 @@ impl KnownHosts {
             text.push('\n');
         }
         write_atomic(&self.path, text.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+            .map_err(|e| StateError::file(FileAction::Write, &self.path, e))
     }
 }
 

@@ -4,6 +4,7 @@
 //! moment leaves either the old or the new file, never half of one.
 
 mod dir;
+mod error;
 mod known_hosts;
 mod labs;
 
@@ -19,6 +20,7 @@ pub use crate::files::{
 };
 use crate::lab::NetworkMode;
 pub use dir::{LabLock, LockShare, StateDir};
+pub use error::{FileAction, StateError};
 pub use known_hosts::KnownHosts;
 pub use labs::{Entry as LabEntry, LabIndex};
 
@@ -48,22 +50,39 @@ pub struct OwnedVm {
 }
 
 /// How a command that brought a VM up ended for it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LastUp {
-    /// `ok` or `failed`.
-    pub result: String,
+    pub result: UpResult,
     /// The stage it failed at.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
     pub at: String,
 }
 
+/// Whether that command left the VM up; `"ok"` or `"failed"` in `state.json`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum UpResult {
+    Ok,
+    Failed,
+}
+
+impl UpResult {
+    /// The word `state.json` and `status` use.
+    pub fn word(self) -> &'static str {
+        match self {
+            UpResult::Ok => "ok",
+            UpResult::Failed => "failed",
+        }
+    }
+}
+
 impl LastUp {
     /// `ok`, or `failed at STAGE`.
     pub fn text(&self) -> String {
         match &self.stage {
-            Some(stage) => format!("{} at {stage}", self.result),
-            None => self.result.clone(),
+            Some(stage) => format!("{} at {stage}", self.result.word()),
+            None => self.result.word().to_string(),
         }
     }
 }
@@ -111,22 +130,44 @@ impl StateStore {
     }
 
     /// Changes the state and writes it before returning.
-    pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), String> {
-        let mut state = self
-            .state
-            .lock()
-            .map_err(|_| "state lock poisoned".to_string())?;
+    pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), StateError> {
+        let mut state = self.state.lock().map_err(|_| StateError::Poisoned)?;
         change(&mut state);
-        let text = serde_json::to_string_pretty(&*state).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&*state)
+            .map_err(|e| StateError::Encoding(e.to_string()))?;
         write_atomic(&self.path, text.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot write {}: {e}", self.path.display()))
+            .map_err(|e| StateError::file(FileAction::Write, &self.path, e))
     }
 
-    pub fn update_vm(&self, name: &str, change: impl FnOnce(&mut OwnedVm)) -> Result<(), String> {
+    pub fn update_vm(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut OwnedVm),
+    ) -> Result<(), StateError> {
         self.update(|s| {
             if let Some(vm) = s.vms.get_mut(name) {
                 change(vm);
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_up_reads_and_writes_the_words_state_json_has_always_held() {
+        let failed = r#"{"result":"failed","stage":"base","at":"2025-01-01T00:00:00Z"}"#;
+        let last: LastUp = serde_json::from_str(failed).unwrap();
+        assert_eq!(last.result, UpResult::Failed);
+        assert_eq!(last.text(), "failed at base");
+        assert_eq!(serde_json::to_string(&last).unwrap(), failed);
+
+        let ok = r#"{"result":"ok","at":"2025-01-01T00:00:00Z"}"#;
+        let last: LastUp = serde_json::from_str(ok).unwrap();
+        assert_eq!(last.result, UpResult::Ok);
+        assert_eq!(last.text(), "ok");
+        assert_eq!(serde_json::to_string(&last).unwrap(), ok);
     }
 }

@@ -263,7 +263,7 @@ pub fn command_failure(
     match error {
         RunError::Broken(e) => Failure::new(stage, crate::text::printable(&e, MESSAGE), hint),
         RunError::Failed { status, tail } => {
-            let hint = if tail.contains("a password is required") {
+            let hint = if sudo_wanted_a_password(&tail) {
                 format!("the login user needs passwordless sudo on the image; {hint}")
             } else {
                 hint
@@ -271,6 +271,13 @@ pub fn command_failure(
             Failure::new(stage, failed_message(what, status, &tail), hint)
         }
     }
+}
+
+/// Whether sudo on the guest stopped to ask for a password. This reads the guest's output,
+/// which is text by nature: sudo says so only in words ("a password is required", with
+/// `-n`), and its exit status (1) is the same as for any other failure.
+fn sudo_wanted_a_password(output: &str) -> bool {
+    output.contains("a password is required")
 }
 
 /// "WHAT failed (exit status N):" and the output's last lines, or that it printed nothing

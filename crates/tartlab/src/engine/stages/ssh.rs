@@ -117,7 +117,11 @@ impl Login<'_> {
             Auth::Password(&self.node.login.password)
         };
         // The key it meets at a first contact is pinned before anything is sent.
-        let pin = |key: &PublicKey| ctx.known.pin(vm, std::slice::from_ref(key));
+        let pin = |key: &PublicKey| {
+            ctx.known
+                .pin(vm, std::slice::from_ref(key))
+                .map_err(String::from)
+        };
         let keys = Pins::of(ctx.known.pinned(vm)).map_or_else(
             || HostKeys::FirstContact(FirstContact::pinning(&pin)),
             HostKeys::Pinned,
