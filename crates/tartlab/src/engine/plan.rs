@@ -2,6 +2,10 @@
 //! each node needs. `tartlab plan` prints it; `up` (and `start`) execute it, stage by stage,
 //! so the two never drift apart. Also the lab's orphans: VMs it owns that the lab file no
 //! longer declares.
+//!
+//! Over 500 lines, for a reason: the plan's types (presence, blockers, lifecycles, pending
+//! work, their texts) and the one function that chooses among them read best together; the
+//! tests are in `engine/tests.rs`.
 
 use std::collections::HashMap;
 

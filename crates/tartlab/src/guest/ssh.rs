@@ -2,6 +2,9 @@
 //! tart, a tunnel for others): password or key login, host keys checked against the keys
 //! pinned for that VM, commands run with their exit status and stdout and stderr apart, each
 //! output line offered to the caller as it arrives (who may answer on stdin), and SFTP.
+//!
+//! Over 500 lines, for a reason: one russh handle type serves the login, the commands and
+//! SFTP, and the host-key policy must sit where the handshake is.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};

@@ -7,6 +7,9 @@
 //! every directory made is checked to be inside the destination (the real path, not the
 //! string), files inside are opened without following links, links on the guest are not
 //! followed (they are listed as skipped), and listings and depth are bounded.
+//!
+//! Over 500 lines, for a reason: uploads and downloads share the checks of what a guest may
+//! name, and a download's limits read best next to them.
 
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};

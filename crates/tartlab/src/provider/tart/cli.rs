@@ -2,6 +2,8 @@
 //! lists the behaviour, from tart's source): JSON with random key order, `tart run` that
 //! blocks and must be detached, exit codes that differ per command. Every call says what it
 //! ran and shows tart's own last words on failure.
+//!
+//! Over 500 lines, for a reason: a third of it is the unit tests of tart's outputs.
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use super::cli::MINIMUM_VERSION;
-use super::{leases, run_flags, softnet_ready, TartProvider};
+use super::network::{run_flags, softnet_ready};
+use super::{leases, TartProvider};
 use crate::doctor::{free_bytes, writable, Check};
 use crate::lab::{Lab, NetworkMode};
 use crate::provider::Inventory;

@@ -1,11 +1,16 @@
 //! The local tart provider: every tart command line, exit code and file tartlab relies on
 //! lives under this folder. `cli.rs` runs tart; `leases.rs` reads the host's DHCP lease file;
-//! `running.rs` watches which VMs run; `doctor.rs` checks tart and its host. Here they become
-//! the `Provider` the engine uses.
+//! `running.rs` watches which VMs run; `network.rs` turns network modes into `tart run` flags
+//! and checks Softnet's set-up; `doctor.rs` checks tart and its host. Here they become the
+//! `Provider` the engine uses.
+//!
+//! Over 500 lines, for a reason: the `Provider` impl is one block, and the address wait lives
+//! beside it because it watches the `tart run` children the provider started.
 
 pub mod cli;
 mod doctor;
 pub mod leases;
+mod network;
 mod running;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -18,6 +23,7 @@ use tokio::sync::OnceCell;
 
 use self::cli::{last_lines, Resolver, Tart, TartError, MINIMUM_VERSION};
 use self::leases::LeaseWatcher;
+use self::network::{run_flags, softnet_ready};
 use self::running::RunningVms;
 use super::{
     AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Provider, ProviderError,
@@ -273,87 +279,6 @@ impl TartProvider {
 /// The host reaches a tart VM's address directly: its sshd is port 22 there.
 pub fn ssh_route(_vm: &str, address: &str) -> SshRoute {
     TcpDialer::ssh_at(address).route()
-}
-
-/// Whether the `softnet` tart will find can run as root, as tart needs it to for the softnet
-/// and host modes: SUID root (symlinks resolved, as tart resolves them), or passwordless sudo
-/// (`sudo -n softnet --help`). tart sets this up only when its stdout is a terminal, which
-/// it never is under tartlab; so tartlab checks before booting anything.
-fn softnet_ready() -> Result<(), ProviderError> {
-    use std::os::unix::fs::MetadataExt;
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join("softnet"))
-            .find(|p| p.is_file())
-    });
-    let Some(found) = found else {
-        return Err(ProviderError::new(
-            "the softnet and host network modes need `softnet`, and it is not on PATH",
-            "install it (`brew install cirruslabs/cli/softnet`), or choose network: nat or bridged in the lab file",
-        ));
-    };
-    let path = std::fs::canonicalize(&found).unwrap_or(found);
-    // The set-user-ID bit, 0o4000 (`libc::S_ISUID` is a u16 on macOS, a u32 on Linux).
-    let suid_root = std::fs::metadata(&path).is_ok_and(|m| m.uid() == 0 && m.mode() & 0o4000 != 0);
-    if suid_root {
-        return Ok(());
-    }
-    let sudo = std::process::Command::new("sudo")
-        .arg("-n")
-        .arg(&path)
-        .arg("--help")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    if sudo.is_ok_and(|s| s.success()) {
-        return Ok(());
-    }
-    let p = path.display();
-    Err(ProviderError {
-        message: format!(
-            "softnet ({p}) can neither run as root (it has no SUID bit) nor through passwordless sudo, so every VM of this lab would fail to boot (`Softnet failed`)"
-        ),
-        hint: format!(
-            "set it up once, as tart itself does on a terminal: `sudo chown root {p} && sudo chmod u+s {p}` (run `tartlab up` on a terminal and it offers to); or choose network: nat (the nodes cannot reach each other) or bridged"
-        ),
-        fix: Some(vec![
-            "sh".into(),
-            "-c".into(),
-            format!(
-                "chown root {0} && chmod u+s {0}",
-                crate::quote::quote(&path.display().to_string())
-            ),
-        ]),
-    })
-}
-
-/// The `tart run` flags for a network mode.
-fn run_flags(mode: &NetworkMode) -> Vec<String> {
-    let softnet_lists = |allow: &[String], block: &[String]| {
-        let mut flags = Vec::new();
-        if !allow.is_empty() {
-            flags.push(format!("--net-softnet-allow={}", allow.join(",")));
-        }
-        if !block.is_empty() {
-            flags.push(format!("--net-softnet-block={}", block.join(",")));
-        }
-        flags
-    };
-    match mode {
-        NetworkMode::Nat => Vec::new(),
-        NetworkMode::Softnet { allow, block } => {
-            let mut flags = vec!["--net-softnet".to_string()];
-            flags.extend(softnet_lists(allow, block));
-            flags
-        }
-        NetworkMode::Host { allow, block } => {
-            let mut flags = vec!["--net-host".to_string()];
-            flags.extend(softnet_lists(allow, block));
-            flags
-        }
-        NetworkMode::Bridged(interface) => vec!["--net-bridged".into(), interface.clone()],
-    }
 }
 
 enum RunEnded {
