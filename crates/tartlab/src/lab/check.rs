@@ -4,42 +4,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
-use serde::Serialize;
-
 use super::diagnostic::{Diagnostic, Source};
 use super::input::{self, Confinement, Inputs, Kind, Refusal};
-use super::model::{ClusterSpec, LabFile, Login, NodeSpec, StepSpec};
-use super::network::{NetworkMode, NetworkSpec};
+use super::model::{ClusterSpec, LabFile, NodeSpec, StepSpec};
+use super::network::NetworkSpec;
+use super::node::{self, Node};
 use super::size::{Gigabytes, Mebibytes};
 use super::structure::{closest, Reading};
-
-pub const DEFAULT_IMAGE: &str = "ghcr.io/cirruslabs/ubuntu:latest";
 
 /// The most nodes a lab may have, `count`s expanded: ten times what one Mac runs, and
 /// small enough that every check stays well under a second (docs/PERFORMANCE.md).
 pub const MAX_NODES: usize = 1000;
-
-/// One VM of the lab, with every setting resolved (lab -> cluster -> node).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Node {
-    /// The tart VM name: `<vm_prefix><cluster>-<node>[-<i>]`.
-    pub vm_name: String,
-    /// The guest's host name, as the base sets it: the VM name without `vm_prefix`.
-    pub hostname: String,
-    pub cluster: String,
-    pub role: String,
-    pub image: String,
-    pub cpu: u32,
-    pub memory: u32,
-    /// GB; `None` keeps the image's disk size.
-    pub disk: Option<u32>,
-    pub network: NetworkMode,
-    #[serde(skip)]
-    pub login: Login,
-    /// The cloud-init user-data file, relative to the lab file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cloud_init: Option<String>,
-}
 
 /// Accounts every Ubuntu or Debian image has; a lab user must not take one over.
 const SYSTEM_ACCOUNTS: &[&str] = &[
@@ -380,12 +355,6 @@ fn gb(size: Option<Gigabytes>) -> Option<u32> {
     size.map(|s| s.0)
 }
 
-fn pick<T: Clone>(node: &Option<T>, cluster: &Option<T>, lab: &Option<T>) -> Option<T> {
-    node.clone()
-        .or_else(|| cluster.clone())
-        .or_else(|| lab.clone())
-}
-
 /// Whether the lab declares more than `MAX_NODES` (said at the node that goes over); the
 /// rest of the checks then wait, as they would take time for a lab that cannot be.
 fn too_many_nodes(c: &mut Checker, file: &LabFile) -> bool {
@@ -523,14 +492,16 @@ fn expand_node(
         );
         return;
     }
-    let d = &file.defaults;
-    for i in 1..=count {
-        let base = if node.count.is_some_and(|n| n > 1) {
-            format!("{}-{}-{i}", cluster.name, node.name)
-        } else {
-            format!("{}-{}", cluster.name, node.name)
-        };
-        let vm_name = format!("{prefix}{base}");
+    let cluster_path = path.rsplit_once(".nodes.").map_or("", |(c, _)| c);
+    let defined_at = if node.cloud_init.is_some() {
+        at(path, "cloud_init")
+    } else if cluster.cloud_init.is_some() {
+        at(cluster_path, "cloud_init")
+    } else {
+        "defaults.cloud_init".to_string()
+    };
+    for expanded in node::expand(prefix, &file.defaults, cluster, node) {
+        let vm_name = &expanded.vm_name;
         if vm_name.len() > 63 {
             c.error(
                 Here::Value(at(path, "name")),
@@ -545,33 +516,7 @@ fn expand_node(
                 "rename one of them; names are <cluster>-<node>[-<i>]",
             );
         }
-        nodes.push(Node {
-            hostname: base.clone(),
-            vm_name,
-            cluster: cluster.name.clone(),
-            role: node.role.clone().unwrap_or_else(|| node.name.clone()),
-            image: pick(&node.image, &cluster.image, &d.image)
-                .unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
-            cpu: pick(&node.cpu, &cluster.cpu, &d.cpu).unwrap_or(2),
-            memory: mib(pick(&node.memory, &cluster.memory, &d.memory)).unwrap_or(2048),
-            disk: gb(pick(&node.disk, &cluster.disk, &d.disk)),
-            network: pick(&node.network, &cluster.network, &d.network)
-                .and_then(|n| n.to_mode().ok())
-                .unwrap_or_default(),
-            login: pick(&node.login, &cluster.login, &d.login).unwrap_or(Login {
-                user: "admin".into(),
-                password: "admin".into(),
-            }),
-            cloud_init: pick(&node.cloud_init, &cluster.cloud_init, &d.cloud_init),
-        });
-        let cluster_path = path.rsplit_once(".nodes.").map_or("", |(c, _)| c);
-        let defined_at = if node.cloud_init.is_some() {
-            at(path, "cloud_init")
-        } else if cluster.cloud_init.is_some() {
-            at(cluster_path, "cloud_init")
-        } else {
-            "defaults.cloud_init".to_string()
-        };
+        nodes.push(expanded);
         check_cloud_init(c, file, nodes.last(), &defined_at);
     }
 }
@@ -1045,6 +990,8 @@ pub fn output_references(value: &str) -> Vec<OutputReference> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lab::model::Login;
+    use crate::lab::NetworkMode;
 
     #[test]
     fn globs_match_as_a_shell_does() {

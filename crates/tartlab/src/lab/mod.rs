@@ -8,6 +8,7 @@ mod diagnostic;
 pub mod input;
 pub mod model;
 mod network;
+mod node;
 mod size;
 mod structure;
 mod tree;
@@ -17,11 +18,12 @@ use std::path::{Path, PathBuf};
 use crate::text;
 
 use check::validate;
-pub use check::{authorized_key_text, output_references, selects, Node, OutputReference};
+pub use check::{authorized_key_text, output_references, selects, OutputReference};
 pub use diagnostic::{Diagnostic, Source};
 use model::LabFile;
 pub use model::Login;
 pub use network::NetworkMode;
+pub use node::Node;
 pub use structure::{closest, schema};
 
 /// A valid lab: the file as written, where it came from, and the nodes it declares (every
