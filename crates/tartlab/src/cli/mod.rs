@@ -1,7 +1,7 @@
 //! The command line: parsing (clap), and one function per command, each returning its exit
 //! code or the error it stopped with (`error.rs`), which `main` prints. The changing
 //! commands are in `lifecycle.rs`, the reading ones in `inspect.rs`, the ways into a running
-//! lab in `access.rs`; what they share (finding and opening the lab) is here.
+//! lab in `access/`; what they share (finding and opening the lab) is here.
 
 mod access;
 mod doctor;

@@ -3,7 +3,7 @@
 //! `{{ node.role }}`, `{{ lab.name }}`), checked to be `#cloud-config` YAML. Anything else
 //! in `{{ }}` (cloud-init's own Jinja, under `## template: jinja`) is left to cloud-init.
 
-use super::check::Node;
+use super::node::Node;
 use super::tree;
 
 /// The user-data for a node, or what is wrong with it.

@@ -3,26 +3,36 @@
 //! nodes that will exist (`Lab`).
 
 mod check;
+mod checker;
 pub mod cloud_init;
 mod diagnostic;
 pub mod input;
 pub mod model;
+mod names;
 mod network;
+mod node;
+mod reference;
+mod selector;
 mod size;
+mod steps;
 mod structure;
 mod tree;
+mod users;
 
 use std::path::{Path, PathBuf};
 
 use crate::text;
 
 use check::validate;
-pub use check::{authorized_key_text, output_references, selects, Node, OutputReference};
 pub use diagnostic::{Diagnostic, Source};
 use model::LabFile;
 pub use model::Login;
 pub use network::NetworkMode;
+pub use node::Node;
+pub use reference::{output_references, OutputReference, Scope};
+pub use selector::selects;
 pub use structure::{closest, schema};
+pub use users::authorized_key_text;
 
 /// A valid lab: the file as written, where it came from, and the nodes it declares (every
 /// setting resolved, counts expanded, names as they will be).
