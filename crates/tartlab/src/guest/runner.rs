@@ -98,7 +98,7 @@ impl GuestSession {
             .connection
             .exec_with(command.line, command.input, &mut each_line);
         let result = match tokio::time::timeout(self.timeout, running).await {
-            Ok(result) => result,
+            Ok(result) => result.map_err(|e| e.to_string()),
             Err(_) => Err(format!(
                 "did not finish within {} s (TARTLAB_COMMAND_TIMEOUT)",
                 self.timeout.as_secs()

@@ -54,6 +54,31 @@ impl std::fmt::Display for SshError {
     }
 }
 
+/// Why a command or an SFTP session did not run on a connection that is open, by the step
+/// that failed (with the SSH library's words).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionError {
+    Open(String),
+    Start(String),
+    Input(String),
+    CloseInput(String),
+    NoSftp(String),
+    SftpStart(String),
+}
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SessionError::Open(e) => write!(f, "cannot open a session: {e}"),
+            SessionError::Start(e) => write!(f, "cannot start the command: {e}"),
+            SessionError::Input(e) => write!(f, "cannot send input: {e}"),
+            SessionError::CloseInput(e) => write!(f, "cannot close input: {e}"),
+            SessionError::NoSftp(e) => write!(f, "the server offers no SFTP: {e}"),
+            SessionError::SftpStart(e) => write!(f, "SFTP did not start: {e}"),
+        }
+    }
+}
+
 /// Credentials for one login.
 #[derive(Clone, Copy)]
 pub enum Auth<'a> {
@@ -403,7 +428,7 @@ impl Lines {
 impl Connection {
     /// Runs one command (through the login shell's `sh -c`, as sshd does), feeding `stdin`,
     /// and collects everything it printed.
-    pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, String> {
+    pub async fn exec(&self, command: &str, stdin: Option<&[u8]>) -> Result<Output, SessionError> {
         self.exec_with(command, Input::Given(stdin), &mut |_, _| Reply::Nothing)
             .await
     }
@@ -415,28 +440,28 @@ impl Connection {
         command: &str,
         input: Input<'_>,
         on_line: &mut (dyn FnMut(Stream, &str) -> Reply + Send),
-    ) -> Result<Output, String> {
+    ) -> Result<Output, SessionError> {
         let mut channel = self
             .handle
             .channel_open_session()
             .await
-            .map_err(|e| format!("cannot open a session: {e}"))?;
+            .map_err(|e| SessionError::Open(e.to_string()))?;
         channel
             .exec(true, command)
             .await
-            .map_err(|e| format!("cannot start the command: {e}"))?;
+            .map_err(|e| SessionError::Start(e.to_string()))?;
         let mut replies = Vec::new();
         if let Input::Given(stdin) = input {
             if let Some(data) = stdin {
                 channel
                     .data(data)
                     .await
-                    .map_err(|e| format!("cannot send input: {e}"))?;
+                    .map_err(|e| SessionError::Input(e.to_string()))?;
             }
             channel
                 .eof()
                 .await
-                .map_err(|e| format!("cannot close input: {e}"))?;
+                .map_err(|e| SessionError::CloseInput(e.to_string()))?;
         }
         let (mut out, mut err) = (Lines::new(), Lines::new());
         let mut status = None;
@@ -456,11 +481,11 @@ impl Connection {
                     channel
                         .data(&data[..])
                         .await
-                        .map_err(|e| format!("cannot send input: {e}"))?;
+                        .map_err(|e| SessionError::Input(e.to_string()))?;
                     channel
                         .eof()
                         .await
-                        .map_err(|e| format!("cannot close input: {e}"))?;
+                        .map_err(|e| SessionError::CloseInput(e.to_string()))?;
                 }
             }
         }
@@ -481,34 +506,34 @@ impl Connection {
     }
 
     /// A new channel of this connection running the SFTP subsystem.
-    async fn sftp_channel(&self) -> Result<russh::ChannelStream<client::Msg>, String> {
+    async fn sftp_channel(&self) -> Result<russh::ChannelStream<client::Msg>, SessionError> {
         let channel = self
             .handle
             .channel_open_session()
             .await
-            .map_err(|e| format!("cannot open a session: {e}"))?;
+            .map_err(|e| SessionError::Open(e.to_string()))?;
         channel
             .request_subsystem(true, "sftp")
             .await
-            .map_err(|e| format!("the server offers no SFTP: {e}"))?;
+            .map_err(|e| SessionError::NoSftp(e.to_string()))?;
         Ok(channel.into_stream())
     }
 
     /// An SFTP session on a new channel of this connection.
-    pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession, String> {
+    pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession, SessionError> {
         russh_sftp::client::SftpSession::new(self.sftp_channel().await?)
             .await
-            .map_err(|e| format!("SFTP did not start: {e}"))
+            .map_err(|e| SessionError::SftpStart(e.to_string()))
     }
 
     /// A bare SFTP session (each request answered or timed out on its own), for reading a
     /// guest's tree in bounded steps.
-    pub async fn sftp_raw(&self) -> Result<russh_sftp::client::RawSftpSession, String> {
+    pub async fn sftp_raw(&self) -> Result<russh_sftp::client::RawSftpSession, SessionError> {
         let session = russh_sftp::client::RawSftpSession::new(self.sftp_channel().await?);
         session
             .init()
             .await
-            .map_err(|e| format!("SFTP did not start: {e}"))?;
+            .map_err(|e| SessionError::SftpStart(e.to_string()))?;
         Ok(session)
     }
 

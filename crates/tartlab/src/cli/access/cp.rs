@@ -107,7 +107,7 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
             login_timeout(),
         )
         .await
-        .map_err(|e| CopyFailure::Session(e.to_string()))?;
+        .map_err(|e| CopyFailure::Login(e.to_string()))?;
         let result = if upload {
             let sftp = connection.sftp().await.map_err(CopyFailure::Session)?;
             let copied = transfer::upload(&sftp, &local, &remote_path, depth, 0).await;
@@ -127,7 +127,7 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
     });
     let done = copied.map_err(|e| {
         let hint = match &e {
-            CopyFailure::Session(_) => String::new(),
+            CopyFailure::Login(_) | CopyFailure::Session(_) => String::new(),
             CopyFailure::Transfer(e) => cp_hint(e, &user, node_name),
         };
         Error::fatal(
@@ -153,14 +153,16 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
 
 /// Why `cp` failed: the session to the guest did not open, or the copy stopped.
 enum CopyFailure {
-    Session(String),
+    Login(String),
+    Session(ssh::SessionError),
     Transfer(TransferError),
 }
 
 impl std::fmt::Display for CopyFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CopyFailure::Session(e) => f.write_str(e),
+            CopyFailure::Login(e) => f.write_str(e),
+            CopyFailure::Session(e) => e.fmt(f),
             CopyFailure::Transfer(e) => e.fmt(f),
         }
     }

@@ -85,7 +85,12 @@ async fn run_one(
     )
     .await
     .map_err(|e| e.to_string())?;
-    let running = connection.exec_with(&job.command, ssh::Input::Given(None), on_line);
+    let running = async {
+        connection
+            .exec_with(&job.command, ssh::Input::Given(None), on_line)
+            .await
+            .map_err(|e| e.to_string())
+    };
     let output = match job.timeout {
         Some(limit) => tokio::time::timeout(limit, running)
             .await

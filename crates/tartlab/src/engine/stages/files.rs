@@ -99,7 +99,11 @@ async fn stage(
             "the image's sshd needs its sftp subsystem",
         )
     };
-    let sftp = guest.connection().sftp().await.map_err(sftp_problem)?;
+    let sftp = guest
+        .connection()
+        .sftp()
+        .await
+        .map_err(|e| sftp_problem(e.to_string()))?;
     let home = sftp
         .canonicalize(".")
         .await
