@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::remote::hash;
 use crate::lab::model::{FileSpec, HostsScope, LabFile, StepSpec, SudoMode, UserSpec};
-use crate::lab::{output_references, selects, Lab, Node};
+use crate::lab::{output_references, selects, Lab, Node, Scope};
 use crate::quote;
 use crate::state::State;
 
@@ -184,16 +184,16 @@ fn output_value(
     lab: &Lab,
     outputs: &Outputs,
     node: &Node,
-    scope: &str,
+    scope: Option<Scope>,
     target: &str,
     key: &str,
 ) -> Result<String, String> {
     let source = match scope {
-        "node" => lab
+        Some(Scope::Node) => lab
             .nodes
             .iter()
             .find(|n| n.vm_name == target || n.hostname == target),
-        "cluster" => lab
+        Some(Scope::Cluster) => lab
             .nodes
             .iter()
             .find(|n| {
@@ -206,7 +206,7 @@ fn output_value(
                     .iter()
                     .find(|n| n.cluster == node.cluster && n.role == target)
             }),
-        _ => None,
+        None => None,
     };
     let Some(source) = source else {
         return Err(format!("no node answers it for {}", node.vm_name));
@@ -245,7 +245,7 @@ fn environment(
                 lab,
                 outputs,
                 node,
-                &reference.scope,
+                reference.kind(),
                 &reference.target,
                 &reference.key,
             )

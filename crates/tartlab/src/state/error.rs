@@ -54,6 +54,18 @@ pub enum StateError {
     LockNotShared(std::io::Error),
     /// The lab index's lock could not be taken.
     IndexNotLocked { path: PathBuf },
+    /// The lab index could not be opened or read (a link, permissions): left as it is.
+    IndexUnreadable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The lab index is not an index, and could not be moved aside either.
+    IndexNotMovedAside {
+        path: PathBuf,
+        aside: PathBuf,
+        why: String,
+        error: std::io::Error,
+    },
     /// The lab key file holds no usable key.
     UnusableKey { path: PathBuf, error: String },
     /// `/dev/urandom` gave nothing to make the lab key from.
@@ -143,6 +155,22 @@ impl std::fmt::Display for StateError {
             ),
             StateError::LockNotShared(e) => write!(f, "cannot share the lab lock: {e}"),
             StateError::IndexNotLocked { path } => write!(f, "cannot lock {}", path.display()),
+            StateError::IndexUnreadable { path, error } => write!(
+                f,
+                "{}; it was left as it is",
+                crate::files::describe_error(path, error)
+            ),
+            StateError::IndexNotMovedAside {
+                path,
+                aside,
+                why,
+                error,
+            } => write!(
+                f,
+                "{} cannot be read ({why}) and cannot be moved aside to {}: {error}; it was left as it is",
+                path.display(),
+                aside.display()
+            ),
             StateError::UnusableKey { path, error } => {
                 write!(f, "{} is not a usable key: {error}", path.display())
             }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{read_text, write_atomic};
+use super::{read_text, write_atomic, FileAction, StateError};
 
 /// One lab the index knows.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -52,7 +52,7 @@ impl LabIndex {
 
     /// Every lab, by lab file; and a warning when the index could not be read and was moved
     /// aside (there are then none).
-    pub fn entries(&self) -> Result<(BTreeMap<PathBuf, Entry>, Option<String>), String> {
+    pub fn entries(&self) -> Result<(BTreeMap<PathBuf, Entry>, Option<String>), StateError> {
         match self.read() {
             Ok(entries) => Ok((entries, None)),
             // Moved aside under the lock, with an `up` that may be writing it.
@@ -64,8 +64,8 @@ impl LabIndex {
     }
 
     /// Adds or refreshes the lab of this lab file; a warning when the index was moved aside.
-    pub fn record(&self, lab: &str, file: &Path) -> Result<Option<String>, String> {
-        let file = std::path::absolute(file).map_err(|e| e.to_string())?;
+    pub fn record(&self, lab: &str, file: &Path) -> Result<Option<String>, StateError> {
+        let file = std::path::absolute(file).map_err(StateError::CurrentDir)?;
         self.change(|entries| {
             entries.insert(
                 file.clone(),
@@ -80,7 +80,7 @@ impl LabIndex {
 
     /// Removes the entries whose lab file no longer exists; returns them, and a warning
     /// when the index was moved aside.
-    pub fn forget_missing(&self) -> Result<(Vec<Entry>, Option<String>), String> {
+    pub fn forget_missing(&self) -> Result<(Vec<Entry>, Option<String>), StateError> {
         let mut gone = Vec::new();
         let warning = self.change(|entries| {
             entries.retain(|file, entry| {
@@ -103,19 +103,14 @@ impl LabIndex {
             Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                 return Err(Unreadable::Garbled("it is not UTF-8 text".into()))
             }
-            Err(e) => {
-                return Err(Unreadable::Io(format!(
-                    "{}; it was left as it is",
-                    super::describe_error(&path, &e)
-                )))
-            }
+            Err(error) => return Err(Unreadable::Io(StateError::IndexUnreadable { path, error })),
         };
         serde_json::from_str(&text).map_err(|e| Unreadable::Garbled(e.to_string()))
     }
 
     /// Moves an index that cannot be read to `labs.json.broken-TIMESTAMP` (a name not taken
     /// yet); what to tell the user.
-    fn set_aside(&self, why: &str) -> Result<String, String> {
+    fn set_aside(&self, why: &str) -> Result<String, StateError> {
         let path = self.path();
         let stamp: String = super::now_rfc3339()
             .chars()
@@ -127,13 +122,14 @@ impl LabIndex {
             n += 1;
             aside = self.dir.join(format!("labs.json.broken-{stamp}-{n}"));
         }
-        std::fs::rename(&path, &aside).map_err(|e| {
-            format!(
-                "{} cannot be read ({why}) and cannot be moved aside to {}: {e}; it was left as it is",
-                path.display(),
-                aside.display()
-            )
-        })?;
+        if let Err(error) = std::fs::rename(&path, &aside) {
+            return Err(StateError::IndexNotMovedAside {
+                path,
+                aside,
+                why: why.to_string(),
+                error,
+            });
+        }
         Ok(format!(
             "the list of labs {} could not be read ({why}); it was moved to {}, and a new list begins (the labs themselves are untouched; `tartlab up` in a lab lists it again)",
             path.display(),
@@ -147,9 +143,9 @@ impl LabIndex {
     fn change(
         &self,
         edit: impl FnOnce(&mut BTreeMap<PathBuf, Entry>),
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, StateError> {
         std::fs::create_dir_all(&self.dir)
-            .map_err(|e| format!("cannot make {}: {e}", self.dir.display()))?;
+            .map_err(|e| StateError::file(FileAction::Make, &self.dir, e))?;
         let lock_path = self.dir.join("labs.lock");
         let lock = OpenOptions::new()
             .write(true)
@@ -158,10 +154,10 @@ impl LabIndex {
             .mode(0o600)
             .custom_flags(libc::O_NOFOLLOW)
             .open(&lock_path)
-            .map_err(|e| super::describe_error(&lock_path, &e))?;
+            .map_err(|e| StateError::open(&lock_path, e))?;
         // SAFETY: flock on a descriptor we own; released when `lock` is closed.
         if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(format!("cannot lock {}", lock_path.display()));
+            return Err(StateError::IndexNotLocked { path: lock_path });
         }
         let (mut entries, warning) = match self.read() {
             Ok(entries) => (entries, None),
@@ -169,9 +165,10 @@ impl LabIndex {
             Err(Unreadable::Io(e)) => return Err(e),
         };
         edit(&mut entries);
-        let text = serde_json::to_string_pretty(&entries).map_err(|e| e.to_string())?;
+        let text = serde_json::to_string_pretty(&entries)
+            .map_err(|e| StateError::Encoding(e.to_string()))?;
         write_atomic(&self.path(), text.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot write {}: {e}", self.path().display()))?;
+            .map_err(|e| StateError::file(FileAction::Write, &self.path(), e))?;
         Ok(warning)
     }
 }
@@ -181,7 +178,7 @@ enum Unreadable {
     /// It is there but not an index (cut short, not JSON): moved aside.
     Garbled(String),
     /// It could not be opened or read (a link, permissions): left alone.
-    Io(String),
+    Io(StateError),
 }
 
 #[cfg(test)]
