@@ -17,10 +17,7 @@ pub fn doctor(args: &FileArgs) -> Result<Exit> {
         .as_ref()
         .map_or_else(Default::default, |l| l.file.provider);
     match crate::provider::open(lab.as_ref(), None) {
-        Err(e) => checks.insert(
-            0,
-            Check::failed(&format!("{choice:?}").to_lowercase(), e.message, e.hint),
-        ),
+        Err(e) => checks.insert(0, Check::failed(choice.name(), e.message, e.hint)),
         Ok(provider) => {
             let found = runtime()?.block_on(async {
                 let inventory = crate::engine::read_inventory(provider.as_ref()).await.ok();

@@ -254,19 +254,16 @@ async fn an_orphan_is_found_kept_and_removed_only_when_asked() {
     assert!(provider.vm("a-master").unwrap().running && provider.vm("a-worker").unwrap().running);
 }
 
-/// The lab file with softnet, a network the Orchard-like provider has.
-const ON_A_FLEET: &str = "lab: t\nclusters:\n  - name: a\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\n  - name: b\n    nodes:\n      - { name: master, role: master }\n";
-
 #[tokio::test]
 async fn an_orchard_like_provider_creates_vms_running_and_a_converged_lab_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Arc::new(FakeProvider::orchard_like());
-    let engine = engine(dir.path(), ON_A_FLEET, &provider, options()).await;
-    assert!(engine
-        .plan(&all(&engine))
+    let fresh = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
+    assert!(fresh
+        .plan(&all(&fresh))
         .iter()
         .all(|p| p.summary() == "create"));
-    let reports = up_as_planned(engine).await;
+    let reports = up_as_planned(fresh).await;
     assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
     for vm in ["a-master", "a-worker", "b-master"] {
         assert_eq!(
@@ -286,7 +283,7 @@ async fn an_orchard_like_provider_creates_vms_running_and_a_converged_lab_change
         "no local images"
     );
     let calls = provider.calls().len();
-    let again = engine_with(dir.path(), ON_A_FLEET, &provider, options()).await;
+    let again = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
     assert!(again
         .plan(&all(&again))
         .iter()
@@ -302,13 +299,13 @@ async fn an_orchard_like_provider_creates_vms_running_and_a_converged_lab_change
 async fn an_orchard_like_provider_plans_a_cpu_change_as_a_recreate_and_does_it_only_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Arc::new(FakeProvider::orchard_like());
-    up_as_planned(engine(dir.path(), ON_A_FLEET, &provider, options()).await).await;
-    let changed = ON_A_FLEET.replace(
+    up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
+    let changed = TWO_CLUSTERS.replace(
         "{ name: worker, role: worker }",
         "{ name: worker, role: worker, cpu: 4 }",
     );
-    let engine = engine(dir.path(), &changed, &provider, options()).await;
-    let plans = engine.plan(&all(&engine));
+    let changed_lab = engine(dir.path(), &changed, &provider, options()).await;
+    let plans = changed_lab.plan(&all(&changed_lab));
     let worker = plans.iter().find(|p| p.vm == "a-worker").unwrap();
     assert!(
         matches!(&worker.lifecycle, Lifecycle::Blocked(Blocker::NeedsRecreate { why }) if why.contains("cpu 2 -> 4")),
@@ -319,7 +316,7 @@ async fn an_orchard_like_provider_plans_a_cpu_change_as_a_recreate_and_does_it_o
         worker.summary(),
         "blocked: cpu 2 -> 4 cannot be changed on an existing VM of this provider (--recreate)"
     );
-    let reports = up_as_planned(engine).await;
+    let reports = up_as_planned(changed_lab).await;
     let failure = reports
         .iter()
         .find(|r| r.node == "a-worker")
@@ -329,7 +326,7 @@ async fn an_orchard_like_provider_plans_a_cpu_change_as_a_recreate_and_does_it_o
     assert!(failure.hint.contains("--recreate"), "{failure:?}");
     assert_eq!(mutating_calls(&provider, "a-worker").len(), 1, "untouched");
 
-    let recreating = engine_with(
+    let recreating = engine(
         dir.path(),
         &changed,
         &provider,
@@ -360,22 +357,12 @@ async fn an_orchard_like_provider_plans_a_cpu_change_as_a_recreate_and_does_it_o
     );
 }
 
-/// `engine` with other options (the name the tests above read best with).
-async fn engine_with(
-    dir: &Path,
-    yaml: &str,
-    provider: &Arc<FakeProvider>,
-    options: Options,
-) -> Engine {
-    engine(dir, yaml, provider, options).await
-}
-
 #[tokio::test]
 async fn an_orchard_like_provider_refuses_stop_start_and_restart_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Arc::new(FakeProvider::orchard_like());
-    up_as_planned(engine(dir.path(), ON_A_FLEET, &provider, options()).await).await;
-    let engine = engine(dir.path(), ON_A_FLEET, &provider, Options::teardown(4)).await;
+    up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
+    let engine = engine(dir.path(), TWO_CLUSTERS, &provider, Options::teardown(4)).await;
     for verb in ["stop", "start", "restart"] {
         let error = engine.refuse_lifecycle(verb).unwrap_err();
         assert_eq!(
@@ -394,7 +381,7 @@ async fn an_orchard_like_provider_refuses_stop_start_and_restart_with_the_reason
     assert!(provider.vm("a-master").unwrap().running);
     // Local tart's can.
     let local = Arc::new(FakeProvider::new());
-    let tart = super::tests::engine(dir.path(), ON_A_FLEET, &local, Options::teardown(4)).await;
+    let tart = super::tests::engine(dir.path(), TWO_CLUSTERS, &local, Options::teardown(4)).await;
     assert!(tart.refuse_lifecycle("stop").is_ok());
 }
 
@@ -402,10 +389,10 @@ async fn an_orchard_like_provider_refuses_stop_start_and_restart_with_the_reason
 async fn an_orchard_like_vm_that_vanished_is_made_again_and_one_that_moved_is_found_where_it_is() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Arc::new(FakeProvider::orchard_like());
-    up_as_planned(engine(dir.path(), ON_A_FLEET, &provider, options()).await).await;
+    up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
     provider.vanish("a-worker");
     provider.move_vm("b-master", "127.200.9.9");
-    let engine = engine(dir.path(), ON_A_FLEET, &provider, options()).await;
+    let engine = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
     let plans = engine.plan(&all(&engine));
     let summary = |vm: &str| plans.iter().find(|p| p.vm == vm).unwrap().summary();
     assert_eq!(summary("a-worker"), "create");
@@ -436,7 +423,7 @@ async fn an_orchard_like_node_that_fails_leaves_the_others_up() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Arc::new(FakeProvider::orchard_like());
     provider.fail_create("a-worker");
-    let reports = up_as_planned(engine(dir.path(), ON_A_FLEET, &provider, options()).await).await;
+    let reports = up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
     let failed: Vec<&NodeReport> = reports.iter().filter(|r| r.failure.is_some()).collect();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].node, "a-worker");
@@ -449,7 +436,7 @@ async fn an_orchard_like_node_that_fails_leaves_the_others_up() {
 async fn a_network_mode_the_provider_lacks_is_refused_before_anything_is_made() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Arc::new(FakeProvider::orchard_like());
-    let nat = ON_A_FLEET.replace("lab: t\n", "lab: t\ndefaults: { network: nat }\n");
+    let nat = TWO_CLUSTERS.replace("lab: t\n", "lab: t\ndefaults: { network: nat }\n");
     let engine = engine(dir.path(), &nat, &provider, options()).await;
     let selected = all(&engine);
     let error = engine

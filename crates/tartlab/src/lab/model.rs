@@ -72,6 +72,13 @@ pub enum ProviderChoice {
 }
 
 impl ProviderChoice {
+    /// The name the lab file gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderChoice::Tart => "tart",
+        }
+    }
+
     pub fn is_default(&self) -> bool {
         *self == ProviderChoice::default()
     }
