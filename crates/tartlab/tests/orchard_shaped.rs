@@ -286,6 +286,7 @@ impl Provider for OrchardShaped {
                         running,
                         identity,
                         disk_gb: None,
+                        host: None,
                     };
                     (name, info)
                 })

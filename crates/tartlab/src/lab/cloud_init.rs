@@ -85,6 +85,7 @@ mod tests {
                 password: "admin".into(),
             },
             cloud_init: None,
+            placement: Default::default(),
         }
     }
 

@@ -8,6 +8,7 @@
 //! backend is chosen at run time (from the lab file, later), the fake must stay out of the
 //! product, and a generic parameter would spread through every stage for no gain.
 
+pub mod orchard;
 pub mod tart;
 
 #[cfg(test)]
@@ -21,7 +22,7 @@ use std::time::Duration;
 pub use crate::dial::BoxFuture;
 use crate::dial::{Dialer, SshRoute};
 use crate::doctor::Check;
-use crate::lab::model::ProviderChoice;
+use crate::lab::model::{Placement, ProviderChoice};
 use crate::lab::{Lab, Login, NetworkMode};
 use crate::state::LockShare;
 
@@ -29,8 +30,9 @@ use crate::state::LockShare;
 /// work where the backend's tools are not at hand, as under Ansible): what the provider's
 /// dialer would say.
 pub fn ssh_route(lab: &Lab, vm: &str, address: &str) -> SshRoute {
-    match lab.file.provider {
+    match &lab.file.provider {
         ProviderChoice::Tart => tart::ssh_route(vm, address),
+        ProviderChoice::Orchard(_) => orchard::ssh_route(vm, address),
     }
 }
 
@@ -41,8 +43,11 @@ pub fn open(
     lab: Option<&Lab>,
     lock: Option<LockShare>,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
-    match lab.map_or(ProviderChoice::default(), |l| l.file.provider) {
-        ProviderChoice::Tart => Ok(Arc::new(tart::TartProvider::locate(lock)?)),
+    match lab.map(|l| &l.file.provider) {
+        None | Some(ProviderChoice::Tart) => Ok(Arc::new(tart::TartProvider::locate(lock)?)),
+        Some(ProviderChoice::Orchard(spec)) => {
+            Ok(Arc::new(orchard::OrchardProvider::connect(spec)?))
+        }
     }
 }
 
@@ -54,6 +59,8 @@ pub struct VmInfo {
     pub identity: Option<String>,
     /// The disk's size in whole GB, if known.
     pub disk_gb: Option<u64>,
+    /// Where it runs, for a provider with several hosts (Orchard: its worker).
+    pub host: Option<String>,
 }
 
 /// Whether a VM runs, where a function must know.
@@ -125,6 +132,8 @@ pub struct VmSpec {
     pub network: NetworkMode,
     /// The image's own account, for providers that log in themselves.
     pub login: Login,
+    /// Where it may run, for a provider with several hosts.
+    pub placement: Placement,
     /// Where the VM's console output goes, for providers that start it at create.
     pub log: std::path::PathBuf,
 }

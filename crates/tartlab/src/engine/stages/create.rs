@@ -76,6 +76,7 @@ async fn create(ctx: &Context, run: &mut NodeRun, from: CreateFrom) -> Result<bo
         disk: node.disk,
         network: node.network.clone(),
         login: node.login.clone(),
+        placement: node.placement.clone(),
         log: ctx.dir.run_log(vm),
     };
     let limit = ctx.timeouts.create;

@@ -330,6 +330,7 @@ impl Provider for TartProvider {
                             running: entry.is_running(),
                             identity: self.tart.mac(&entry.name),
                             disk_gb: entry.disk,
+                            host: None,
                         },
                     );
                 } else {
