@@ -133,3 +133,57 @@ fn vms_run_where_their_labels_say_and_meet_only_on_their_own_worker() {
     eprintln!("DELETE -> no VM on any worker: {:?}", deleting.elapsed());
     assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
 }
+
+#[test]
+fn a_killed_worker_leaves_its_vm_running_and_a_restart_fails_it_and_keeps_its_clone() {
+    // What the Orchard provider meets when a Mac's worker crashes (shared/tools/orchard's
+    // README): the VM lives on and the API still says running. The worker, restarted with
+    // the same name and home, stops it and reports it failed, but never deletes its clone:
+    // the on-disk sync that would (internal/worker/worker.go, syncOnDiskVMs) runs only when
+    // a worker starts, so a DELETE leaves the stopped clone until the next restart.
+    let mut fleet = Fleet::start(&[("w1", &[("worker", "w1")])]);
+    fleet
+        .api("POST", "/v1/vms", Some(&vm_body("c1", "w1")))
+        .ok();
+    fleet.wait_for_vm("c1", "running");
+    fleet.kill_worker("w1");
+    let vm = fleet.api("GET", "/v1/vms/c1", None).ok();
+    assert_eq!(vm["status"], "running", "{vm}");
+    assert_eq!(fleet.tart_vm_states("w1"), ["running"]);
+
+    let restarting = Instant::now();
+    fleet.restart_worker("w1");
+    let vm = fleet.wait_for_vm("c1", "failed");
+    eprintln!(
+        "worker restart -> VM failed in {:?}: {}",
+        restarting.elapsed(),
+        vm["status_message"]
+    );
+    assert_eq!(vm["status_message"], "Worker lost track of VM");
+    assert_eq!(fleet.tart_vm_states("w1"), ["stopped"]);
+    let r = fleet.api("DELETE", "/v1/vms/c1", None);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
+    // Two of the worker's 5 s syncs later the clone is still there...
+    let calls = |f: &Fleet| std::fs::read_to_string(&f.worker("w1").tart_calls).unwrap();
+    let empty_syncs = |f: &Fleet| {
+        let log = std::fs::read_to_string(&f.worker("w1").log).unwrap();
+        log.matches("syncing 0 local VMs against 0 remote VMs")
+            .count()
+    };
+    let (syncs, lists) = (empty_syncs(&fleet), calls(&fleet).matches("list").count());
+    fleet.wait_for("two more syncs of w1", || {
+        (empty_syncs(&fleet) >= syncs + 2).then_some(())
+    });
+    assert_eq!(
+        calls(&fleet).matches("list").count(),
+        lists,
+        "no tart list since"
+    );
+    assert_eq!(fleet.tart_vm_states("w1"), ["stopped"]);
+    // ...and the next start of the worker deletes it.
+    fleet.restart_worker("w1");
+    fleet.wait_for("w1's restart to delete the clone", || {
+        fleet.tart_vms("w1").is_empty().then_some(())
+    });
+}

@@ -310,6 +310,24 @@ impl Fleet {
         out.stdout.lines().map(str::to_string).collect()
     }
 
+    /// The `State` of each local tart-sim VM of a worker (`running`, `stopped`), by name.
+    pub fn tart_vm_states(&self, worker: &str) -> Vec<String> {
+        let out = self.tart(worker, &["list", "--format", "json", "--source", "local"]);
+        assert_eq!(out.code, 0, "tart list: {}", out.stderr);
+        let list: Vec<Value> = serde_json::from_str(&out.stdout).unwrap();
+        let mut vms: Vec<(String, String)> = list
+            .iter()
+            .map(|v| {
+                (
+                    v["Name"].to_string(),
+                    v["State"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        vms.sort();
+        vms.into_iter().map(|(_, state)| state).collect()
+    }
+
     /// tart-sim with a worker's environment (its TART_HOME), as the worker runs it.
     pub fn tart(&self, worker: &str, args: &[&str]) -> Out {
         let mut cmd = Command::new(tart_sim());
