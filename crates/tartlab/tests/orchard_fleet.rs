@@ -187,3 +187,186 @@ fn a_killed_worker_leaves_its_vm_running_and_a_restart_fails_it_and_keeps_its_cl
         fleet.tart_vms("w1").is_empty().then_some(())
     });
 }
+
+/// The environment variable the test labs take their Orchard token from.
+const TOKEN_ENV: &str = "TARTLAB_TEST_ORCHARD_TOKEN";
+
+/// Two clusters, each pinned to its own worker by a label; every node lists its cluster in
+/// `/etc/hosts` (the nodes of one worker meet, those of two do not); a user and a step.
+fn fleet_lab(url: &str, account: &str) -> String {
+    format!(
+        "lab: fleet\nprovider:\n  orchard:\n    url: {url}\n    service_account: {account}\n    token_env: {TOKEN_ENV}\n    arch: amd64\nhosts: cluster\nusers:\n  - {{ name: devops, sudo: nopasswd }}\nclusters:\n  - name: a\n    placement: {{ labels: {{ worker: w1 }} }}\n    nodes:\n      - {{ name: master, role: master }}\n      - {{ name: node, role: node }}\n  - name: b\n    placement: {{ labels: {{ worker: w2 }} }}\n    nodes:\n      - {{ name: master, role: master }}\nprovision:\n  - name: marker\n    run: echo \"step ran on $TARTLAB_NODE\" > /var/tmp/marker\n"
+    )
+}
+
+const FLEET_VMS: [(&str, &str); 3] = [("a-master", "w1"), ("a-node", "w1"), ("b-master", "w2")];
+
+/// tartlab with the fleet lab's token in its environment.
+fn tartlab(lab: &common::Lab, token: &str, args: &[&str]) -> common::Out {
+    let mut cmd = lab.command(args);
+    cmd.env(TOKEN_ENV, token)
+        .env_remove("ORCHARD_URL")
+        .env_remove("ORCHARD_SERVICE_ACCOUNT_NAME")
+        .env_remove("ORCHARD_SERVICE_ACCOUNT_TOKEN")
+        .env("ORCHARD_HOME", lab.dir.path().join("no-orchard-home"));
+    cmd.output().unwrap().into()
+}
+
+/// The uid of each of the lab's VMs on the controller, by name.
+fn uids(fleet: &Fleet) -> std::collections::BTreeMap<String, String> {
+    let vms = fleet.api("GET", "/v1/vms", None).ok();
+    vms.as_array()
+        .unwrap()
+        .iter()
+        .map(|vm| {
+            (
+                vm["name"].as_str().unwrap().to_string(),
+                vm["uid"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Everything a test printed, for the no-token scan.
+struct Printed(Vec<String>);
+
+impl Printed {
+    fn keep(&mut self, out: &common::Out) {
+        self.0.push(out.stdout.clone());
+        self.0.push(out.stderr.clone());
+    }
+}
+
+fn show(out: &common::Out) -> String {
+    format!(
+        "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+        out.code, out.stdout, out.stderr
+    )
+}
+
+#[test]
+fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_through_the_controller()
+{
+    let fleet = two_workers();
+    let account = fleet.service_account("tartlab", &["compute:read", "compute:write"]);
+    let lab = common::Lab::new(&fleet_lab(&fleet.url, &account.name));
+    let token = account.token.clone();
+    let mut printed = Printed(Vec::new());
+
+    let started = Instant::now();
+    let up = tartlab(&lab, &token, &["up"]);
+    printed.keep(&up);
+    assert_eq!(
+        up.code,
+        0,
+        "{}\n{}\n{}",
+        show(&up),
+        lab.transcript_tails(),
+        fleet.log_tails()
+    );
+    eprintln!("up of 3 VMs on 2 workers: {:?}", started.elapsed());
+
+    // Each VM ran where its cluster's label says, and `status` says so.
+    let vms = fleet.api("GET", "/v1/vms", None).ok();
+    for (vm, worker) in FLEET_VMS {
+        let found = vms.as_array().unwrap().iter().find(|v| v["name"] == vm);
+        assert_eq!(
+            found.map(|v| v["worker"].clone()),
+            Some(json!(worker)),
+            "{vms}"
+        );
+    }
+    let status = tartlab(&lab, &token, &["status"]);
+    printed.keep(&status);
+    assert_eq!(status.code, 0, "{}", show(&status));
+    assert!(status.stdout.contains("HOST"), "{}", status.stdout);
+    for (vm, worker) in FLEET_VMS {
+        let line = status
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(vm))
+            .unwrap_or("");
+        assert!(
+            line.contains("running") && line.contains(worker),
+            "{}",
+            status.stdout
+        );
+    }
+
+    // exec and ssh go in through `tartlab proxy` (the controller's port-forward).
+    let exec = tartlab(
+        &lab,
+        &token,
+        &["exec", "all", "--", "cat /var/tmp/marker; id devops"],
+    );
+    printed.keep(&exec);
+    assert_eq!(exec.code, 0, "{}", show(&exec));
+    for (vm, _) in FLEET_VMS {
+        assert!(
+            exec.stdout.contains(&format!("step ran on {vm}")),
+            "{}",
+            exec.stdout
+        );
+    }
+    let ssh = tartlab(
+        &lab,
+        &token,
+        &["ssh", "a-node", "--", "hostname; getent hosts a-master"],
+    );
+    printed.keep(&ssh);
+    assert_eq!(ssh.code, 0, "{}", show(&ssh));
+    assert!(ssh.stdout.starts_with("a-node\n"), "{}", ssh.stdout);
+    assert!(ssh.stdout.contains("a-master"), "{}", ssh.stdout);
+
+    // ssh-config, used by the system's ssh with the token in the environment of the proxy.
+    let config = tartlab(&lab, &token, &["ssh-config"]);
+    printed.keep(&config);
+    assert_eq!(config.code, 0, "{}", show(&config));
+    assert!(config.stdout.contains("ProxyCommand"), "{}", config.stdout);
+    let file = lab.dir.path().join("ssh_config");
+    std::fs::write(&file, &config.stdout).unwrap();
+    let mut ssh = std::process::Command::new("ssh");
+    ssh.arg("-F")
+        .arg(&file)
+        .args(["b-master", "cat /var/tmp/marker"]);
+    lab.env(&mut ssh);
+    ssh.env(TOKEN_ENV, &token)
+        .env("ORCHARD_HOME", lab.dir.path().join("no-orchard-home"));
+    let out: common::Out = ssh.output().unwrap().into();
+    printed.keep(&out);
+    assert_eq!(out.code, 0, "{}", show(&out));
+    assert_eq!(out.stdout.trim(), "step ran on b-master");
+
+    // A converged up touches no VM: the same uids, nothing created or deleted.
+    let before = uids(&fleet);
+    let again = tartlab(&lab, &token, &["up"]);
+    printed.keep(&again);
+    assert_eq!(again.code, 0, "{}", show(&again));
+    assert_eq!(uids(&fleet), before);
+
+    // `stop` is refused, exit 2 (bad usage), nothing changed.
+    let stop = tartlab(&lab, &token, &["stop"]);
+    printed.keep(&stop);
+    assert_eq!(stop.code, 2, "{}", show(&stop));
+    assert!(
+        stop.stderr.contains("not possible with orchard"),
+        "{}",
+        stop.stderr
+    );
+    assert_eq!(uids(&fleet), before);
+
+    // `down` leaves no VM on the controller, nor in either worker's TART_HOME.
+    let down = tartlab(&lab, &token, &["down"]);
+    printed.keep(&down);
+    assert_eq!(down.code, 0, "{}", show(&down));
+    assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
+    fleet.wait_for("both workers to delete their tart VMs", || {
+        (fleet.tart_vms("w1").is_empty() && fleet.tart_vms("w2").is_empty()).then_some(())
+    });
+
+    // No token anywhere: not in what tartlab printed, nor in `.tartlab/`.
+    let files = lab.tartlab_files_text(&[]);
+    for text in printed.0.iter().chain([&files]) {
+        assert!(!text.contains(&token), "the token leaked: {text}");
+    }
+}
