@@ -370,3 +370,167 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
         assert!(!text.contains(&token), "the token leaked: {text}");
     }
 }
+
+/// A one-cluster lab on worker `worker` (or on labels no worker has).
+fn one_cluster_lab(url: &str, account: &str, worker: &str) -> String {
+    format!(
+        "lab: faults\nprovider:\n  orchard:\n    url: {url}\n    service_account: {account}\n    token_env: {TOKEN_ENV}\n    arch: amd64\nclusters:\n  - name: a\n    placement: {{ labels: {{ worker: {worker} }} }}\n    nodes:\n      - {{ name: master }}\n"
+    )
+}
+
+#[test]
+fn faults_are_said_in_words_and_change_nothing_that_is_not_the_labs() {
+    let fleet = two_workers();
+    let account = fleet.service_account("tartlab", &["compute:read", "compute:write"]);
+    let reader = fleet.service_account("reader", &["compute:read"]);
+    let mut printed = Printed(Vec::new());
+    let secrets = [
+        account.token.clone(),
+        reader.token.clone(),
+        fleet.admin.token.clone(),
+    ];
+
+    // The controller is not there: a clear error, and nothing recorded.
+    let closed = format!("http://127.0.0.1:{}", {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    });
+    let lab = common::Lab::new(&one_cluster_lab(&closed, &account.name, "w1"));
+    let up = tartlab(&lab, &account.token, &["up"]);
+    printed.keep(&up);
+    assert_eq!(up.code, 1, "{}", show(&up));
+    assert!(
+        up.stderr
+            .contains(&format!("cannot reach the Orchard controller at {closed}"))
+            && up.stderr.contains("nothing was changed"),
+        "{}",
+        show(&up)
+    );
+    let state = lab.lab.join(".tartlab/state.json");
+    assert!(
+        !state.exists()
+            || !std::fs::read_to_string(&state)
+                .unwrap()
+                .contains("a-master"),
+        "nothing recorded"
+    );
+
+    // A wrong token: the 401 in words, naming the account and where its token came from.
+    let lab = common::Lab::new(&one_cluster_lab(&fleet.url, &account.name, "w1"));
+    let up = tartlab(&lab, "not-the-token", &["up"]);
+    printed.keep(&up);
+    assert_eq!(up.code, 1, "{}", show(&up));
+    assert!(
+        up.stderr
+            .contains("refused the credentials of service account tartlab")
+            && up.stderr.contains(&format!("${TOKEN_ENV}")),
+        "{}",
+        show(&up)
+    );
+    assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
+
+    // An account without compute:write: the role the controller names.
+    let lab = common::Lab::new(&one_cluster_lab(&fleet.url, &reader.name, "w1"));
+    let up = tartlab(&lab, &reader.token, &["up"]);
+    printed.keep(&up);
+    assert_ne!(up.code, 0, "{}", show(&up));
+    assert!(
+        up.stderr.contains("lacks a role") && up.stderr.contains("compute:write"),
+        "{}",
+        show(&up)
+    );
+    assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
+
+    // Labels no worker has: unscheduled after the bound, the online workers in the hint,
+    // and the VM deleted so that nothing waits on the controller for a worker.
+    let lab = common::Lab::new(&one_cluster_lab(&fleet.url, &account.name, "w9"));
+    let mut cmd = lab.command(&["up"]);
+    cmd.env(TOKEN_ENV, &account.token)
+        .env("TARTLAB_ORCHARD_SCHEDULE_TIMEOUT", "3")
+        .env("ORCHARD_HOME", lab.dir.path().join("no-orchard-home"));
+    let up: common::Out = cmd.output().unwrap().into();
+    printed.keep(&up);
+    assert_ne!(up.code, 0, "{}", show(&up));
+    assert!(
+        up.stderr
+            .contains("no Orchard worker took a-master within 3 s")
+            && up.stderr.contains("labels worker=w9")
+            && up.stderr.contains("w1 (amd64/tart, labels worker=w1")
+            && up.stderr.contains("w2 (amd64/tart, labels worker=w2"),
+        "{}",
+        show(&up)
+    );
+    assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
+    let doctor = tartlab(&lab, &account.token, &["doctor"]);
+    printed.keep(&doctor);
+    assert!(
+        doctor
+            .stdout
+            .contains("no online worker of arch amd64, runtime tart has the labels of a-master"),
+        "{}",
+        show(&doctor)
+    );
+
+    // A foreign VM with the lab node's name, made straight through the API: `up` and
+    // `down` leave it as it is.
+    let foreign = fleet
+        .api("POST", "/v1/vms", Some(&vm_body("a-master", "w1")))
+        .ok();
+    let uid = foreign["uid"].as_str().unwrap().to_string();
+    fleet.wait_for_vm("a-master", "running");
+    let lab = common::Lab::new(&one_cluster_lab(&fleet.url, &account.name, "w1"));
+    let up = tartlab(&lab, &account.token, &["up"]);
+    printed.keep(&up);
+    assert_ne!(up.code, 0, "{}", show(&up));
+    assert!(up.stderr.contains("a-master"), "{}", show(&up));
+    let down = tartlab(&lab, &account.token, &["down"]);
+    printed.keep(&down);
+    let still = fleet.api("GET", "/v1/vms/a-master", None).ok();
+    assert_eq!(
+        still["uid"],
+        json!(uid),
+        "the foreign VM is untouched: {}",
+        show(&down)
+    );
+    assert_eq!(still["status"], "running");
+    eprintln!(
+        "foreign VM: up said\n{}\ndown said\n{}",
+        up.stderr, down.stderr
+    );
+    fleet.delete_vms_and_wait_gone(&["a-master"]);
+
+    // Credentials as the orchard CLI finds them: its context file (the controller wrote a
+    // bootstrap-admin context in its own ORCHARD_HOME), then the environment over it.
+    let creds = common::Lab::new(
+        "lab: creds\nprovider: { orchard: { arch: amd64 } }\nclusters:\n  - name: a\n    nodes: [{ name: master }]\n",
+    );
+    let mut cmd = creds.command(&["doctor"]);
+    cmd.env("ORCHARD_HOME", &fleet.orchard_home)
+        .env_remove("ORCHARD_URL")
+        .env_remove("ORCHARD_SERVICE_ACCOUNT_NAME")
+        .env_remove("ORCHARD_SERVICE_ACCOUNT_TOKEN");
+    let doctor: common::Out = cmd.output().unwrap().into();
+    printed.keep(&doctor);
+    assert!(
+        doctor.stdout.contains("service account bootstrap-admin lists VMs (the account from the orchard context `bootstrap-context`"),
+        "{}",
+        show(&doctor)
+    );
+    cmd.env("ORCHARD_SERVICE_ACCOUNT_NAME", &account.name)
+        .env("ORCHARD_SERVICE_ACCOUNT_TOKEN", &account.token);
+    let doctor: common::Out = cmd.output().unwrap().into();
+    printed.keep(&doctor);
+    assert!(
+        doctor.stdout.contains("service account tartlab lists VMs (the account from ORCHARD_SERVICE_ACCOUNT_NAME, its token from ORCHARD_SERVICE_ACCOUNT_TOKEN)"),
+        "{}",
+        show(&doctor)
+    );
+
+    eprintln!("everything the faults printed:\n{}", printed.0.join("\n"));
+    let files = lab.tartlab_files_text(&[]);
+    for text in printed.0.iter().chain([&files]) {
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "a token leaked: {text}");
+        }
+    }
+}

@@ -176,9 +176,14 @@ impl OrchardProvider {
                 let fleet = doctor::fleet_words(&self.controller).await;
                 let gone = self.give_up(vm).await;
                 let labels = self.labels_words(&found);
+                let resources = if found.resources.is_empty() {
+                    ""
+                } else {
+                    " and the free resources it asks"
+                };
                 return Err(ProviderError::new(
                     format!(
-                        "no Orchard worker took {vm} within {} s: none that is online has arch {}, runtime {}{labels} and the resources it asks",
+                        "no Orchard worker took {vm} within {} s: none that is online has arch {}, runtime {}{labels}{resources}",
                         self.schedule_timeout.as_secs(),
                         self.spec.arch.name(),
                         self.spec.runtime.name(),
@@ -227,11 +232,11 @@ impl Provider for OrchardProvider {
 
     fn preflight(&self) -> BoxFuture<'_, Result<(), ProviderError>> {
         Box::pin(async move {
-            self.controller
-                .info()
-                .await
-                .map(|_| ())
-                .map_err(|e| self.controller.explain("checking the controller", e))
+            self.controller.info().await.map(|_| ()).map_err(|e| {
+                let mut error = self.controller.explain("checking the controller", e);
+                error.hint = format!("{}; nothing was changed", error.hint);
+                error
+            })
         })
     }
 
