@@ -337,6 +337,33 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
     assert_eq!(out.code, 0, "{}", show(&out));
     assert_eq!(out.stdout.trim(), "step ran on b-master");
 
+    // `inventory` goes through the proxy too; `logs` shows the VM's events from the
+    // controller before tartlab's transcript.
+    let inventory = tartlab(&lab, &token, &["inventory"]);
+    printed.keep(&inventory);
+    assert!(
+        inventory.code == 0 && inventory.stdout.contains("ProxyCommand"),
+        "{}",
+        show(&inventory)
+    );
+    let event = json!([{"kind": "log_line", "timestamp": 1_796_174_400, "payload": "a line the worker logged"}]);
+    assert_eq!(
+        fleet
+            .api("POST", "/v1/vms/a-master/events", Some(&event))
+            .status,
+        200
+    );
+    let logs = tartlab(&lab, &token, &["logs", "a-master"]);
+    printed.keep(&logs);
+    assert_eq!(logs.code, 0, "{}", show(&logs));
+    let events_at = logs.stdout.find("a line the worker logged");
+    let transcript_at = logs.stdout.find("a-master.provision.log");
+    assert!(
+        events_at.is_some() && transcript_at.is_some() && events_at < transcript_at,
+        "{}",
+        logs.stdout
+    );
+
     // A converged up touches no VM: the same uids, nothing created or deleted.
     let before = uids(&fleet);
     let again = tartlab(&lab, &token, &["up"]);
@@ -470,6 +497,22 @@ fn faults_are_said_in_words_and_change_nothing_that_is_not_the_labs() {
         "{}",
         show(&doctor)
     );
+
+    // A clone that fails: `failed`, with the worker's message, and the VM deleted.
+    let lab = common::Lab::new(&format!(
+        "{}defaults:\n  image: no-such-local-vm\n",
+        one_cluster_lab(&fleet.url, &account.name, "w1")
+    ));
+    let up = tartlab(&lab, &account.token, &["up"]);
+    printed.keep(&up);
+    assert_ne!(up.code, 0, "{}", show(&up));
+    assert!(
+        up.stderr
+            .contains("a-master failed on worker w1: failed to clone the VM"),
+        "{}",
+        show(&up)
+    );
+    assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
 
     // A foreign VM with the lab node's name, made straight through the API: `up` and
     // `down` leave it as it is.
