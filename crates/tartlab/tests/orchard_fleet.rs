@@ -265,6 +265,23 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
         fleet.log_tails()
     );
     eprintln!("up of 3 VMs on 2 workers: {:?}", started.elapsed());
+    // POST (the create stage's start) to the first SSH login through the controller (the
+    // ssh stage's end), per VM, from the journal: measured, never asserted.
+    let events = lab.events();
+    for (vm, _) in FLEET_VMS {
+        let at = |stage: &str, status: &str| {
+            events
+                .iter()
+                .find(|e| e["node"] == vm && common::is_event(e, stage, status))
+                .and_then(|e| e["elapsed_ms"].as_u64())
+        };
+        eprintln!(
+            "{vm}: POST at {:?} ms, running (ip asked) at {:?} ms, SSH at {:?} ms",
+            at("create", "started"),
+            at("ip", "started"),
+            at("ssh", "done")
+        );
+    }
 
     // Each VM ran where its cluster's label says, and `status` says so.
     let vms = fleet.api("GET", "/v1/vms", None).ok();
