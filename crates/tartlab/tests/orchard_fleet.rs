@@ -531,6 +531,27 @@ fn faults_are_said_in_words_and_change_nothing_that_is_not_the_labs() {
     );
     assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
 
+    // A shape that cannot work on a fleet: two clusters on two workers, each node asked to
+    // reach every other. The connectivity check fails it, with Orchard's own hint.
+    let lab = common::Lab::new(
+        &fleet_lab(&fleet.url, &account.name).replace("hosts: cluster", "hosts: lab"),
+    );
+    let up = tartlab(&lab, &account.token, &["up"]);
+    printed.keep(&up);
+    assert_ne!(up.code, 0, "{}", show(&up));
+    assert!(
+        up.stderr.contains("failed at stage `network`")
+            && up
+                .stderr
+                .contains("reach each other only when they run on the same host"),
+        "{}",
+        show(&up)
+    );
+    let down = tartlab(&lab, &account.token, &["down"]);
+    printed.keep(&down);
+    assert_eq!(down.code, 0, "{}", show(&down));
+    assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
+
     // A foreign VM with the lab node's name, made straight through the API: `up` and
     // `down` leave it as it is.
     let foreign = fleet

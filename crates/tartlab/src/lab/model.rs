@@ -57,7 +57,9 @@ pub struct LabFile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(example = &["../shared", "/opt/certs"])]
     pub allow_paths_outside: Vec<String>,
-    /// Where the lab's VMs are made and run: `tart`, this Mac's tart (the default).
+    /// Where the lab's VMs are made and run: `tart`, this Mac's tart (the default), or
+    /// `{ orchard: { url: ..., service_account: ..., token_env: ... } }`, a fleet of Macs
+    /// through an Orchard controller.
     #[serde(default, skip_serializing_if = "ProviderChoice::is_default")]
     pub provider: ProviderChoice,
 }

@@ -1,11 +1,12 @@
 //! How VMs are made, found and reached, behind one trait: the engine knows `Provider` and
 //! nothing of tart. Modelled on kind's providers (`pkg/cluster/internal/providers/provider.go`:
 //! one interface per backend) and Lima's drivers (`pkg/driver/driver.go`: an SSH address and
-//! declared features). `tart/` drives the local tart command line; `fake.rs` is an in-memory
-//! provider for the engine's unit tests; an Orchard provider will sit beside them.
+//! declared features). `tart/` drives the local tart command line; `orchard/` a fleet of
+//! Macs through an Orchard controller; `fake.rs` is an in-memory provider for the engine's
+//! unit tests.
 //!
 //! A trait object (`Arc<dyn Provider>`) rather than an enum or a generic engine: the
-//! backend is chosen at run time (from the lab file, later), the fake must stay out of the
+//! backend is chosen at run time (from the lab file), the fake must stay out of the
 //! product, and a generic parameter would spread through every stage for no gain.
 
 pub mod orchard;
