@@ -615,3 +615,150 @@ fn faults_are_said_in_words_and_change_nothing_that_is_not_the_labs() {
         }
     }
 }
+
+/// A controller of its own, serving TLS with the certificate it made itself (no workers:
+/// the checks need none). Stopped by its pid when dropped.
+struct TlsController {
+    child: std::process::Child,
+    url: String,
+    data: std::path::PathBuf,
+    home: std::path::PathBuf,
+    token: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsController {
+    fn start() -> TlsController {
+        use std::os::unix::process::CommandExt;
+        let dir = tempfile::Builder::new()
+            .prefix("tartlab-orchard-tls")
+            .tempdir()
+            .unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let (data, home) = (dir.path().join("data"), dir.path().join("home"));
+        std::fs::create_dir_all(&home).unwrap();
+        let token = format!("tls-admin-{}", std::process::id());
+        let log = std::fs::File::create(dir.path().join("controller.log")).unwrap();
+        let child = std::process::Command::new(common::orchard::orchard_bin())
+            .args([
+                "controller",
+                "run",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            .env("ORCHARD_HOME", &home)
+            .env("ORCHARD_BOOTSTRAP_ADMIN_TOKEN", &token)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let controller = TlsController {
+            child,
+            url: format!("https://127.0.0.1:{port}"),
+            data,
+            home,
+            token,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + std::time::Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || !controller.data.join("controller.crt").is_file()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the TLS controller did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        controller
+    }
+}
+
+impl Drop for TlsController {
+    fn drop(&mut self) {
+        // SAFETY: signalling the process group this test started (process_group(0)).
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_controller_with_its_own_certificate_is_trusted_only_when_pinned() {
+    let controller = TlsController::start();
+    let lab_text = |certificate: &str| {
+        format!(
+            "lab: tls\nprovider:\n  orchard:\n    url: {}\n    service_account: bootstrap-admin\n    token_env: {TOKEN_ENV}\n    arch: amd64\n{certificate}clusters:\n  - name: a\n    nodes: [{{ name: master }}]\n",
+            controller.url
+        )
+    };
+
+    // Not pinned: refused in words, with the way to pin it.
+    let lab = common::Lab::new(&lab_text(""));
+    let doctor = tartlab(&lab, &controller.token, &["doctor"]);
+    assert!(
+        doctor.stdout.contains("is not trusted")
+            && doctor.stdout.contains("certificate: controller.crt"),
+        "{}",
+        show(&doctor)
+    );
+
+    // Pinned in the lab file: the controller and the credentials check out.
+    let pinned = controller.data.join("controller.crt");
+    let lab = common::Lab::new(&lab_text(&format!(
+        "    certificate: {}\n",
+        pinned.display()
+    )));
+    let doctor = tartlab(&lab, &controller.token, &["doctor"]);
+    assert!(
+        doctor
+            .stdout
+            .contains(&format!("{}, version", controller.url))
+            && doctor
+                .stdout
+                .contains("service account bootstrap-admin lists VMs"),
+        "{}",
+        show(&doctor)
+    );
+
+    // Another certificate pinned: refused.
+    let other = lab.dir.path().join("other.crt");
+    let fleet_cert = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUJ2mY0dVf1Qmk0S8zO9sN1G1m8fYwCgYIKoZIzj0EAwIw\n-----END CERTIFICATE-----\n";
+    std::fs::write(&other, fleet_cert).unwrap();
+    let lab = common::Lab::new(&lab_text(&format!(
+        "    certificate: {}\n",
+        other.display()
+    )));
+    let doctor = tartlab(&lab, &controller.token, &["doctor"]);
+    assert!(doctor.code != 0, "{}", show(&doctor));
+
+    // From the orchard context the controller wrote (its certificate in it), nothing in the
+    // lab file but the arch.
+    let lab = common::Lab::new(
+        "lab: ctx\nprovider: { orchard: { arch: amd64 } }\nclusters:\n  - name: a\n    nodes: [{ name: master }]\n",
+    );
+    let mut cmd = lab.command(&["doctor"]);
+    cmd.env("ORCHARD_HOME", &controller.home)
+        .env_remove("ORCHARD_URL")
+        .env_remove("ORCHARD_SERVICE_ACCOUNT_NAME")
+        .env_remove("ORCHARD_SERVICE_ACCOUNT_TOKEN");
+    let doctor: common::Out = cmd.output().unwrap().into();
+    assert!(
+        doctor
+            .stdout
+            .contains(&format!("{}, version", controller.url)),
+        "{}\n{}",
+        show(&doctor),
+        std::fs::read_to_string(controller.home.join(".orchard/orchard.yml")).unwrap_or_default()
+    );
+    assert!(
+        !doctor.stdout.contains(&controller.token) && !doctor.stderr.contains(&controller.token)
+    );
+}

@@ -113,6 +113,13 @@ pub struct OrchardSpec {
     /// The token itself. Prefer `token_env`: a lab file is often shared.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
+    /// The controller's own certificate (PEM), to trust it alone whatever its name says,
+    /// as the orchard CLI pins the one a controller makes itself: a path (absolute, `~/...`,
+    /// or relative to the lab file). Default: the orchard context's, when the URL is the
+    /// context's too; else the system's certificate authorities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"orchard-controller.pem")]
+    pub certificate: Option<String>,
     /// The orchard CLI context to read what is not given here. Default: its default
     /// context.
     #[serde(default, skip_serializing_if = "Option::is_none")]

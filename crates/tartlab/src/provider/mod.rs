@@ -44,11 +44,11 @@ pub fn open(
     lab: Option<&Lab>,
     lock: Option<LockShare>,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
-    match lab.map(|l| &l.file.provider) {
-        None | Some(ProviderChoice::Tart) => Ok(Arc::new(tart::TartProvider::locate(lock)?)),
-        Some(ProviderChoice::Orchard(spec)) => {
-            Ok(Arc::new(orchard::OrchardProvider::connect(spec)?))
-        }
+    match lab.map(|l| (l, &l.file.provider)) {
+        None | Some((_, ProviderChoice::Tart)) => Ok(Arc::new(tart::TartProvider::locate(lock)?)),
+        Some((lab, ProviderChoice::Orchard(spec))) => Ok(Arc::new(
+            orchard::OrchardProvider::connect(spec, &lab.source.dir())?,
+        )),
     }
 }
 

@@ -145,18 +145,20 @@ pub fn user_agent() -> String {
 
 impl Controller {
     pub fn new(credentials: Credentials) -> Result<Controller, ProviderError> {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(user_agent())
             .connect_timeout(Duration::from_secs(10))
             // The port-forward is an HTTP/1.1 upgrade.
-            .http1_only()
-            .build()
-            .map_err(|e| {
-                ProviderError::new(
-                    format!("cannot set up an HTTP client for Orchard: {e}"),
-                    "check this host's TLS root certificates",
-                )
-            })?;
+            .http1_only();
+        if let Some(pem) = &credentials.certificate {
+            builder = builder.use_preconfigured_tls(super::pinning::client_config(pem)?);
+        }
+        let http = builder.build().map_err(|e| {
+            ProviderError::new(
+                format!("cannot set up an HTTP client for Orchard: {e}"),
+                "check this host's TLS root certificates",
+            )
+        })?;
         Ok(Controller { http, credentials })
     }
 
@@ -286,6 +288,10 @@ impl Controller {
         let url = self.url();
         let account = &self.credentials.account;
         match refusal {
+            Refusal::Unreachable(why) if why.contains("certificate") => ProviderError::new(
+                format!("the Orchard controller at {url} is not trusted while {doing}: {why}"),
+                "a controller that made its own certificate is trusted by pinning it: `certificate: controller.crt` (from its data directory) under `provider.orchard`, or the orchard context that has it",
+            ),
             Refusal::Unreachable(why) => ProviderError::new(
                 format!("cannot reach the Orchard controller at {url} while {doing}: {why}"),
                 "check the URL and that the controller runs (`curl URL/v1/` answers), then try again",

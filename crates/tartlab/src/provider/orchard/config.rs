@@ -45,6 +45,8 @@ pub struct Credentials {
     /// Where the account and token came from, in words: "the lab file",
     /// "ORCHARD_SERVICE_ACCOUNT_TOKEN", "the orchard context `x` in FILE".
     pub from: String,
+    /// The controller's certificate (PEM) to trust alone, if one is pinned.
+    pub certificate: Option<Vec<u8>>,
 }
 
 /// One context of the orchard CLI's file.
@@ -56,6 +58,8 @@ struct Context {
     service_account_name: Option<String>,
     #[serde(rename = "serviceAccountToken")]
     service_account_token: Option<String>,
+    /// The controller's certificate: base64 of its PEM text.
+    certificate: Option<String>,
 }
 
 /// The orchard CLI's file: its contexts and which is the default.
@@ -160,7 +164,7 @@ pub fn normalize_url(url: &str) -> Result<String, String> {
 
 /// The controller and credentials for `spec`, from the lab file, the environment and the
 /// orchard CLI's file, in that order.
-pub fn resolve(spec: &OrchardSpec) -> Result<Credentials, ProviderError> {
+pub fn resolve(spec: &OrchardSpec, lab_dir: &Path) -> Result<Credentials, ProviderError> {
     let context = read_context(spec.context.as_deref())?;
     let context_words = |what: &str| match &context {
         Some((name, _, path)) => {
@@ -171,13 +175,28 @@ pub fn resolve(spec: &OrchardSpec) -> Result<Credentials, ProviderError> {
         }
         None => "there is no orchard context file".to_string(),
     };
-    let (ctx_url, ctx_account, ctx_token) = match &context {
+    let (ctx_url, ctx_account, ctx_token, ctx_certificate) = match &context {
         Some((_, c, _)) => (
             c.url.clone(),
             c.service_account_name.clone(),
             c.service_account_token.clone(),
+            c.certificate.clone(),
         ),
-        None => (None, None, None),
+        None => (None, None, None, None),
+    };
+    let certificate = match (&spec.certificate, &spec.url, ctx_certificate) {
+        (Some(path), _, _) => Some(read_certificate(path, lab_dir)?),
+        // The context's certificate goes with the context's controller.
+        (None, None, Some(encoded)) if env("ORCHARD_URL").is_none() => Some(
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, encoded.trim())
+                .map_err(|e| {
+                    ProviderError::new(
+                        format!("the orchard context's certificate is not base64: {e}"),
+                        "fix the context with `orchard context create`, or give `certificate:` in the lab file",
+                    )
+                })?,
+        ),
+        _ => None,
     };
     let context_from = context
         .as_ref()
@@ -236,6 +255,26 @@ pub fn resolve(spec: &OrchardSpec) -> Result<Credentials, ProviderError> {
         account,
         token: Secret::new(token),
         from: format!("the account from {account_from}, its token from {token_from}"),
+        certificate,
+    })
+}
+
+/// The PEM file a lab file pins: absolute, `~/...`, or relative to the lab file.
+fn read_certificate(path: &str, lab_dir: &Path) -> Result<Vec<u8>, ProviderError> {
+    let full = match path.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME")
+            .map(|home| Path::new(&home).join(rest))
+            .unwrap_or_else(|| PathBuf::from(path)),
+        None => lab_dir.join(path),
+    };
+    std::fs::read(&full).map_err(|e| {
+        ProviderError::new(
+            format!(
+                "cannot read the Orchard controller's certificate {}: {e}",
+                full.display()
+            ),
+            "fix `provider.orchard.certificate` (the controller's controller.crt, in its data directory)",
+        )
     })
 }
 
@@ -270,6 +309,7 @@ mod tests {
             account: "a".into(),
             token: secret,
             from: String::new(),
+            certificate: None,
         };
         assert!(!format!("{creds:?}").contains("hunter2"));
     }

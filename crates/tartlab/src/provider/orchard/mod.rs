@@ -12,6 +12,7 @@
 mod api;
 mod config;
 mod doctor;
+mod pinning;
 mod tunnel;
 
 use std::collections::BTreeMap;
@@ -61,8 +62,8 @@ fn seconds_from_env(name: &str, default: u64) -> Duration {
 impl OrchardProvider {
     /// The controller the lab file (or the environment, or the orchard CLI's context) names,
     /// with its credentials; nothing is asked of it yet.
-    pub fn connect(spec: &OrchardSpec) -> Result<OrchardProvider, ProviderError> {
-        let credentials = config::resolve(spec)?;
+    pub fn connect(spec: &OrchardSpec, lab_dir: &Path) -> Result<OrchardProvider, ProviderError> {
+        let credentials = config::resolve(spec, lab_dir)?;
         Ok(OrchardProvider {
             controller: Controller::new(credentials)?,
             spec: spec.clone(),
