@@ -354,6 +354,21 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
     assert_eq!(out.code, 0, "{}", show(&out));
     assert_eq!(out.stdout.trim(), "step ran on b-master");
 
+    // `cp` both ways over SFTP through the port-forward.
+    lab.write("greeting.txt", "hello from the host\n");
+    let to = tartlab(&lab, &token, &["cp", "greeting.txt", "b-master:/tmp/greeting.txt"]);
+    printed.keep(&to);
+    assert_eq!(to.code, 0, "{}", show(&to));
+    let back = lab.dir.path().join("back.txt");
+    let from = tartlab(
+        &lab,
+        &token,
+        &["cp", "b-master:/tmp/greeting.txt", back.to_str().unwrap()],
+    );
+    printed.keep(&from);
+    assert_eq!(from.code, 0, "{}", show(&from));
+    assert_eq!(std::fs::read_to_string(&back).unwrap(), "hello from the host\n");
+
     // `inventory` goes through the proxy too; `logs` shows the VM's events from the
     // controller before tartlab's transcript.
     let inventory = tartlab(&lab, &token, &["inventory"]);
@@ -386,6 +401,18 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
     let again = tartlab(&lab, &token, &["up"]);
     printed.keep(&again);
     assert_eq!(again.code, 0, "{}", show(&again));
+    assert_eq!(uids(&fleet), before);
+
+    // A change Orchard cannot make in place is a recreate `plan` names.
+    let resized = std::fs::read_to_string(lab.lab.join("tartlab.yaml"))
+        .unwrap()
+        .replace("      - { name: master, role: master }\n      - { name: node", "      - { name: master, role: master, cpu: 3 }\n      - { name: node");
+    lab.write("tartlab.yaml", &resized);
+    let plan = tartlab(&lab, &token, &["plan"]);
+    printed.keep(&plan);
+    let line = plan.stdout.lines().find(|l| l.contains("a-master")).unwrap_or("");
+    assert!(line.contains("recreate"), "{}", show(&plan));
+    lab.write("tartlab.yaml", &fleet_lab(&fleet.url, &account.name));
     assert_eq!(uids(&fleet), before);
 
     // `stop` is refused, exit 2 (bad usage), nothing changed.
