@@ -356,7 +356,11 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
 
     // `cp` both ways over SFTP through the port-forward.
     lab.write("greeting.txt", "hello from the host\n");
-    let to = tartlab(&lab, &token, &["cp", "greeting.txt", "b-master:/tmp/greeting.txt"]);
+    let to = tartlab(
+        &lab,
+        &token,
+        &["cp", "greeting.txt", "b-master:/tmp/greeting.txt"],
+    );
     printed.keep(&to);
     assert_eq!(to.code, 0, "{}", show(&to));
     let back = lab.dir.path().join("back.txt");
@@ -367,7 +371,10 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
     );
     printed.keep(&from);
     assert_eq!(from.code, 0, "{}", show(&from));
-    assert_eq!(std::fs::read_to_string(&back).unwrap(), "hello from the host\n");
+    assert_eq!(
+        std::fs::read_to_string(&back).unwrap(),
+        "hello from the host\n"
+    );
 
     // `inventory` goes through the proxy too; `logs` shows the VM's events from the
     // controller before tartlab's transcript.
@@ -406,11 +413,18 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
     // A change Orchard cannot make in place is a recreate `plan` names.
     let resized = std::fs::read_to_string(lab.lab.join("tartlab.yaml"))
         .unwrap()
-        .replace("      - { name: master, role: master }\n      - { name: node", "      - { name: master, role: master, cpu: 3 }\n      - { name: node");
+        .replace(
+            "      - { name: master, role: master }\n      - { name: node",
+            "      - { name: master, role: master, cpu: 3 }\n      - { name: node",
+        );
     lab.write("tartlab.yaml", &resized);
     let plan = tartlab(&lab, &token, &["plan"]);
     printed.keep(&plan);
-    let line = plan.stdout.lines().find(|l| l.contains("a-master")).unwrap_or("");
+    let line = plan
+        .stdout
+        .lines()
+        .find(|l| l.contains("a-master"))
+        .unwrap_or("");
     assert!(line.contains("recreate"), "{}", show(&plan));
     lab.write("tartlab.yaml", &fleet_lab(&fleet.url, &account.name));
     assert_eq!(uids(&fleet), before);
@@ -788,4 +802,50 @@ fn a_controller_with_its_own_certificate_is_trusted_only_when_pinned() {
     assert!(
         !doctor.stdout.contains(&controller.token) && !doctor.stderr.contains(&controller.token)
     );
+}
+
+#[test]
+fn a_worker_killed_under_a_lab_fails_its_nodes_in_words_and_up_recreate_brings_them_back() {
+    let mut fleet = two_workers();
+    let account = fleet.service_account("tartlab", &["compute:read", "compute:write"]);
+    let lab = common::Lab::new(&fleet_lab(&fleet.url, &account.name));
+    let token = account.token.clone();
+    let up = tartlab(&lab, &token, &["up"]);
+    assert_eq!(up.code, 0, "{}", show(&up));
+    let before = uids(&fleet);
+
+    // The worker of cluster b dies as a crash would: the controller still says running, but
+    // nothing reaches b-master, and `up` says so with what the controller answered; the
+    // nodes of the other worker stay as they are.
+    fleet.kill_worker("w2");
+    let up = tartlab(&lab, &token, &["up"]);
+    assert_eq!(up.code, 3, "a partial failure: {}", show(&up));
+    assert!(
+        up.stderr
+            .contains("b-master's worker w2 gave no address for it"),
+        "{}",
+        show(&up)
+    );
+
+    // Back with the same name and home, the worker fails the VM it lost track of; a VM
+    // that stopped is over on Orchard: `up` names it, `up --recreate` makes it anew.
+    fleet.restart_worker("w2");
+    fleet.wait_for_vm("b-master", "failed");
+    let up = tartlab(&lab, &token, &["up"]);
+    assert_ne!(up.code, 0, "{}", show(&up));
+    assert!(up.stderr.contains("--recreate"), "{}", show(&up));
+    let up = tartlab(&lab, &token, &["up", "--recreate"]);
+    assert_eq!(up.code, 0, "{}", show(&up));
+    let after = uids(&fleet);
+    assert_eq!(after["a-master"], before["a-master"]);
+    assert_eq!(after["a-node"], before["a-node"]);
+    assert_ne!(after["b-master"], before["b-master"]);
+    let ssh = tartlab(
+        &lab,
+        &token,
+        &["ssh", "b-master", "--", "cat /var/tmp/marker"],
+    );
+    assert_eq!(ssh.stdout.trim(), "step ran on b-master", "{}", show(&ssh));
+    let down = tartlab(&lab, &token, &["down"]);
+    assert_eq!(down.code, 0, "{}", show(&down));
 }

@@ -406,14 +406,24 @@ impl Provider for OrchardProvider {
         wait: AddressWait,
     ) -> BoxFuture<'a, Result<String, ProviderError>> {
         Box::pin(async move {
-            self.controller
-                .ip(vm, wait.timeout)
-                .await
-                .map_err(|e| {
-                    let mut error = self.controller.explain(&format!("asking the address of {vm}"), e);
-                    error.hint = format!("the worker asks `tart ip` of the VM; check that the VM runs (`tartlab status`) and its worker is online. {}", error.hint);
-                    error
-                })
+            match self.controller.ip(vm, wait.timeout).await {
+                Ok(ip) => Ok(ip),
+                // The controller asks the worker, which asks `tart ip`: a worker that is down
+                // or a VM that is not booted give the same 500 (503 when the worker is gone).
+                Err(Refusal::Status(status @ (500 | 503), _)) => {
+                    let worker = match self.controller.vm(vm).await {
+                        Ok(Some(found)) if !found.worker.is_empty() => found.worker,
+                        _ => "?".to_string(),
+                    };
+                    Err(ProviderError::new(
+                        format!("{vm}'s worker {worker} gave no address for it (the controller answered {status}): the worker is down, or the VM did not boot"),
+                        format!("check that `orchard worker run` runs on {worker} (`orchard list workers` shows when each was last seen), then `tartlab up` again; a worker that comes back fails the VMs it lost, which `tartlab up --recreate` makes anew"),
+                    ))
+                }
+                Err(e) => Err(self
+                    .controller
+                    .explain(&format!("asking the address of {vm}"), e)),
+            }
         })
     }
 
