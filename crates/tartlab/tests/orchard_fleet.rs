@@ -849,3 +849,37 @@ fn a_worker_killed_under_a_lab_fails_its_nodes_in_words_and_up_recreate_brings_t
     let down = tartlab(&lab, &token, &["down"]);
     assert_eq!(down.code, 0, "{}", show(&down));
 }
+
+/// Timings for the closing note (measured, never asserted; `--ignored` to run): up(9) of
+/// three clusters on three workers, a converged up, and `status`.
+#[test]
+#[ignore]
+fn fleet_timings() {
+    let fleet = Fleet::start(&[
+        ("w1", &[("worker", "w1")]),
+        ("w2", &[("worker", "w2")]),
+        ("w3", &[("worker", "w3")]),
+    ]);
+    let account = fleet.service_account("tartlab", &["compute:read", "compute:write"]);
+    let mut text = format!(
+        "lab: bench\nprovider:\n  orchard:\n    url: {}\n    service_account: {}\n    token_env: {TOKEN_ENV}\n    arch: amd64\nhosts: cluster\nusers:\n  - {{ name: devops, sudo: nopasswd }}\nclusters:\n",
+        fleet.url, account.name
+    );
+    for w in ["w1", "w2", "w3"] {
+        text.push_str(&format!(
+            "  - name: c{w}\n    placement: {{ labels: {{ worker: {w} }} }}\n    nodes:\n      - {{ name: master }}\n      - {{ name: worker, count: 2 }}\n"
+        ));
+    }
+    let lab = common::Lab::new(&text);
+    let token = account.token.clone();
+    let timed = |args: &[&str]| {
+        let started = Instant::now();
+        let out = tartlab(&lab, &token, args);
+        assert_eq!(out.code, 0, "{}", show(&out));
+        started.elapsed()
+    };
+    eprintln!("up(9) on 3 workers: {:?}", timed(&["up"]));
+    eprintln!("converged up(9): {:?}", timed(&["up"]));
+    eprintln!("status of 9: {:?}", timed(&["status"]));
+    eprintln!("down of 9: {:?}", timed(&["down"]));
+}
