@@ -615,11 +615,39 @@ fn faults_are_said_in_words_and_change_nothing_that_is_not_the_labs() {
         show(&down)
     );
     assert_eq!(still["status"], "running");
-    eprintln!(
-        "foreign VM: up said\n{}\ndown said\n{}",
-        up.stderr, down.stderr
+    // Taken over only when asked: `up --adopt` makes it the lab's (by its uid). With other
+    // settings than the lab file's, it is left running as it is (Orchard cannot resize);
+    // with the lab file saying what it has, it is provisioned; then `down` deletes it.
+    let adopt = tartlab(&lab, &account.token, &["up", "--adopt"]);
+    printed.keep(&adopt);
+    assert_ne!(adopt.code, 0, "{}", show(&adopt));
+    assert!(
+        adopt
+            .stderr
+            .contains("a-master is not as the lab file says (cpu 4 -> 2"),
+        "{}",
+        show(&adopt)
     );
-    fleet.delete_vms_and_wait_gone(&["a-master"]);
+    assert_eq!(lab.state()["vms"]["a-master"]["mac"], json!(uid));
+    let still = fleet.api("GET", "/v1/vms/a-master", None).ok();
+    assert_eq!(
+        (still["uid"].clone(), still["status"].clone()),
+        (json!(uid), json!("running"))
+    );
+    lab.write(
+        "tartlab.yaml",
+        &format!(
+            "{}defaults: {{ cpu: 4, memory: 8192 }}\n",
+            one_cluster_lab(&fleet.url, &account.name, "w1")
+        ),
+    );
+    let adopt = tartlab(&lab, &account.token, &["up"]);
+    printed.keep(&adopt);
+    assert_eq!(adopt.code, 0, "{}", show(&adopt));
+    let down = tartlab(&lab, &account.token, &["down"]);
+    printed.keep(&down);
+    assert_eq!(down.code, 0, "{}", show(&down));
+    assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
 
     // Credentials as the orchard CLI finds them: its context file (the controller wrote a
     // bootstrap-admin context in its own ORCHARD_HOME), then the environment over it.
