@@ -676,6 +676,25 @@ fn faults_are_said_in_words_and_change_nothing_that_is_not_the_labs() {
         show(&doctor)
     );
 
+    // A token written in the lab file itself (not advised) works, and `config` masks it.
+    let literal = common::Lab::new(&one_cluster_lab(&fleet.url, &account.name, "w1").replace(
+        &format!("token_env: {TOKEN_ENV}"),
+        &format!("token: {}", account.token),
+    ));
+    let config = literal.tartlab(&["config"]);
+    assert_eq!(config.code, 0, "{}", show(&config));
+    assert!(config.stdout.contains("********"), "{}", config.stdout);
+    printed.keep(&config);
+    let doctor = literal.tartlab(&["doctor"]);
+    printed.keep(&doctor);
+    assert!(
+        doctor
+            .stdout
+            .contains("its token from the lab file's `token`"),
+        "{}",
+        show(&doctor)
+    );
+
     eprintln!("everything the faults printed:\n{}", printed.0.join("\n"));
     let files = lab.tartlab_files_text(&[]);
     for text in printed.0.iter().chain([&files]) {
