@@ -426,6 +426,17 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
         .find(|l| l.contains("a-master"))
         .unwrap_or("");
     assert!(line.contains("recreate"), "{}", show(&plan));
+    // So is a move to another worker.
+    let moved = fleet_lab(&fleet.url, &account.name).replace("worker: w2", "worker: w1");
+    lab.write("tartlab.yaml", &moved);
+    let plan = tartlab(&lab, &token, &["plan"]);
+    printed.keep(&plan);
+    let line = plan
+        .stdout
+        .lines()
+        .find(|l| l.contains("b-master"))
+        .unwrap_or("");
+    assert!(line.contains("recreate"), "{}", show(&plan));
     lab.write("tartlab.yaml", &fleet_lab(&fleet.url, &account.name));
     assert_eq!(uids(&fleet), before);
 

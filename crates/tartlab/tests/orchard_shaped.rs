@@ -255,6 +255,7 @@ impl Provider for OrchardShaped {
             reboot_ends_vm: true,
             snapshots: false,
             peers: Peers::SameHost,
+            placement: false,
         }
     }
 

@@ -284,6 +284,10 @@ pub fn resource_changes(node: &Node, owned: &OwnedVm) -> Vec<Change> {
             node.network.to_string(),
         );
     }
+    // Recorded only where the provider places VMs by it.
+    if let Some(placed) = owned.placement.as_ref().filter(|p| **p != node.placement) {
+        change("placement", placed.to_string(), node.placement.to_string());
+    }
     changes
 }
 

@@ -196,7 +196,13 @@ fn expand_node(
     } else {
         "defaults.cloud_init".to_string()
     };
-    for expanded in node::expand(prefix, &file.defaults, cluster, node) {
+    for mut expanded in node::expand(prefix, &file.defaults, cluster, node) {
+        // The lab's own Orchard labels go under the cluster's and the node's.
+        if let super::model::ProviderChoice::Orchard(orchard) = &file.provider {
+            let mut labels = orchard.labels.clone();
+            labels.append(&mut expanded.placement.labels);
+            expanded.placement.labels = labels;
+        }
         let vm_name = &expanded.vm_name;
         if vm_name.len() > 63 {
             c.error(

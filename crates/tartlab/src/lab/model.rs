@@ -188,6 +188,33 @@ pub struct Placement {
     pub resources: BTreeMap<String, u64>,
 }
 
+impl std::fmt::Display for Placement {
+    /// `labels zone=a resources slots=1`, or `anywhere`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return f.write_str("anywhere");
+        }
+        let mut parts = Vec::new();
+        if !self.labels.is_empty() {
+            let pairs: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            parts.push(format!("labels {}", pairs.join(",")));
+        }
+        if !self.resources.is_empty() {
+            let pairs: Vec<String> = self
+                .resources
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            parts.push(format!("resources {}", pairs.join(",")));
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
 impl Placement {
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.resources.is_empty()

@@ -83,6 +83,7 @@ impl FakeProvider {
             reboot_ends_vm: true,
             snapshots: false,
             peers: Peers::SameHost,
+            placement: true,
         };
         fake
     }

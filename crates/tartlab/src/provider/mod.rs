@@ -212,6 +212,9 @@ pub struct Capabilities {
     pub snapshots: bool,
     /// How a VM reaches its lab's other VMs.
     pub peers: Peers,
+    /// It chooses a host for each VM by the VM's `placement` (Orchard's labels and
+    /// resources), so a changed placement means the VM made again elsewhere.
+    pub placement: bool,
 }
 
 /// How a provider's VMs reach each other.
@@ -236,6 +239,7 @@ impl Capabilities {
             reboot_ends_vm: true,
             snapshots: false,
             peers: Peers::ByNetwork,
+            placement: false,
         }
     }
 
@@ -250,6 +254,7 @@ impl Capabilities {
             ("a reboot from inside ends the VM", self.reboot_ends_vm),
             ("snapshots", self.snapshots),
             ("peers on other hosts", self.peers == Peers::ByNetwork),
+            ("placement on hosts by labels", self.placement),
         ]
     }
 }

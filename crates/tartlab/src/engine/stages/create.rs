@@ -60,6 +60,11 @@ async fn create(ctx: &Context, run: &mut NodeRun, from: CreateFrom) -> Result<bo
                     memory: node.memory,
                     disk: node.disk,
                     network: node.network.clone(),
+                    placement: ctx
+                        .provider
+                        .capabilities()
+                        .placement
+                        .then(|| node.placement.clone()),
                     ..OwnedVm::default()
                 },
             );

@@ -228,6 +228,7 @@ impl Provider for OrchardProvider {
             reboot_ends_vm: true,
             snapshots: false,
             peers: Peers::SameHost,
+            placement: true,
         }
     }
 
