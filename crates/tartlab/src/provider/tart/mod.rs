@@ -26,8 +26,8 @@ use self::leases::LeaseWatcher;
 use self::network::{run_flags, softnet_ready};
 use self::running::RunningVms;
 use super::{
-    AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Provider, ProviderError,
-    Resize, Stopped, VmInfo, VmSettings, VmSpec,
+    AddressLook, AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Provider,
+    ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
 };
 use crate::dial::{Dialer, SshRoute, TcpDialer};
 use crate::doctor::Check;
@@ -138,10 +138,10 @@ impl TartProvider {
             .as_ref()
     }
 
-    /// Looks the address up in the background: in the lease file (one watcher for every
-    /// node), else with `tart ip --wait`; a bridged VM has no lease on this host, so it is
-    /// asked of the guest agent, then of the ARP cache, never of the lease file (which may
-    /// hold a stale lease of the same MAC).
+    /// Looks the address up once, in the background, for at most `secs`: in the lease file
+    /// (one watcher for every node), else with `tart ip --wait`; a bridged VM has no lease
+    /// on this host, so it is asked of the guest agent, then of the ARP cache, never of the
+    /// lease file (which may hold a stale lease of the same MAC).
     async fn lookup(
         &self,
         vm: &str,
@@ -151,29 +151,25 @@ impl TartProvider {
     ) -> Result<tokio::task::JoinHandle<Result<String, String>>, ProviderError> {
         let (tart, name) = (self.tart.clone(), vm.to_string());
         if !network.leased_by_host() {
+            let agent_wait = secs.clamp(1, 5) as u16;
             return Ok(tokio::spawn(async move {
-                let deadline = Instant::now() + Duration::from_secs(secs);
                 let mut last = String::new();
-                loop {
-                    for (resolver, wait) in [(Resolver::Agent, 5), (Resolver::Arp, 1)] {
-                        let asked = match tart.spawn_ip(&name, wait, resolver) {
-                            Ok(child) => tart
-                                .ip_result(&name, child)
-                                .await
-                                .map_err(|e| e.to_string()),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        match asked {
-                            Ok(ip) => return Ok(ip),
-                            Err(e) => last = e,
-                        }
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(format!(
-                            "neither the guest agent nor the ARP cache knows its address (a bridged VM has none in this host's lease file): {last}"
-                        ));
+                for (resolver, wait) in [(Resolver::Agent, agent_wait), (Resolver::Arp, 1)] {
+                    let asked = match tart.spawn_ip(&name, wait, resolver) {
+                        Ok(child) => tart
+                            .ip_result(&name, child)
+                            .await
+                            .map_err(|e| e.to_string()),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    match asked {
+                        Ok(ip) => return Ok(ip),
+                        Err(e) => last = e,
                     }
                 }
+                Err(format!(
+                    "neither the guest agent nor the ARP cache knows its address (a bridged VM has none in this host's lease file): {last}"
+                ))
             }));
         }
         if let Some(watcher) = self.lease_watcher().await {
@@ -202,50 +198,41 @@ impl TartProvider {
         }))
     }
 
-    /// Waits for the address while watching the `tart run` this provider started, if any.
-    async fn wait_for_address(
+    /// One look for the address, while watching the `tart run` this provider started, if
+    /// any: that run ending is the end of the wait.
+    async fn look_for_address(
         &self,
         vm: &str,
         identity: &str,
         network: &NetworkMode,
         wait: AddressWait,
-    ) -> Result<String, ProviderError> {
+    ) -> AddressLook {
         let secs = wait.timeout.as_secs().max(1);
-        let mut lookup = self.lookup(vm, identity, network, secs).await?;
-        let log = self
-            .runs
-            .lock()
-            .ok()
-            .and_then(|r| r.get(vm).map(|r| r.log.clone()));
+        let mut lookup = match self.lookup(vm, identity, network, secs).await {
+            Ok(lookup) => lookup,
+            Err(e) => return AddressLook::Failed(e),
+        };
+        let watched = self.runs.lock().ok().is_some_and(|r| r.contains_key(vm));
         let result = loop {
             tokio::select! {
                 result = &mut lookup => break result,
-                _ = tokio::time::sleep(Duration::from_millis(250)), if log.is_some() => {
+                _ = tokio::time::sleep(Duration::from_millis(250)), if watched => {
                     if let Some(stopped) = self.run_ended(vm) {
                         match stopped {
                             RunEnded::LateLock => break lookup.await,
                             RunEnded::Exited(message, hint) => {
                                 lookup.abort();
-                                return Err(ProviderError::new(message, hint));
+                                return AddressLook::Failed(ProviderError::new(message, hint));
                             }
                         }
                     }
                 }
             }
         };
-        let hint_log = log.map_or(String::new(), |l| format!("see {} and ", l.display()));
-        let hint = if network.leased_by_host() {
-            format!("the VM runs but took no DHCP lease; {hint_log}check the host's DHCP lease time (tart's FAQ), or raise TARTLAB_IP_TIMEOUT")
-        } else {
-            format!("a bridged VM gets its address from the LAN's DHCP server; {hint_log}check that the image runs the Tart Guest Agent (`tart ip --resolver agent`) and that the LAN gives addresses")
-        };
         match result {
-            Ok(Ok(ip)) => Ok(ip),
-            Ok(Err(e)) => Err(ProviderError::new(
-                format!("no IP address for {vm} within {secs} s: {e}"),
-                hint,
-            )),
-            Err(e) => Err(ProviderError::new(
+            Ok(Ok(ip)) => AddressLook::Known(ip),
+            Ok(Err(e)) => AddressLook::NotYet(e),
+            Err(e) => AddressLook::Failed(ProviderError::new(
                 format!("`tart ip` did not finish: {e}"),
                 "",
             )),
@@ -515,8 +502,16 @@ impl Provider for TartProvider {
         identity: &'a str,
         network: &'a NetworkMode,
         wait: AddressWait,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
-        Box::pin(self.wait_for_address(vm, identity, network, wait))
+    ) -> BoxFuture<'a, AddressLook> {
+        Box::pin(self.look_for_address(vm, identity, network, wait))
+    }
+
+    fn address_hint(&self, network: &NetworkMode) -> String {
+        if network.leased_by_host() {
+            "the VM runs but took no DHCP lease; check the host's DHCP lease time (tart's FAQ), or raise TARTLAB_IP_TIMEOUT".into()
+        } else {
+            "a bridged VM gets its address from the LAN's DHCP server; check that the image runs the Tart Guest Agent (`tart ip --resolver agent`) and that the LAN gives addresses".into()
+        }
     }
 
     fn dialer(&self, _vm: &str, address: &str) -> Arc<dyn Dialer> {
