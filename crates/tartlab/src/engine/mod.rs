@@ -318,6 +318,12 @@ impl Engine {
         )
     }
 
+    /// From now on, recreates the VMs only a recreate brings up, as `--recreate` does (the
+    /// user said yes on a terminal).
+    pub fn allow_recreate(&mut self) {
+        self.options.recreate = true;
+    }
+
     pub fn orphans(&self) -> Vec<String> {
         plan::orphans(&self.lab.nodes, &self.state)
     }
