@@ -245,7 +245,7 @@ fn environment(
                 lab,
                 outputs,
                 node,
-                reference.kind(),
+                reference.scope,
                 &reference.target,
                 &reference.key,
             )
