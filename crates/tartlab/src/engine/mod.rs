@@ -137,15 +137,39 @@ impl Context {
     }
 }
 
+/// A lab user's key that cannot be read: which, whose, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadKey {
+    pub key: String,
+    pub user: String,
+    pub why: crate::lab::NotRead,
+}
+
+impl std::fmt::Display for UnreadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot read key `{}` of user {}: {}",
+            self.key, self.user, self.why
+        )
+    }
+}
+
 /// Each lab user's authorized_keys lines: their own keys, then the lab key.
-pub fn user_keys(lab: &Lab, lab_public_key: &str) -> Result<HashMap<String, Vec<String>>, String> {
+pub fn user_keys(
+    lab: &Lab,
+    lab_public_key: &str,
+) -> Result<HashMap<String, Vec<String>>, UnreadKey> {
     let mut all = HashMap::new();
     for user in &lab.file.users {
         let mut keys = Vec::new();
         for k in &user.authorized_keys {
             keys.push(
-                crate::lab::authorized_key_text(k, lab)
-                    .map_err(|e| format!("cannot read key `{k}` of user {}: {e}", user.name))?,
+                crate::lab::authorized_key_text(k, lab).map_err(|why| UnreadKey {
+                    key: k.clone(),
+                    user: user.name.clone(),
+                    why,
+                })?,
             );
         }
         keys.push(lab_public_key.trim().to_string());
@@ -273,7 +297,7 @@ impl Engine {
             .to_openssh()
             .map_err(|e| Error::fatal(e.to_string(), ""))?;
         let user_keys = user_keys(&lab, &public)
-            .map_err(|e| Error::fatal(e, "fix the path in the lab file"))?;
+            .map_err(|e| Error::fatal(e.to_string(), "fix the path in the lab file"))?;
         Ok(Engine {
             lab,
             dir,

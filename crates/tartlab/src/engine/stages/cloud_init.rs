@@ -107,13 +107,8 @@ async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
         return Ok(());
     };
     let vm = run.node.vm_name.clone();
-    let (text, digest) = user_data.map_err(|e| {
-        Failure::new(
-            Stage::CloudInit,
-            e,
-            "fix the user-data file named by cloud_init:",
-        )
-    })?;
+    let (text, digest) =
+        user_data.map_err(|e| Failure::new(Stage::CloudInit, e.to_string(), e.hint()))?;
     let applied = ctx.store.vm(&vm).unwrap_or_default().applied;
     if applied.get(inputs::CLOUD_INIT) == Some(&digest) {
         return Ok(());
