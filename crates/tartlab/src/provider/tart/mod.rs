@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tokio::process::Child;
 use tokio::sync::OnceCell;
 
-use self::cli::{last_lines, Resolver, Tart, TartError, MINIMUM_VERSION};
+use self::cli::{last_lines, NotFound, Resolver, Tart, TartError, MINIMUM_VERSION};
 use self::leases::LeaseWatcher;
 use self::network::{run_flags, softnet_ready};
 use self::running::RunningVms;
@@ -60,10 +60,15 @@ impl TartProvider {
     /// commands it runs inherit `lock`, if given (see docs/LIFECYCLE.md).
     pub fn locate(lock: Option<LockShare>) -> Result<TartProvider, ProviderError> {
         let mut tart = Tart::locate().map_err(|e| {
-            ProviderError::new(
-                format!("cannot find tart: {e}"),
-                "install it (`brew install cirruslabs/cli/tart`), or point TARTLAB_TART at it",
-            )
+            let hint = match e {
+                NotFound::NotOnPath => {
+                    "install it (`brew install cirruslabs/cli/tart`), or point TARTLAB_TART at it"
+                }
+                NotFound::NoSuchFile(_) => {
+                    "point TARTLAB_TART at the tart program (`brew install cirruslabs/cli/tart` installs it), or unset it to use the tart on PATH"
+                }
+            };
+            ProviderError::new(format!("cannot find tart: {e}"), hint)
         })?;
         tart.lock = lock;
         Ok(TartProvider {
