@@ -1,7 +1,9 @@
 //! What decides whether a piece of provisioning must run (again) on a node: the hash of its
 //! inputs, compared with the one the state file recorded when it last succeeded there. One
-//! place for base parts, the `/etc/hosts` block, files and steps, so that `plan` (which
-//! predicts) and the stages (which do) can never disagree.
+//! place for base parts (with the users' `authorized_keys` lines, `user_keys`), the
+//! `/etc/hosts` block, the user-data, files and steps, so that `plan` (which predicts) and
+//! the stages (which do) can never disagree. What cannot be made fails with an
+//! `InputError` that says what to do.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -185,6 +187,47 @@ impl From<NotRead> for InputError {
     fn from(e: NotRead) -> InputError {
         InputError::NotRead(e)
     }
+}
+
+/// A lab user's key that cannot be read: which, whose, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadKey {
+    pub key: String,
+    pub user: String,
+    pub why: NotRead,
+}
+
+impl std::fmt::Display for UnreadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot read key `{}` of user {}: {}",
+            self.key, self.user, self.why
+        )
+    }
+}
+
+/// Each lab user's authorized_keys lines: their own keys, then the lab key.
+pub fn user_keys(
+    lab: &Lab,
+    lab_public_key: &str,
+) -> Result<HashMap<String, Vec<String>>, UnreadKey> {
+    let mut all = HashMap::new();
+    for user in &lab.file.users {
+        let mut keys = Vec::new();
+        for k in &user.authorized_keys {
+            keys.push(
+                crate::lab::authorized_key_text(k, lab).map_err(|why| UnreadKey {
+                    key: k.clone(),
+                    user: user.name.clone(),
+                    why,
+                })?,
+            );
+        }
+        keys.push(lab_public_key.trim().to_string());
+        all.insert(user.name.clone(), keys);
+    }
+    Ok(all)
 }
 
 /// The files a node gets, as `validate` read them (`lab::input`: inside the lab's

@@ -4,8 +4,8 @@
 //! and checks Softnet's set-up; `doctor.rs` checks tart and its host. Here they become the
 //! `Provider` the engine uses.
 //!
-//! Over 500 lines, for a reason: the `Provider` impl is one block, and the address wait lives
-//! beside it because it watches the `tart run` children the provider started.
+//! Over 500 lines, for a reason: the `Provider` impl is one block, and the look for an
+//! address lives beside it because it watches the `tart run` children the provider started.
 
 pub mod cli;
 mod doctor;
