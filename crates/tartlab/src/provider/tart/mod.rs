@@ -55,6 +55,21 @@ fn failed(e: TartError, hint: &str) -> ProviderError {
     ProviderError::new(e.to_string(), hint)
 }
 
+fn cannot_run_ip(vm: &str, e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::new(
+        format!("cannot run `tart ip {vm}`: {e}"),
+        "check that tart is installed",
+    )
+}
+
+/// `tart ip` exits 2 for a VM it does not have: it was deleted while tartlab waited.
+fn gone(e: TartError) -> ProviderError {
+    failed(
+        e,
+        "the VM was deleted meanwhile: `tartlab up` makes it again",
+    )
+}
+
 impl TartProvider {
     /// tart (`TARTLAB_TART`, else `tart` on PATH) and its home (`TART_HOME`). The tart
     /// commands it runs inherit `lock`, if given (see docs/LIFECYCLE.md).
@@ -146,14 +161,15 @@ impl TartProvider {
     /// Looks the address up once, in the background, for at most `secs`: in the lease file
     /// (one watcher for every node), else with `tart ip --wait`; a bridged VM has no lease
     /// on this host, so it is asked of the guest agent, then of the ARP cache, never of the
-    /// lease file (which may hold a stale lease of the same MAC).
+    /// lease file (which may hold a stale lease of the same MAC). A VM tart does not have
+    /// (exit 2) never gets one: that ends the wait.
     async fn lookup(
         &self,
         vm: &str,
         identity: &str,
         network: &NetworkMode,
         secs: u64,
-    ) -> Result<tokio::task::JoinHandle<Result<String, String>>, ProviderError> {
+    ) -> Result<tokio::task::JoinHandle<AddressLook>, ProviderError> {
         let (tart, name) = (self.tart.clone(), vm.to_string());
         if !network.leased_by_host() {
             let agent_wait = secs.clamp(1, 5) as u16;
@@ -161,18 +177,16 @@ impl TartProvider {
                 let mut last = String::new();
                 for (resolver, wait) in [(Resolver::Agent, agent_wait), (Resolver::Arp, 1)] {
                     let asked = match tart.spawn_ip(&name, wait, resolver) {
-                        Ok(child) => tart
-                            .ip_result(&name, child)
-                            .await
-                            .map_err(|e| e.to_string()),
-                        Err(e) => Err(e.to_string()),
+                        Ok(child) => tart.ip_result(&name, child).await,
+                        Err(e) => return AddressLook::Failed(cannot_run_ip(&name, e)),
                     };
                     match asked {
-                        Ok(ip) => return Ok(ip),
-                        Err(e) => last = e,
+                        Ok(ip) => return AddressLook::Known(ip),
+                        Err(e) if e.code == Some(2) => return AddressLook::Failed(gone(e)),
+                        Err(e) => last = e.to_string(),
                     }
                 }
-                Err(format!(
+                AddressLook::NotYet(format!(
                     "neither the guest agent nor the ARP cache knows its address (a bridged VM has none in this host's lease file): {last}"
                 ))
             }));
@@ -182,24 +196,24 @@ impl TartProvider {
             let file = leases::lease_file();
             return Ok(tokio::spawn(async move {
                 match watcher.address(&mac, Duration::from_secs(secs)).await {
-                    Some(ip) => Ok(ip.to_string()),
-                    None => Err(format!("no lease for its MAC {mac} in {}", file.display())),
+                    Some(ip) => AddressLook::Known(ip.to_string()),
+                    None => AddressLook::NotYet(format!(
+                        "no lease for its MAC {mac} in {}",
+                        file.display()
+                    )),
                 }
             }));
         }
         let child = self
             .tart
             .spawn_ip(vm, secs.min(u64::from(u16::MAX)) as u16, Resolver::Dhcp)
-            .map_err(|e| {
-                ProviderError::new(
-                    format!("cannot run `tart ip {vm}`: {e}"),
-                    "check that tart is installed",
-                )
-            })?;
+            .map_err(|e| cannot_run_ip(vm, e))?;
         Ok(tokio::spawn(async move {
-            tart.ip_result(&name, child)
-                .await
-                .map_err(|e| e.to_string())
+            match tart.ip_result(&name, child).await {
+                Ok(ip) => AddressLook::Known(ip),
+                Err(e) if e.code == Some(2) => AddressLook::Failed(gone(e)),
+                Err(e) => AddressLook::NotYet(e.to_string()),
+            }
         }))
     }
 
@@ -235,8 +249,7 @@ impl TartProvider {
             }
         };
         match result {
-            Ok(Ok(ip)) => AddressLook::Known(ip),
-            Ok(Err(e)) => AddressLook::NotYet(e),
+            Ok(look) => look,
             Err(e) => AddressLook::Failed(ProviderError::new(
                 format!("`tart ip` did not finish: {e}"),
                 "",
