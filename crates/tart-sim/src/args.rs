@@ -1,6 +1,10 @@
 //! A small re-implementation of swift-argument-parser 1.6.1 as tart uses it: option
 //! syntax, the order in which problems are found, and the exact error and help texts
 //! (the crate README, "What is simulated"), so tools are tested against tart's words.
+//!
+//! Over 500 lines, for a reason: one parser whose order of checks is the thing simulated
+//! (the first problem swift-argument-parser finds is the one tart prints), with its help
+//! renderer and their unit tests; split, that order would be spread over files.
 
 use std::collections::HashMap;
 

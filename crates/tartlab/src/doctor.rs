@@ -69,7 +69,7 @@ pub fn free_bytes(path: &std::path::Path) -> Option<u64> {
 }
 
 /// Whether this process can make a file in `dir` (tried, then removed).
-pub fn writable(dir: &std::path::Path) -> Result<(), String> {
+pub fn writable(dir: &std::path::Path) -> std::io::Result<()> {
     let probe = dir.join(format!(".tartlab-doctor-{}", std::process::id()));
     std::fs::OpenOptions::new()
         .write(true)
@@ -78,5 +78,4 @@ pub fn writable(dir: &std::path::Path) -> Result<(), String> {
         .map(|_| {
             let _ = std::fs::remove_file(&probe);
         })
-        .map_err(|e| e.to_string())
 }

@@ -257,3 +257,54 @@ exec /usr/bin/cloud-init "$@"
         "the journal keeps it escaped too"
     );
 }
+
+#[test]
+fn a_cloud_init_that_never_ends_is_a_requirement_unmet_with_its_status_and_log() {
+    // A guest whose cloud-init always says it runs (a wrapper first in sudo's PATH, as in
+    // the degraded test above): the wait ends at TARTLAB_COMMAND_TIMEOUT with the status
+    // last seen, the end of its output log and a hint.
+    let lab = Lab::new("lab: cloudy\ndefaults:\n  cloud_init: user-data.yaml\nclusters:\n  - name: dev\n    nodes: [{ name: vm }]\n");
+    lab.use_systemd_guests();
+    lab.write(
+        "user-data.yaml",
+        "#cloud-config\nruncmd:\n  - [ sh, -c, \"echo one > /var/tmp/edition\" ]\n",
+    );
+    lab.up_all_ok(1);
+    let wrapper = "#!/bin/sh\nif [ \"$1\" = status ]; then echo 'status: running'; echo 'still at the final modules' >> /var/log/cloud-init-output.log; exit 0; fi\nexec /usr/bin/cloud-init \"$@\"\n";
+    lab.write("wrapper", wrapper);
+    lab.ok(&["cp", "wrapper", "dev-vm:/tmp/wrapper"]);
+    let installed = lab.ssh(
+        "dev-vm",
+        "sudo install -m 755 /tmp/wrapper /usr/local/bin/cloud-init",
+    );
+    assert_eq!(installed.code, 0, "{}", installed.stderr);
+    lab.write(
+        "user-data.yaml",
+        "#cloud-config\nruncmd:\n  - [ sh, -c, \"echo two > /var/tmp/edition\" ]\n",
+    );
+    let up: common::Out = lab
+        .command(&["up"])
+        .env("TARTLAB_COMMAND_TIMEOUT", "10")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(up.code, 1, "{}\n{}", up.stdout, up.stderr);
+    assert!(
+        up.stderr.contains("dev-vm failed at stage `cloud-init`: cloud-init on dev-vm did not end within 10 s (status: running)"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr
+            .contains("last lines of /var/log/cloud-init-output.log:")
+            && up.stderr.contains("| still at the final modules"),
+        "{}",
+        up.stderr
+    );
+    assert!(
+        up.stderr
+            .contains("`tartlab ssh dev-vm cloud-init status --long`"),
+        "{}",
+        up.stderr
+    );
+}

@@ -371,6 +371,76 @@ fn ctrl_c_stops_cleanly_leaving_the_vms_running_and_up_finishes_the_lab() {
     );
 }
 
+/// `tartlab ARGS` on a terminal (util-linux `script` gives it a pty for stdin, stdout and
+/// stderr, and not CI), `input` typed at it. `script` comes with util-linux (Debian's
+/// essential bsdutils): a machine without it fails the test rather than skipping it.
+fn on_a_terminal(lab: &Lab, args: &str, input: &str) -> common::Out {
+    use std::io::Write;
+    let found = Command::new("script").arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "no util-linux `script` to give tartlab a terminal: apt-get install bsdutils"
+    );
+    let line = format!("'{}' {args}", env!("CARGO_BIN_EXE_tartlab"));
+    let mut cmd = Command::new("script");
+    lab.env(&mut cmd);
+    cmd.env_remove("CI")
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap().into()
+}
+
+#[test]
+fn up_on_a_terminal_asks_before_a_recreate_and_no_leaves_the_vm_as_it_was() {
+    let lab = Lab::new(TWO_NODES);
+    lab.ok(&["up", "dev-master"]);
+    let mac = lab.mac("dev-master");
+    let changed = TWO_NODES.replace(
+        "clusters:",
+        "defaults: { image: ghcr.io/cirruslabs/debian:latest }\nclusters:",
+    );
+    lab.write("tartlab.yaml", &changed);
+    let no = on_a_terminal(&lab, "up dev-master", "n\n");
+    assert_eq!(no.code, 1, "{}", no.stdout);
+    assert!(
+        no.stdout
+            .contains("  dev-master was made from ghcr.io/cirruslabs/ubuntu:latest")
+            && no.stdout.contains("Recreate 1 node(s)? [y/N]"),
+        "{}",
+        no.stdout
+    );
+    assert!(
+        no.stdout.contains("--recreate"),
+        "the blocker's message: {}",
+        no.stdout
+    );
+    assert_eq!(lab.mac("dev-master"), mac, "no: the VM is as it was");
+    // Off a terminal nothing is asked.
+    let piped = lab.tartlab(&["up", "dev-master"]);
+    assert_eq!(piped.code, 1, "{}", piped.stderr);
+    assert!(
+        !piped.stderr.contains("Recreate 1 node(s)?"),
+        "{}",
+        piped.stderr
+    );
+    let yes = on_a_terminal(&lab, "up dev-master", "y\n");
+    assert_eq!(yes.code, 0, "{}", yes.stdout);
+    assert_ne!(lab.mac("dev-master"), mac, "yes: made anew");
+    assert_eq!(
+        lab.ssh("dev-master", "hostname").stdout.trim(),
+        "dev-master"
+    );
+}
+
 #[test]
 fn an_image_change_is_refused_without_recreate_and_adopt_takes_a_foreign_vm_over() {
     let lab = Lab::new(TWO_NODES);

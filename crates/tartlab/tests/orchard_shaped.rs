@@ -26,8 +26,8 @@ use tartlab::engine::events::{Action, Provisioned, Reporter};
 use tartlab::engine::{Engine, NodeReport, Options};
 use tartlab::lab::{self, Lab, NetworkMode, Source};
 use tartlab::provider::{
-    AddressWait, Capabilities, CreateFrom, Created, Inventory, Peers, Provider, ProviderError,
-    Resize, Stopped, VmInfo, VmSettings, VmSpec,
+    AddressLook, AddressWait, Capabilities, CreateFrom, Created, Inventory, Peers, Provider,
+    ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
 };
 use tartlab::state::StateDir;
 
@@ -389,12 +389,18 @@ impl Provider for OrchardShaped {
         _identity: &'a str,
         _network: &'a NetworkMode,
         wait: AddressWait,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+    ) -> BoxFuture<'a, AddressLook> {
         Box::pin(async move {
             let secs = wait.timeout.as_secs().clamp(1, 600).to_string();
-            let out = self.tart(&["ip", vm, "--wait", &secs]).await?;
-            Ok(out.trim().to_string())
+            match self.tart(&["ip", vm, "--wait", &secs]).await {
+                Ok(out) => AddressLook::Known(out.trim().to_string()),
+                Err(e) => AddressLook::NotYet(e.message),
+            }
         })
+    }
+
+    fn address_hint(&self, _network: &NetworkMode) -> String {
+        "the Orchard worker gives the VM its address".into()
     }
 
     fn dialer(&self, vm: &str, address: &str) -> Arc<dyn Dialer> {

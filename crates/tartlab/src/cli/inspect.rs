@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use super::{open_lab, out, runtime, FileArgs, LabSnapshot};
 use crate::engine::events::Action;
+use crate::engine::inputs::user_keys;
 use crate::engine::plan::{self, Facts, Presence};
-use crate::engine::{read_inventory, user_keys, Options};
+use crate::engine::{read_inventory, Options};
 use crate::error::{Error, Exit, Result};
 use crate::lab::Lab;
 use crate::provider::{Inventory, Provider};

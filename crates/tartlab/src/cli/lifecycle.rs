@@ -4,6 +4,7 @@
 
 use super::{block_on, open_lab, select, FileArgs};
 use crate::engine::events::{Reporter, Stage};
+use crate::engine::plan::{Lifecycle, NodePlan};
 use crate::engine::{Engine, NodeReport, Options, Provisioning, Reprovision};
 use crate::error::{Error, Exit, Result};
 use crate::lab::{self, Node};
@@ -22,7 +23,8 @@ pub struct UpArgs {
     /// Create and boot, but skip provisioning
     #[arg(long)]
     pub no_provision: bool,
-    /// Delete and recreate VMs whose image changed (their disks are lost)
+    /// Delete and recreate VMs whose image changed, or whose change the provider cannot make
+    /// in place (their disks are lost); on a terminal, `up` asks instead
     #[arg(long)]
     pub recreate: bool,
     /// Take over VMs with the lab's names that this lab did not create
@@ -155,6 +157,44 @@ fn at_a_terminal() -> bool {
         && std::env::var_os("CI").is_none()
 }
 
+/// The plan's lines for the nodes only a recreate brings up (`--recreate`), as their
+/// failure would say: "dev-worker: cpu 2 -> 4 cannot be changed ...".
+fn recreate_lines(plans: &[NodePlan]) -> Vec<String> {
+    plans
+        .iter()
+        .filter_map(|p| match &p.lifecycle {
+            Lifecycle::Blocked(blocker) if blocker.recreate_unblocks() => {
+                Some(blocker.explain(&p.vm).0)
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Shows the recreates and asks whether to do them; the answer, or `None` at the end of
+/// input.
+fn ask_recreate(lines: &[String]) -> Option<String> {
+    use std::io::Write;
+    let mut shown = String::from("Only deleting and making anew brings these nodes up (their disks are lost, provisioning runs again):\n");
+    for line in lines {
+        shown.push_str(&format!("  {line}\n"));
+    }
+    eprint!("{shown}Recreate {} node(s)? [y/N] ", lines.len());
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    match std::io::stdin().read_line(&mut answer) {
+        Ok(0) | Err(_) => None,
+        Ok(_) => Some(answer),
+    }
+}
+
+/// Whether `up` recreates the nodes that need it without `--recreate`: only when asked on a
+/// terminal and answered yes. Off a terminal, at the end of input or on any other answer,
+/// they stay blocked with the blocker's message.
+fn recreate_confirmed(at_a_terminal: bool, answer: Option<&str>) -> bool {
+    at_a_terminal && answer.is_some_and(|a| matches!(a.trim(), "y" | "Y" | "yes"))
+}
+
 /// Says what is missing, shows the command, and runs it with sudo if the user says yes.
 fn offer_setup(message: &str, command: &[String]) -> bool {
     use std::io::Write;
@@ -182,12 +222,20 @@ fn bring_up_once(
 ) -> Result<Exit> {
     block_on(async {
         let remove_orphans = options.remove_orphans;
-        let engine = open_engine(file, options.clone()).await?;
+        let mut engine = open_engine(file, options.clone()).await?;
         if verb == "start" {
             engine.refuse_lifecycle(verb)?;
         }
         check_reprovision(engine.lab(), selectors, &options.reprovision)?;
         let selected = select(&engine.lab().nodes, selectors)?;
+        if verb == "up" && !options.recreate {
+            let lines = recreate_lines(&engine.plan(&selected));
+            let terminal = !lines.is_empty() && at_a_terminal();
+            let answer = if terminal { ask_recreate(&lines) } else { None };
+            if recreate_confirmed(terminal, answer.as_deref()) {
+                engine.allow_recreate();
+            }
+        }
         let orphans = engine.orphans();
         let mut shown = selected.clone();
         if remove_orphans {
@@ -339,4 +387,56 @@ pub fn down(args: &NodesArgs) -> Result<Exit> {
         reporter.finish();
         exit
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::plan::Blocker;
+
+    #[test]
+    fn up_recreates_without_the_flag_only_when_a_person_said_yes() {
+        assert!(recreate_confirmed(true, Some("y\n")));
+        assert!(recreate_confirmed(true, Some(" yes \n")));
+        assert!(recreate_confirmed(true, Some("Y")));
+        // No, an empty line (the default), another word, the end of input.
+        for answer in [Some("n\n"), Some("\n"), Some("sure\n"), None] {
+            assert!(!recreate_confirmed(true, answer), "{answer:?}");
+        }
+        // Off a terminal (a pipe, CI), never: an answer there was not given by a person.
+        assert!(!recreate_confirmed(false, Some("y\n")));
+    }
+
+    #[test]
+    fn the_question_lists_only_the_nodes_a_recreate_brings_up() {
+        let plan = |vm: &str, lifecycle| NodePlan {
+            vm: vm.into(),
+            lifecycle,
+            provision: Vec::new(),
+        };
+        let lines = recreate_lines(&[
+            plan(
+                "dev-a",
+                Lifecycle::Blocked(Blocker::NeedsRecreate {
+                    why: "cpu 2 -> 4 cannot be changed".into(),
+                }),
+            ),
+            plan("dev-b", Lifecycle::Blocked(Blocker::Foreign)),
+            plan(
+                "dev-c",
+                Lifecycle::Blocked(Blocker::ImageChanged {
+                    from: "old".into(),
+                    to: "new".into(),
+                }),
+            ),
+            plan("dev-d", Lifecycle::Keep),
+        ]);
+        assert_eq!(
+            lines,
+            [
+                "dev-a: cpu 2 -> 4 cannot be changed",
+                "dev-c was made from old, the lab file now says new"
+            ]
+        );
+    }
 }

@@ -1,14 +1,16 @@
 //! What decides whether a piece of provisioning must run (again) on a node: the hash of its
 //! inputs, compared with the one the state file recorded when it last succeeded there. One
-//! place for base parts, the `/etc/hosts` block, files and steps, so that `plan` (which
-//! predicts) and the stages (which do) can never disagree.
+//! place for base parts (with the users' `authorized_keys` lines, `user_keys`), the
+//! `/etc/hosts` block, the user-data, files and steps, so that `plan` (which predicts) and
+//! the stages (which do) can never disagree. What cannot be made fails with an
+//! `InputError` that says what to do.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use super::remote::hash;
 use crate::lab::model::{FileSpec, HostsScope, LabFile, StepSpec, SudoMode, UserSpec};
-use crate::lab::{output_references, selects, Lab, Node, Scope};
+use crate::lab::{output_references, selects, Lab, Node, NotRead, Scope, UserDataError};
 use crate::quote;
 use crate::state::State;
 
@@ -111,22 +113,130 @@ pub struct Upload<'a> {
     pub hash: String,
 }
 
-/// The bytes of an input `validate` read (`lab::input`: inside the lab's directory, a
-/// regular file, bounded), never read again from disk.
-fn input<'l>(lab: &'l Lab, written: &str) -> Result<&'l Arc<[u8]>, String> {
-    lab.inputs
-        .get(written)
-        .ok_or_else(|| format!("`{written}` was not read when the lab file was checked"))
+/// Why a node's input (a file, its user-data, a step's script or environment) cannot be
+/// made; each says what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InputError {
+    /// A file the lab names that `validate` did not read.
+    NotRead(NotRead),
+    /// The node's `cloud_init:` file (as written) is not user-data tartlab takes.
+    UserData {
+        file: String,
+        problem: UserDataError,
+    },
+    /// A reference in a step's `env` has no value yet.
+    NoValue {
+        step: String,
+        node: String,
+        reference: String,
+        why: NoValue,
+    },
 }
 
-/// The files a node gets, as `validate` read them, each with its hash; or the first that
-/// is missing.
-pub fn uploads<'a>(lab: &'a Lab, node: &Node) -> Result<Vec<Upload<'a>>, (String, String)> {
+/// Why an output reference has no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoValue {
+    /// No node answers it for the node the step runs on.
+    NoNode { node: String },
+    /// The node that answers it has not printed the output (yet).
+    NoOutput { source: String, key: String },
+}
+
+impl std::fmt::Display for NoValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NoValue::NoNode { node } => write!(f, "no node answers it for {node}"),
+            NoValue::NoOutput { source, key } => write!(
+                f,
+                "{source} has no output `{key}` yet: the step that prints it has not succeeded there"
+            ),
+        }
+    }
+}
+
+impl std::fmt::Display for InputError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputError::NotRead(e) => e.fmt(f),
+            InputError::UserData { file, problem } => write!(f, "{file}: {problem}"),
+            InputError::NoValue {
+                step,
+                node,
+                reference,
+                why,
+            } => write!(
+                f,
+                "step `{step}` on {node}: `{reference}` has no value: {why}"
+            ),
+        }
+    }
+}
+
+impl InputError {
+    /// What to do about it.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            InputError::NotRead(_) => "run `tartlab validate`",
+            InputError::UserData { .. } => "fix the user-data file named by cloud_init:",
+            InputError::NoValue { .. } => "the step that declares this output must succeed first; see `tartlab logs` of the node it comes from",
+        }
+    }
+}
+
+impl From<NotRead> for InputError {
+    fn from(e: NotRead) -> InputError {
+        InputError::NotRead(e)
+    }
+}
+
+/// A lab user's key that cannot be read: which, whose, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnreadKey {
+    pub key: String,
+    pub user: String,
+    pub why: NotRead,
+}
+
+impl std::fmt::Display for UnreadKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cannot read key `{}` of user {}: {}",
+            self.key, self.user, self.why
+        )
+    }
+}
+
+/// Each lab user's authorized_keys lines: their own keys, then the lab key.
+pub fn user_keys(
+    lab: &Lab,
+    lab_public_key: &str,
+) -> Result<HashMap<String, Vec<String>>, UnreadKey> {
+    let mut all = HashMap::new();
+    for user in &lab.file.users {
+        let mut keys = Vec::new();
+        for k in &user.authorized_keys {
+            keys.push(
+                crate::lab::authorized_key_text(k, lab).map_err(|why| UnreadKey {
+                    key: k.clone(),
+                    user: user.name.clone(),
+                    why,
+                })?,
+            );
+        }
+        keys.push(lab_public_key.trim().to_string());
+        all.insert(user.name.clone(), keys);
+    }
+    Ok(all)
+}
+
+/// The files a node gets, as `validate` read them (`lab::input`: inside the lab's
+/// directory, a regular file, bounded, never read again from disk), each with its hash; or
+/// the first that is missing.
+pub fn uploads<'a>(lab: &'a Lab, node: &Node) -> Result<Vec<Upload<'a>>, InputError> {
     let mut uploads = Vec::new();
     for spec in lab.file.files.iter().filter(|f| selects(&f.on, node)) {
-        let content = input(lab, &spec.src)
-            .map_err(|e| (e, "run `tartlab validate`".to_string()))?
-            .clone();
+        let content = lab.inputs.read(&spec.src)?.clone();
         let text = String::from_utf8_lossy(&content);
         let hash = hash(&[
             "file/1",
@@ -146,13 +256,20 @@ pub fn uploads<'a>(lab: &'a Lab, node: &Node) -> Result<Vec<Upload<'a>>, (String
 
 /// The node's cloud-init user-data (its `cloud_init:` file with tartlab's values filled in)
 /// and its hash; `None` when it has none.
-pub fn cloud_init(lab: &Lab, node: &Node) -> Option<Result<(String, String), String>> {
+pub fn cloud_init(lab: &Lab, node: &Node) -> Option<Result<(String, String), InputError>> {
     let relative = node.cloud_init.as_ref()?;
-    let text = input(lab, relative)
+    let text = lab
+        .inputs
+        .read(relative)
+        .map_err(InputError::from)
         .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
         .and_then(|t| {
-            crate::lab::cloud_init::user_data(&t, node, lab.name())
-                .map_err(|e| format!("{relative}: {e}"))
+            crate::lab::cloud_init::user_data(&t, node, lab.name()).map_err(|problem| {
+                InputError::UserData {
+                    file: relative.clone(),
+                    problem,
+                }
+            })
         });
     Some(text.map(|text| {
         let digest = hash(&["cloud-init/1", &text, &node.hostname]);
@@ -187,7 +304,7 @@ fn output_value(
     scope: Option<Scope>,
     target: &str,
     key: &str,
-) -> Result<String, String> {
+) -> Result<String, NoValue> {
     let source = match scope {
         Some(Scope::Node) => lab
             .nodes
@@ -209,17 +326,17 @@ fn output_value(
         None => None,
     };
     let Some(source) = source else {
-        return Err(format!("no node answers it for {}", node.vm_name));
+        return Err(NoValue::NoNode {
+            node: node.vm_name.clone(),
+        });
     };
     outputs
         .get(&source.vm_name)
         .and_then(|o| o.get(key))
         .cloned()
-        .ok_or_else(|| {
-            format!(
-                "{} has no output `{key}` yet: the step that prints it has not succeeded there",
-                source.vm_name
-            )
+        .ok_or_else(|| NoValue::NoOutput {
+            source: source.vm_name.clone(),
+            key: key.to_string(),
         })
 }
 
@@ -230,7 +347,7 @@ fn environment(
     outputs: &Outputs,
     step: &StepSpec,
     node: &Node,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, InputError> {
     let mut env = BTreeMap::new();
     env.insert("TARTLAB_NODE".to_string(), node.vm_name.clone());
     env.insert("TARTLAB_CLUSTER".to_string(), node.cluster.clone());
@@ -245,15 +362,15 @@ fn environment(
                 lab,
                 outputs,
                 node,
-                reference.kind(),
+                reference.scope,
                 &reference.target,
                 &reference.key,
             )
-            .map_err(|why| {
-                format!(
-                    "step `{}` on {}: `{}` has no value: {why}",
-                    step.name, node.vm_name, reference.text
-                )
+            .map_err(|why| InputError::NoValue {
+                step: step.name.clone(),
+                node: node.vm_name.clone(),
+                reference: reference.text.clone(),
+                why,
             })?;
             if let Some(at) = value[cursor..].find(&reference.text) {
                 filled.push_str(&value[cursor..cursor + at]);
@@ -273,10 +390,10 @@ fn step_script(
     lab: &Lab,
     step: &StepSpec,
     env: &BTreeMap<String, String>,
-) -> Result<String, String> {
+) -> Result<String, NotRead> {
     let body = match (&step.run, &step.script) {
         (Some(run), _) => run.clone(),
-        (None, Some(path)) => String::from_utf8_lossy(input(lab, path)?).into_owned(),
+        (None, Some(path)) => String::from_utf8_lossy(lab.inputs.read(path)?).into_owned(),
         (None, None) => String::new(),
     };
     let mut script = String::from("set -euo pipefail\n");
@@ -315,7 +432,7 @@ pub fn step_inputs(
     node: &Node,
     files: &str,
     outputs: &Outputs,
-) -> Result<StepRun, String> {
+) -> Result<StepRun, InputError> {
     let env = environment(lab, outputs, step, node)?;
     let script = step_script(lab, step, &env)?;
     let hash = hash(&[
@@ -326,4 +443,48 @@ pub fn step_inputs(
         files,
     ]);
     Ok(StepRun { script, hash })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::Source;
+
+    const LAB: &str = "lab: t\nclusters:\n  - name: dev\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\nprovision:\n  - name: server\n    on: role=master\n    run: echo token=x\n    outputs: [token]\n  - name: agents\n    on: role=worker\n    env:\n      TOKEN: \"{{ cluster.master.outputs.token }}\"\n    run: echo $TOKEN\n";
+
+    #[test]
+    fn a_reference_with_no_value_yet_says_whose_step_must_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = crate::lab::read(Source::new(&dir.path().join("tartlab.yaml"), LAB.into()))
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        let worker = lab.node("dev-worker").unwrap();
+        let agents = &lab.file.provision[1];
+        let mut outputs = Outputs::new();
+        let error = step_inputs(&lab, agents, worker, "", &outputs)
+            .err()
+            .unwrap();
+        assert_eq!(
+            error,
+            InputError::NoValue {
+                step: "agents".into(),
+                node: "dev-worker".into(),
+                reference: "{{ cluster.master.outputs.token }}".into(),
+                why: NoValue::NoOutput {
+                    source: "dev-master".into(),
+                    key: "token".into()
+                },
+            }
+        );
+        assert_eq!(error.to_string(), "step `agents` on dev-worker: `{{ cluster.master.outputs.token }}` has no value: dev-master has no output `token` yet: the step that prints it has not succeeded there");
+        assert!(error.hint().contains("must succeed first"));
+        outputs.insert(
+            "dev-master".into(),
+            BTreeMap::from([("token".to_string(), "s3cret".to_string())]),
+        );
+        let run = step_inputs(&lab, agents, worker, "", &outputs).unwrap();
+        assert!(run.script.contains("export TOKEN=s3cret"), "{}", run.script);
+        // A file validate never read is a different thing, with its own hint.
+        let missing = InputError::from(NotRead("scripts/gone.sh".into()));
+        assert_eq!(missing.hint(), "run `tartlab validate`");
+    }
 }

@@ -2,7 +2,7 @@
 //! file declares with what the lab owns (`state.json`) and what the provider has; `up` then
 //! runs each node through the stages `stages/` lists, all nodes at once, and the lab-wide
 //! phases (steps, probes) after them. A failed node never stops the others; each node ends
-//! with a report for the recap. Events go to a `Reporter` (`events.rs`).
+//! with a report for the recap (`report.rs`). Events go to a `Reporter` (`events.rs`).
 
 pub mod events;
 pub mod fanout;
@@ -11,6 +11,7 @@ pub mod operations;
 mod options;
 pub mod plan;
 pub mod remote;
+mod report;
 pub mod requirements;
 pub mod stages;
 pub mod watch;
@@ -22,7 +23,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use russh::keys::PrivateKey;
-use serde::Serialize;
 use tokio::sync::Semaphore;
 
 use crate::error::Error;
@@ -33,80 +33,8 @@ use crate::state::{KnownHosts, LabLock, LastUp, State, StateDir, StateStore, UpR
 use events::{Action, Reporter, Stage};
 pub use options::{Options, Provisioning, Reprovision, Timeouts};
 use plan::{Blocker, Facts, Lifecycle, NodePlan, Presence};
+pub use report::{Failure, NodeReport, WRITABLE};
 use watch::{Address, AddressBoard};
-
-/// Why a node failed: the stage, what happened (with log lines), and what to do.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Failure {
-    pub stage: Stage,
-    pub message: String,
-    pub hint: String,
-    /// The node whose failure caused this one (its cluster's steps stopped), if any: the
-    /// recap prints that node's failure first.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub caused_by: Option<String>,
-}
-
-impl Failure {
-    /// A failure; its message and hint are made printable and bounded as a backstop (each
-    /// piece of guest text in them was already, where it was quoted).
-    pub fn new(stage: Stage, message: impl Into<String>, hint: impl Into<String>) -> Failure {
-        let shown = |text: String| crate::text::printable(&text, crate::text::MESSAGE).into_owned();
-        Failure {
-            stage,
-            message: shown(message.into()),
-            hint: shown(hint.into()),
-            caused_by: None,
-        }
-    }
-
-    /// A provider's failure at `stage`. Its fix, a one-time set-up of the host, is kept in
-    /// the hint as the command to run: a failure in the recap has no terminal to offer it on.
-    pub fn from_provider(stage: Stage, e: crate::provider::ProviderError) -> Failure {
-        let hint = match e.fix {
-            Some(words) => {
-                let once = format!("once: `sudo {}`", crate::quote::command(&words));
-                if e.hint.is_empty() {
-                    once
-                } else {
-                    format!("{}; {once}", e.hint)
-                }
-            }
-            None => e.hint,
-        };
-        Failure::new(stage, e.message, hint)
-    }
-}
-
-/// How one node ended.
-#[derive(Debug, Clone, Serialize)]
-pub struct NodeReport {
-    pub node: String,
-    /// What was done; empty when nothing needed doing.
-    pub actions: Vec<Action>,
-    pub failure: Option<Failure>,
-    pub ip: Option<String>,
-    pub seconds: f64,
-    /// The connectivity check's verdict per peer, when it ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub network: Option<std::collections::BTreeMap<String, bool>>,
-}
-
-impl NodeReport {
-    pub fn new(node: &str) -> NodeReport {
-        NodeReport {
-            node: node.to_string(),
-            actions: Vec::new(),
-            failure: None,
-            ip: None,
-            seconds: 0.0,
-            network: None,
-        }
-    }
-}
-
-/// The hint for a failed write of the state, the pinned keys or the logs.
-pub const WRITABLE: &str = "check that .tartlab/ is writable and the disk is not full";
 
 /// Everything the node tasks share.
 pub struct Context {
@@ -135,23 +63,6 @@ impl Context {
     pub fn node(&self, vm: &str) -> Option<&Node> {
         self.lab.node(vm)
     }
-}
-
-/// Each lab user's authorized_keys lines: their own keys, then the lab key.
-pub fn user_keys(lab: &Lab, lab_public_key: &str) -> Result<HashMap<String, Vec<String>>, String> {
-    let mut all = HashMap::new();
-    for user in &lab.file.users {
-        let mut keys = Vec::new();
-        for k in &user.authorized_keys {
-            keys.push(
-                crate::lab::authorized_key_text(k, lab)
-                    .map_err(|e| format!("cannot read key `{k}` of user {}: {e}", user.name))?,
-            );
-        }
-        keys.push(lab_public_key.trim().to_string());
-        all.insert(user.name.clone(), keys);
-    }
-    Ok(all)
 }
 
 /// The output keys the lab file marks secret.
@@ -272,8 +183,8 @@ impl Engine {
             .public_key()
             .to_openssh()
             .map_err(|e| Error::fatal(e.to_string(), ""))?;
-        let user_keys = user_keys(&lab, &public)
-            .map_err(|e| Error::fatal(e, "fix the path in the lab file"))?;
+        let user_keys = inputs::user_keys(&lab, &public)
+            .map_err(|e| Error::fatal(e.to_string(), "fix the path in the lab file"))?;
         Ok(Engine {
             lab,
             dir,
@@ -316,6 +227,12 @@ impl Engine {
             },
             selected,
         )
+    }
+
+    /// From now on, recreates the VMs only a recreate brings up, as `--recreate` does (the
+    /// user said yes on a terminal).
+    pub fn allow_recreate(&mut self) {
+        self.options.recreate = true;
     }
 
     pub fn orphans(&self) -> Vec<String> {

@@ -89,6 +89,14 @@ impl Blocker {
         }
     }
 
+    /// Whether `--recreate` (deleting the VM and making it anew) is what unblocks it.
+    pub fn recreate_unblocks(&self) -> bool {
+        matches!(
+            self,
+            Blocker::ImageChanged { .. } | Blocker::NeedsRecreate { .. }
+        )
+    }
+
     /// As `plan` shows it.
     fn summary(&self) -> String {
         match self {

@@ -1,9 +1,18 @@
 //! Waiting for something to become true, as a named requirement with a hint, checked by one
-//! retry loop (Lima's `pkg/hostagent/requirements.go` is the model): "sshd answers on
-//! IP:22", with what was last seen when it never does. `doctor` reuses it for host checks.
+//! retry loop (Lima's `pkg/hostagent/requirements.go` is the model: description, script,
+//! debug hint). Every wait of a node goes through it: its address, sshd answering, the host
+//! key sshd serves, cloud-init's end. One that never holds fails in one shape: what
+//! happened with what was last seen, the last lines of the log that shows why, what to do.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use crate::engine::events::Stage;
+use crate::engine::Failure;
+
+/// How many lines of a requirement's log a failure quotes.
+const LOG_LINES: usize = 10;
 
 /// Something that must hold before the work goes on.
 pub struct Requirement {
@@ -11,6 +20,9 @@ pub struct Requirement {
     pub name: String,
     /// What to do when it never holds.
     pub hint: String,
+    /// The log that shows why it does not hold (a VM's console output), if there is one on
+    /// this host: its last lines go into the failure.
+    pub log: Option<PathBuf>,
     pub timeout: Duration,
     /// The pause between two checks.
     pub interval: Duration,
@@ -57,6 +69,26 @@ impl Requirement {
             tokio::time::sleep(self.interval).await;
         }
     }
+
+    /// The failure when it never held: `happened` (what was last seen in it), then the last
+    /// lines of the requirement's log when it has any, and the hint.
+    pub fn failure(&self, stage: Stage, happened: String) -> Failure {
+        let tail = self.log.as_deref().and_then(|log| {
+            let bytes = crate::files::read_tail(log, 64 * 1024).ok()?;
+            let lines = crate::text::last_lines(&String::from_utf8_lossy(&bytes), LOG_LINES);
+            (!lines.is_empty()).then(|| format!("last lines of {}:\n{lines}", log.display()))
+        });
+        let message = match tail {
+            Some(tail) => format!("{happened}\n{tail}"),
+            None => happened,
+        };
+        Failure::new(stage, message, self.hint.clone())
+    }
+
+    /// Seconds it waits, for messages.
+    pub fn secs(&self) -> u64 {
+        self.timeout.as_secs()
+    }
 }
 
 #[cfg(test)]
@@ -67,6 +99,7 @@ mod tests {
         Requirement {
             name: "it holds".into(),
             hint: String::new(),
+            log: None,
             timeout: Duration::from_millis(timeout_ms),
             interval: Duration::from_millis(1),
         }
@@ -95,5 +128,29 @@ mod tests {
             .wait_for(|_| async { Check::Fatal("wrong password") })
             .await;
         assert!(matches!(fatal, Err(Unmet::Fatal("wrong password"))));
+    }
+
+    #[test]
+    fn a_failure_quotes_the_last_lines_of_the_log_and_gives_the_hint() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("run.log");
+        std::fs::write(&log, "booting\n\nkernel panic\x1b[2J\n").unwrap();
+        let mut it = requirement(10);
+        it.hint = "look at the console".into();
+        it.log = Some(log.clone());
+        let failure = it.failure(Stage::Ip, "no address within 0 s: none".into());
+        assert_eq!(
+            failure.message,
+            format!(
+                "no address within 0 s: none\nlast lines of {}:\n    | booting\n    | kernel panic\\x1b[2J",
+                log.display()
+            )
+        );
+        assert_eq!(failure.hint, "look at the console");
+        // No log, or an empty one: what happened alone.
+        std::fs::write(&log, "").unwrap();
+        assert_eq!(it.failure(Stage::Ip, "none".into()).message, "none");
+        it.log = None;
+        assert_eq!(it.failure(Stage::Ip, "none".into()).message, "none");
     }
 }

@@ -6,31 +6,64 @@
 use super::node::Node;
 use super::tree;
 
+/// What is wrong with a user-data file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserDataError {
+    /// Its first line is not `#cloud-config`.
+    NotCloudConfig,
+    /// A `{{ node.X }}` or `{{ lab.X }}` that tartlab does not fill in, as written.
+    UnknownValue(String),
+    /// Filled in, it is not YAML: the line, when known, and the parser's words.
+    Yaml {
+        line: Option<usize>,
+        message: String,
+    },
+}
+
+impl std::fmt::Display for UserDataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserDataError::NotCloudConfig => f.write_str(
+                "its first line is not `#cloud-config` (only cloud-config user-data is taken)",
+            ),
+            UserDataError::UnknownValue(name) => write!(
+                f,
+                "`{{{{ {name} }}}}` is not a value tartlab fills in: use node.name, node.hostname, node.cluster, node.role or lab.name"
+            ),
+            UserDataError::Yaml {
+                line: Some(line),
+                message,
+            } => write!(f, "line {line}: {message}"),
+            UserDataError::Yaml {
+                line: None,
+                message,
+            } => f.write_str(message),
+        }
+    }
+}
+
 /// The user-data for a node, or what is wrong with it.
-pub fn user_data(text: &str, node: &Node, lab: &str) -> Result<String, String> {
+pub fn user_data(text: &str, node: &Node, lab: &str) -> Result<String, UserDataError> {
     let mut lines = text.lines().skip_while(|l| l.trim().is_empty());
     let first = lines.next().unwrap_or("").trim();
     let header_ok = first == "#cloud-config"
         || (first.starts_with("## template:")
             && lines.next().map(str::trim) == Some("#cloud-config"));
     if !header_ok {
-        return Err(
-            "its first line is not `#cloud-config` (only cloud-config user-data is taken)".into(),
-        );
+        return Err(UserDataError::NotCloudConfig);
     }
     let filled = fill(text, node, lab)?;
     if let Err(e) = tree::parse_yaml(&filled) {
-        return Err(if e.at.is_known() {
-            format!("line {}: {}", e.at.line, e.message)
-        } else {
-            e.message
+        return Err(UserDataError::Yaml {
+            line: e.at.is_known().then_some(e.at.line),
+            message: e.message,
         });
     }
     Ok(filled)
 }
 
 /// The text with each `{{ node.X }}` and `{{ lab.name }}` replaced, in one pass.
-fn fill(text: &str, node: &Node, lab: &str) -> Result<String, String> {
+fn fill(text: &str, node: &Node, lab: &str) -> Result<String, UserDataError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -47,9 +80,7 @@ fn fill(text: &str, node: &Node, lab: &str) -> Result<String, String> {
             "node.role" => Some(node.role.as_str()),
             "lab.name" => Some(lab),
             other if other.starts_with("node.") || other.starts_with("lab.") => {
-                return Err(format!(
-                    "`{{{{ {other} }}}}` is not a value tartlab fills in: use node.name, node.hostname, node.cluster, node.role or lab.name"
-                ))
+                return Err(UserDataError::UnknownValue(other.to_string()))
             }
             _ => None,
         };
@@ -111,16 +142,19 @@ mod tests {
 
     #[test]
     fn a_file_that_is_not_cloud_config_yaml_is_refused_with_why() {
-        assert!(user_data("#!/bin/sh\necho hi\n", &node(), "l")
-            .unwrap_err()
-            .contains("`#cloud-config`"));
-        assert!(user_data("#cloud-config\nusers: [\n", &node(), "l")
-            .unwrap_err()
-            .starts_with("line "));
+        let not_cloud_config = user_data("#!/bin/sh\necho hi\n", &node(), "l").unwrap_err();
+        assert_eq!(not_cloud_config, UserDataError::NotCloudConfig);
+        assert!(not_cloud_config.to_string().contains("`#cloud-config`"));
+        let yaml = user_data("#cloud-config\nusers: [\n", &node(), "l").unwrap_err();
         assert!(
-            user_data("#cloud-config\na: \"{{ node.ip }}\"\n", &node(), "l")
-                .unwrap_err()
-                .contains("node.ip")
+            matches!(yaml, UserDataError::Yaml { line: Some(_), .. }),
+            "{yaml:?}"
         );
+        assert!(yaml.to_string().starts_with("line "));
+        let unknown = user_data("#cloud-config\na: \"{{ node.ip }}\"\n", &node(), "l").unwrap_err();
+        assert_eq!(unknown, UserDataError::UnknownValue("node.ip".into()));
+        assert!(unknown
+            .to_string()
+            .starts_with("`{{ node.ip }}` is not a value"));
     }
 }

@@ -280,9 +280,27 @@ pub struct Inputs {
     total: u64,
 }
 
+/// A file the lab names that `validate` did not read, as the lab file writes it: asked for
+/// after the check (a bug, or a lab changed under a run), never read from disk then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotRead(pub String);
+
+impl std::fmt::Display for NotRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` was not read when the lab file was checked", self.0)
+    }
+}
+
 impl Inputs {
     pub fn get(&self, written: &str) -> Option<&Arc<[u8]>> {
         self.read.get(written)
+    }
+
+    /// The bytes `validate` read for `written`.
+    pub fn read(&self, written: &str) -> Result<&Arc<[u8]>, NotRead> {
+        self.read
+            .get(written)
+            .ok_or_else(|| NotRead(written.to_string()))
     }
 
     pub fn contains(&self, written: &str) -> bool {

@@ -24,7 +24,9 @@ use std::path::{Path, PathBuf};
 use crate::text;
 
 use check::validate;
+pub use cloud_init::UserDataError;
 pub use diagnostic::{Diagnostic, Source};
+pub use input::NotRead;
 use model::LabFile;
 pub use model::Login;
 pub use network::NetworkMode;

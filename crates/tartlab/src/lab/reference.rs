@@ -33,19 +33,14 @@ impl Scope {
 }
 
 /// A `{{ SCOPE.TARGET.outputs.KEY }}` found in a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutputReference {
     pub text: String,
-    /// As written (`?` when the reference is not of the form above); `kind` types it.
-    pub scope: String,
+    /// Parsed once, where the reference is found; `None` when it is not of the form above
+    /// or names a scope tartlab does not know.
+    pub scope: Option<Scope>,
     pub target: String,
     pub key: String,
-}
-
-impl OutputReference {
-    /// The scope, typed; `None` when it is not one tartlab knows.
-    pub fn kind(&self) -> Option<Scope> {
-        Scope::parse(&self.scope)
-    }
 }
 
 /// `{{ node.NAME.outputs.KEY }}` and `{{ cluster.ROLE.outputs.KEY }}` in a value.
@@ -59,12 +54,12 @@ pub fn output_references(value: &str) -> Vec<OutputReference> {
         let inner = rest[start + 2..start + end].trim();
         let parts: Vec<&str> = inner.split('.').collect();
         let (scope, target, key) = match parts.as_slice() {
-            [scope, target, "outputs", key] => (*scope, *target, *key),
-            _ => ("?", "", inner),
+            [scope, target, "outputs", key] => (Scope::parse(scope), *target, *key),
+            _ => (None, "", inner),
         };
         refs.push(OutputReference {
             text: rest[start..start + end + 2].to_string(),
-            scope: scope.to_string(),
+            scope,
             target: target.to_string(),
             key: key.to_string(),
         });
@@ -84,7 +79,7 @@ pub(super) fn check_reference(
     nodes: &[Node],
     by_cluster: &HashMap<&str, Vec<&Node>>,
 ) -> Result<(), Problem> {
-    let answering = match reference.kind() {
+    let answering = match reference.scope {
         Some(Scope::Node) => vec![named_node(reference, nodes)?],
         Some(Scope::Cluster) => nodes_of_role(reference, step, nodes, by_cluster)?,
         None => {
@@ -224,10 +219,13 @@ mod tests {
     #[test]
     fn a_references_scope_is_typed_and_an_unknown_one_is_none() {
         let refs = output_references(
-            "{{ node.dev-master.outputs.token }} {{cluster.master.outputs.url}} {{ lab.x }}",
+            "{{ node.dev-master.outputs.token }} {{cluster.master.outputs.url}} {{ lab.x }} {{ site.a.outputs.b }}",
         );
-        let kinds: Vec<Option<Scope>> = refs.iter().map(OutputReference::kind).collect();
-        assert_eq!(kinds, [Some(Scope::Node), Some(Scope::Cluster), None]);
+        let scopes: Vec<Option<Scope>> = refs.iter().map(|r| r.scope).collect();
+        assert_eq!(
+            scopes,
+            [Some(Scope::Node), Some(Scope::Cluster), None, None]
+        );
         assert_eq!(refs[0].target, "dev-master");
         assert_eq!(refs[1].key, "url");
     }

@@ -28,14 +28,42 @@ const MIB_PER: [(&str, u64); 9] = [
     ("tib", 1024 * 1024),
 ];
 
+/// What is wrong with a size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SizeError {
+    /// It does not begin with a number: not a size at all (the message says what a size is).
+    NotANumber,
+    /// A unit tartlab does not know, lowercased as it was compared.
+    UnknownUnit(String),
+    TooLarge,
+    /// Not a whole number of the key's unit (`1500MiB` for a disk in GB).
+    NotWhole {
+        unit: String,
+    },
+}
+
+impl std::fmt::Display for SizeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SizeError::NotANumber => f.write_str("it is not a number"),
+            SizeError::UnknownUnit(unit) => write!(
+                f,
+                "the unit `{unit}` is not one tartlab knows (MiB, GiB, TiB, MB, GB, TB)"
+            ),
+            SizeError::TooLarge => f.write_str("it is too large"),
+            SizeError::NotWhole { unit } => write!(f, "it is not a whole number of {unit}"),
+        }
+    }
+}
+
 /// A size in units of `unit` MiB (1 for MiB, 1024 for GB), from a number in that unit or a
-/// text with a unit; the error says what is wrong with it (empty: it is not a size at all).
-pub fn parse(text: &str, unit: u64, unit_name: &str) -> Result<u32, String> {
+/// text with a unit; else what is wrong with it.
+pub fn parse(text: &str, unit: u64, unit_name: &str) -> Result<u32, SizeError> {
     let text = text.trim();
     let digits = text.chars().take_while(char::is_ascii_digit).count();
     let (number, suffix) = text.split_at(digits);
     let suffix = suffix.trim().to_ascii_lowercase();
-    let number: u64 = number.parse().map_err(|_| String::new())?;
+    let number: u64 = number.parse().map_err(|_| SizeError::NotANumber)?;
     let mib_per = if suffix.is_empty() {
         unit
     } else {
@@ -43,17 +71,15 @@ pub fn parse(text: &str, unit: u64, unit_name: &str) -> Result<u32, String> {
             .iter()
             .find(|(name, _)| *name == suffix)
             .map(|(_, n)| *n)
-            .ok_or_else(|| {
-                format!("the unit `{suffix}` is not one tartlab knows (MiB, GiB, TiB, MB, GB, TB)")
-            })?
+            .ok_or(SizeError::UnknownUnit(suffix))?
     };
-    let mib = number
-        .checked_mul(mib_per)
-        .ok_or_else(|| "it is too large".to_string())?;
+    let mib = number.checked_mul(mib_per).ok_or(SizeError::TooLarge)?;
     if mib % unit != 0 {
-        return Err(format!("it is not a whole number of {unit_name}"));
+        return Err(SizeError::NotWhole {
+            unit: unit_name.to_string(),
+        });
     }
-    u32::try_from(mib / unit).map_err(|_| "it is too large".to_string())
+    u32::try_from(mib / unit).map_err(|_| SizeError::TooLarge)
 }
 
 /// A number or a text, as the lab file gives a size.
@@ -68,8 +94,10 @@ fn read<'de, D: Deserializer<'de>>(d: D, unit: u64, name: &str) -> Result<u32, D
     match Written::deserialize(d)? {
         Written::Number(n) => u32::try_from(n)
             .map_err(|_| serde::de::Error::custom(format!("{n} {name} is too large"))),
-        Written::Text(t) => parse(&t, unit, name)
-            .map_err(|why| serde::de::Error::custom(format!("`{t}` is not a size {why}"))),
+        Written::Text(t) => parse(&t, unit, name).map_err(|why| match why {
+            SizeError::NotANumber => serde::de::Error::custom(format!("`{t}` is not a size")),
+            why => serde::de::Error::custom(format!("`{t}` is not a size: {why}")),
+        }),
     }
 }
 
@@ -143,11 +171,16 @@ mod tests {
         assert_eq!(gb("50GB"), Ok(50));
         assert_eq!(gb("1TiB"), Ok(1024));
         assert_eq!(gb("2048MiB"), Ok(2));
-        assert!(gb("1500MB")
+        assert_eq!(
+            gb("1500MB").unwrap_err().to_string(),
+            "it is not a whole number of GB"
+        );
+        assert_eq!(mib("2 gigs"), Err(SizeError::UnknownUnit("gigs".into())));
+        assert!(mib("2 gigs")
             .unwrap_err()
-            .contains("not a whole number of GB"));
-        assert!(mib("2 gigs").unwrap_err().contains("the unit `gigs`"));
-        assert_eq!(mib("lots"), Err(String::new()));
-        assert!(mib("99999999TB").unwrap_err().contains("too large"));
+            .to_string()
+            .contains("the unit `gigs`"));
+        assert_eq!(mib("lots"), Err(SizeError::NotANumber));
+        assert_eq!(mib("99999999TB"), Err(SizeError::TooLarge));
     }
 }

@@ -275,9 +275,9 @@ impl<'a> Walker<'a> {
     ) -> Option<Json> {
         let mib_per = if unit == "GB" { 1024 } else { 1 };
         let parsed = match &item.value {
-            Value::Int(n) if *n >= 1 => u32::try_from(*n).map_err(|_| "it is too large".into()),
+            Value::Int(n) if *n >= 1 => u32::try_from(*n).map_err(|_| size::SizeError::TooLarge),
             Value::Text(t) => size::parse(t, mib_per, unit),
-            _ => Err(String::new()),
+            _ => Err(size::SizeError::NotANumber),
         };
         match parsed {
             Ok(n) => Some(Json::from(n)),
@@ -288,7 +288,8 @@ impl<'a> Walker<'a> {
                     self.expects(schema),
                     item.value.shown()
                 );
-                if !why.is_empty() {
+                // A text that is no number at all: the message says what a size is.
+                if why != size::SizeError::NotANumber {
                     message.push_str(&format!(": {why}"));
                 }
                 let help = self.help(schema);

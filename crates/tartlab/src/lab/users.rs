@@ -132,14 +132,11 @@ fn is_literal_key(key: &str) -> bool {
 /// The text of an `authorized_keys` entry: the key itself, or the first line of the file
 /// it names (`~/` is the user's home; other paths are relative to the lab file), as
 /// `validate` read it.
-pub fn authorized_key_text(key: &str, lab: &super::Lab) -> Result<String, String> {
+pub fn authorized_key_text(key: &str, lab: &super::Lab) -> Result<String, super::NotRead> {
     if is_literal_key(key) {
         return Ok(key.trim().to_string());
     }
-    let bytes = lab
-        .inputs
-        .get(key)
-        .ok_or_else(|| format!("`{key}` was not read when the lab file was checked"))?;
+    let bytes = lab.inputs.read(key)?;
     let text = String::from_utf8_lossy(bytes);
     Ok(text.lines().next().unwrap_or("").trim().to_string())
 }

@@ -12,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::{
-    AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Peers, Power, Provider,
-    ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
+    AddressLook, AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Peers,
+    Power, Provider, ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
 };
 use crate::dial::{Dialer, GuestStream, SshRoute, TcpDialer};
 use crate::lab::NetworkMode;
@@ -334,13 +334,17 @@ impl Provider for FakeProvider {
         _identity: &'a str,
         _network: &'a NetworkMode,
         _wait: AddressWait,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+    ) -> BoxFuture<'a, AddressLook> {
         Box::pin(async move {
             match self.vm(vm) {
-                Some(v) if v.running => Ok(v.address),
-                _ => Err(ProviderError::new(format!("{vm} does not run"), "")),
+                Some(v) if v.running => AddressLook::Known(v.address),
+                _ => AddressLook::Failed(ProviderError::new(format!("{vm} does not run"), "")),
             }
         })
+    }
+
+    fn address_hint(&self, _network: &NetworkMode) -> String {
+        "the fake gives every running VM its address".into()
     }
 
     fn dialer(&self, vm: &str, _address: &str) -> Arc<dyn Dialer> {

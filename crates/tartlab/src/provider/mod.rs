@@ -173,10 +173,21 @@ pub struct VmSettings {
     pub memory: u32,
 }
 
-/// How long to wait for a VM's address.
+/// How long one look for a VM's address may take (the engine's requirement looks again
+/// until its own timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AddressWait {
     pub timeout: Duration,
+}
+
+/// What one look for a VM's address found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AddressLook {
+    Known(String),
+    /// Not yet, and why (the last reason is the failure's if it never comes).
+    NotYet(String),
+    /// It never will (the VM this provider started has stopped): the engine stops waiting.
+    Failed(ProviderError),
 }
 
 /// How `stop` ended.
@@ -353,15 +364,18 @@ pub trait Provider: Send + Sync {
         log: &'a Path,
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
 
-    /// The VM's address, as soon as it has one. For a VM this provider started in this run,
-    /// fails at once if it stopped meanwhile.
+    /// One look for the VM's address, within `wait`: as soon as it has one, else why not.
+    /// For a VM this provider started in this run, `Failed` at once if it stopped meanwhile.
     fn address<'a>(
         &'a self,
         vm: &'a str,
         identity: &'a str,
         network: &'a NetworkMode,
         wait: AddressWait,
-    ) -> BoxFuture<'a, Result<String, ProviderError>>;
+    ) -> BoxFuture<'a, AddressLook>;
+
+    /// What to do when a VM in `network` never gets an address (the requirement's hint).
+    fn address_hint(&self, network: &NetworkMode) -> String;
 
     /// The way to the guest's sshd once it has `address`.
     fn dialer(&self, vm: &str, address: &str) -> Arc<dyn Dialer>;

@@ -1,7 +1,9 @@
 //! The operations the stages and the lifecycle commands compose, so that no stage calls
-//! another: a graceful stop (`stop.rs`), a delete and the teardown of `down` (`delete.rs`),
-//! a power cycle (`restart.rs`), and running one of them on many VMs at once (`per_node`).
+//! another: the wait for an address (`address.rs`), a graceful stop (`stop.rs`), a delete
+//! and the teardown of `down` (`delete.rs`), a power cycle (`restart.rs`), and running one
+//! of them on many VMs at once (`per_node`).
 
+pub mod address;
 pub mod delete;
 pub mod restart;
 pub mod stop;

@@ -3,11 +3,10 @@
 //! Virtualization.framework has no guest reset) this is how a guest reboots; a provider that
 //! cannot start a VM again is refused before anything is stopped.
 
-use super::stop;
+use super::{address, stop};
 use crate::engine::events::Stage;
-use crate::engine::{Context, Failure, WRITABLE};
+use crate::engine::{Context, Failure};
 use crate::lab::Node;
-use crate::provider::AddressWait;
 
 /// Shuts the node down from inside, starts it again and returns its address; `why` says
 /// what for, in its progress line.
@@ -43,17 +42,5 @@ pub async fn power_cycle(
         .start(vm, &node.network, &ctx.dir.run_log(vm))
         .await
         .map_err(|e| Failure::from_provider(stage, e))?;
-    let identity = ctx.store.vm(vm).and_then(|o| o.mac).unwrap_or_default();
-    let wait = AddressWait {
-        timeout: ctx.timeouts.ip,
-    };
-    let ip = ctx
-        .provider
-        .address(vm, &identity, &node.network, wait)
-        .await
-        .map_err(|e| Failure::from_provider(stage, e))?;
-    ctx.store
-        .update_vm(vm, |o| o.ip = Some(ip.clone()))
-        .map_err(|e| Failure::new(stage, e, WRITABLE))?;
-    Ok(ip)
+    address::wait_for(ctx, node, stage, ctx.timeouts.ip).await
 }

@@ -1,15 +1,17 @@
 //! The node's address. Where the provider keeps a VM's address across its boots (tart: the
 //! same identity gets the same lease), a VM that already ran uses its recorded address at
 //! once; otherwise (a VM booted now, or a provider whose VMs move, as Orchard's do when
-//! rescheduled) the provider is asked, while it watches that the VM keeps running.
+//! rescheduled) the provider is asked, while it watches that the VM keeps running: the
+//! requirement "VM has an address" (`operations::address`).
 
 use std::time::Duration;
 
 use super::{NodeRun, NodeStage};
 use crate::engine::events::Stage;
+use crate::engine::operations::address;
 use crate::engine::watch::Address;
-use crate::engine::{Context, Failure, WRITABLE};
-use crate::provider::{AddressWait, BoxFuture};
+use crate::engine::{Context, Failure};
+use crate::provider::BoxFuture;
 
 pub struct WaitForAddress;
 
@@ -31,17 +33,9 @@ impl NodeStage for WaitForAddress {
                     } else {
                         Duration::from_secs(5)
                     };
-                    let identity = owned.mac.unwrap_or_default();
                     ctx.reporter
                         .started(&vm, Stage::Ip, "waiting for its address");
-                    let ip = ctx
-                        .provider
-                        .address(&vm, &identity, &run.node.network, AddressWait { timeout })
-                        .await
-                        .map_err(|e| Failure::from_provider(Stage::Ip, e))?;
-                    ctx.store
-                        .update_vm(&vm, |o| o.ip = Some(ip.clone()))
-                        .map_err(|e| Failure::new(Stage::Ip, e, WRITABLE))?;
+                    let ip = address::wait_for(ctx, &run.node, Stage::Ip, timeout).await?;
                     ctx.reporter.address(&vm, &ip);
                     ip
                 }

@@ -250,11 +250,15 @@ async fn served_after_rotation(
     // A reload takes sshd a moment: 2 s for it, then 5 s after a restart. Each handshake
     // is given at least 2 s, however busy the machine; the requirement keeps what was
     // served last, else why nothing was.
-    let new_key_served = |within: Duration| Requirement {
+    let new_key_served = |within: Duration| {
+        Requirement {
         name: format!("{vm}'s sshd serves its new host key"),
-        hint: String::new(),
+        hint: format!("the image's sshd does not take /etc/ssh/ssh_host_*_key: look at `journalctl -u ssh` (or sshd's options) on {vm}; both keys stay pinned, and the next `tartlab up` makes new ones"),
+        // The log that would say why is the guest's journal, not on this host.
+        log: None,
         timeout: within,
         interval: Duration::from_millis(200),
+    }
     };
     let wait_for_new = |within: Duration| {
         let dialer = dialer.as_ref();
@@ -274,7 +278,10 @@ async fn served_after_rotation(
                 })
                 .await
                 .map_err(|unmet| match unmet {
-                    Unmet::TimedOut { last } => last,
+                    Unmet::TimedOut { last } => new_key_served(within).failure(
+                        Stage::Base,
+                        format!("after its new host keys were put in place, reloaded and restarted, {vm}'s sshd serves {last}"),
+                    ),
                     Unmet::Fatal(never) => match never {},
                 })
         }
@@ -293,13 +300,7 @@ async fn served_after_rotation(
         .run_plain(Command::plain(what, &command))
         .await
         .map_err(|e| command_failure(ctx, vm, Stage::Base, what, e))?;
-    wait_for_new(Duration::from_secs(5)).await.map_err(|served| {
-        Failure::new(
-            Stage::Base,
-            format!("after its new host keys were put in place, reloaded and restarted, {vm}'s sshd serves {served}"),
-            format!("the image's sshd does not take /etc/ssh/ssh_host_*_key: look at `journalctl -u ssh` (or sshd's options) on {vm}; both keys stay pinned, and the next `tartlab up` makes new ones"),
-        )
-    })
+    wait_for_new(Duration::from_secs(5)).await
 }
 
 /// The base parts a node still needs.

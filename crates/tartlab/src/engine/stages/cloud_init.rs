@@ -3,20 +3,24 @@
 //! own cloud-init run end, clears cloud-init's state, writes a NoCloud seed (`/var/lib/cloud/seed/nocloud`: the user-data, and meta-data with a fresh
 //! `instance-id` and the node's `local-hostname`), turns the NoCloud datasource on in
 //! `/etc/cloud/cloud.cfg.d/99_tartlab.cfg` (the cirruslabs images turn every datasource off),
-//! powers the VM off and starts it again (`operations::restart`), waits for SSH, and
-//! reports `cloud-init status --wait --long`. The host keys tartlab pinned stay: the drop-in
+//! powers the VM off and starts it again (`operations::restart`), waits for SSH, then for
+//! the requirement "cloud-init has ended" (`cloud-init status --long`, asked until it no
+//! longer runs), and reports how it ended. The host keys tartlab pinned stay: the drop-in
 //! tells cloud-init not to delete any (`ssh_deletekeys: false`) and to make only the types
 //! tartlab made, which exist already (`ssh_genkeytypes: [ ed25519, ecdsa ]`).
 //! The user-data's hash is recorded: unchanged user-data does nothing on the next `up`.
+
+use std::time::Duration;
 
 use super::{command_failure, run_locked_script, NodeRun, NodeStage};
 use crate::engine::events::{Provisioned, Stage};
 use crate::engine::inputs;
 use crate::engine::operations::restart::power_cycle;
-use crate::engine::remote::as_root_locked;
+use crate::engine::remote::{as_root, as_root_locked};
+use crate::engine::requirements::{Check, Requirement, Unmet};
 use crate::engine::watch::Address;
 use crate::engine::{Context, Failure, WRITABLE};
-use crate::guest::runner::Command;
+use crate::guest::runner::{Command, GuestSession};
 use crate::provider::BoxFuture;
 
 /// Arguments: the instance-id and the hostname; stdin: the user-data.
@@ -45,10 +49,17 @@ CFG
 rm -f /etc/cloud/cloud-init.disabled
 "#;
 
-/// Waits for cloud-init's end, then says how it went.
+/// Says how cloud-init is: still to end (`tartlab-cloud-init-pending`: not started yet, as
+/// when a boot's cloud-init starts after sshd, or running), or how it ended.
 const STATUS: &str = r#"set -uo pipefail
-cloud-init status --wait --long
+out=$(cloud-init status --long)
 code=$?
+printf '%s\n' "$out"
+case $(printf '%s\n' "$out" | sed -n 's/^status: //p' | head -n 1) in
+  running|"not run"|"not started")
+    echo "tartlab-cloud-init-pending"
+    exit 0 ;;
+esac
 # cloud-init 23.4 and later (Ubuntu 24.04 has 24.x) exit 2 for "done, with recoverable
 # errors" (a deprecated key, a warning): it ran; tartlab says so and goes on.
 if [ "$code" = 2 ]; then
@@ -96,13 +107,8 @@ async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
         return Ok(());
     };
     let vm = run.node.vm_name.clone();
-    let (text, digest) = user_data.map_err(|e| {
-        Failure::new(
-            Stage::CloudInit,
-            e,
-            "fix the user-data file named by cloud_init:",
-        )
-    })?;
+    let (text, digest) =
+        user_data.map_err(|e| Failure::new(Stage::CloudInit, e.to_string(), e.hint()))?;
     let applied = ctx.store.vm(&vm).unwrap_or_default().applied;
     if applied.get(inputs::CLOUD_INIT) == Some(&digest) {
         return Ok(());
@@ -132,14 +138,7 @@ async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
     ctx.reporter
         .started(&vm, Stage::CloudInit, "waiting for cloud-init");
     let guest = run.guest(ctx).await?;
-    let what = "cloud-init";
-    let command = as_root_locked(what, STATUS, &[]);
-    let degraded = match guest.run_plain(Command::plain(what, &command)).await {
-        Ok(out) => String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .any(|l| l == "tartlab-cloud-init-degraded"),
-        Err(error) => return Err(failure(ctx, &vm, &relative, error)),
-    };
+    let degraded = ended(ctx, &guest, &vm, &relative).await?;
     ctx.store
         .update_vm(&vm, |o| {
             o.applied.insert(inputs::CLOUD_INIT.into(), digest);
@@ -156,6 +155,82 @@ async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
         ctx.reporter.done(&vm, Stage::CloudInit, "done");
     }
     Ok(())
+}
+
+/// Waits for the requirement "cloud-init on VM has ended"; whether it ended with
+/// recoverable errors. It fails when cloud-init ended with an error, or still runs at
+/// TARTLAB_COMMAND_TIMEOUT (then with the last lines of its output log).
+async fn ended(
+    ctx: &Context,
+    guest: &GuestSession,
+    vm: &str,
+    relative: &str,
+) -> Result<bool, Failure> {
+    let has_ended = Requirement {
+        name: format!("cloud-init on {vm} has ended"),
+        hint: format!("`tartlab ssh {vm} cloud-init status --long` says where it is; if it is only slow, raise TARTLAB_COMMAND_TIMEOUT"),
+        // Its log is the guest's: the failure asks for its last lines.
+        log: None,
+        timeout: ctx.timeouts.command,
+        interval: Duration::from_secs(1),
+    };
+    let what = "cloud-init status";
+    let command = as_root_locked(what, STATUS, &[]);
+    let command = command.as_str();
+    let verdict = has_ended
+        .wait_for(|_| async move {
+            match guest.run_plain(Command::plain(what, command)).await {
+                Ok(out) => {
+                    let stdout = String::from_utf8_lossy(&out.stdout);
+                    if stdout.lines().any(|l| l == "tartlab-cloud-init-pending") {
+                        let status = stdout.lines().find(|l| l.starts_with("status: "));
+                        Check::NotYet(
+                            crate::text::printable(
+                                status.unwrap_or("status: unknown"),
+                                crate::text::QUOTED_LINE,
+                            )
+                            .into_owned(),
+                        )
+                    } else {
+                        Check::Met(stdout.lines().any(|l| l == "tartlab-cloud-init-degraded"))
+                    }
+                }
+                Err(error) => Check::Fatal(failure(ctx, vm, relative, error)),
+            }
+        })
+        .await;
+    match verdict {
+        Ok(degraded) => Ok(degraded),
+        Err(Unmet::Fatal(failure)) => Err(failure),
+        Err(Unmet::TimedOut { last }) => {
+            let happened = format!(
+                "cloud-init on {vm} did not end within {} s ({last})",
+                has_ended.secs()
+            );
+            Err(has_ended.failure(Stage::CloudInit, happened + &output_log_tail(guest).await))
+        }
+    }
+}
+
+/// The last lines of cloud-init's output log on the guest, after a newline; empty if there
+/// are none.
+async fn output_log_tail(guest: &GuestSession) -> String {
+    let what = "cloud-init's output log";
+    let command = as_root(
+        "tail -n 15 /var/log/cloud-init-output.log 2>/dev/null || true",
+        &[],
+    );
+    match guest.run_plain(Command::plain(what, &command)).await {
+        Ok(out) => {
+            let lines = crate::text::last_lines(&String::from_utf8_lossy(&out.stdout), 12);
+            if lines.is_empty() {
+                String::new()
+            } else {
+                format!("\nlast lines of /var/log/cloud-init-output.log:\n{lines}")
+            }
+        }
+        Err(_) => String::new(),
+    }
 }
 
 /// Powers the VM off and on for cloud-init, then takes its new address.

@@ -62,7 +62,7 @@ impl NodeStage for Files {
             let vm = run.node.vm_name.clone();
             let applied = ctx.store.vm(&vm).unwrap_or_default().applied;
             let uploads: Vec<inputs::Upload> = inputs::uploads(&ctx.lab, &run.node)
-                .map_err(|(message, hint)| Failure::new(Stage::Files, message, hint))?
+                .map_err(|e| Failure::new(Stage::Files, e.to_string(), e.hint()))?
                 .into_iter()
                 .filter(|u| applied.get(&inputs::file_key(&u.spec.dest)) != Some(&u.hash))
                 .collect();

@@ -10,6 +10,7 @@ use super::{NodeRun, NodeStage};
 use crate::dial::Dialer;
 use crate::engine::events::Stage;
 use crate::engine::inputs;
+use crate::engine::operations::address::console_log;
 use crate::engine::requirements::{Check, Requirement, Unmet};
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::guest::runner::GuestSession;
@@ -59,6 +60,7 @@ pub async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<GuestSessio
     let sshd_answers = Requirement {
         name: format!("sshd on {vm} ({way}) answers"),
         hint: format!("the VM has an address but no SSH yet; look at its console output (`tartlab logs {vm}`), or raise TARTLAB_SSH_TIMEOUT"),
+        log: console_log(ctx, vm),
         timeout: ctx.timeouts.ssh,
         interval: Duration::from_millis(300),
     };
@@ -75,13 +77,12 @@ pub async fn connect(ctx: &Context, node: &Node, ip: &str) -> Result<GuestSessio
                 ),
                 "something in the guest's login hangs (PAM, NSS, a profile script): look at its auth log on the VM's console",
             ),
-            Unmet::TimedOut { last } => Failure::new(
+            Unmet::TimedOut { last } => sshd_answers.failure(
                 Stage::Ssh,
                 format!(
                     "sshd on {vm} ({way}) did not answer within {} s: {last}",
-                    ctx.timeouts.ssh.as_secs()
+                    sshd_answers.secs()
                 ),
-                sshd_answers.hint.clone(),
             ),
         })?;
     ctx.reporter.done(vm, Stage::Ssh, &format!("{user}@{ip}"));

@@ -97,13 +97,8 @@ async fn run_step(
         node, ip, files, ..
     } = target;
     let vm = &node.vm_name;
-    let inputs = inputs::step_inputs(&ctx.lab, step, node, files, outputs).map_err(|e| {
-        Failure::new(
-            Stage::Provision,
-            e,
-            "the step that declares this output must succeed first; see `tartlab logs` of the node it comes from",
-        )
-    })?;
+    let inputs = inputs::step_inputs(&ctx.lab, step, node, files, outputs)
+        .map_err(|e| Failure::new(Stage::Provision, e.to_string(), e.hint()))?;
     if is_done(ctx, step, vm, &inputs.hash) {
         ctx.reporter
             .skipped(vm, Stage::Provision, &format!("{} (unchanged)", step.name));

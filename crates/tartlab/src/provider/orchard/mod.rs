@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use self::api::{Controller, NewVm, Refusal, Vm};
 use super::{
-    AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Peers, Provider,
-    ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
+    AddressLook, AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Peers,
+    Provider, ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
 };
 use crate::dial::{Dialer, SshRoute};
 use crate::doctor::Check;
@@ -251,12 +251,15 @@ impl Provider for OrchardProvider {
     }
 
     fn console_logs(&self, vm: &str, run_log: &Path) -> Vec<PathBuf> {
-        // The controller keeps a VM's events, not its console: written beside the transcript
-        // for `logs` to show, when they can be read now.
-        match doctor::write_events(&self.controller, vm, run_log) {
-            Ok(()) => vec![run_log.to_path_buf()],
-            Err(_) => Vec::new(),
+        // The controller keeps a VM's events, not its console: `logs` (which runs outside
+        // the engine's runtime) writes them to the run log first; the engine, which asks
+        // only for the path to show in a hint, is not held up by a request.
+        if tokio::runtime::Handle::try_current().is_err()
+            && doctor::write_events(&self.controller, vm, run_log).is_err()
+        {
+            return Vec::new();
         }
+        vec![run_log.to_path_buf()]
     }
 
     fn inventory(&self) -> BoxFuture<'_, Result<Inventory, ProviderError>> {
@@ -405,27 +408,41 @@ impl Provider for OrchardProvider {
         _identity: &'a str,
         _network: &'a NetworkMode,
         wait: AddressWait,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+    ) -> BoxFuture<'a, AddressLook> {
         Box::pin(async move {
             match self.controller.ip(vm, wait.timeout).await {
-                Ok(ip) => Ok(ip),
+                Ok(ip) => AddressLook::Known(ip),
                 // The controller asks the worker, which asks `tart ip`: a worker that is down
-                // or a VM that is not booted give the same 500 (503 when the worker is gone).
+                // or a VM that did not boot give the same 500 (503 when the worker is gone),
+                // after the controller has tried within the wait.
                 Err(Refusal::Status(status @ (500 | 503), _)) => {
                     let worker = match self.controller.vm(vm).await {
                         Ok(Some(found)) if !found.worker.is_empty() => found.worker,
                         _ => "?".to_string(),
                     };
-                    Err(ProviderError::new(
+                    AddressLook::Failed(ProviderError::new(
                         format!("{vm}'s worker {worker} gave no address for it (the controller answered {status}): the worker is down, or the VM did not boot"),
                         format!("check that `orchard worker run` runs on {worker} (`orchard list workers` shows when each was last seen), then `tartlab up` again; a worker that comes back fails the VMs it lost, which `tartlab up --recreate` makes anew"),
                     ))
                 }
-                Err(e) => Err(self
-                    .controller
-                    .explain(&format!("asking the address of {vm}"), e)),
+                // Not running yet (408), or the controller did not answer: look again.
+                Err(e @ (Refusal::Status(408, _) | Refusal::Unreachable(_))) => {
+                    AddressLook::NotYet(
+                        self.controller
+                            .explain(&format!("asking the address of {vm}"), e)
+                            .message,
+                    )
+                }
+                Err(e) => AddressLook::Failed(
+                    self.controller
+                        .explain(&format!("asking the address of {vm}"), e),
+                ),
             }
         })
+    }
+
+    fn address_hint(&self, _network: &NetworkMode) -> String {
+        "the VM's worker asks `tart ip` of it: check that the worker runs (`orchard list workers`) and that the VM is running (`tartlab status`), or raise TARTLAB_IP_TIMEOUT".into()
     }
 
     fn dialer(&self, vm: &str, _address: &str) -> Arc<dyn Dialer> {

@@ -110,9 +110,27 @@ pub struct Tart {
     pub lock: Option<crate::state::LockShare>,
 }
 
+/// Why tart was not found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotFound {
+    /// No `tart` on PATH (and no TARTLAB_TART).
+    NotOnPath,
+    /// TARTLAB_TART names no file.
+    NoSuchFile(PathBuf),
+}
+
+impl std::fmt::Display for NotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotFound::NotOnPath => f.write_str("tart is not on PATH"),
+            NotFound::NoSuchFile(path) => write!(f, "{} does not exist", path.display()),
+        }
+    }
+}
+
 impl Tart {
     /// `TARTLAB_TART`, else `tart` on PATH; `TART_HOME`, else `~/.tart`.
-    pub fn locate() -> Result<Tart, String> {
+    pub fn locate() -> Result<Tart, NotFound> {
         let program = match std::env::var_os("TARTLAB_TART") {
             Some(p) => PathBuf::from(p),
             None => std::env::var_os("PATH")
@@ -121,10 +139,10 @@ impl Tart {
                         .map(|d| d.join("tart"))
                         .find(|p| p.is_file())
                 })
-                .ok_or("tart is not on PATH")?,
+                .ok_or(NotFound::NotOnPath)?,
         };
         if !program.is_file() {
-            return Err(format!("{} does not exist", program.display()));
+            return Err(NotFound::NoSuchFile(program));
         }
         let home = match std::env::var_os("TART_HOME") {
             Some(h) => PathBuf::from(h),

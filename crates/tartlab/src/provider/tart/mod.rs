@@ -4,8 +4,8 @@
 //! and checks Softnet's set-up; `doctor.rs` checks tart and its host. Here they become the
 //! `Provider` the engine uses.
 //!
-//! Over 500 lines, for a reason: the `Provider` impl is one block, and the address wait lives
-//! beside it because it watches the `tart run` children the provider started.
+//! Over 500 lines, for a reason: the `Provider` impl is one block, and the look for an
+//! address lives beside it because it watches the `tart run` children the provider started.
 
 pub mod cli;
 mod doctor;
@@ -21,13 +21,13 @@ use std::time::{Duration, Instant};
 use tokio::process::Child;
 use tokio::sync::OnceCell;
 
-use self::cli::{last_lines, Resolver, Tart, TartError, MINIMUM_VERSION};
+use self::cli::{last_lines, NotFound, Resolver, Tart, TartError, MINIMUM_VERSION};
 use self::leases::LeaseWatcher;
 use self::network::{run_flags, softnet_ready};
 use self::running::RunningVms;
 use super::{
-    AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Provider, ProviderError,
-    Resize, Stopped, VmInfo, VmSettings, VmSpec,
+    AddressLook, AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Provider,
+    ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
 };
 use crate::dial::{Dialer, SshRoute, TcpDialer};
 use crate::doctor::Check;
@@ -55,15 +55,35 @@ fn failed(e: TartError, hint: &str) -> ProviderError {
     ProviderError::new(e.to_string(), hint)
 }
 
+fn cannot_run_ip(vm: &str, e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::new(
+        format!("cannot run `tart ip {vm}`: {e}"),
+        "check that tart is installed",
+    )
+}
+
+/// `tart ip` exits 2 for a VM it does not have: it was deleted while tartlab waited.
+fn gone(e: TartError) -> ProviderError {
+    failed(
+        e,
+        "the VM was deleted meanwhile: `tartlab up` makes it again",
+    )
+}
+
 impl TartProvider {
     /// tart (`TARTLAB_TART`, else `tart` on PATH) and its home (`TART_HOME`). The tart
     /// commands it runs inherit `lock`, if given (see docs/LIFECYCLE.md).
     pub fn locate(lock: Option<LockShare>) -> Result<TartProvider, ProviderError> {
         let mut tart = Tart::locate().map_err(|e| {
-            ProviderError::new(
-                format!("cannot find tart: {e}"),
-                "install it (`brew install cirruslabs/cli/tart`), or point TARTLAB_TART at it",
-            )
+            let hint = match e {
+                NotFound::NotOnPath => {
+                    "install it (`brew install cirruslabs/cli/tart`), or point TARTLAB_TART at it"
+                }
+                NotFound::NoSuchFile(_) => {
+                    "point TARTLAB_TART at the tart program (`brew install cirruslabs/cli/tart` installs it), or unset it to use the tart on PATH"
+                }
+            };
+            ProviderError::new(format!("cannot find tart: {e}"), hint)
         })?;
         tart.lock = lock;
         Ok(TartProvider {
@@ -138,42 +158,37 @@ impl TartProvider {
             .as_ref()
     }
 
-    /// Looks the address up in the background: in the lease file (one watcher for every
-    /// node), else with `tart ip --wait`; a bridged VM has no lease on this host, so it is
-    /// asked of the guest agent, then of the ARP cache, never of the lease file (which may
-    /// hold a stale lease of the same MAC).
+    /// Looks the address up once, in the background, for at most `secs`: in the lease file
+    /// (one watcher for every node), else with `tart ip --wait`; a bridged VM has no lease
+    /// on this host, so it is asked of the guest agent, then of the ARP cache, never of the
+    /// lease file (which may hold a stale lease of the same MAC). A VM tart does not have
+    /// (exit 2) never gets one: that ends the wait.
     async fn lookup(
         &self,
         vm: &str,
         identity: &str,
         network: &NetworkMode,
         secs: u64,
-    ) -> Result<tokio::task::JoinHandle<Result<String, String>>, ProviderError> {
+    ) -> Result<tokio::task::JoinHandle<AddressLook>, ProviderError> {
         let (tart, name) = (self.tart.clone(), vm.to_string());
         if !network.leased_by_host() {
+            let agent_wait = secs.clamp(1, 5) as u16;
             return Ok(tokio::spawn(async move {
-                let deadline = Instant::now() + Duration::from_secs(secs);
                 let mut last = String::new();
-                loop {
-                    for (resolver, wait) in [(Resolver::Agent, 5), (Resolver::Arp, 1)] {
-                        let asked = match tart.spawn_ip(&name, wait, resolver) {
-                            Ok(child) => tart
-                                .ip_result(&name, child)
-                                .await
-                                .map_err(|e| e.to_string()),
-                            Err(e) => Err(e.to_string()),
-                        };
-                        match asked {
-                            Ok(ip) => return Ok(ip),
-                            Err(e) => last = e,
-                        }
-                    }
-                    if Instant::now() >= deadline {
-                        return Err(format!(
-                            "neither the guest agent nor the ARP cache knows its address (a bridged VM has none in this host's lease file): {last}"
-                        ));
+                for (resolver, wait) in [(Resolver::Agent, agent_wait), (Resolver::Arp, 1)] {
+                    let asked = match tart.spawn_ip(&name, wait, resolver) {
+                        Ok(child) => tart.ip_result(&name, child).await,
+                        Err(e) => return AddressLook::Failed(cannot_run_ip(&name, e)),
+                    };
+                    match asked {
+                        Ok(ip) => return AddressLook::Known(ip),
+                        Err(e) if e.code == Some(2) => return AddressLook::Failed(gone(e)),
+                        Err(e) => last = e.to_string(),
                     }
                 }
+                AddressLook::NotYet(format!(
+                    "neither the guest agent nor the ARP cache knows its address (a bridged VM has none in this host's lease file): {last}"
+                ))
             }));
         }
         if let Some(watcher) = self.lease_watcher().await {
@@ -181,71 +196,61 @@ impl TartProvider {
             let file = leases::lease_file();
             return Ok(tokio::spawn(async move {
                 match watcher.address(&mac, Duration::from_secs(secs)).await {
-                    Some(ip) => Ok(ip.to_string()),
-                    None => Err(format!("no lease for its MAC {mac} in {}", file.display())),
+                    Some(ip) => AddressLook::Known(ip.to_string()),
+                    None => AddressLook::NotYet(format!(
+                        "no lease for its MAC {mac} in {}",
+                        file.display()
+                    )),
                 }
             }));
         }
         let child = self
             .tart
             .spawn_ip(vm, secs.min(u64::from(u16::MAX)) as u16, Resolver::Dhcp)
-            .map_err(|e| {
-                ProviderError::new(
-                    format!("cannot run `tart ip {vm}`: {e}"),
-                    "check that tart is installed",
-                )
-            })?;
+            .map_err(|e| cannot_run_ip(vm, e))?;
         Ok(tokio::spawn(async move {
-            tart.ip_result(&name, child)
-                .await
-                .map_err(|e| e.to_string())
+            match tart.ip_result(&name, child).await {
+                Ok(ip) => AddressLook::Known(ip),
+                Err(e) if e.code == Some(2) => AddressLook::Failed(gone(e)),
+                Err(e) => AddressLook::NotYet(e.to_string()),
+            }
         }))
     }
 
-    /// Waits for the address while watching the `tart run` this provider started, if any.
-    async fn wait_for_address(
+    /// One look for the address, while watching the `tart run` this provider started, if
+    /// any: that run ending is the end of the wait.
+    async fn look_for_address(
         &self,
         vm: &str,
         identity: &str,
         network: &NetworkMode,
         wait: AddressWait,
-    ) -> Result<String, ProviderError> {
+    ) -> AddressLook {
         let secs = wait.timeout.as_secs().max(1);
-        let mut lookup = self.lookup(vm, identity, network, secs).await?;
-        let log = self
-            .runs
-            .lock()
-            .ok()
-            .and_then(|r| r.get(vm).map(|r| r.log.clone()));
+        let mut lookup = match self.lookup(vm, identity, network, secs).await {
+            Ok(lookup) => lookup,
+            Err(e) => return AddressLook::Failed(e),
+        };
+        let watched = self.runs.lock().ok().is_some_and(|r| r.contains_key(vm));
         let result = loop {
             tokio::select! {
                 result = &mut lookup => break result,
-                _ = tokio::time::sleep(Duration::from_millis(250)), if log.is_some() => {
+                _ = tokio::time::sleep(Duration::from_millis(250)), if watched => {
                     if let Some(stopped) = self.run_ended(vm) {
                         match stopped {
                             RunEnded::LateLock => break lookup.await,
                             RunEnded::Exited(message, hint) => {
                                 lookup.abort();
-                                return Err(ProviderError::new(message, hint));
+                                return AddressLook::Failed(ProviderError::new(message, hint));
                             }
                         }
                     }
                 }
             }
         };
-        let hint_log = log.map_or(String::new(), |l| format!("see {} and ", l.display()));
-        let hint = if network.leased_by_host() {
-            format!("the VM runs but took no DHCP lease; {hint_log}check the host's DHCP lease time (tart's FAQ), or raise TARTLAB_IP_TIMEOUT")
-        } else {
-            format!("a bridged VM gets its address from the LAN's DHCP server; {hint_log}check that the image runs the Tart Guest Agent (`tart ip --resolver agent`) and that the LAN gives addresses")
-        };
         match result {
-            Ok(Ok(ip)) => Ok(ip),
-            Ok(Err(e)) => Err(ProviderError::new(
-                format!("no IP address for {vm} within {secs} s: {e}"),
-                hint,
-            )),
-            Err(e) => Err(ProviderError::new(
+            Ok(look) => look,
+            Err(e) => AddressLook::Failed(ProviderError::new(
                 format!("`tart ip` did not finish: {e}"),
                 "",
             )),
@@ -516,8 +521,16 @@ impl Provider for TartProvider {
         identity: &'a str,
         network: &'a NetworkMode,
         wait: AddressWait,
-    ) -> BoxFuture<'a, Result<String, ProviderError>> {
-        Box::pin(self.wait_for_address(vm, identity, network, wait))
+    ) -> BoxFuture<'a, AddressLook> {
+        Box::pin(self.look_for_address(vm, identity, network, wait))
+    }
+
+    fn address_hint(&self, network: &NetworkMode) -> String {
+        if network.leased_by_host() {
+            "the VM runs but took no DHCP lease; check the host's DHCP lease time (tart's FAQ), or raise TARTLAB_IP_TIMEOUT".into()
+        } else {
+            "a bridged VM gets its address from the LAN's DHCP server; check that the image runs the Tart Guest Agent (`tart ip --resolver agent`) and that the LAN gives addresses".into()
+        }
     }
 
     fn dialer(&self, _vm: &str, address: &str) -> Arc<dyn Dialer> {
