@@ -205,6 +205,7 @@ fn forward_carries_bytes_both_ways_reports_a_refused_port_and_stops_at_a_signal(
         taken
             .stderr
             .contains(&format!("cannot listen on 127.0.0.1:{port} for dev-vm"))
+            && taken.stderr.contains("another program holds that port")
             && taken.stderr.contains(&format!(
                 "`tartlab forward dev-vm 0:{port}` picks a free one"
             )),

@@ -22,7 +22,8 @@ use crate::state::KnownHosts;
     after_long_help = "Examples:\n  tartlab forward dev-master 6443       (k3s's kubeconfig then works as it is)\n  tartlab forward dev-db 15432:5432\n  tartlab forward --json dev-web 0:80   (0: a free port; the `listening` event names it)\n\nOnly 127.0.0.1 is listened on. Runs until Ctrl-C or SIGTERM, then exits 0. A connection \
 the node refuses (nothing listens on REMOTE) is closed and reported; the forward goes on. \
 If the SSH connection drops, it logs in once again, or exits 1. With --json, one JSON \
-event per line on stdout: `listening` (with `local_port`), `refused`, `reconnected`."
+event per line on stdout: `listening` (with `local_port`), `refused`, `failed`, \
+`reconnected`."
 )]
 pub struct ForwardArgs {
     #[command(flatten)]
@@ -172,7 +173,11 @@ async fn serve(login: Login, ports: Ports, json: bool) -> Result<Exit> {
                 Ok((stream, peer)) => {
                     relays.spawn(carry(session.clone(), stream, peer, target.clone()));
                 }
-                Err(e) => eprintln!("forward: a local connection to 127.0.0.1:{local} failed: {e}"),
+                Err(e) => {
+                    eprintln!("forward: a local connection to 127.0.0.1:{local} failed: {e}");
+                    // Out of descriptors, say: not a busy loop while it lasts.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
             },
             Some(_) = relays.join_next() => {}
             // Checked on every tick (a guard would be read once per wait, and miss it).
@@ -199,10 +204,15 @@ async fn listen(vm: &str, ports: Ports) -> Result<(TcpListener, u16)> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, ports.local))
         .await
         .map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::PermissionDenied => "ports below 1024 need root here",
+                std::io::ErrorKind::AddrInUse => "another program holds that port",
+                _ => "the port cannot be used",
+            };
             Error::fatal(
                 format!("cannot listen on 127.0.0.1:{} for {vm}: {e}", ports.local),
                 format!(
-                    "another program may hold that port: give another LOCAL (`tartlab forward {vm} 0:{}` picks a free one)",
+                    "{why}: give another LOCAL (`tartlab forward {vm} 0:{}` picks a free one)",
                     ports.remote
                 ),
             )
@@ -255,7 +265,13 @@ impl Target {
 /// closes this connection only, and says so once.
 async fn carry(session: Arc<Connection>, local: TcpStream, peer: SocketAddr, target: Arc<Target>) {
     let opening = session.tunnel("127.0.0.1", target.remote, peer);
-    let failure = match tokio::time::timeout(login_timeout(), opening).await {
+    let opened = tokio::time::timeout(login_timeout(), opening).await;
+    // The node said no (`refused`), or the SSH connection could not carry it (`failed`).
+    let event = match &opened {
+        Ok(Err(TunnelError::Closed(_))) | Err(_) => "failed",
+        _ => "refused",
+    };
+    let failure = match opened {
         Ok(Ok(channel)) => {
             let _ = local.set_nodelay(true);
             let (from_local, to_local) = local.into_split();
@@ -280,7 +296,7 @@ async fn carry(session: Arc<Connection>, local: TcpStream, peer: SocketAddr, tar
         ),
     };
     eprintln!("forward: {failure}; local connection from {peer} closed, still forwarding");
-    target.event("refused", serde_json::json!({ "message": failure }));
+    target.event(event, serde_json::json!({ "message": failure }));
 }
 
 #[cfg(test)]
