@@ -72,6 +72,8 @@ enum Command {
     Exec(access::ExecArgs),
     /// Copy files to or from a node: `tartlab cp [-r] SRC DEST` with NODE:PATH on one side
     Cp(access::CpArgs),
+    /// Forward a local port to a node's port (127.0.0.1 only), as `ssh -L`, until Ctrl-C
+    Forward(access::ForwardArgs),
     /// A node's `tart run` log and provisioning transcript
     Logs(access::LogsArgs),
     /// An OpenSSH config with a Host per node (also written to .tartlab/ssh_config)
@@ -158,6 +160,7 @@ pub fn run() -> Result<Exit> {
         Some(Command::Exec(args)) => access::exec(&args),
         Some(Command::Cp(args)) => access::cp(&args),
         Some(Command::Logs(args)) => access::logs(&args),
+        Some(Command::Forward(args)) => access::forward(&args),
         Some(Command::Proxy(args)) => access::proxy(&args),
         Some(Command::SshConfig(args)) => export::ssh_config(&args),
         Some(Command::Inventory(args)) => export::inventory(&args),

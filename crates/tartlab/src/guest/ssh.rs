@@ -79,6 +79,30 @@ impl std::fmt::Display for SessionError {
     }
 }
 
+/// Why a `direct-tcpip` channel (one forwarded TCP connection) did not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TunnelError {
+    /// The guest's sshd tried and could not connect: nothing listens there.
+    Refused,
+    /// The guest's sshd does not forward TCP (`AllowTcpForwarding no`).
+    Prohibited,
+    /// Another refusal, as the server gave it.
+    Other(String),
+    /// The SSH connection is gone.
+    Closed(String),
+}
+
+impl std::fmt::Display for TunnelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TunnelError::Refused => write!(f, "connection refused"),
+            TunnelError::Prohibited => write!(f, "sshd does not allow TCP forwarding"),
+            TunnelError::Other(e) => write!(f, "the channel was refused: {e}"),
+            TunnelError::Closed(e) => write!(f, "the SSH connection is gone: {e}"),
+        }
+    }
+}
+
 /// Credentials for one login.
 #[derive(Clone, Copy)]
 pub enum Auth<'a> {
@@ -207,9 +231,45 @@ fn config() -> Arc<client::Config> {
     })
 }
 
+/// For a connection held open while nothing is sent (`forward`): no inactivity limit (a
+/// keepalive does not reset it), and a peer that misses three keepalives, 15 s apart, ends it.
+fn held_config() -> Arc<client::Config> {
+    Arc::new(client::Config {
+        nodelay: true,
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
+        ..Default::default()
+    })
+}
+
 /// One connection attempt: the stream, the handshake (the host key checked as `keys` says),
 /// then the login, all within `timeout`.
 pub async fn connect(
+    dialer: &dyn Dialer,
+    user: &str,
+    auth: Auth<'_>,
+    keys: HostKeys<'_>,
+    timeout: Duration,
+) -> Result<Connection, SshError> {
+    connect_configured(config(), dialer, user, auth, keys, timeout).await
+}
+
+/// `connect`, for a connection that stays open while idle, as long as the peer answers
+/// keepalives (`forward`'s); only pinned keys, as nothing that holds it may pin.
+pub async fn connect_held(
+    dialer: &dyn Dialer,
+    user: &str,
+    auth: Auth<'_>,
+    pins: Pins,
+    timeout: Duration,
+) -> Result<Connection, SshError> {
+    let keys = HostKeys::Pinned(pins);
+    connect_configured(held_config(), dialer, user, auth, keys, timeout).await
+}
+
+async fn connect_configured(
+    config: Arc<client::Config>,
     dialer: &dyn Dialer,
     user: &str,
     auth: Auth<'_>,
@@ -221,7 +281,7 @@ pub async fn connect(
         HostKeys::FirstContact(first) => (None, Some(first)),
     };
     let answered = AtomicBool::new(false);
-    let attempt = connect_now(dialer, user, auth, pinned, timeout, &answered);
+    let attempt = connect_now(config, dialer, user, auth, pinned, timeout, &answered);
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(connection)) => match (first, &connection.host_key) {
             (None, _) => Ok(connection),
@@ -249,6 +309,7 @@ pub async fn connect(
 }
 
 async fn connect_now(
+    config: Arc<client::Config>,
     dialer: &dyn Dialer,
     user: &str,
     auth: Auth<'_>,
@@ -266,7 +327,7 @@ async fn connect_now(
         .open(timeout)
         .await
         .map_err(|e| SshError::Unreachable(e.to_string()))?;
-    let mut handle = match client::connect_stream(config(), stream, check).await {
+    let mut handle = match client::connect_stream(config, stream, check).await {
         Err(russh::Error::UnknownKey) if had_pins => {
             let presented = presented
                 .lock()
@@ -535,6 +596,45 @@ impl Connection {
             .await
             .map_err(|e| SessionError::SftpStart(e.to_string()))?;
         Ok(session)
+    }
+
+    /// A TCP connection made by the guest to `host:port` (as the guest sees them), carried
+    /// by a `direct-tcpip` channel of this connection: what `ssh -L` opens per connection.
+    /// `from` is the local peer, which the server may log.
+    pub async fn tunnel(
+        &self,
+        host: &str,
+        port: u16,
+        from: std::net::SocketAddr,
+    ) -> Result<russh::ChannelStream<client::Msg>, TunnelError> {
+        use russh::ChannelOpenFailure as Failure;
+        let opened = self
+            .handle
+            .channel_open_direct_tcpip(
+                host,
+                u32::from(port),
+                from.ip().to_string(),
+                u32::from(from.port()),
+            )
+            .await;
+        match opened {
+            Ok(channel) => Ok(channel.into_stream()),
+            Err(russh::Error::ChannelOpenFailure(Failure::ConnectFailed)) => {
+                Err(TunnelError::Refused)
+            }
+            Err(russh::Error::ChannelOpenFailure(Failure::AdministrativelyProhibited)) => {
+                Err(TunnelError::Prohibited)
+            }
+            Err(russh::Error::ChannelOpenFailure(other)) => {
+                Err(TunnelError::Other(format!("{other:?}")))
+            }
+            Err(e) => Err(TunnelError::Closed(e.to_string())),
+        }
+    }
+
+    /// Whether the connection has ended (the server, the network or a keepalive ended it).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
     }
 
     pub async fn close(&self) {

@@ -1,11 +1,13 @@
 //! Every way into a running lab: `ssh` and the hidden `proxy` (`ssh.rs`: the system ssh
 //! with the lab key and pinned host keys; a node's sshd on stdin and stdout, OpenSSH's
 //! `ProxyCommand` for providers whose way in is not plain TCP), `exec` (one command on many
-//! nodes at once), `cp` (SFTP), `logs`. Each goes in by the provider's dialer; what they
-//! share is here. The files other tools read are in `export.rs`. None takes the lab lock.
+//! nodes at once), `cp` (SFTP), `logs`, `forward` (a local port to a node's, as `ssh -L`).
+//! Each goes in by the provider's dialer; what they share is here. The files other tools
+//! read are in `export.rs`. None takes the lab lock.
 
 mod cp;
 mod exec;
+mod forward;
 mod logs;
 mod ssh;
 
@@ -18,6 +20,7 @@ use crate::provider::{self, Inventory, Provider};
 
 pub use cp::{cp, CpArgs};
 pub use exec::{exec, ExecArgs};
+pub use forward::{forward, ForwardArgs};
 pub use logs::{logs, LogsArgs};
 pub use ssh::{proxy, ssh, ProxyArgs, SshArgs};
 
