@@ -199,6 +199,27 @@ fn fleet_lab(url: &str, account: &str) -> String {
     )
 }
 
+/// A guest-side server on 127.0.0.1 (a free port, written to /tmp/port once it listens)
+/// that answers one line with the guest's hostname, a colon and the line.
+const FORWARDED_SERVER: &str = r#"import os, socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(4)
+with open("/tmp/port.new", "w") as f:
+    f.write(str(s.getsockname()[1]))
+os.rename("/tmp/port.new", "/tmp/port")
+while True:
+    c = s.accept()[0]
+    data = b""
+    while not data.endswith(b"\n"):
+        chunk = c.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    c.sendall(socket.gethostname().encode() + b":" + data)
+    c.close()
+"#;
+
 const FLEET_VMS: [(&str, &str); 3] = [("a-master", "w1"), ("a-node", "w1"), ("b-master", "w2")];
 
 /// tartlab with the fleet lab's token in its environment.
@@ -385,6 +406,86 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
         "{}",
         show(&inventory)
     );
+    // Ansible reads that inventory and reaches every node through the proxy: a real
+    // `ansible -m raw` (no Python needed on the guest) with the token only in its
+    // environment.
+    let inventory_file = lab.dir.path().join("inventory.yaml");
+    std::fs::write(&inventory_file, &inventory.stdout).unwrap();
+    let ansible_bin = std::env::var("TARTLAB_TEST_ANSIBLE_INVENTORY")
+        .unwrap_or_else(|_| "/opt/tartlab-test-tools/ansible/bin/ansible-inventory".into());
+    let ansible_dir = std::path::Path::new(&ansible_bin).parent().unwrap();
+    assert!(
+        ansible_dir.join("ansible").is_file(),
+        "{} is missing: scripts/install-deps.sh --with-nextest installs it",
+        ansible_dir.join("ansible").display()
+    );
+    let mut ansible = std::process::Command::new(ansible_dir.join("ansible"));
+    lab.env(&mut ansible);
+    ansible
+        .args(["all", "-i", inventory_file.to_str().unwrap(), "-m", "raw"])
+        .args(["-a", "cat /var/tmp/marker", "--one-line"])
+        .env(TOKEN_ENV, &token)
+        .env("ORCHARD_HOME", lab.dir.path().join("no-orchard-home"))
+        .env("ANSIBLE_LOCAL_TEMP", lab.dir.path())
+        .env("ANSIBLE_HOME", lab.dir.path())
+        .env("ANSIBLE_HOST_KEY_CHECKING", "True");
+    let reached: common::Out = ansible.output().unwrap().into();
+    printed.keep(&reached);
+    assert_eq!(reached.code, 0, "{}", show(&reached));
+    for (vm, _) in FLEET_VMS {
+        assert!(
+            reached.stdout.contains(&format!("step ran on {vm}")),
+            "{}",
+            show(&reached)
+        );
+    }
+
+    // `forward` carries a host client to a guest's server through the controller: a
+    // one-line server on b-master, the client started when the forward says it listens.
+    lab.write("server.py", FORWARDED_SERVER);
+    let copied = tartlab(&lab, &token, &["cp", "server.py", "b-master:"]);
+    assert_eq!(copied.code, 0, "{}", show(&copied));
+    let start = "setsid python3 server.py </dev/null >/dev/null 2>&1 & \
+                 while [ ! -e /tmp/port ]; do sleep 0.05; done; cat /tmp/port";
+    let started = tartlab(&lab, &token, &["exec", "b-master", "--json", "--", start]);
+    assert_eq!(started.code, 0, "{}", show(&started));
+    let results: Value = serde_json::from_str(&started.stdout).unwrap();
+    let remote = results["results"][0]["stdout"]
+        .as_str()
+        .unwrap_or("")
+        .trim();
+    let remote: u16 = remote.parse().unwrap_or_else(|e| panic!("{e}: {results}"));
+    let mut forward = lab.command(&["forward", "--json", "b-master", &format!("0:{remote}")]);
+    forward
+        .env(TOKEN_ENV, &token)
+        .env("ORCHARD_HOME", lab.dir.path().join("no-orchard-home"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut forward = forward.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(forward.stdout.take().unwrap());
+    let local = loop {
+        let mut line = String::new();
+        use std::io::BufRead;
+        let read = lines.read_line(&mut line).unwrap();
+        assert!(read > 0, "the forward ended: {:?}", forward.wait());
+        let event: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+        if let Some(port) = event["local_port"].as_u64() {
+            break port as u16;
+        }
+    };
+    let mut client = std::net::TcpStream::connect(("127.0.0.1", local)).unwrap();
+    client
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    use std::io::{Read, Write};
+    client.write_all(b"through the controller\n").unwrap();
+    let mut back = String::new();
+    client.read_to_string(&mut back).unwrap();
+    assert_eq!(back, "b-master:through the controller\n");
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(forward.id() as i32, libc::SIGINT) }, 0);
+    assert_eq!(forward.wait().unwrap().code(), Some(0));
+
     let event = json!([{"kind": "log_line", "timestamp": 1_796_174_400, "payload": "a line the worker logged"}]);
     assert_eq!(
         fleet
