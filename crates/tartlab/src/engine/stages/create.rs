@@ -24,7 +24,7 @@ impl NodeStage for Create {
             let (from, action) = match run.lifecycle {
                 Lifecycle::Create => (CreateFrom::Image, Action::Created),
                 Lifecycle::FinishCreate => (CreateFrom::Interrupted, Action::Created),
-                Lifecycle::Recreate { running } => {
+                Lifecycle::Recreate { running, .. } => {
                     delete::delete(ctx, &run.node.vm_name, Power::of(running)).await?;
                     (CreateFrom::Image, Action::Recreated)
                 }
