@@ -142,7 +142,7 @@ impl FileOnly {
 
 /// Parses the command line and runs the command.
 pub fn run() -> Result<Exit> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(access::command_marked(std::env::args_os().collect()));
     match cli.command {
         None => {
             let _ = <Cli as clap::CommandFactory>::command().print_help();

@@ -1,6 +1,7 @@
-//! `tartlab exec SELECTOR... -- COMMAND`: one command on many nodes at once, over SSH with
-//! the lab key and pinned host keys; each line prefixed with its node as it comes, then a
-//! recap (or `--json`).
+//! `tartlab exec SELECTOR COMMAND...` (as `ssh NODE COMMAND...`) or `tartlab exec
+//! SELECTOR... -- COMMAND...`: one command on many nodes at once, over SSH with the lab key
+//! and pinned host keys; each line prefixed with its node as it comes, then a recap (or
+//! `--json`).
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -18,7 +19,8 @@ use crate::ui;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_long_help = "Examples:\n  tartlab exec all -- uptime\n  tartlab exec cluster=dev,stg -- 'systemctl is-active k3s'\n  tartlab exec 'dev-*' role=db --json -- df -h /"
+    override_usage = "tartlab exec [OPTIONS] SELECTOR COMMAND...\n       tartlab exec [OPTIONS] SELECTOR... -- COMMAND...",
+    after_long_help = "Without `--`, the first word is the selector and the rest the command, as `ssh NODE COMMAND` takes it (options go before the command); `--` is needed only to give several selectors.\n\nExamples:\n  tartlab exec all hostname\n  tartlab exec role=worker df -h /\n  tartlab exec all -- uptime\n  tartlab exec cluster=dev,stg -- 'systemctl is-active k3s'\n  tartlab exec 'dev-*' role=db --json -- df -h /"
 )]
 pub struct ExecArgs {
     #[command(flatten)]
@@ -30,7 +32,7 @@ pub struct ExecArgs {
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub parallel: usize,
     /// Which nodes: names, cluster=NAME, role=NAME or all; lists (cluster=dev,stg) and globs
-    /// (dev-*) too
+    /// (dev-*) too. Several selectors need `--` before the command
     #[arg(required = true)]
     pub selectors: Vec<String>,
     /// Stop waiting for a node's command after this many seconds (default: no limit)
@@ -40,6 +42,58 @@ pub struct ExecArgs {
     /// is shown as it comes, after the node's name; for raw bytes use `tartlab ssh`
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+/// The command line with `exec SELECTOR COMMAND...` written as `exec SELECTOR -- COMMAND...`,
+/// so clap reads the shape people type after `ssh NODE COMMAND...`: without `--`, the first
+/// word that is not an option (or an option's value) is the selector and everything after
+/// it is the command, options included. A line with `--` already, or not an `exec`, is
+/// returned as it is.
+pub fn command_marked(words: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(at) = words.iter().position(|w| w == "exec") else {
+        return words;
+    };
+    // `exec` must be the subcommand, not a value: tartlab takes no option before it.
+    if at != 1 || words[at + 1..].iter().any(|w| w == "--") {
+        return words;
+    }
+    let definition = <crate::cli::Cli as clap::CommandFactory>::command();
+    let Some(exec) = definition.find_subcommand("exec") else {
+        return words;
+    };
+    let takes_value = |word: &str| -> bool {
+        let arg = if let Some(long) = word.strip_prefix("--") {
+            if long.contains('=') {
+                return false;
+            }
+            exec.get_arguments().find(|a| a.get_long() == Some(long))
+        } else {
+            // `-u` takes the next word; `-uroot` carries its own.
+            let mut chars = word.chars().skip(1);
+            match (chars.next(), chars.next()) {
+                (Some(short), None) => exec.get_arguments().find(|a| a.get_short() == Some(short)),
+                _ => None,
+            }
+        };
+        arg.is_some_and(|a| a.get_action().takes_values())
+    };
+    let mut i = at + 1;
+    while i < words.len() {
+        let word = words[i].to_string_lossy();
+        if word.starts_with('-') && word.len() > 1 {
+            i += if takes_value(&word) { 2 } else { 1 };
+            continue;
+        }
+        // The selector: a command after it, unless the next word asks for help.
+        let next = words.get(i + 1).map(|w| w.to_string_lossy());
+        if next.is_none() || matches!(next.as_deref(), Some("-h" | "--help")) {
+            return words;
+        }
+        let mut marked = words;
+        marked.insert(i + 1, "--".into());
+        return marked;
+    }
+    words
 }
 
 /// What one node's command did, for the recap and `--json` (each output its last MiB, with
@@ -272,4 +326,42 @@ fn print_line(prefix: &str, stream: ssh::Stream, line: &str, show: Shown) {
         std::borrow::Cow::Borrowed(line)
     };
     let _ = writeln!(out, "{prefix} {line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_marked;
+
+    fn marked(line: &str) -> String {
+        let words = line.split(' ').map(std::ffi::OsString::from).collect();
+        let words: Vec<String> = command_marked(words)
+            .into_iter()
+            .map(|w| w.to_string_lossy().into_owned())
+            .collect();
+        words.join(" ")
+    }
+
+    #[test]
+    fn the_first_word_after_the_options_selects_and_the_rest_is_the_command() {
+        assert_eq!(marked("t exec all hostname"), "t exec all -- hostname");
+        assert_eq!(
+            marked("t exec -f lab.yaml --user root --json all ls -la"),
+            "t exec -f lab.yaml --user root --json all -- ls -la"
+        );
+        assert_eq!(marked("t exec -uroot all id"), "t exec -uroot all -- id");
+        assert_eq!(
+            marked("t exec --timeout=5 all id"),
+            "t exec --timeout=5 all -- id"
+        );
+        // Unchanged: `--` given, no command, help, another command.
+        for line in [
+            "t exec a b --json -- id",
+            "t exec all",
+            "t exec all --help",
+            "t ssh exec id",
+            "t up exec",
+        ] {
+            assert_eq!(marked(line), line);
+        }
+    }
 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::provider::{self, Inventory, Provider};
 
 pub use cp::{cp, CpArgs};
-pub use exec::{exec, ExecArgs};
+pub use exec::{command_marked, exec, ExecArgs};
 pub use forward::{forward, ForwardArgs};
 pub use logs::{logs, LogsArgs};
 pub use ssh::{proxy, ssh, ProxyArgs, SshArgs};
