@@ -23,6 +23,7 @@ use crate::state::{State, StateDir};
 #[derive(Parser, Debug)]
 #[command(
     name = "tartlab",
+    arg_required_else_help = true,
     version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TARTLAB_COMMIT"), ")"),
     about,
     long_about = None,
@@ -30,7 +31,7 @@ use crate::state::{State, StateDir};
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
 }
 
 #[derive(Subcommand, Debug)]
@@ -144,34 +145,36 @@ impl FileOnly {
 pub fn run() -> Result<Exit> {
     let cli = Cli::parse_from(access::command_marked(std::env::args_os().collect()));
     match cli.command {
-        None => {
-            let _ = <Cli as clap::CommandFactory>::command().print_help();
-            Ok(Exit::Ok)
-        }
-        Some(Command::Validate(args)) => inspect::validate(&args),
-        Some(Command::Plan(args)) => inspect::plan(&args),
-        Some(Command::Up(args)) => lifecycle::up(&args),
-        Some(Command::Status(args)) => inspect::status(&args),
-        Some(Command::Stop(args)) => lifecycle::stop(&args),
-        Some(Command::Start(args)) => lifecycle::start(&args),
-        Some(Command::Restart(args)) => lifecycle::restart(&args),
-        Some(Command::Down(args)) => lifecycle::down(&args),
-        Some(Command::Ssh(args)) => access::ssh(&args),
-        Some(Command::Exec(args)) => access::exec(&args),
-        Some(Command::Cp(args)) => access::cp(&args),
-        Some(Command::Logs(args)) => access::logs(&args),
-        Some(Command::Forward(args)) => access::forward(&args),
-        Some(Command::Proxy(args)) => access::proxy(&args),
-        Some(Command::SshConfig(args)) => export::ssh_config(&args),
-        Some(Command::Inventory(args)) => export::inventory(&args),
-        Some(Command::Config(args)) => inspect::config(&args),
-        Some(Command::Schema) => inspect::schema(),
-        Some(Command::Init(args)) => init::init(&args),
-        Some(Command::Doctor(args)) => doctor::doctor(&args),
-        Some(Command::Labs(args)) => inspect::labs(&args),
-        Some(Command::Completions(args)) => init::completions(&args),
-        Some(Command::Man(args)) => init::man(&args),
+        Command::Validate(args) => inspect::validate(&args),
+        Command::Plan(args) => inspect::plan(&args),
+        Command::Up(args) => lifecycle::up(&args),
+        Command::Status(args) => inspect::status(&args),
+        Command::Stop(args) => lifecycle::stop(&args),
+        Command::Start(args) => lifecycle::start(&args),
+        Command::Restart(args) => lifecycle::restart(&args),
+        Command::Down(args) => lifecycle::down(&args),
+        Command::Ssh(args) => access::ssh(&args),
+        Command::Exec(args) => access::exec(&args),
+        Command::Cp(args) => access::cp(&args),
+        Command::Logs(args) => access::logs(&args),
+        Command::Forward(args) => access::forward(&args),
+        Command::Proxy(args) => access::proxy(&args),
+        Command::SshConfig(args) => export::ssh_config(&args),
+        Command::Inventory(args) => export::inventory(&args),
+        Command::Config(args) => inspect::config(&args),
+        Command::Schema => inspect::schema(),
+        Command::Init(args) => init::init(&args),
+        Command::Doctor(args) => doctor::doctor(&args),
+        Command::Labs(args) => inspect::labs(&args),
+        Command::Completions(args) => init::completions(&args),
+        Command::Man(args) => init::man(&args),
     }
+}
+
+/// How many nodes a command works on at once (`--parallel`): 0 would do nothing and wait
+/// forever, so clap refuses it, with the range, exit 2.
+pub(crate) fn parallelism() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024)
 }
 
 pub(crate) fn out(text: &str) {

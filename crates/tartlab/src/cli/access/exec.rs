@@ -28,8 +28,8 @@ pub struct ExecArgs {
     /// Run as this user instead of the image's login user
     #[arg(long, short = 'u')]
     pub user: Option<String>,
-    /// How many nodes at once
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    /// How many nodes at once (1 to 1024)
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = crate::cli::parallelism())]
     pub parallel: usize,
     /// Which nodes: names, cluster=NAME, role=NAME or all; lists (cluster=dev,stg) and globs
     /// (dev-*) too. Several selectors need `--` before the command
