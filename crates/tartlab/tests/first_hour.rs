@@ -5,6 +5,9 @@
 
 mod common;
 
+use std::io::Write;
+use std::process::Stdio;
+
 use common::{Lab, Out};
 
 const TWO: &str = "lab: first\nclusters:\n  - name: dev\n    nodes: [{ name: a }, { name: b }]\n";
@@ -59,4 +62,59 @@ fn exec_takes_a_selector_and_a_command_as_ssh_takes_a_node_and_a_command() {
     let none = lab.tartlab(&["exec", "all"]);
     assert_eq!(none.code, 2, "{}", none.stderr);
     assert!(none.stderr.contains("<COMMAND>"), "{}", none.stderr);
+}
+
+/// `tartlab ARGS` with `input` on its stdin.
+fn with_stdin(lab: &Lab, args: &[&str], input: &[u8]) -> Out {
+    let mut child = lab
+        .command(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // A thread, so a command that reads nothing cannot block the write.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap().into();
+    writer.join().unwrap();
+    out
+}
+
+#[test]
+fn exec_gives_its_stdin_to_the_command_on_one_node_and_the_same_bytes_to_each_of_several() {
+    let lab = Lab::new(TWO);
+    lab.up_all_ok(2);
+    let one = with_stdin(&lab, &["exec", "dev-a", "--", "cat"], b"hi\n");
+    assert_eq!(one.code, 0, "{}", one.stderr);
+    assert_eq!(one.stdout, "dev-a | hi\n");
+    // Several nodes: each reads the same bytes, all of them (more than one SSH window).
+    let big: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
+    let each = with_stdin(&lab, &["exec", "--json", "all", "--", "md5sum"], &big);
+    assert_eq!(each.code, 0, "{}", each.stderr);
+    let sum = md5_of(&big);
+    for (node, stdout) in outputs(&each) {
+        assert_eq!(stdout, format!("{sum}  -\n"), "{node}");
+    }
+    // `-n`, as ssh's: no input at all, the command sees its end at once.
+    let none = with_stdin(&lab, &["exec", "-n", "dev-b", "--", "wc", "-c"], b"ignored");
+    assert_eq!(none.stdout, "dev-b | 0\n", "{}", none.stderr);
+}
+
+/// The MD5 of `data`, by the host's md5sum (the guest's is the same program).
+fn md5_of(data: &[u8]) -> String {
+    let mut child = std::process::Command::new("md5sum")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(data).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    text.split_whitespace().next().unwrap().to_string()
 }

@@ -35,6 +35,10 @@ pub struct ExecArgs {
     /// (dev-*) too. Several selectors need `--` before the command
     #[arg(required = true)]
     pub selectors: Vec<String>,
+    /// Give the command no input (as `ssh -n`). Otherwise stdin, when it is not a terminal,
+    /// is read to its end (at most 64 MiB) and the same bytes go to the command on each node
+    #[arg(long, short = 'n')]
+    pub no_stdin: bool,
     /// Stop waiting for a node's command after this many seconds (default: no limit)
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -141,7 +145,11 @@ async fn run_one(
     .map_err(|e| e.to_string())?;
     let running = async {
         connection
-            .exec_with(&job.command, ssh::Input::Given(None), on_line)
+            .exec_with(
+                &job.command,
+                ssh::Input::Given(job.stdin.as_deref().map(Vec::as_slice)),
+                on_line,
+            )
             .await
             .map_err(|e| e.to_string())
     };
@@ -166,7 +174,39 @@ struct ExecJob {
     pinned: Option<ssh::Pins>,
     key: Arc<russh::keys::PrivateKey>,
     command: String,
+    /// What the command reads on its stdin: the same bytes on every node.
+    stdin: Option<Arc<Vec<u8>>>,
     timeout: Option<Duration>,
+}
+
+/// The most stdin `exec` holds to give each node.
+const STDIN_CAP: u64 = 64 * 1024 * 1024;
+
+/// `exec`'s stdin, read whole before any node is sent anything, so each node gets the same
+/// bytes: none with `-n` or from a terminal (a shell's keyboard is not a command's input).
+fn read_stdin(no_stdin: bool) -> Result<Option<Arc<Vec<u8>>>> {
+    use std::io::Read;
+    if no_stdin || std::io::stdin().is_terminal() {
+        return Ok(None);
+    }
+    let mut data = Vec::new();
+    std::io::stdin()
+        .lock()
+        .take(STDIN_CAP + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| {
+            Error::fatal(
+                format!("exec: cannot read stdin: {e}; nothing was run"),
+                "give the command no input with -n",
+            )
+        })?;
+    if data.len() as u64 > STDIN_CAP {
+        return Err(Error::fatal(
+            format!("exec: stdin holds more than {} MiB, which exec copies whole to each node; nothing was run", STDIN_CAP >> 20),
+            "copy the data with `tartlab cp` and read it there, or give the command no input with -n",
+        ));
+    }
+    Ok(Some(Arc::new(data)))
 }
 
 pub fn exec(args: &ExecArgs) -> Result<Exit> {
@@ -186,6 +226,7 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
             .map_err(|e| Error::fatal(e, "check .tartlab/id_ed25519"))?,
     );
     let known = KnownHosts::new(&snapshot.dir);
+    let stdin = read_stdin(args.no_stdin)?;
     let show = Shown {
         colour: std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
@@ -209,6 +250,7 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
             pinned: ssh::Pins::of(known.pinned(&node.vm_name)),
             key: key.clone(),
             command: args.command.join(" "),
+            stdin: stdin.clone(),
             timeout: args.timeout.map(Duration::from_secs),
         })
         .collect();
