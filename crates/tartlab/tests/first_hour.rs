@@ -118,3 +118,108 @@ fn md5_of(data: &[u8]) -> String {
     let text = String::from_utf8(out.stdout).unwrap();
     text.split_whitespace().next().unwrap().to_string()
 }
+
+#[test]
+fn root_is_reached_by_the_login_users_sudo_for_ssh_exec_and_cp_and_a_user_without_it_is_told() {
+    let lab = Lab::new(TWO);
+    lab.up_all_ok(2);
+    // ssh: the help's own example, a command, and a root shell reading its stdin.
+    let listed = lab.ok(&["ssh", "-u", "root", "dev-a", "--", "ls", "-la", "/root"]);
+    assert!(listed.stdout.contains(" .."), "{}", listed.stdout);
+    assert_eq!(
+        lab.ok(&["ssh", "-u", "root", "dev-a", "id", "-u"]).stdout,
+        "0\n"
+    );
+    let shell = with_stdin(&lab, &["ssh", "-u", "root", "dev-a"], b"id -un; pwd\n");
+    assert_eq!(shell.code, 0, "{}", shell.stderr);
+    assert!(shell.stdout.ends_with("root\n/root\n"), "{}", shell.stdout);
+    // exec: the command as root, in root's home, its words as the login shell reads them.
+    let exec = lab.ok(&[
+        "exec",
+        "--user",
+        "root",
+        "dev-a",
+        "--",
+        "echo \"$(id -u) $HOME\"; pwd",
+    ]);
+    assert_eq!(exec.stdout, "dev-a | 0 /root\ndev-a | /root\n");
+    // cp both ways, into root-only places, with the owner and mode asked for.
+    lab.write("app.conf", "secret=1\n");
+    lab.ok(&[
+        "cp",
+        "-u",
+        "root",
+        "--owner",
+        "admin:admin",
+        "--mode",
+        "0600",
+        "app.conf",
+        "dev-a:/etc/",
+    ]);
+    let stat = lab.ok(&[
+        "exec",
+        "-u",
+        "root",
+        "dev-a",
+        "stat -c '%U:%G %a' /etc/app.conf",
+    ]);
+    assert_eq!(stat.stdout, "dev-a | admin:admin 600\n");
+    lab.ok(&["cp", "-u", "root", "app.conf", "dev-a:/root/only-root.conf"]);
+    let mode = lab.ok(&[
+        "exec",
+        "-u",
+        "root",
+        "dev-a",
+        "stat -c '%U %a' /root/only-root.conf",
+    ]);
+    assert_eq!(mode.stdout, "dev-a | root 644\n");
+    lab.ok(&["cp", "-u", "root", "dev-a:only-root.conf", "back.conf"]);
+    assert_eq!(
+        std::fs::read_to_string(lab.lab.join("back.conf")).unwrap(),
+        "secret=1\n"
+    );
+    let refused = lab.tartlab(&["cp", "app.conf", "dev-a:/root/x"]);
+    assert!(
+        refused.stderr.contains("`--user root` copies as root"),
+        "{}",
+        refused.stderr
+    );
+    let bad = lab.tartlab(&[
+        "cp",
+        "-u",
+        "root",
+        "--mode",
+        "rw",
+        "app.conf",
+        "dev-a:/root/",
+    ]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    // A login user whose sudo is gone: each command says so, and runs nothing.
+    lab.ok(&[
+        "exec",
+        "-u",
+        "root",
+        "dev-b",
+        "rm",
+        "-f",
+        "/etc/sudoers.d/admin",
+    ]);
+    let words = "admin has no passwordless sudo on dev-b (sudo -n refused), and tartlab acts as root by that sudo, so nothing ran";
+    for args in [
+        &["exec", "-u", "root", "dev-b", "touch", "/tmp/made"][..],
+        &["ssh", "-u", "root", "dev-b", "touch", "/tmp/made"],
+        &["cp", "-u", "root", "app.conf", "dev-b:/tmp/made"],
+    ] {
+        let out = lab.tartlab(args);
+        assert_eq!(out.code, 1, "{args:?}: {}", out.stderr);
+        assert!(out.stderr.contains(words), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr
+                .contains("give admin passwordless sudo on the image"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let made = lab.ssh("dev-b", "test -e /tmp/made && echo made || echo absent");
+    assert_eq!(made.stdout, "absent\n");
+}

@@ -566,23 +566,41 @@ impl Connection {
         })
     }
 
-    /// A new channel of this connection running the SFTP subsystem.
-    async fn sftp_channel(&self) -> Result<russh::ChannelStream<client::Msg>, SessionError> {
+    /// A new channel of this connection running the SFTP subsystem, or (`server`) this
+    /// command, which speaks SFTP on its stdin and stdout (an sftp-server run through sudo).
+    async fn sftp_channel(
+        &self,
+        server: Option<&str>,
+    ) -> Result<russh::ChannelStream<client::Msg>, SessionError> {
         let channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(|e| SessionError::Open(e.to_string()))?;
-        channel
-            .request_subsystem(true, "sftp")
-            .await
-            .map_err(|e| SessionError::NoSftp(e.to_string()))?;
+        match server {
+            None => channel
+                .request_subsystem(true, "sftp")
+                .await
+                .map_err(|e| SessionError::NoSftp(e.to_string()))?,
+            Some(command) => channel
+                .exec(true, command)
+                .await
+                .map_err(|e| SessionError::NoSftp(e.to_string()))?,
+        }
         Ok(channel.into_stream())
     }
 
     /// An SFTP session on a new channel of this connection.
     pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession, SessionError> {
-        russh_sftp::client::SftpSession::new(self.sftp_channel().await?)
+        self.sftp_by(None).await
+    }
+
+    /// `sftp`, by the subsystem or (`server`) by this command.
+    pub async fn sftp_by(
+        &self,
+        server: Option<&str>,
+    ) -> Result<russh_sftp::client::SftpSession, SessionError> {
+        russh_sftp::client::SftpSession::new(self.sftp_channel(server).await?)
             .await
             .map_err(|e| SessionError::SftpStart(e.to_string()))
     }
@@ -590,7 +608,15 @@ impl Connection {
     /// A bare SFTP session (each request answered or timed out on its own), for reading a
     /// guest's tree in bounded steps.
     pub async fn sftp_raw(&self) -> Result<russh_sftp::client::RawSftpSession, SessionError> {
-        let session = russh_sftp::client::RawSftpSession::new(self.sftp_channel().await?);
+        self.sftp_raw_by(None).await
+    }
+
+    /// `sftp_raw`, by the subsystem or (`server`) by this command.
+    pub async fn sftp_raw_by(
+        &self,
+        server: Option<&str>,
+    ) -> Result<russh_sftp::client::RawSftpSession, SessionError> {
+        let session = russh_sftp::client::RawSftpSession::new(self.sftp_channel(server).await?);
         session
             .init()
             .await

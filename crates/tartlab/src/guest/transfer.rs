@@ -234,6 +234,20 @@ async fn is_remote_dir(sftp: &SftpSession, path: &str) -> bool {
     sftp.metadata(path).await.is_ok_and(|m| m.is_dir())
 }
 
+/// Where an upload of `local` to `remote` puts it: inside `remote` when that is a
+/// directory, else `remote` itself.
+pub async fn upload_target(sftp: &SftpSession, local: &Path, remote: &str) -> String {
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if is_remote_dir(sftp, remote).await {
+        format!("{}/{name}", remote.trim_end_matches('/'))
+    } else {
+        remote.to_string()
+    }
+}
+
 /// Local to remote; into the remote directory when the destination is one. Returns how many
 /// files were copied.
 pub fn upload<'a>(

@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{login_timeout, not_pinned_hint, provider_and_inventory, NOT_PINNED};
+use super::{login_timeout, not_pinned_hint, provider_and_inventory, RunAs, NOT_PINNED};
 use crate::cli::{out, runtime, select, FileArgs, LabSnapshot};
 use crate::dial::Dialer;
 use crate::engine::fanout;
@@ -20,12 +20,13 @@ use crate::ui;
 #[derive(clap::Args, Debug)]
 #[command(
     override_usage = "tartlab exec [OPTIONS] SELECTOR COMMAND...\n       tartlab exec [OPTIONS] SELECTOR... -- COMMAND...",
-    after_long_help = "Without `--`, the first word is the selector and the rest the command, as `ssh NODE COMMAND` takes it (options go before the command); `--` is needed only to give several selectors.\n\nExamples:\n  tartlab exec all hostname\n  tartlab exec role=worker df -h /\n  tartlab exec all -- uptime\n  tartlab exec cluster=dev,stg -- 'systemctl is-active k3s'\n  tartlab exec 'dev-*' role=db --json -- df -h /"
+    after_long_help = "Without `--`, the first word is the selector and the rest the command, as `ssh NODE COMMAND` takes it (options go before the command); `--` is needed only to give several selectors.\n\nExamples:\n  tartlab exec all hostname\n  tartlab exec role=worker df -h /\n  tartlab exec all -- uptime\n  tartlab exec cluster=dev,stg -- 'systemctl is-active k3s'\n  tartlab exec 'dev-*' role=db --json -- df -h /\n  tartlab exec --user root all -- apt-get install -y jq   (root by the login user's sudo)"
 )]
 pub struct ExecArgs {
     #[command(flatten)]
     pub file: FileArgs,
-    /// Run as this user instead of the image's login user
+    /// Run as this user (root, say) instead of the image's login user, by the login user's
+    /// sudo: the images have no root login
     #[arg(long, short = 'u')]
     pub user: Option<String>,
     /// How many nodes at once (1 to 1024)
@@ -243,13 +244,14 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
         .map(|(index, node)| ExecJob {
             index,
             vm: node.vm_name.clone(),
-            user: args.user.clone().unwrap_or_else(|| node.login.user.clone()),
+            user: node.login.user.clone(),
             dialer: snapshot
                 .address(node, &inventory)
                 .map(|ip| provider.dialer(&node.vm_name, &ip)),
             pinned: ssh::Pins::of(known.pinned(&node.vm_name)),
             key: key.clone(),
-            command: args.command.join(" "),
+            command: RunAs::of(args.user.as_deref(), &node.login.user)
+                .command(&node.vm_name, &args.command.join(" ")),
             stdin: stdin.clone(),
             timeout: args.timeout.map(Duration::from_secs),
         })
