@@ -223,3 +223,71 @@ fn root_is_reached_by_the_login_users_sudo_for_ssh_exec_and_cp_and_a_user_withou
     let made = lab.ssh("dev-b", "test -e /tmp/made && echo made || echo absent");
     assert_eq!(made.stdout, "absent\n");
 }
+
+/// Lets a held `tart set` go on when dropped (the wrapper waits for this file).
+struct Release(std::path::PathBuf);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        let _ = std::fs::write(&self.0, "");
+    }
+}
+
+#[test]
+fn exec_ssh_and_cp_during_an_up_say_that_the_up_is_bringing_the_node_up() {
+    let lab = Lab::new("lab: busy\nclusters:\n  - name: c\n    nodes: [{ name: n, count: 2 }]\n");
+    let hold = lab.dir.path().join("release-set");
+    let release = Release(hold.clone());
+    let mut up = lab
+        .command(&["up"])
+        .env("TEST_HOLD_SET", &hold)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !lab.calls().iter().any(|c| c.starts_with("set c-n-1")) {
+        assert!(up.try_wait().unwrap().is_none(), "up ended before tart set");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "up never reached tart set"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let busy = format!(
+        "an `up` (pid {}) is bringing it up; wait for it to end",
+        up.id()
+    );
+    lab.write("x.txt", "x\n");
+    for args in [
+        &["exec", "c-n-1", "--", "hostname"][..],
+        &["ssh", "c-n-1", "true"],
+        &["cp", "x.txt", "c-n-1:"],
+    ] {
+        let out = lab.tartlab(args);
+        assert_ne!(out.code, 0, "{args:?}");
+        assert!(
+            out.stderr.contains("c-n-1 ") && out.stderr.contains(&busy),
+            "{args:?}: {}",
+            out.stderr
+        );
+        assert!(
+            !out.stderr.contains("`tartlab up c-n-1`"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    drop(release);
+    assert_eq!(up.wait().unwrap().code(), Some(0));
+    lab.ok(&["exec", "all", "--", "true"]);
+    // Once the up is over, a stopped node gets the one command that boots it.
+    lab.ok(&["stop", "c-n-2"]);
+    let stopped = lab.tartlab(&["exec", "c-n-2", "--", "true"]);
+    assert!(
+        stopped
+            .stderr
+            .contains("c-n-2 is stopped: `tartlab up c-n-2` boots it"),
+        "{}",
+        stopped.stderr
+    );
+}

@@ -252,6 +252,87 @@ pub(crate) fn no_such_node(nodes: &[Node], selector: &str) -> Error {
     )
 }
 
+/// A changing command at work on the lab now: the lab lock's holder, alive, and (from the
+/// journal) the command it runs and its nodes, when its run has begun and not ended.
+pub(crate) struct Busy {
+    pub pid: i32,
+    pub run: Option<(String, Vec<String>)>,
+}
+
+impl Busy {
+    pub(crate) fn now(dir: &StateDir) -> Option<Busy> {
+        let pid = dir.lock_holder()?;
+        Some(Busy {
+            pid,
+            run: last_run_unfinished(&dir.events_path()),
+        })
+    }
+
+    /// Why `vm` cannot be reached yet, in the words of what holds the lab, or `None` when
+    /// the command that holds it works on other nodes.
+    pub(crate) fn about(&self, vm: &str, state: &str) -> Option<String> {
+        let pid = self.pid;
+        let doing = match &self.run {
+            Some((_, nodes)) if !nodes.iter().any(|n| n == vm) => return None,
+            Some((command, _)) => {
+                let what = match command.as_str() {
+                    "stop" => "stopping it",
+                    "down" => "deleting it",
+                    "restart" => "restarting it",
+                    _ => "bringing it up",
+                };
+                format!("{} `{command}` (pid {pid}) is {what}", article(command))
+            }
+            None => format!("another tartlab (pid {pid}) is working on the lab"),
+        };
+        Some(format!(
+            "{vm} {state}: {doing}; wait for it to end (`tartlab status` shows how far it is), then run this again"
+        ))
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// The command and nodes of the journal's last run, if it began and has not ended.
+fn last_run_unfinished(journal: &std::path::Path) -> Option<(String, Vec<String>)> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(journal).ok()?;
+    let mut last = None;
+    for line in std::io::BufReader::new(file).lines().map_while(|l| l.ok()) {
+        // Only the run's own lines matter; most lines are a node's.
+        if !line.contains("\"run_") {
+            continue;
+        }
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let detail = &event["detail"];
+        match detail["kind"].as_str() {
+            Some("run_started") => {
+                let command = detail["command"].as_str().unwrap_or("").to_string();
+                let nodes = detail["nodes"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|n| n.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                last = Some((command, nodes));
+            }
+            Some("run_finished") => last = None,
+            _ => {}
+        }
+    }
+    last
+}
+
 /// A lab as the reading commands see it: the lab, its `.tartlab/` and what its state says,
 /// read without the lock (they work while an `up` runs).
 pub(crate) struct LabSnapshot {
@@ -288,27 +369,50 @@ impl LabSnapshot {
         node: &Node,
         vms: &crate::provider::Inventory,
     ) -> std::result::Result<String, String> {
+        self.address_now(node, vms).map_err(|(state, otherwise)| {
+            Busy::now(&self.dir)
+                .and_then(|busy| busy.about(&node.vm_name, state))
+                .unwrap_or(otherwise)
+        })
+    }
+
+    /// `address`, without asking whether a changing command is at work: on failure, the
+    /// node's state in a few words and the full message.
+    fn address_now(
+        &self,
+        node: &Node,
+        vms: &crate::provider::Inventory,
+    ) -> std::result::Result<String, (&'static str, String)> {
         let vm = &node.vm_name;
         let Some(owned) = self.state.vms.get(vm) else {
-            return Err(format!(
-                "{vm} has not been created by this lab: `tartlab up {vm}` makes it"
+            return Err((
+                "has not been created yet",
+                format!("{vm} has not been created by this lab: `tartlab up {vm}` makes it"),
             ));
         };
         match vms.vms.get(vm) {
             None => {
-                return Err(format!(
-                    "{vm} no longer exists (deleted outside tartlab?): `tartlab up {vm}` makes it again"
+                return Err((
+                    "does not exist yet",
+                    format!(
+                        "{vm} no longer exists (deleted outside tartlab?): `tartlab up {vm}` makes it again"
+                    ),
                 ))
             }
             Some(v) if !v.running => {
-                return Err(format!("{vm} is stopped: `tartlab up {vm}` boots it"))
+                return Err((
+                    "is not running",
+                    format!("{vm} is stopped: `tartlab up {vm}` boots it"),
+                ))
             }
             Some(_) => {}
         }
-        owned
-            .ip
-            .clone()
-            .ok_or_else(|| format!("{vm} has no known address yet: `tartlab up {vm}`"))
+        owned.ip.clone().ok_or_else(|| {
+            (
+                "has no known address yet",
+                format!("{vm} has no known address yet: `tartlab up {vm}`"),
+            )
+        })
     }
 }
 
