@@ -291,3 +291,84 @@ fn exec_ssh_and_cp_during_an_up_say_that_the_up_is_bringing_the_node_up() {
         stopped.stderr
     );
 }
+
+#[test]
+fn cp_to_a_selector_copies_to_each_node_and_from_several_into_a_directory_per_node() {
+    let lab = Lab::new(TWO);
+    lab.up_all_ok(2);
+    lab.write("a.txt", "a\n");
+    let each = lab.ok(&["cp", "a.txt", "dev-*:/tmp/"]);
+    assert!(
+        each.stderr.contains("cp: 2 of 2 node(s) copied"),
+        "{}",
+        each.stderr
+    );
+    for vm in ["dev-a", "dev-b"] {
+        assert_eq!(lab.ssh(vm, "cat /tmp/a.txt").stdout, "a\n", "{vm}");
+    }
+    // From several nodes: DEST/NODE/NAME, made as needed.
+    lab.ok(&["cp", "all:/etc/hostname", "from"]);
+    for vm in ["dev-a", "dev-b"] {
+        let copied = std::fs::read_to_string(lab.lab.join("from").join(vm).join("hostname"));
+        assert_eq!(copied.unwrap(), format!("{vm}\n"));
+    }
+    // One node refuses: the others are copied, the recap names it, exit 3.
+    lab.ok(&["exec", "dev-a", "--", "mkdir /tmp/ro"]);
+    lab.ok(&["exec", "dev-b", "--", "mkdir -m 0555 /tmp/ro"]);
+    let partial = lab.tartlab(&["cp", "--json", "a.txt", "cluster=dev:/tmp/ro/"]);
+    assert_eq!(partial.code, 3, "{}", partial.stderr);
+    let results = json(&partial)["results"].as_array().unwrap().clone();
+    assert_eq!(
+        (results[0]["node"].as_str(), results[0]["copied"].as_u64()),
+        (Some("dev-a"), Some(1))
+    );
+    assert_eq!(results[1]["node"], "dev-b");
+    assert!(
+        results[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("/tmp/ro/a.txt: permission denied"),
+        "{}",
+        partial.stdout
+    );
+    assert!(
+        results[1]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("`--user root`"),
+        "{}",
+        partial.stdout
+    );
+    let back = lab.tartlab(&["cp", "dev-*:/tmp/ro/a.txt", "back"]);
+    assert_eq!(back.code, 3, "{}", back.stderr);
+    assert!(
+        back.stderr.contains("dev-b") && back.stderr.contains("no such file or directory"),
+        "{}",
+        back.stderr
+    );
+    assert!(
+        back.stderr.contains("cp: 1 of 2 node(s) copied"),
+        "{}",
+        back.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(lab.lab.join("back/dev-a/a.txt")).unwrap(),
+        "a\n"
+    );
+    // Into a file, from several: refused before anything is read.
+    let onto_file = lab.tartlab(&["cp", "all:/etc/hostname", "a.txt"]);
+    assert_eq!(onto_file.code, 2, "{}", onto_file.stderr);
+    assert!(
+        onto_file.stderr.contains("one directory per node"),
+        "{}",
+        onto_file.stderr
+    );
+    // A selector that matches nothing names the lab's nodes, as before.
+    let none = lab.tartlab(&["cp", "a.txt", "stg-*:/tmp/"]);
+    assert_eq!(none.code, 2);
+    assert!(
+        none.stderr.contains("`stg-*` matches no node"),
+        "{}",
+        none.stderr
+    );
+}

@@ -8,11 +8,14 @@ use std::sync::Arc;
 use super::{
     guest_words, login_timeout, not_pinned_hint, provider_and_inventory, RunAs, NOT_PINNED,
 };
-use crate::cli::{no_such_node, out, runtime, FileArgs, LabSnapshot};
+use crate::cli::{out, runtime, select, FileArgs, LabSnapshot};
+use crate::dial::Dialer;
+use crate::engine::fanout;
 use crate::error::{Error, Exit, Result};
 use crate::guest::ssh::{self, Auth};
 use crate::guest::transfer::{self, FileError, TransferError};
 use crate::state::KnownHosts;
+use crate::ui;
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -42,20 +45,29 @@ pub struct CpArgs {
     pub destination: String,
 }
 
-/// `NODE:PATH` split: `None` for a local path; an error naming the lab's nodes when the
-/// part before `:` looks like a node that the lab does not have.
-fn remote_part<'a>(snapshot: &LabSnapshot, text: &'a str) -> Result<Option<(&'a str, &'a str)>> {
+/// The nodes one side of a copy names: one node by its name, or a selector's nodes (a
+/// glob, `cluster=`, `role=`, `all`, a list), each copied to in turn, or from into a
+/// directory of its own.
+enum Remote<'a> {
+    One(&'a str, &'a str),
+    Many(Vec<String>, &'a str),
+}
+
+/// `NODE:PATH` (or `SELECTOR:PATH`) split: `None` for a local path; an error naming the
+/// lab's nodes when the part before `:` looks like a node or selector that matches none.
+fn remote_part<'a>(snapshot: &LabSnapshot, text: &'a str) -> Result<Option<Remote<'a>>> {
     let Some((node, path)) = text.split_once(':') else {
         return Ok(None);
     };
     if snapshot.lab.node(node).is_some() {
-        return Ok(Some((node, path)));
+        return Ok(Some(Remote::One(node, path)));
     }
     // `./a:b` or `/tmp/x:y` are local paths with a colon; `name:path` names a node.
     if node.is_empty() || node.contains('/') {
         return Ok(None);
     }
-    Err(no_such_node(&snapshot.lab.nodes, node))
+    let selected = select(&snapshot.lab.nodes, &[node.to_string()])?;
+    Ok(Some(Remote::Many(selected, path)))
 }
 
 /// `--owner` and `--mode`, checked before anything is sent: only what chown and chmod
@@ -102,12 +114,12 @@ fn check_owner_and_mode(args: &CpArgs, upload: bool) -> Result<()> {
 
 pub fn cp(args: &CpArgs) -> Result<Exit> {
     let snapshot = LabSnapshot::open(&args.file)?;
-    let (node_name, upload, remote_path, local) = match (
+    let (remote, upload, local) = match (
         remote_part(&snapshot, &args.source),
         remote_part(&snapshot, &args.destination),
     ) {
-        (Ok(None), Ok(Some((n, p)))) => (n, true, p, PathBuf::from(&args.source)),
-        (Ok(Some((n, p))), Ok(None)) => (n, false, p, PathBuf::from(&args.destination)),
+        (Ok(None), Ok(Some(r))) => (r, true, PathBuf::from(&args.source)),
+        (Ok(Some(r)), Ok(None)) => (r, false, PathBuf::from(&args.destination)),
         (Err(e), _) | (_, Err(e)) => return Err(e),
         _ => {
             let example = snapshot.lab.nodes.first().map_or("NODE", |n| &n.vm_name);
@@ -118,82 +130,95 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
         }
     };
     check_owner_and_mode(args, upload)?;
+    let many = matches!(remote, Remote::Many(..));
+    let (vms, remote_path) = match remote {
+        Remote::One(vm, path) => (vec![vm.to_string()], path),
+        Remote::Many(vms, path) => (vms, path),
+    };
+    if many && !upload {
+        per_node_directories(&local, &vms)?;
+    }
     // `NODE:` alone is the home of the user copying, as in scp.
     let remote_path = if remote_path.is_empty() {
         ".".to_string()
     } else {
         remote_path.to_string()
     };
-    let node = snapshot.node(node_name)?.clone();
     let (provider, inventory) = provider_and_inventory(&snapshot)?;
-    let ip = snapshot
-        .address(&node, &inventory)
-        .map_err(|e| Error::fatal(e, ""))?;
-    let login = node.login.user.clone();
-    let run_as = RunAs::of(args.user.as_deref(), &login);
-    let user = args.user.clone().unwrap_or_else(|| login.clone());
     let key = Arc::new(
         snapshot
             .dir
             .lab_key()
             .map_err(|e| Error::fatal(e, "check .tartlab/id_ed25519"))?,
     );
-    let Some(pins) = ssh::Pins::of(KnownHosts::new(&snapshot.dir).pinned(&node.vm_name)) else {
-        return Err(Error::fatal(
+    let known = KnownHosts::new(&snapshot.dir);
+    let jobs: Vec<CopyJob> = vms
+        .iter()
+        .map(|vm| {
+            let node = snapshot.node(vm)?;
+            let login = node.login.user.clone();
+            Ok(CopyJob {
+                vm: vm.clone(),
+                run_as: RunAs::of(args.user.as_deref(), &login),
+                user: args.user.clone().unwrap_or_else(|| login.clone()),
+                login,
+                dialer: snapshot
+                    .address(node, &inventory)
+                    .map(|ip| provider.dialer(vm, &ip)),
+                pins: ssh::Pins::of(known.pinned(vm)),
+                key: key.clone(),
+                upload,
+                local: if many && !upload {
+                    local.join(vm)
+                } else {
+                    local.clone()
+                },
+                remote_path: remote_path.clone(),
+                depth: if args.recursive {
+                    transfer::Depth::Recursive
+                } else {
+                    transfer::Depth::Files
+                },
+                owner: args.owner.clone(),
+                mode: args.mode.clone(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    let results: Vec<(
+        String,
+        std::result::Result<transfer::Downloaded, NodeFailure>,
+    )> = runtime()?
+        .block_on(fanout::each(jobs, 8, |job| async move {
+            let vm = job.vm.clone();
+            (vm, job.run().await)
+        }))
+        .into_iter()
+        .flatten()
+        .collect();
+    if many {
+        return Ok(recap(&results, args.file.json));
+    }
+    let Some((vm, result)) = results.into_iter().next() else {
+        return Err(Error::fatal("cp: the copy did not run (a bug)", ""));
+    };
+    let done = result.map_err(|failure| match failure {
+        NodeFailure::Unreachable(e) => Error::fatal(e, ""),
+        NodeFailure::NotPinned => Error::fatal(
             format!(
                 "cp {} {}: {NOT_PINNED}; nothing was copied",
                 args.source, args.destination
             ),
-            not_pinned_hint(&node.vm_name),
-        ));
-    };
-    let dialer = provider.dialer(&node.vm_name, &ip);
-    let depth = if args.recursive {
-        transfer::Depth::Recursive
-    } else {
-        transfer::Depth::Files
-    };
-    let vm = node.vm_name.clone();
-    let copied = runtime()?.block_on(async {
-        let keys = ssh::HostKeys::Pinned(pins);
-        let connection = ssh::connect(
-            dialer.as_ref(),
-            &login,
-            Auth::Key(&key),
-            keys,
-            login_timeout(),
-        )
-        .await
-        .map_err(|e| CopyFailure::Login(e.to_string()))?;
-        let result = copy_over(
-            &connection,
-            &run_as,
-            &vm,
-            args,
-            upload,
-            &local,
-            &remote_path,
-            depth,
-        )
-        .await;
-        connection.close().await;
-        result
-    });
-    let done = copied.map_err(|e| {
-        let hint = match &e {
-            CopyFailure::Login(_) | CopyFailure::Session(_) => String::new(),
-            CopyFailure::AsUser(_) | CopyFailure::Afterwards(_) => String::new(),
-            CopyFailure::Transfer(e) => cp_hint(e, &user, node_name),
-        };
-        Error::fatal(
+            not_pinned_hint(&vm),
+        ),
+        NodeFailure::Copy { failure, hint } => Error::fatal(
             format!(
                 "cp {} {}: {}",
                 args.source,
                 args.destination,
-                crate::text::printable(&e.to_string(), crate::text::MESSAGE)
+                crate::text::printable(&failure.to_string(), crate::text::MESSAGE)
             ),
             hint,
-        )
+        ),
     })?;
     if args.file.json {
         out(&serde_json::json!({ "copied": done.files, "skipped": done.skipped }).to_string());
@@ -206,19 +231,195 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
+/// A copy from several nodes goes into DEST/NODE, one directory per node, made here (DEST
+/// too) before anything is read: scp's rule for several sources, that the destination is a
+/// directory, with names that cannot collide.
+fn per_node_directories(local: &std::path::Path, vms: &[String]) -> Result<()> {
+    let refuse = |why: String| {
+        Error::usage(
+            format!(
+                "cp from several nodes copies into {}/NODE, one directory per node, but {why}",
+                local.display()
+            ),
+            "give a directory (new or existing) as the destination",
+        )
+    };
+    match std::fs::symlink_metadata(local) {
+        Ok(meta) if !meta.is_dir() => {
+            return Err(refuse(format!("{} is not a directory", local.display())))
+        }
+        _ => {}
+    }
+    for vm in vms {
+        let dir = local.join(vm);
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            return Err(Error::fatal(
+                format!(
+                    "cp: cannot make the local directory {}: {e}; nothing was copied",
+                    dir.display()
+                ),
+                "choose a destination you can write",
+            ));
+        }
+        if std::fs::symlink_metadata(&dir).is_ok_and(|m| !m.is_dir()) {
+            return Err(refuse(format!("{} is not a directory", dir.display())));
+        }
+    }
+    Ok(())
+}
+
+/// What one node's copy did, for the recap and `--json`.
+#[derive(serde::Serialize)]
+struct NodeCopied<'a> {
+    node: &'a str,
+    copied: usize,
+    skipped: &'a [String],
+    error: Option<String>,
+    hint: Option<&'a str>,
+}
+
+/// The recap of a copy to or from several nodes (a table on stderr, or one JSON object),
+/// and its exit: 0, 1 when every node failed, 3 when some did.
+fn recap(
+    results: &[(
+        String,
+        std::result::Result<transfer::Downloaded, NodeFailure>,
+    )],
+    json: bool,
+) -> Exit {
+    let rows: Vec<NodeCopied> = results
+        .iter()
+        .map(|(vm, result)| match result {
+            Ok(done) => NodeCopied {
+                node: vm,
+                copied: done.files,
+                skipped: &done.skipped,
+                error: None,
+                hint: None,
+            },
+            Err(failure) => NodeCopied {
+                node: vm,
+                copied: 0,
+                skipped: &[],
+                error: Some(failure.words()),
+                hint: failure.hint().filter(|h| !h.is_empty()),
+            },
+        })
+        .collect();
+    let failed = rows.iter().filter(|r| r.error.is_some()).count();
+    let exit = Exit::for_results(failed, rows.len());
+    if json {
+        out(&serde_json::json!({ "results": rows, "exit_code": exit.code() }).to_string());
+        return exit;
+    }
+    for row in &rows {
+        for skipped in row.skipped {
+            eprintln!("{} | not copied: {skipped}", row.node);
+        }
+        if let Some(hint) = row.hint {
+            eprintln!("{} | hint: {hint}", row.node);
+        }
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.node.to_string(),
+                r.copied.to_string(),
+                r.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    eprintln!("{}", ui::table(&["NODE", "FILES", "ERROR"], &table));
+    eprintln!(
+        "cp: {} of {} node(s) copied",
+        rows.len() - failed,
+        rows.len()
+    );
+    exit
+}
+
+/// Why one node's copy did not happen: no way to it, no pinned host key, or the copy failed
+/// (with the hint for its kind).
+enum NodeFailure {
+    Unreachable(String),
+    NotPinned,
+    Copy { failure: CopyFailure, hint: String },
+}
+
+impl NodeFailure {
+    fn words(&self) -> String {
+        match self {
+            NodeFailure::Unreachable(e) => e.clone(),
+            NodeFailure::NotPinned => format!("{NOT_PINNED}; nothing was copied"),
+            NodeFailure::Copy { failure, .. } => {
+                crate::text::printable(&failure.to_string(), crate::text::MESSAGE).into_owned()
+            }
+        }
+    }
+
+    fn hint(&self) -> Option<&str> {
+        match self {
+            NodeFailure::Copy { hint, .. } => Some(hint),
+            _ => None,
+        }
+    }
+}
+
+/// Everything one node's copy needs, gathered before any node is sent anything.
+struct CopyJob {
+    vm: String,
+    login: String,
+    /// Who copies: the login user, or another by its sudo.
+    run_as: RunAs,
+    user: String,
+    dialer: std::result::Result<Arc<dyn Dialer>, String>,
+    pins: Option<ssh::Pins>,
+    key: Arc<russh::keys::PrivateKey>,
+    upload: bool,
+    local: PathBuf,
+    remote_path: String,
+    depth: transfer::Depth,
+    owner: Option<String>,
+    mode: Option<String>,
+}
+
+impl CopyJob {
+    async fn run(self) -> std::result::Result<transfer::Downloaded, NodeFailure> {
+        let dialer = self.dialer.clone().map_err(NodeFailure::Unreachable)?;
+        let pins = self.pins.clone().ok_or(NodeFailure::NotPinned)?;
+        let copied = async {
+            let connection = ssh::connect(
+                dialer.as_ref(),
+                &self.login,
+                Auth::Key(&self.key),
+                ssh::HostKeys::Pinned(pins),
+                login_timeout(),
+            )
+            .await
+            .map_err(|e| CopyFailure::Login(e.to_string()))?;
+            let result = copy_over(&connection, &self).await;
+            connection.close().await;
+            result
+        };
+        copied.await.map_err(|failure| {
+            let hint = match &failure {
+                CopyFailure::Transfer(e) => cp_hint(e, &self.user, &self.vm),
+                _ => String::new(),
+            };
+            NodeFailure::Copy { failure, hint }
+        })
+    }
+}
+
 /// The copy itself, on a connection as the login user: SFTP as that user, or by an
 /// sftp-server run through its sudo as the other one; then `--owner` and `--mode`.
-#[allow(clippy::too_many_arguments)]
 async fn copy_over(
     connection: &ssh::Connection,
-    run_as: &RunAs,
-    vm: &str,
-    args: &CpArgs,
-    upload: bool,
-    local: &std::path::Path,
-    remote_path: &str,
-    depth: transfer::Depth,
+    job: &CopyJob,
 ) -> std::result::Result<transfer::Downloaded, CopyFailure> {
+    let (run_as, vm) = (&job.run_as, job.vm.as_str());
+    let (local, remote_path, depth) = (job.local.as_path(), job.remote_path.as_str(), job.depth);
     let server = match run_as.wrap(vm, "sftp-server", None) {
         None => None,
         Some(find) => {
@@ -233,7 +434,7 @@ async fn copy_over(
             run_as.wrap(vm, "sftp", Some(&path))
         }
     };
-    if !upload {
+    if !job.upload {
         let sftp = connection
             .sftp_raw_by(server.as_deref())
             .await
@@ -251,7 +452,7 @@ async fn copy_over(
     let _ = sftp.close().await;
     let files = copied.map_err(CopyFailure::Transfer)?;
     let recursive = (depth == transfer::Depth::Recursive).then_some("-R");
-    let changes = [("chown", &args.owner), ("chmod", &args.mode)];
+    let changes = [("chown", &job.owner), ("chmod", &job.mode)];
     for (program, value) in changes {
         let Some(value) = value else { continue };
         let mut words = vec![program];
