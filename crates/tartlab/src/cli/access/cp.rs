@@ -130,6 +130,26 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
         }
     };
     check_owner_and_mode(args, upload)?;
+    if upload {
+        let depth = if args.recursive {
+            transfer::Depth::Recursive
+        } else {
+            transfer::Depth::Files
+        };
+        // Everything wrong on this side is found, and named as this side's, before any
+        // node is reached (and so before anything is made on one).
+        transfer::check_local(&local, depth).map_err(|e| {
+            Error::fatal(
+                format!(
+                    "cp {} {}: on this machine, {}; nothing was copied",
+                    args.source,
+                    args.destination,
+                    crate::text::printable(&e.to_string(), crate::text::MESSAGE)
+                ),
+                local_hint(&e),
+            )
+        })?;
+    }
     let many = matches!(remote, Remote::Many(..));
     let (vms, remote_path) = match remote {
         Remote::One(vm, path) => (vec![vm.to_string()], path),
@@ -404,7 +424,9 @@ impl CopyJob {
         };
         copied.await.map_err(|failure| {
             let hint = match &failure {
-                CopyFailure::Transfer(e) => cp_hint(e, &self.user, &self.vm),
+                CopyFailure::Transfer(e) | CopyFailure::UploadStopped(e) => {
+                    cp_hint(e, &self.user, &self.vm)
+                }
                 _ => String::new(),
             };
             NodeFailure::Copy { failure, hint }
@@ -448,9 +470,9 @@ async fn copy_over(
         .await
         .map_err(CopyFailure::Session)?;
     let target = transfer::upload_target(&sftp, local, remote_path).await;
-    let copied = transfer::upload(&sftp, local, remote_path, depth, 0).await;
+    let copied = transfer::upload(&sftp, local, remote_path, depth).await;
     let _ = sftp.close().await;
-    let files = copied.map_err(CopyFailure::Transfer)?;
+    let files = copied.map_err(CopyFailure::UploadStopped)?;
     let recursive = (depth == transfer::Depth::Recursive).then_some("-R");
     let changes = [("chown", &job.owner), ("chmod", &job.mode)];
     for (program, value) in changes {
@@ -484,6 +506,8 @@ enum CopyFailure {
     Session(ssh::SessionError),
     AsUser(String),
     Transfer(TransferError),
+    /// An upload that stopped, after it removed what it had made.
+    UploadStopped(TransferError),
     Afterwards(String),
 }
 
@@ -495,15 +519,47 @@ impl std::fmt::Display for CopyFailure {
             }
             CopyFailure::Session(e) => e.fmt(f),
             CopyFailure::Transfer(e) => e.fmt(f),
+            CopyFailure::UploadStopped(e) => {
+                write!(f, "{e}; what this copy had made on the node was removed")
+            }
         }
+    }
+}
+
+const ADD_R: &str = "add -r to copy a directory and everything in it";
+
+/// What to do about a local file or tree that cannot be copied.
+fn local_hint(error: &TransferError) -> String {
+    match error {
+        TransferError::DanglingLink { path, .. } => format!(
+            "the problem is here, not on the node: cp follows links, and {} leads nowhere; fix or remove it, then copy again",
+            path.display()
+        ),
+        TransferError::Local { path, error } => match error {
+            FileError::NotFound => format!(
+                "the problem is here, not on the node: {} is a path on this machine (relative to the directory you run tartlab in)",
+                path.display()
+            ),
+            FileError::PermissionDenied => format!(
+                "the problem is here, not on the node: you may not read {} on this machine",
+                path.display()
+            ),
+            _ => "the problem is here, not on the node".into(),
+        },
+        TransferError::IsDirectory { .. } => ADD_R.into(),
+        TransferError::LocalTooDeep { .. } => {
+            "a link in the tree leads back into it, most likely: copy the tree without it".into()
+        }
+        TransferError::LocalNotAFile { .. } => "copy files and directories only".into(),
+        _ => String::new(),
     }
 }
 
 /// What to do about a copy that stopped, for the error it is.
 fn cp_hint(error: &TransferError, user: &str, node: &str) -> String {
-    const ADD_R: &str = "add -r to copy a directory and everything in it";
     match error {
-        TransferError::Local { error, .. } | TransferError::Guest { error, .. } => match error {
+        TransferError::Local { .. } | TransferError::DanglingLink { .. } => local_hint(error),
+        TransferError::Guest { error, .. } => match error {
             FileError::PermissionDenied => format!("{user} may not read or write there: `--user root` copies as root (by the login user's sudo; --owner and --mode set the result), or choose a path {user} can write"),
             FileError::NotFound => format!("remote paths are as {user} sees them, relative to their home; `{node}:` alone is that home"),
             FileError::IsADirectory => ADD_R.into(),
