@@ -290,6 +290,21 @@ fn exec_ssh_and_cp_during_an_up_say_that_the_up_is_bringing_the_node_up() {
         "{}",
         stopped.stderr
     );
+    // The lock file keeps the last holder's pid: a live process that is no tartlab under
+    // that number (this test) is not taken for one.
+    std::fs::write(
+        lab.lab.join(".tartlab/lock"),
+        std::process::id().to_string(),
+    )
+    .unwrap();
+    let reused = lab.tartlab(&["exec", "c-n-2", "--", "true"]);
+    assert!(
+        reused
+            .stderr
+            .contains("c-n-2 is stopped: `tartlab up c-n-2` boots it"),
+        "{}",
+        reused.stderr
+    );
 }
 
 #[test]

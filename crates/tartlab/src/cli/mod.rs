@@ -262,6 +262,11 @@ pub(crate) struct Busy {
 impl Busy {
     pub(crate) fn now(dir: &StateDir) -> Option<Busy> {
         let pid = dir.lock_holder()?;
+        // The lock file keeps the last holder's pid after it ends; a live process under that
+        // number must be a tartlab to be taken for the holder.
+        if !is_a_tartlab(pid) {
+            return None;
+        }
         Some(Busy {
             pid,
             run: last_run_unfinished(&dir.events_path()),
@@ -288,6 +293,19 @@ impl Busy {
         Some(format!(
             "{vm} {state}: {doing}; wait for it to end (`tartlab status` shows how far it is), then run this again"
         ))
+    }
+}
+
+/// Whether process `pid` runs a program named tartlab, as `ps` (macOS and Linux alike) says;
+/// without `ps`, the live pid is taken at its word.
+fn is_a_tartlab(pid: i32) -> bool {
+    match std::process::Command::new("ps")
+        .args(["-o", "comm=", "-p", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).contains("tartlab"),
+        Err(_) => true,
     }
 }
 
