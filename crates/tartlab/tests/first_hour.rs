@@ -390,38 +390,27 @@ fn cp_to_a_selector_copies_to_each_node_and_from_several_into_a_directory_per_no
 
 #[test]
 fn cp_of_a_local_tree_that_cannot_be_copied_says_so_before_connecting_and_leaves_nothing_behind() {
-    let lab = Lab::new(TWO);
-    lab.up_all_ok(2);
+    let lab = Lab::new("lab: first\nclusters:\n  - name: dev\n    nodes: [{ name: a }]\n");
     let tree = lab.lab.join("tree");
     std::fs::create_dir_all(tree.join("sub")).unwrap();
     std::fs::write(tree.join("a.txt"), "a\n").unwrap();
     std::fs::write(tree.join("sub/b.txt"), "b\n").unwrap();
     std::os::unix::fs::symlink("/nowhere/at-all", tree.join("sub/broken")).unwrap();
+    let said = "cp tree dev-a:/tmp/dst: on this machine, tree/sub/broken is a symbolic link to /nowhere/at-all, which does not exist; nothing was copied";
+    // Found before any node is reached: before `up`, there is none to reach.
+    let unreached = lab.tartlab(&["cp", "-r", "tree", "dev-a:/tmp/dst"]);
+    assert_eq!(unreached.code, 1, "{}", unreached.stderr);
+    assert!(unreached.stderr.contains(said), "{}", unreached.stderr);
+    lab.up_all_ok(1);
     let out = lab.tartlab(&["cp", "-r", "tree", "dev-a:/tmp/dst"]);
     assert_eq!(out.code, 1, "{}", out.stderr);
-    assert!(
-        out.stderr.contains(
-            "cp tree dev-a:/tmp/dst: on this machine, tree/sub/broken is a symbolic link to /nowhere/at-all, which does not exist; nothing was copied"
-        ),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains(said), "{}", out.stderr);
     assert!(
         out.stderr.contains("the problem is here, not on the node"),
         "{}",
         out.stderr
     );
     assert!(!out.stderr.contains("remote paths"), "{}", out.stderr);
-    // Found before any node is reached: a stopped node is not even looked at.
-    lab.ok(&["stop", "dev-b"]);
-    let unreached = lab.tartlab(&["cp", "-r", "tree", "dev-b:/tmp/dst"]);
-    assert!(
-        unreached
-            .stderr
-            .contains("on this machine, tree/sub/broken"),
-        "{}",
-        unreached.stderr
-    );
     assert_eq!(
         lab.ssh("dev-a", "test -e /tmp/dst && echo there || echo absent")
             .stdout,
