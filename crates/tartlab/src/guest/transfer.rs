@@ -6,7 +6,9 @@
 //! component (not `.`, `..`, empty, or holding `/` or NUL) or the copy stops, naming it;
 //! every directory made is checked to be inside the destination (the real path, not the
 //! string), files inside are opened without following links, links on the guest are not
-//! followed (they are listed as skipped), and listings and depth are bounded.
+//! followed (they are listed as skipped), and listings and depth are bounded. An upload's
+//! local side is checked whole before a node is reached (`check_local`), and an upload that
+//! stops removes what it had made on the guest.
 //!
 //! Over 500 lines, for a reason: uploads and downloads share the checks of what a guest may
 //! name, and a download's limits read best next to them.

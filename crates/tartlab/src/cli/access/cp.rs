@@ -1,6 +1,11 @@
 //! `tartlab cp [NODE:]SRC [NODE:]DEST`: a file or, with `-r`, a directory copied to or from
 //! a node over SFTP, with the lab key and the pinned host key; a copy that stops says what
-//! to do for its kind of error.
+//! to do for its kind of error. `SELECTOR:PATH` copies to or from each node it selects (from
+//! each into `DEST/NODE/`), with a recap; `--user` copies by an sftp-server run through the
+//! login user's sudo. The local side is checked before any node is reached.
+//!
+//! Over 500 lines, for a reason: one node's copy and several nodes' share the checks before
+//! it and the hints after it, which read best next to each other.
 
 use std::path::PathBuf;
 use std::sync::Arc;
