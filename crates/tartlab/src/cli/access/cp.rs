@@ -117,6 +117,22 @@ fn check_owner_and_mode(args: &CpArgs, upload: bool) -> Result<()> {
     Ok(())
 }
 
+/// One node's copy, or each selected node's, and where it ends.
+type Results = Vec<(
+    String,
+    std::result::Result<transfer::Downloaded, NodeFailure>,
+)>;
+
+impl CpArgs {
+    fn depth(&self) -> transfer::Depth {
+        if self.recursive {
+            transfer::Depth::Recursive
+        } else {
+            transfer::Depth::Files
+        }
+    }
+}
+
 pub fn cp(args: &CpArgs) -> Result<Exit> {
     let snapshot = LabSnapshot::open(&args.file)?;
     let (remote, upload, local) = match (
@@ -136,24 +152,7 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
     };
     check_owner_and_mode(args, upload)?;
     if upload {
-        let depth = if args.recursive {
-            transfer::Depth::Recursive
-        } else {
-            transfer::Depth::Files
-        };
-        // Everything wrong on this side is found, and named as this side's, before any
-        // node is reached (and so before anything is made on one).
-        transfer::check_local(&local, depth).map_err(|e| {
-            Error::fatal(
-                format!(
-                    "cp {} {}: on this machine, {}; nothing was copied",
-                    args.source,
-                    args.destination,
-                    crate::text::printable(&e.to_string(), crate::text::MESSAGE)
-                ),
-                local_hint(&e),
-            )
-        })?;
+        check_local_side(args, &local)?;
     }
     let many = matches!(remote, Remote::Many(..));
     let (vms, remote_path) = match remote {
@@ -163,13 +162,72 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
     if many && !upload {
         per_node_directories(&local, &vms)?;
     }
-    // `NODE:` alone is the home of the user copying, as in scp.
-    let remote_path = if remote_path.is_empty() {
-        ".".to_string()
-    } else {
-        remote_path.to_string()
+    let copy = Planned {
+        upload,
+        // Copied from several nodes, each goes into its own directory.
+        local: |vm: &str| {
+            if many && !upload {
+                local.join(vm)
+            } else {
+                local.clone()
+            }
+        },
+        // `NODE:` alone is the home of the user copying, as in scp.
+        remote_path: if remote_path.is_empty() {
+            "."
+        } else {
+            remote_path
+        },
     };
-    let (provider, inventory) = provider_and_inventory(&snapshot)?;
+    let jobs = copy_jobs(&snapshot, args, &vms, &copy)?;
+    let results: Results = runtime()?
+        .block_on(fanout::each(jobs, 8, |job| async move {
+            let vm = job.vm.clone();
+            (vm, job.run().await)
+        }))
+        .into_iter()
+        .flatten()
+        .collect();
+    if many {
+        return Ok(recap(&results, args.file.json));
+    }
+    one_node_report(args, results)
+}
+
+/// Everything wrong on this side is found, and named as this side's, before any node is
+/// reached (and so before anything is made on one).
+fn check_local_side(args: &CpArgs, local: &std::path::Path) -> Result<()> {
+    transfer::check_local(local, args.depth()).map_err(|e| {
+        Error::fatal(
+            format!(
+                "cp {} {}: on this machine, {}; nothing was copied",
+                args.source,
+                args.destination,
+                crate::text::printable(&e.to_string(), crate::text::MESSAGE)
+            ),
+            local_hint(&e),
+        )
+    })?;
+    Ok(())
+}
+
+/// What every node's copy shares: its direction, where it goes on this side, and the path
+/// on the node.
+struct Planned<'a, L: Fn(&str) -> PathBuf> {
+    upload: bool,
+    local: L,
+    remote_path: &'a str,
+}
+
+/// One job per node, each with its way in (or why there is none), gathered before any node
+/// is sent anything.
+fn copy_jobs<L: Fn(&str) -> PathBuf>(
+    snapshot: &LabSnapshot,
+    args: &CpArgs,
+    vms: &[String],
+    copy: &Planned<'_, L>,
+) -> Result<Vec<CopyJob>> {
+    let (provider, inventory) = provider_and_inventory(snapshot)?;
     let key = Arc::new(
         snapshot
             .dir
@@ -177,8 +235,7 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
             .map_err(|e| Error::fatal(e, "check .tartlab/id_ed25519"))?,
     );
     let known = KnownHosts::new(&snapshot.dir);
-    let jobs: Vec<CopyJob> = vms
-        .iter()
+    vms.iter()
         .map(|vm| {
             let node = snapshot.node(vm)?;
             let login = node.login.user.clone();
@@ -192,37 +249,19 @@ pub fn cp(args: &CpArgs) -> Result<Exit> {
                     .map(|ip| provider.dialer(vm, &ip)),
                 pins: ssh::Pins::of(known.pinned(vm)),
                 key: key.clone(),
-                upload,
-                local: if many && !upload {
-                    local.join(vm)
-                } else {
-                    local.clone()
-                },
-                remote_path: remote_path.clone(),
-                depth: if args.recursive {
-                    transfer::Depth::Recursive
-                } else {
-                    transfer::Depth::Files
-                },
+                upload: copy.upload,
+                local: (copy.local)(vm),
+                remote_path: copy.remote_path.to_string(),
+                depth: args.depth(),
                 owner: args.owner.clone(),
                 mode: args.mode.clone(),
             })
         })
-        .collect::<Result<_>>()?;
-    let results: Vec<(
-        String,
-        std::result::Result<transfer::Downloaded, NodeFailure>,
-    )> = runtime()?
-        .block_on(fanout::each(jobs, 8, |job| async move {
-            let vm = job.vm.clone();
-            (vm, job.run().await)
-        }))
-        .into_iter()
-        .flatten()
-        .collect();
-    if many {
-        return Ok(recap(&results, args.file.json));
-    }
+        .collect()
+}
+
+/// A copy to or from one node: what it copied, or its error with the hint for its kind.
+fn one_node_report(args: &CpArgs, results: Results) -> Result<Exit> {
     let Some((vm, result)) = results.into_iter().next() else {
         return Err(Error::fatal("cp: the copy did not run (a bug)", ""));
     };
