@@ -424,8 +424,9 @@ fn cp_of_a_local_tree_that_cannot_be_copied_says_so_before_connecting_and_leaves
         "--",
         "mkdir -p /tmp/dst/tree && echo x > /tmp/dst/tree/sub",
     ]);
-    std::fs::create_dir_all(tree.join("z")).unwrap();
-    std::fs::write(tree.join("z/c.txt"), "c\n").unwrap();
+    // Copied in name order: a.txt and m/ are made before sub stops the copy.
+    std::fs::create_dir_all(tree.join("m")).unwrap();
+    std::fs::write(tree.join("m/c.txt"), "c\n").unwrap();
     let stopped = lab.tartlab(&["cp", "-r", "tree", "dev-a:/tmp/dst"]);
     assert_eq!(stopped.code, 1, "{}", stopped.stderr);
     assert!(

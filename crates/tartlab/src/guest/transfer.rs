@@ -376,8 +376,11 @@ fn upload_at<'a>(
             }
             let mut count = 0;
             let entries = std::fs::read_dir(local).map_err(|e| TransferError::local(local, &e))?;
-            for entry in entries.flatten() {
-                count += upload_at(sftp, &entry.path(), &target, depth, level + 1, made).await?;
+            // In name order: the same tree is copied the same way, and stops at the same place.
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths {
+                count += upload_at(sftp, &path, &target, depth, level + 1, made).await?;
             }
             return Ok(count);
         }
