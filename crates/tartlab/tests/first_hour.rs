@@ -101,6 +101,29 @@ fn exec_gives_its_stdin_to_the_command_on_one_node_and_the_same_bytes_to_each_of
     for (node, stdout) in outputs(&each) {
         assert_eq!(stdout, format!("{sum}  -\n"), "{node}");
     }
+    // Streamed as it comes, as ssh does: a pipe that stays open holds up no command that
+    // does not read it.
+    let mut open = lab
+        .command(&["exec", "all", "--", "hostname"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = open.stdin.take().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = open.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "exec waited for its stdin to end"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0));
+    drop(held);
     // `-n`, as ssh's: no input at all, the command sees its end at once.
     let none = with_stdin(&lab, &["exec", "-n", "dev-b", "--", "wc", "-c"], b"ignored");
     assert_eq!(none.stdout, "dev-b | 0\n", "{}", none.stderr);

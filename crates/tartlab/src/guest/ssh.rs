@@ -216,11 +216,18 @@ pub enum Reply {
     SendAndClose(Vec<u8>),
 }
 
-/// A command's stdin: all of it at once, or (`answered`) nothing until the caller's line
-/// handler replies.
+/// A command's stdin: all of it at once, (`answered`) nothing until the caller's line
+/// handler replies, or (`streamed`) each chunk as it comes, closed when the sender goes.
 pub enum Input<'a> {
     Given(Option<&'a [u8]>),
     Answered,
+    Streamed(tokio::sync::mpsc::Receiver<Vec<u8>>),
+}
+
+/// What came first while a command runs with streamed input.
+enum Next {
+    Message(Option<ChannelMsg>),
+    Chunk(Option<Vec<u8>>),
 }
 
 fn config() -> Arc<client::Config> {
@@ -512,21 +519,52 @@ impl Connection {
             .await
             .map_err(|e| SessionError::Start(e.to_string()))?;
         let mut replies = Vec::new();
-        if let Input::Given(stdin) = input {
-            if let Some(data) = stdin {
+        let mut feed = None;
+        match input {
+            Input::Given(stdin) => {
+                if let Some(data) = stdin {
+                    channel
+                        .data(data)
+                        .await
+                        .map_err(|e| SessionError::Input(e.to_string()))?;
+                }
                 channel
-                    .data(data)
+                    .eof()
                     .await
-                    .map_err(|e| SessionError::Input(e.to_string()))?;
+                    .map_err(|e| SessionError::CloseInput(e.to_string()))?;
             }
-            channel
-                .eof()
-                .await
-                .map_err(|e| SessionError::CloseInput(e.to_string()))?;
+            Input::Answered => {}
+            Input::Streamed(chunks) => feed = Some(chunks),
         }
         let (mut out, mut err) = (Lines::new(), Lines::new());
         let mut status = None;
-        while let Some(message) = channel.wait().await {
+        loop {
+            let next = match feed.as_mut() {
+                Some(chunks) => tokio::select! {
+                    message = channel.wait() => Next::Message(message),
+                    chunk = chunks.recv() => Next::Chunk(chunk),
+                },
+                None => Next::Message(channel.wait().await),
+            };
+            let message = match next {
+                Next::Chunk(Some(data)) => {
+                    channel
+                        .data(&data[..])
+                        .await
+                        .map_err(|e| SessionError::Input(e.to_string()))?;
+                    continue;
+                }
+                Next::Chunk(None) => {
+                    feed = None;
+                    channel
+                        .eof()
+                        .await
+                        .map_err(|e| SessionError::CloseInput(e.to_string()))?;
+                    continue;
+                }
+                Next::Message(None) => break,
+                Next::Message(Some(message)) => message,
+            };
             match message {
                 ChannelMsg::Data { data } => out.push(&data, &mut |line| {
                     replies.push(on_line(Stream::Stdout, line))

@@ -37,7 +37,7 @@ pub struct ExecArgs {
     #[arg(required = true)]
     pub selectors: Vec<String>,
     /// Give the command no input (as `ssh -n`). Otherwise stdin, when it is not a terminal,
-    /// is read to its end (at most 64 MiB) and the same bytes go to the command on each node
+    /// goes to the command on each node as it comes, the same bytes to each
     #[arg(long, short = 'n')]
     pub no_stdin: bool,
     /// Stop waiting for a node's command after this many seconds (default: no limit)
@@ -129,6 +129,7 @@ fn node_colour(i: usize) -> &'static str {
 /// goes to `on_line` as it comes.
 async fn run_one(
     job: &ExecJob,
+    stdin: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
     dialer: &dyn Dialer,
     on_line: &mut (dyn FnMut(ssh::Stream, &str) -> ssh::Reply + Send),
 ) -> std::result::Result<Output, String> {
@@ -148,7 +149,10 @@ async fn run_one(
         connection
             .exec_with(
                 &job.command,
-                ssh::Input::Given(job.stdin.as_deref().map(Vec::as_slice)),
+                match stdin {
+                    Some(chunks) => ssh::Input::Streamed(chunks),
+                    None => ssh::Input::Given(None),
+                },
                 on_line,
             )
             .await
@@ -175,39 +179,40 @@ struct ExecJob {
     pinned: Option<ssh::Pins>,
     key: Arc<russh::keys::PrivateKey>,
     command: String,
-    /// What the command reads on its stdin: the same bytes on every node.
-    stdin: Option<Arc<Vec<u8>>>,
+    /// What the command reads on its stdin: the same bytes on every node, as they come.
+    stdin: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
     timeout: Option<Duration>,
 }
 
-/// The most stdin `exec` holds to give each node.
-const STDIN_CAP: u64 = 64 * 1024 * 1024;
+/// How many chunks of stdin may wait for a node that has not taken them yet.
+const STDIN_QUEUE: usize = 64;
 
-/// `exec`'s stdin, read whole before any node is sent anything, so each node gets the same
-/// bytes: none with `-n` or from a terminal (a shell's keyboard is not a command's input).
-fn read_stdin(no_stdin: bool) -> Result<Option<Arc<Vec<u8>>>> {
+/// `exec`'s stdin, streamed to every node as it comes (as `ssh` streams it, so a pipe that
+/// stays open never holds up a command that does not read it): one queue per node, fed by
+/// one thread, each chunk to every node whose command still runs. None with `-n` or from a
+/// terminal (a shell's keyboard is not a command's input).
+fn stream_stdin(no_stdin: bool, nodes: usize) -> Vec<Option<tokio::sync::mpsc::Receiver<Vec<u8>>>> {
     use std::io::Read;
     if no_stdin || std::io::stdin().is_terminal() {
-        return Ok(None);
+        return (0..nodes).map(|_| None).collect();
     }
-    let mut data = Vec::new();
-    std::io::stdin()
-        .lock()
-        .take(STDIN_CAP + 1)
-        .read_to_end(&mut data)
-        .map_err(|e| {
-            Error::fatal(
-                format!("exec: cannot read stdin: {e}; nothing was run"),
-                "give the command no input with -n",
-            )
-        })?;
-    if data.len() as u64 > STDIN_CAP {
-        return Err(Error::fatal(
-            format!("exec: stdin holds more than {} MiB, which exec copies whole to each node; nothing was run", STDIN_CAP >> 20),
-            "copy the data with `tartlab cp` and read it there, or give the command no input with -n",
-        ));
-    }
-    Ok(Some(Arc::new(data)))
+    let (mut senders, receivers): (Vec<_>, Vec<_>) = (0..nodes)
+        .map(|_| tokio::sync::mpsc::channel::<Vec<u8>>(STDIN_QUEUE))
+        .unzip();
+    // Never joined: when every command is over, exec returns and the process ends with it.
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buffer = vec![0u8; 64 * 1024];
+        while !senders.is_empty() {
+            let n = match stdin.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            // A node whose command ended has dropped its queue: it gets no more.
+            senders.retain(|s| s.blocking_send(buffer[..n].to_vec()).is_ok());
+        }
+    });
+    receivers.into_iter().map(Some).collect()
 }
 
 pub fn exec(args: &ExecArgs) -> Result<Exit> {
@@ -227,7 +232,7 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
             .map_err(|e| Error::fatal(e, "check .tartlab/id_ed25519"))?,
     );
     let known = KnownHosts::new(&snapshot.dir);
-    let stdin = read_stdin(args.no_stdin)?;
+    let mut stdin = stream_stdin(args.no_stdin, targets.len());
     let show = Shown {
         colour: std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
@@ -252,7 +257,7 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
             key: key.clone(),
             command: RunAs::of(args.user.as_deref(), &node.login.user)
                 .command(&node.vm_name, &args.command.join(" ")),
-            stdin: stdin.clone(),
+            stdin: stdin[index].take(),
             timeout: args.timeout.map(Duration::from_secs),
         })
         .collect();
@@ -275,7 +280,8 @@ struct Shown {
 }
 
 impl ExecJob {
-    async fn run(self, show: Shown) -> ExecResult {
+    async fn run(mut self, show: Shown) -> ExecResult {
+        let stdin = self.stdin.take();
         let started = Instant::now();
         let mut result = ExecResult {
             node: self.vm.clone(),
@@ -295,7 +301,7 @@ impl ExecJob {
             ssh::Reply::Nothing
         };
         let ran = match self.dialer.clone() {
-            Ok(dialer) => run_one(&self, dialer.as_ref(), &mut print).await,
+            Ok(dialer) => run_one(&self, stdin, dialer.as_ref(), &mut print).await,
             Err(e) => Err(e),
         };
         match ran {
