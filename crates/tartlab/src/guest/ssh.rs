@@ -216,11 +216,18 @@ pub enum Reply {
     SendAndClose(Vec<u8>),
 }
 
-/// A command's stdin: all of it at once, or (`answered`) nothing until the caller's line
-/// handler replies.
+/// A command's stdin: all of it at once, (`answered`) nothing until the caller's line
+/// handler replies, or (`streamed`) each chunk as it comes, closed when the sender goes.
 pub enum Input<'a> {
     Given(Option<&'a [u8]>),
     Answered,
+    Streamed(tokio::sync::mpsc::Receiver<Vec<u8>>),
+}
+
+/// What came first while a command runs with streamed input.
+enum Next {
+    Message(Option<ChannelMsg>),
+    Chunk(Option<Vec<u8>>),
 }
 
 fn config() -> Arc<client::Config> {
@@ -512,21 +519,52 @@ impl Connection {
             .await
             .map_err(|e| SessionError::Start(e.to_string()))?;
         let mut replies = Vec::new();
-        if let Input::Given(stdin) = input {
-            if let Some(data) = stdin {
+        let mut feed = None;
+        match input {
+            Input::Given(stdin) => {
+                if let Some(data) = stdin {
+                    channel
+                        .data(data)
+                        .await
+                        .map_err(|e| SessionError::Input(e.to_string()))?;
+                }
                 channel
-                    .data(data)
+                    .eof()
                     .await
-                    .map_err(|e| SessionError::Input(e.to_string()))?;
+                    .map_err(|e| SessionError::CloseInput(e.to_string()))?;
             }
-            channel
-                .eof()
-                .await
-                .map_err(|e| SessionError::CloseInput(e.to_string()))?;
+            Input::Answered => {}
+            Input::Streamed(chunks) => feed = Some(chunks),
         }
         let (mut out, mut err) = (Lines::new(), Lines::new());
         let mut status = None;
-        while let Some(message) = channel.wait().await {
+        loop {
+            let next = match feed.as_mut() {
+                Some(chunks) => tokio::select! {
+                    message = channel.wait() => Next::Message(message),
+                    chunk = chunks.recv() => Next::Chunk(chunk),
+                },
+                None => Next::Message(channel.wait().await),
+            };
+            let message = match next {
+                Next::Chunk(Some(data)) => {
+                    channel
+                        .data(&data[..])
+                        .await
+                        .map_err(|e| SessionError::Input(e.to_string()))?;
+                    continue;
+                }
+                Next::Chunk(None) => {
+                    feed = None;
+                    channel
+                        .eof()
+                        .await
+                        .map_err(|e| SessionError::CloseInput(e.to_string()))?;
+                    continue;
+                }
+                Next::Message(None) => break,
+                Next::Message(Some(message)) => message,
+            };
             match message {
                 ChannelMsg::Data { data } => out.push(&data, &mut |line| {
                     replies.push(on_line(Stream::Stdout, line))
@@ -566,23 +604,41 @@ impl Connection {
         })
     }
 
-    /// A new channel of this connection running the SFTP subsystem.
-    async fn sftp_channel(&self) -> Result<russh::ChannelStream<client::Msg>, SessionError> {
+    /// A new channel of this connection running the SFTP subsystem, or (`server`) this
+    /// command, which speaks SFTP on its stdin and stdout (an sftp-server run through sudo).
+    async fn sftp_channel(
+        &self,
+        server: Option<&str>,
+    ) -> Result<russh::ChannelStream<client::Msg>, SessionError> {
         let channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(|e| SessionError::Open(e.to_string()))?;
-        channel
-            .request_subsystem(true, "sftp")
-            .await
-            .map_err(|e| SessionError::NoSftp(e.to_string()))?;
+        match server {
+            None => channel
+                .request_subsystem(true, "sftp")
+                .await
+                .map_err(|e| SessionError::NoSftp(e.to_string()))?,
+            Some(command) => channel
+                .exec(true, command)
+                .await
+                .map_err(|e| SessionError::NoSftp(e.to_string()))?,
+        }
         Ok(channel.into_stream())
     }
 
     /// An SFTP session on a new channel of this connection.
     pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession, SessionError> {
-        russh_sftp::client::SftpSession::new(self.sftp_channel().await?)
+        self.sftp_by(None).await
+    }
+
+    /// `sftp`, by the subsystem or (`server`) by this command.
+    pub async fn sftp_by(
+        &self,
+        server: Option<&str>,
+    ) -> Result<russh_sftp::client::SftpSession, SessionError> {
+        russh_sftp::client::SftpSession::new(self.sftp_channel(server).await?)
             .await
             .map_err(|e| SessionError::SftpStart(e.to_string()))
     }
@@ -590,7 +646,15 @@ impl Connection {
     /// A bare SFTP session (each request answered or timed out on its own), for reading a
     /// guest's tree in bounded steps.
     pub async fn sftp_raw(&self) -> Result<russh_sftp::client::RawSftpSession, SessionError> {
-        let session = russh_sftp::client::RawSftpSession::new(self.sftp_channel().await?);
+        self.sftp_raw_by(None).await
+    }
+
+    /// `sftp_raw`, by the subsystem or (`server`) by this command.
+    pub async fn sftp_raw_by(
+        &self,
+        server: Option<&str>,
+    ) -> Result<russh_sftp::client::RawSftpSession, SessionError> {
+        let session = russh_sftp::client::RawSftpSession::new(self.sftp_channel(server).await?);
         session
             .init()
             .await
