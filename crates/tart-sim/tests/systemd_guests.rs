@@ -52,7 +52,7 @@ fn a_systemd_guest_runs_systemd_with_sshd_on_its_socket_and_changes_stay_inside(
     sim.ok(&["stop", "sd-basic"]);
     assert_eq!(wait_exit(&mut run, 15), 0);
     assert!(!listening(&ip));
-    assert!(processes_in_vm_cgroup("sd-basic").is_empty());
+    assert!(processes_in_vm_cgroup(&sim.home, "sd-basic").is_empty());
     let mut run = sim.start("sd-basic");
     let ip = sim
         .ok(&["ip", "sd-basic", "--wait", "30"])
@@ -99,20 +99,23 @@ fn shutdown_reboot_and_a_killed_tart_run_end_as_a_vm_does() {
         assert!(std::fs::read_to_string(sim.run_log("sd-life"))
             .unwrap()
             .ends_with("guest has stopped the virtual machine\n"));
-        assert!(processes_in_vm_cgroup("sd-life").is_empty(), "{command}");
+        assert!(
+            processes_in_vm_cgroup(&sim.home, "sd-life").is_empty(),
+            "{command}"
+        );
     }
     // SIGKILL of `tart run` takes the whole guest with it.
     let mut run = sim.start("sd-life");
     sim.ok(&["ip", "sd-life", "--wait", "30"]);
     common::wait_for_port(&ip);
-    assert!(!processes_in_vm_cgroup("sd-life").is_empty());
+    assert!(!processes_in_vm_cgroup(&sim.home, "sd-life").is_empty());
     run.kill();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !processes_in_vm_cgroup("sd-life").is_empty() {
+    while !processes_in_vm_cgroup(&sim.home, "sd-life").is_empty() {
         assert!(
             std::time::Instant::now() < deadline,
             "guest processes outlived tart run: {:?}",
-            processes_in_vm_cgroup("sd-life")
+            processes_in_vm_cgroup(&sim.home, "sd-life")
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -140,6 +143,11 @@ fn systemd_guests_are_isolated_on_nat_and_reap_leaves_nothing() {
         "NAT keeps guests apart, as vmnet does"
     );
     assert_eq!(probe(&ip_a, &ip_a), "reached\n");
+    // The guests run in this home's cgroups: what proves the checks below look where tart-sim
+    // puts them.
+    for vm in ["sd-iso-a", "sd-iso-b"] {
+        assert!(!processes_in_vm_cgroup(&sim.home, vm).is_empty(), "{vm}");
+    }
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tart-sim"))
         .arg("reap")
         .env("TART_HOME", &sim.home)
@@ -151,7 +159,11 @@ fn systemd_guests_are_isolated_on_nat_and_reap_leaves_nothing() {
         String::from_utf8_lossy(&out.stderr)
     );
     for vm in ["sd-iso-a", "sd-iso-b"] {
-        assert!(processes_in_vm_cgroup(vm).is_empty(), "{vm}");
+        assert!(
+            processes_in_vm_cgroup(&sim.home, vm).is_empty(),
+            "{vm}: {:?}",
+            processes_in_vm_cgroup(&sim.home, vm)
+        );
     }
     assert!(processes_mentioning(&sim.home).is_empty());
     assert!(!listening(&ip_a) && !listening(&ip_b));
@@ -164,7 +176,10 @@ fn systemd_guests_are_isolated_on_nat_and_reap_leaves_nothing() {
         .and_then(|l| l.split_whitespace().nth(4))
         .unwrap()
         .to_string();
-    let left: Vec<_> = walk(&std::path::Path::new(&unified).join("tart-sim"))
+    let own = std::path::Path::new(&unified)
+        .join("tart-sim")
+        .join(common::home_cgroup(&sim.home));
+    let left: Vec<_> = walk(&own)
         .into_iter()
         .filter(|p| p.ends_with("sd-iso-a") || p.ends_with("sd-iso-b"))
         .collect();

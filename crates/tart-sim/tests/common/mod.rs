@@ -263,18 +263,29 @@ impl Sim {
     }
 }
 
-/// Processes in the cgroup of a VM of this name (or under it), in any tart-sim home: what
-/// a guest leaves behind if its processes outlive the VM. Tests give their VMs names of
-/// their own.
-pub fn processes_in_vm_cgroup(vm: &str) -> Vec<String> {
+/// The name of a home's cgroup under `tart-sim/`, as tart-sim derives it (network.rs
+/// `home_id`: FNV-1a of the canonical TART_HOME, 48 bits in hex), so that a test looks only
+/// at its own home's guests, never at another suite's or a killed run's.
+pub fn home_cgroup(home: &Path) -> String {
+    let path = std::fs::canonicalize(home).unwrap_or_else(|_| home.to_path_buf());
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in path.display().to_string().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{:012x}", h & 0xffff_ffff_ffff)
+}
+
+/// Processes in the cgroup of this home's VM `vm` (or under it): what a guest leaves behind
+/// if its processes outlive the VM.
+pub fn processes_in_vm_cgroup(home: &Path, vm: &str) -> Vec<String> {
+    let own = format!("/tart-sim/{}/{vm}", home_cgroup(home));
     live_processes()
         .into_iter()
         .filter_map(|p| {
             let cgroup = std::fs::read_to_string(p.join("cgroup")).ok()?;
             let inside = cgroup.lines().any(|l| {
-                l.starts_with("0::")
-                    && l.contains("/tart-sim/")
-                    && (l.ends_with(&format!("/{vm}")) || l.contains(&format!("/{vm}/")))
+                l.starts_with("0::") && (l.ends_with(&own) || l.contains(&format!("{own}/")))
             });
             let comm = std::fs::read_to_string(p.join("comm")).ok()?;
             inside.then(|| format!("{} {}", p.display(), comm.trim()))
