@@ -9,6 +9,7 @@ mod export;
 mod init;
 mod inspect;
 mod lifecycle;
+mod snapshot;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -65,7 +66,12 @@ enum Command {
     Restart(lifecycle::NodesArgs),
     /// Stop and delete the VMs this lab created (or only the selected ones), and forget them
     #[command(after_long_help = "Examples:\n  tartlab down\n  tartlab down cluster=stg")]
-    Down(lifecycle::NodesArgs),
+    Down(lifecycle::DownArgs),
+    /// Whole-lab snapshots: save, list, restore (with each node's address), delete
+    #[command(
+        after_long_help = "Examples:\n  tartlab snapshot save provisioned\n  tartlab snapshot list\n  tartlab snapshot restore provisioned"
+    )]
+    Snapshot(snapshot::SnapshotArgs),
     /// Log into a node (or run one command) with the system ssh, lab key and pinned host key
     Ssh(access::SshArgs),
     /// Run a command on many nodes at once: output prefixed per node, a recap, exit 3 if some failed
@@ -154,6 +160,7 @@ pub fn run() -> Result<Exit> {
         Some(Command::Start(args)) => lifecycle::start(&args),
         Some(Command::Restart(args)) => lifecycle::restart(&args),
         Some(Command::Down(args)) => lifecycle::down(&args),
+        Some(Command::Snapshot(args)) => snapshot::snapshot(&args),
         Some(Command::Ssh(args)) => access::ssh(&args),
         Some(Command::Exec(args)) => access::exec(&args),
         Some(Command::Cp(args)) => access::cp(&args),

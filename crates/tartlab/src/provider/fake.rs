@@ -187,6 +187,7 @@ impl Provider for FakeProvider {
                                 running: vm.running,
                                 identity: Some(vm.mac.clone()),
                                 disk_gb: Some(vm.disk),
+                                size_gb: None,
                             },
                         )
                     })

@@ -1,0 +1,685 @@
+//! Whole-lab snapshots: `save` shuts the selected nodes down from inside (a consistent
+//! point), has the provider copy each stopped VM to a snapshot VM, records what the state
+//! knew of each node, and starts again those that ran; `restore` deletes each node's VM,
+//! copies it back with its identity (so its address), puts the state's records and pinned
+//! keys back and brings the nodes up as `up` does, which then finds nothing to provision.
+//!
+//! Both write a journal in `state.json` first (atomically, as every state write): a save
+//! that did not end is undone by the next snapshot command, a restore is finished. Only
+//! VMs the state proves are the lab's (by identity) are ever deleted.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use russh::keys::PublicKey;
+
+use super::events::{Action, Reporter, Stage};
+use super::operations::{self, per_node};
+use super::plan::Presence;
+use super::{Context, Engine, Failure, NodeReport, WRITABLE};
+use crate::error::Error;
+use crate::provider::{Power, Provider};
+use crate::state::{Journal, JournalOp, OwnedVm, Snapshot, SnapshotNode, State};
+
+/// A snapshot as `snapshot list` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SnapshotRow {
+    pub name: String,
+    pub at: String,
+    pub nodes: Vec<String>,
+    /// The snapshot VMs' size on the host's disk (GB, as the provider reports it).
+    pub size_gb: Option<u64>,
+    /// Whether the lab file changed since it was saved (a restore then applies the change).
+    pub lab_changed: bool,
+}
+
+/// The lab file's hash, recorded with each snapshot.
+pub fn lab_hash(lab: &crate::lab::Lab) -> String {
+    super::remote::hash(&["lab-file/1", &lab.source.text])
+}
+
+fn keys_text(keys: &[PublicKey]) -> Vec<String> {
+    keys.iter()
+        .filter_map(|k| k.to_openssh().ok())
+        .map(|t| t.trim().to_string())
+        .collect()
+}
+
+fn keys_of(text: &[String]) -> Vec<PublicKey> {
+    text.iter()
+        .filter_map(|t| PublicKey::from_openssh(t).ok())
+        .collect()
+}
+
+fn state_error(e: impl std::fmt::Display) -> Error {
+    Error::fatal(e.to_string(), WRITABLE)
+}
+
+/// Whether the snapshot VM is still the one the save made (by identity).
+fn snapshot_vm_presence(inventory: &crate::provider::Inventory, node: &SnapshotNode) -> Presence {
+    let owned = OwnedVm {
+        mac: node.identity.clone(),
+        ..OwnedVm::default()
+    };
+    Presence::of(inventory, &node.vm, Some(&owned))
+}
+
+impl Engine {
+    /// Refuses snapshots where the provider has none, before anything is changed, with
+    /// the reason.
+    pub fn refuse_snapshots(&self) -> Result<(), Error> {
+        let capabilities = self.provider.capabilities();
+        if capabilities.snapshots {
+            return Ok(());
+        }
+        let name = self.provider.name();
+        let reason = if capabilities.start_after_stop {
+            format!("{name} cannot copy a stopped VM and keep its identity")
+        } else {
+            format!("a snapshot is taken of a stopped VM, and a VM of {name} that stops can never start again")
+        };
+        Err(Error::usage(
+            format!("`tartlab snapshot` is not possible with {name}: {reason}"),
+            crate::provider::no_snapshots(name).hint,
+        ))
+    }
+
+    /// The lab's whole snapshots, by name, with their size.
+    pub fn snapshot_rows(&self) -> Vec<SnapshotRow> {
+        rows(&self.state, &self.inventory, &lab_hash(&self.lab))
+    }
+
+    /// `snapshot save NAME`: see the module doc.
+    pub async fn snapshot_save(
+        self,
+        name: &str,
+        selected: Vec<String>,
+        force: bool,
+        reporter: Arc<Reporter>,
+        json: bool,
+    ) -> Result<Vec<NodeReport>, Error> {
+        self.refuse_snapshots()?;
+        let old = self.state.snapshots.get(name).cloned();
+        if let (Some(old), false) = (&old, force) {
+            return Err(Error::usage(
+                format!(
+                    "a snapshot `{name}` exists already (saved {}, {} node(s))",
+                    old.at,
+                    old.nodes.len()
+                ),
+                format!("nothing was changed; `tartlab snapshot save --force {name}` replaces it, or choose another name"),
+            ));
+        }
+        let generation = old.as_ref().map_or(1, |o| o.generation + 1);
+        let mut running = Vec::new();
+        let mut nodes = std::collections::BTreeMap::new();
+        let known = crate::state::KnownHosts::new(&self.dir);
+        for vm in &selected {
+            match self.presence(vm) {
+                Presence::Owned { running: on } => {
+                    if on {
+                        running.push(vm.clone());
+                    }
+                }
+                Presence::Missing => {
+                    return Err(Error::usage(
+                        format!("{vm} has no VM to snapshot"),
+                        format!("nothing was changed; `tartlab up {vm}` makes it, or name only the nodes that exist"),
+                    ))
+                }
+                Presence::Unconfirmed => {
+                    return Err(Error::usage(
+                        format!("{vm}'s creation was interrupted"),
+                        "nothing was changed; `tartlab up` finishes it, then save the snapshot",
+                    ))
+                }
+                Presence::Foreign { .. } => {
+                    return Err(Error::usage(
+                        format!("{vm} is not a VM this lab created (its identity is not the one recorded)"),
+                        "nothing was changed; it is left alone: `tartlab up --adopt` takes it over, or name other nodes",
+                    ))
+                }
+            }
+            let snapshot_vm = Snapshot::vm_name(vm, name, generation);
+            if self.inventory.vms.contains_key(&snapshot_vm) {
+                return Err(Error::usage(
+                    format!("a VM named {snapshot_vm} exists, and this lab did not make it"),
+                    format!("nothing was changed and it is left alone; rename or delete it yourself, or choose another snapshot name than `{name}`"),
+                ));
+            }
+            nodes.insert(
+                vm.clone(),
+                SnapshotNode {
+                    vm: snapshot_vm,
+                    identity: None,
+                    node: self.state.vms.get(vm).cloned().unwrap_or_default(),
+                    host_keys: keys_text(&known.pinned(vm)),
+                },
+            );
+        }
+        let at = crate::clock::now_rfc3339();
+        let snapshot = Snapshot {
+            at: at.clone(),
+            lab_hash: lab_hash(&self.lab),
+            generation,
+            complete: false,
+            nodes,
+        };
+        let journal = Journal {
+            op: JournalOp::Save,
+            snapshot: name.to_string(),
+            nodes: selected.clone(),
+            running: running.clone(),
+            replaces: old,
+            at,
+        };
+        let ctx = self.context(reporter.clone());
+        ctx.store
+            .update(|s| {
+                s.journal = Some(journal);
+                s.snapshots.insert(name.to_string(), snapshot);
+            })
+            .map_err(state_error)?;
+        let mut reports = save_nodes(&ctx, name, selected, &running).await;
+        let failed = reports.iter().any(|r| r.failure.is_some());
+        if failed {
+            undo_save(&ctx, name).await?;
+        } else {
+            finish_save(&ctx, name).await?;
+        }
+        let again = reopen(ctx).await?;
+        if running.is_empty() {
+            return Ok(reports);
+        }
+        let started = again.up(running, reporter, json).await?;
+        merge(&mut reports, started);
+        Ok(reports)
+    }
+
+    /// `snapshot delete NAME`: its VMs that are still the lab's deleted, the rest left
+    /// alone (with a warning), the snapshot forgotten. Returns how many VMs were deleted.
+    pub async fn snapshot_delete(
+        self,
+        name: &str,
+        reporter: Arc<Reporter>,
+    ) -> Result<usize, Error> {
+        if !self.state.snapshots.contains_key(name) {
+            return Err(no_such_snapshot(&self.state, name));
+        }
+        let inventory = self.inventory.clone();
+        let ctx = self.context(reporter);
+        delete_snapshot(&ctx, &inventory, name).await
+    }
+
+    /// `snapshot restore NAME [NODES]`: see the module doc.
+    pub async fn snapshot_restore(
+        self,
+        name: &str,
+        selectors_given: bool,
+        selected: Vec<String>,
+        reporter: Arc<Reporter>,
+        json: bool,
+    ) -> Result<Vec<NodeReport>, Error> {
+        self.refuse_snapshots()?;
+        let Some(snapshot) = self
+            .state
+            .snapshots
+            .get(name)
+            .filter(|s| s.complete)
+            .cloned()
+        else {
+            return Err(no_such_snapshot(&self.state, name));
+        };
+        let nodes: Vec<String> = if selectors_given {
+            selected
+        } else {
+            snapshot.nodes.keys().cloned().collect()
+        };
+        for vm in &nodes {
+            let Some(saved) = snapshot.nodes.get(vm) else {
+                return Err(Error::usage(
+                    format!("snapshot `{name}` has no {vm}"),
+                    format!(
+                        "nothing was changed; it holds {}",
+                        snapshot
+                            .nodes
+                            .keys()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            };
+            match snapshot_vm_presence(&self.inventory, saved) {
+                Presence::Owned { .. } => {}
+                Presence::Missing => {
+                    return Err(Error::fatal(
+                        format!("{vm}: the snapshot VM {} is gone (deleted outside tartlab?)", saved.vm),
+                        format!("nothing was changed; restore the other nodes (`tartlab snapshot restore {name} NODE...`), or `tartlab snapshot delete {name}`"),
+                    ))
+                }
+                _ => {
+                    return Err(Error::fatal(
+                        format!("{vm}: {} is no longer the snapshot VM this lab made (its identity changed)", saved.vm),
+                        format!("nothing was changed and it is left alone; `tartlab snapshot delete {name}` forgets the snapshot"),
+                    ))
+                }
+            }
+            if let Presence::Foreign { .. } = self.presence(vm) {
+                return Err(Error::usage(
+                    format!("{vm} is a VM this lab did not create (or no longer knows)"),
+                    format!("nothing was changed and it is left alone; delete or rename it yourself (`tart delete {vm}`), then restore again"),
+                ));
+            }
+        }
+        let journal = Journal {
+            op: JournalOp::Restore,
+            snapshot: name.to_string(),
+            nodes: nodes.clone(),
+            running: Vec::new(),
+            replaces: None,
+            at: crate::clock::now_rfc3339(),
+        };
+        let inventory = self.inventory.clone();
+        let ctx = self.context(reporter.clone());
+        ctx.store
+            .update(|s| s.journal = Some(journal))
+            .map_err(state_error)?;
+        let mut reports = restore_nodes(&ctx, &inventory, &snapshot, nodes.clone()).await;
+        let restored: Vec<String> = reports
+            .iter()
+            .filter(|r| r.failure.is_none())
+            .map(|r| r.node.clone())
+            .collect();
+        if restored.len() == nodes.len() {
+            ctx.store
+                .update(|s| s.journal = None)
+                .map_err(state_error)?;
+        }
+        if snapshot.lab_hash != lab_hash(&ctx.lab) {
+            reporter.info(
+                Stage::Restore,
+                &format!("the lab file changed since snapshot `{name}` was saved: the restored nodes get the change as `up` would give it"),
+            );
+        }
+        let mut again = reopen(ctx).await?;
+        let lab_nodes: BTreeSet<String> =
+            again.lab.nodes.iter().map(|n| n.vm_name.clone()).collect();
+        let booting: Vec<String> = restored
+            .iter()
+            .filter(|vm| lab_nodes.contains(*vm))
+            .cloned()
+            .collect();
+        let others: Vec<String> = again
+            .running_of(
+                &again
+                    .lab
+                    .nodes
+                    .iter()
+                    .map(|n| n.vm_name.clone())
+                    .collect::<Vec<_>>(),
+            )
+            .into_iter()
+            .filter(|vm| !booting.contains(vm))
+            .collect();
+        let dir = again.dir.clone();
+        let lab_file = again.lab.source.path.clone();
+        let provider = again.provider.clone();
+        let options = again.options.clone();
+        // Held here, so that the lab stays locked through both phases.
+        let lock = again.lock.take();
+        let booted = again.up(booting, reporter.clone(), json).await?;
+        let moved: Vec<String> = booted
+            .iter()
+            .filter_map(|r| {
+                let before = snapshot.nodes.get(&r.node)?.node.ip.as_deref()?;
+                let now = r.ip.as_deref()?;
+                (before != now).then(|| format!("{} {before} -> {now}", r.node))
+            })
+            .collect();
+        merge(&mut reports, booted);
+        if !moved.is_empty() {
+            reporter.warning(
+                None,
+                Stage::Restore,
+                &format!(
+                    "the address of {} changed anyway: /etc/hosts is made again on every node",
+                    moved.join(", ")
+                ),
+            );
+            if !others.is_empty() {
+                let lab = crate::lab::Lab::open(&lab_file).map_err(|_| {
+                    Error::fatal(
+                        "the lab file changed during the restore",
+                        "run `tartlab up` to make /etc/hosts again on every node",
+                    )
+                })?;
+                let rest = Engine::open(lab, dir, lock, provider, options).await?;
+                let hosts = rest.up(others, reporter, json).await?;
+                merge(&mut reports, hosts);
+            }
+        }
+        Ok(reports)
+    }
+}
+
+/// The error for a snapshot name the lab does not have (or only half of).
+fn no_such_snapshot(state: &State, name: &str) -> Error {
+    let names: Vec<&str> = state
+        .snapshots
+        .iter()
+        .filter(|(_, s)| s.complete)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    let hint = if names.is_empty() {
+        "the lab has no snapshots; `tartlab snapshot save NAME` makes one".to_string()
+    } else {
+        format!(
+            "the lab's snapshots are {}; `tartlab snapshot list` shows them",
+            names.join(", ")
+        )
+    };
+    Error::usage(format!("the lab has no snapshot `{name}`"), hint)
+}
+
+/// The whole snapshots of `state`, with their size from `inventory`.
+pub fn rows(state: &State, inventory: &crate::provider::Inventory, hash: &str) -> Vec<SnapshotRow> {
+    state
+        .snapshots
+        .iter()
+        .filter(|(_, s)| s.complete)
+        .map(|(name, s)| {
+            let sizes: Vec<Option<u64>> = s
+                .nodes
+                .values()
+                .map(|n| inventory.vms.get(&n.vm).and_then(|v| v.size_gb))
+                .collect();
+            SnapshotRow {
+                name: name.clone(),
+                at: s.at.clone(),
+                nodes: s.nodes.keys().cloned().collect(),
+                size_gb: sizes.iter().copied().sum(),
+                lab_changed: s.lab_hash != hash,
+            }
+        })
+        .collect()
+}
+
+/// Each selected node shut down from inside if it runs, then copied.
+async fn save_nodes(
+    ctx: &Arc<Context>,
+    name: &str,
+    vms: Vec<String>,
+    running: &[String],
+) -> Vec<NodeReport> {
+    let name = name.to_string();
+    let parallel = ctx.options.parallel;
+    let running: Arc<Vec<String>> = Arc::new(running.to_vec());
+    per_node(ctx, vms, parallel, move |ctx, vm| {
+        let name = name.clone();
+        let runs = running.contains(&vm);
+        async move {
+            let mut report = NodeReport::new(&vm);
+            let result = save_node(&ctx, &name, &vm, runs, &mut report).await;
+            (report, result)
+        }
+    })
+    .await
+}
+
+async fn save_node(
+    ctx: &Context,
+    name: &str,
+    vm: &str,
+    runs: bool,
+    report: &mut NodeReport,
+) -> Result<(), Failure> {
+    if runs {
+        let how = operations::stop::gracefully(ctx, vm).await?;
+        report.actions.push(Action::Stopped(how));
+    }
+    let snapshot_vm = ctx
+        .store
+        .snapshot()
+        .snapshots
+        .get(name)
+        .and_then(|s| s.nodes.get(vm))
+        .map(|n| n.vm.clone())
+        .unwrap_or_default();
+    ctx.reporter
+        .started(vm, Stage::Snapshot, &format!("copying it to {snapshot_vm}"));
+    let identity = ctx
+        .provider
+        .save_snapshot(vm, &snapshot_vm)
+        .await
+        .map_err(|e| Failure::from_provider(Stage::Snapshot, e))?;
+    ctx.store
+        .update(|s| {
+            if let Some(node) = s.snapshots.get_mut(name).and_then(|s| s.nodes.get_mut(vm)) {
+                node.identity = Some(identity);
+            }
+        })
+        .map_err(|e| Failure::new(Stage::Snapshot, e, WRITABLE))?;
+    ctx.reporter.done(vm, Stage::Snapshot, "saved");
+    report.actions.push(Action::Snapshotted);
+    Ok(())
+}
+
+/// The new snapshot is whole: the one it replaces (`--force`) is deleted, the journal closed.
+async fn finish_save(ctx: &Context, name: &str) -> Result<(), Error> {
+    let replaces = ctx.store.snapshot().journal.and_then(|j| j.replaces);
+    ctx.store
+        .update(|s| {
+            if let Some(snapshot) = s.snapshots.get_mut(name) {
+                snapshot.complete = true;
+            }
+        })
+        .map_err(state_error)?;
+    if let Some(old) = replaces {
+        let inventory = crate::engine::read_inventory(ctx.provider.as_ref()).await?;
+        for node in old.nodes.values() {
+            delete_snapshot_vm(ctx.provider.as_ref(), &inventory, node, &ctx.reporter).await?;
+        }
+    }
+    ctx.store.update(|s| s.journal = None).map_err(state_error)
+}
+
+/// A save that failed midway: the copies it made deleted, the older snapshot (if it
+/// replaced one) kept, the journal closed.
+async fn undo_save(ctx: &Context, name: &str) -> Result<(), Error> {
+    let state = ctx.store.snapshot();
+    let replaces = state.journal.and_then(|j| j.replaces);
+    if let Some(half) = state.snapshots.get(name) {
+        let inventory = crate::engine::read_inventory(ctx.provider.as_ref()).await?;
+        for node in half.nodes.values() {
+            delete_snapshot_vm(ctx.provider.as_ref(), &inventory, node, &ctx.reporter).await?;
+        }
+    }
+    ctx.store
+        .update(|s| {
+            s.snapshots.remove(name);
+            if let Some(old) = replaces {
+                s.snapshots.insert(name.to_string(), old);
+            }
+            s.journal = None;
+        })
+        .map_err(state_error)
+}
+
+/// Deletes a snapshot VM if it is still the lab's (or its clone was never confirmed); a VM
+/// of that name with another identity is left alone, with a warning.
+async fn delete_snapshot_vm(
+    provider: &dyn Provider,
+    inventory: &crate::provider::Inventory,
+    node: &SnapshotNode,
+    reporter: &Reporter,
+) -> Result<bool, Error> {
+    match snapshot_vm_presence(inventory, node) {
+        Presence::Missing => Ok(false),
+        Presence::Owned { .. } | Presence::Unconfirmed => {
+            provider.delete(&node.vm).await.map_err(|e| {
+                Error::fatal(
+                    format!("cannot delete the snapshot VM {}: {}", node.vm, e.message),
+                    e.hint,
+                )
+            })?;
+            Ok(true)
+        }
+        Presence::Foreign { .. } => {
+            reporter.warning(
+                Some(&node.vm),
+                Stage::Delete,
+                &format!("{} is no longer the snapshot VM this lab made (its identity changed); it was left alone", node.vm),
+            );
+            Ok(false)
+        }
+    }
+}
+
+/// Deletes every snapshot of the lab (`down`); how many there were.
+pub async fn delete_all(ctx: &Context) -> Result<usize, Error> {
+    let names: Vec<String> = ctx.store.snapshot().snapshots.keys().cloned().collect();
+    if names.is_empty() {
+        return Ok(0);
+    }
+    let inventory = crate::engine::read_inventory(ctx.provider.as_ref()).await?;
+    for name in &names {
+        delete_snapshot(ctx, &inventory, name).await?;
+    }
+    ctx.store
+        .update(|s| s.journal = None)
+        .map_err(state_error)?;
+    Ok(names.len())
+}
+
+async fn delete_snapshot(
+    ctx: &Context,
+    inventory: &crate::provider::Inventory,
+    name: &str,
+) -> Result<usize, Error> {
+    let Some(snapshot) = ctx.store.snapshot().snapshots.get(name).cloned() else {
+        return Ok(0);
+    };
+    let mut deleted = 0;
+    for node in snapshot.nodes.values() {
+        if delete_snapshot_vm(ctx.provider.as_ref(), inventory, node, &ctx.reporter).await? {
+            deleted += 1;
+        }
+    }
+    ctx.store
+        .update(|s| {
+            s.snapshots.remove(name);
+        })
+        .map_err(state_error)?;
+    Ok(deleted)
+}
+
+/// Each node's VM deleted (if the lab's) and copied back from the snapshot, its records
+/// and pinned keys put back; the journal notes each node done.
+async fn restore_nodes(
+    ctx: &Arc<Context>,
+    inventory: &crate::provider::Inventory,
+    snapshot: &Snapshot,
+    vms: Vec<String>,
+) -> Vec<NodeReport> {
+    let parallel = ctx.options.parallel;
+    let snapshot = Arc::new(snapshot.clone());
+    let power: std::collections::HashMap<String, Option<Power>> = vms
+        .iter()
+        .map(|vm| {
+            let state = ctx.store.snapshot();
+            let power = match Presence::of(inventory, vm, state.vms.get(vm)) {
+                Presence::Owned { running } => Some(Power::of(running)),
+                Presence::Unconfirmed => Some(Power::of(inventory.running(vm))),
+                _ => None,
+            };
+            (vm.clone(), power)
+        })
+        .collect();
+    per_node(ctx, vms, parallel, move |ctx, vm| {
+        let snapshot = snapshot.clone();
+        let power = power.get(&vm).copied().flatten();
+        async move {
+            let mut report = NodeReport::new(&vm);
+            let result = restore_node(&ctx, &snapshot, &vm, power).await;
+            if result.is_ok() {
+                report.actions.push(Action::Restored);
+            }
+            (report, result)
+        }
+    })
+    .await
+}
+
+async fn restore_node(
+    ctx: &Context,
+    snapshot: &Snapshot,
+    vm: &str,
+    power: Option<Power>,
+) -> Result<(), Failure> {
+    let Some(saved) = snapshot.nodes.get(vm) else {
+        return Ok(());
+    };
+    let written = |e| Failure::new(Stage::Restore, e, WRITABLE);
+    if let Some(power) = power {
+        operations::delete::delete(ctx, vm, power).await?;
+    }
+    // Recorded before the copy, without its identity: a copy cut short is the lab's and is
+    // made again (as an interrupted create is).
+    let mut record = saved.node.clone();
+    let identity = record.mac.take().unwrap_or_default();
+    ctx.store
+        .update(|s| {
+            s.vms.insert(vm.to_string(), record.clone());
+        })
+        .map_err(written)?;
+    ctx.reporter.started(
+        vm,
+        Stage::Restore,
+        &format!("copying it back from {}", saved.vm),
+    );
+    ctx.provider
+        .restore_snapshot(&saved.vm, vm, &identity)
+        .await
+        .map_err(|e| Failure::from_provider(Stage::Restore, e))?;
+    ctx.known
+        .pin(vm, &keys_of(&saved.host_keys))
+        .map_err(written)?;
+    ctx.store
+        .update(|s| {
+            if let Some(owned) = s.vms.get_mut(vm) {
+                owned.mac = Some(identity.clone());
+            }
+        })
+        .map_err(written)?;
+    ctx.reporter.done(vm, Stage::Restore, "restored");
+    Ok(())
+}
+
+/// Takes the lab back from a context whose tasks are over, as `restart` does.
+async fn reopen(ctx: Arc<Context>) -> Result<Engine, Error> {
+    let Ok(ctx) = Arc::try_unwrap(ctx) else {
+        return Err(Error::fatal(
+            "the snapshot's work still held the lab",
+            "this is a bug in tartlab; please report it",
+        ));
+    };
+    Engine::open(ctx.lab, ctx.dir, ctx._lock, ctx.provider, ctx.options).await
+}
+
+/// The reports of a later phase folded into the first one's, node by node.
+fn merge(reports: &mut Vec<NodeReport>, later: Vec<NodeReport>) {
+    for report in later {
+        match reports.iter_mut().find(|r| r.node == report.node) {
+            Some(first) => {
+                first.actions.extend(report.actions);
+                if first.failure.is_none() {
+                    first.failure = report.failure;
+                }
+                first.ip = report.ip.or(first.ip.take());
+                first.seconds += report.seconds;
+            }
+            None => reports.push(report),
+        }
+    }
+}

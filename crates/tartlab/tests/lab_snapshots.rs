@@ -1,0 +1,247 @@
+//! `tartlab snapshot` end to end against tart-sim: a provisioned lab saved, broken (a file
+//! deleted, a hostname changed, a VM deleted with `tart delete`) and restored with each
+//! node's address and host key; a subset restore; a restore after `down --keep-snapshots`;
+//! a foreign VM in a snapshot VM's place left alone.
+
+mod common;
+
+use common::Lab;
+
+/// Two nodes; a step that counts its runs in a guest file, and a worker whose config holds
+/// the master's address (as a k3s agent's does).
+const LAB: &str = "lab: snap\nclusters:\n  - name: dev\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\nprovision:\n  - name: count\n    run: echo run >> /var/tmp/count\n  - name: join\n    on: role=worker\n    run: getent hosts dev-master | cut -d' ' -f1 > /var/tmp/master-ip\n";
+
+const NODES: [&str; 2] = ["dev-master", "dev-worker"];
+
+fn runs(lab: &Lab, vm: &str) -> usize {
+    let out = lab.ssh(vm, "cat /var/tmp/count");
+    assert_eq!(out.code, 0, "{vm}: {}", out.stderr);
+    out.stdout.lines().count()
+}
+
+/// The pinned host keys, one line per key, sorted.
+fn pinned(lab: &Lab) -> Vec<String> {
+    let text = std::fs::read_to_string(lab.lab.join(".tartlab/known_hosts")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+fn plan_is_empty(lab: &Lab) {
+    let plan: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["plan", "--json"]).stdout).unwrap();
+    for node in plan["nodes"].as_array().unwrap() {
+        assert_eq!(node["actions"], serde_json::json!([]), "{node}");
+    }
+}
+
+fn snapshot_vms(lab: &Lab) -> Vec<String> {
+    lab.vms()
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.contains(".snapshot."))
+        .collect()
+}
+
+#[test]
+fn a_broken_lab_comes_back_from_its_snapshot_with_its_addresses_and_keys() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let ips: Vec<String> = NODES.iter().map(|vm| lab.ip(vm)).collect();
+    let macs: Vec<String> = NODES.iter().map(|vm| lab.mac(vm)).collect();
+    let keys = pinned(&lab);
+
+    let saved = lab.ok(&["snapshot", "save", "provisioned"]);
+    assert!(saved.stdout.contains("2 of 2 nodes ok"), "{}", saved.stdout);
+    // Started again as they were, at the same addresses; the snapshot VMs never run.
+    for (vm, ip) in NODES.iter().zip(&ips) {
+        assert_eq!(&lab.ip(vm), ip);
+        assert_eq!(lab.ssh(vm, "true").code, 0);
+    }
+    let snaps = snapshot_vms(&lab);
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+    assert!(lab
+        .vms()
+        .iter()
+        .all(|(n, running)| !n.contains(".snapshot.") || !running));
+    let status = lab.ok(&["status"]);
+    assert!(!status.stdout.contains(".snapshot."), "{}", status.stdout);
+    let list: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["snapshot", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list["snapshots"][0]["name"], "provisioned");
+    assert_eq!(list["snapshots"][0]["nodes"], serde_json::json!(NODES));
+    assert!(list["snapshots"][0]["size_gb"].is_u64(), "{list}");
+    let again = lab.tartlab(&["snapshot", "save", "provisioned"]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+
+    // Break it.
+    assert_eq!(lab.ssh("dev-master", "sudo rm /var/tmp/count").code, 0);
+    assert_eq!(
+        lab.ssh(
+            "dev-worker",
+            "sudo hostname broken && echo broken | sudo tee /etc/hostname"
+        )
+        .code,
+        0
+    );
+    assert_eq!(lab.tart(&["stop", "dev-worker"]).code, 0);
+    assert_eq!(lab.tart(&["delete", "dev-worker"]).code, 0);
+
+    let restored = lab.ok(&["snapshot", "restore", "provisioned"]);
+    assert!(
+        restored.stdout.contains("2 of 2 nodes ok"),
+        "{}\n{}",
+        restored.stdout,
+        restored.stderr
+    );
+    assert!(
+        !restored.stderr.contains("changed anyway"),
+        "{}",
+        restored.stderr
+    );
+    for (i, vm) in NODES.iter().enumerate() {
+        assert_eq!(lab.ip(vm), ips[i], "{vm}'s address");
+        assert_eq!(lab.mac(vm), macs[i], "{vm}'s MAC");
+        // Pinned-key ssh (StrictHostKeyChecking=yes) works: the host key is the snapshot's.
+        assert_eq!(lab.ssh(vm, "hostname").stdout.trim(), *vm);
+        assert_eq!(
+            runs(&lab, vm),
+            1,
+            "{vm}: the step ran once, before the save"
+        );
+    }
+    assert_eq!(pinned(&lab), keys);
+    assert_eq!(
+        lab.ssh("dev-worker", "cat /var/tmp/master-ip")
+            .stdout
+            .trim(),
+        ips[0]
+    );
+    plan_is_empty(&lab);
+    let up = lab.up_all_ok(2);
+    assert!(!up.stdout.contains("ran count"), "{}", up.stdout);
+    for vm in NODES {
+        assert_eq!(runs(&lab, vm), 1);
+    }
+
+    // A subset: only the worker goes back; the master keeps what it has now.
+    assert_eq!(
+        lab.ssh("dev-master", "echo later | sudo tee /var/tmp/later")
+            .code,
+        0
+    );
+    assert_eq!(
+        lab.ssh("dev-worker", "echo later | sudo tee /var/tmp/later")
+            .code,
+        0
+    );
+    let subset = lab.ok(&["snapshot", "restore", "provisioned", "dev-worker"]);
+    assert!(
+        subset.stdout.contains("1 of 1 node ok"),
+        "{}",
+        subset.stdout
+    );
+    assert_eq!(lab.ssh("dev-master", "cat /var/tmp/later").code, 0);
+    assert_ne!(lab.ssh("dev-worker", "cat /var/tmp/later").code, 0);
+    assert_eq!(lab.ip("dev-worker"), ips[1]);
+    plan_is_empty(&lab);
+
+    // Deleted: its VMs go, nothing else.
+    lab.ok(&["snapshot", "delete", "provisioned"]);
+    assert!(snapshot_vms(&lab).is_empty());
+    assert_eq!(lab.vms().len(), 2);
+}
+
+#[test]
+fn down_keeps_snapshots_when_asked_and_a_restore_brings_the_lab_back_from_nothing() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let ips: Vec<String> = NODES.iter().map(|vm| lab.ip(vm)).collect();
+    lab.ok(&["snapshot", "save", "base"]);
+    let down = lab.ok(&["down", "--keep-snapshots"]);
+    assert!(
+        down.stderr.contains("1 snapshot(s) kept"),
+        "{}",
+        down.stderr
+    );
+    assert_eq!(snapshot_vms(&lab).len(), 2);
+    assert_eq!(lab.vms().len(), 2, "only the snapshot VMs are left");
+    let list = lab.ok(&["snapshot", "list"]);
+    assert!(list.stdout.contains("base"), "{}", list.stdout);
+
+    lab.ok(&["snapshot", "restore", "base"]);
+    for (vm, ip) in NODES.iter().zip(&ips) {
+        assert_eq!(&lab.ip(vm), ip);
+        assert_eq!(runs(&lab, vm), 1);
+    }
+    plan_is_empty(&lab);
+
+    let down = lab.ok(&["down"]);
+    assert!(
+        down.stderr.contains("1 snapshot(s) deleted"),
+        "{}",
+        down.stderr
+    );
+    assert!(lab.vms().is_empty(), "{:?}", lab.vms());
+    let list: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["snapshot", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list["snapshots"], serde_json::json!([]));
+}
+
+#[test]
+fn a_foreign_vm_named_like_a_snapshot_vm_is_never_touched() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    // Someone else's VM, where the first save of `base` would put dev-worker's copy.
+    assert_eq!(
+        lab.tart(&[
+            "clone",
+            "ghcr.io/cirruslabs/ubuntu:latest",
+            "dev-worker.snapshot.base.1"
+        ])
+        .code,
+        0
+    );
+    let foreign = lab.mac("dev-worker.snapshot.base.1");
+    let refused = lab.tartlab(&["snapshot", "save", "base"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("dev-worker.snapshot.base.1")
+            && refused.stderr.contains("left alone"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(lab.mac("dev-worker.snapshot.base.1"), foreign);
+    assert!(lab
+        .vms()
+        .iter()
+        .filter(|(n, _)| NODES.contains(&n.as_str()))
+        .all(|(_, r)| *r));
+
+    // A snapshot VM replaced behind the lab's back is foreign too: neither restored from
+    // nor deleted.
+    lab.ok(&["snapshot", "save", "other"]);
+    assert_eq!(lab.tart(&["delete", "dev-master.snapshot.other.1"]).code, 0);
+    assert_eq!(
+        lab.tart(&[
+            "clone",
+            "ghcr.io/cirruslabs/ubuntu:latest",
+            "dev-master.snapshot.other.1"
+        ])
+        .code,
+        0
+    );
+    let intruder = lab.mac("dev-master.snapshot.other.1");
+    let refused = lab.tartlab(&["snapshot", "restore", "other"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("no longer the snapshot VM"),
+        "{}",
+        refused.stderr
+    );
+    let deleted = lab.ok(&["snapshot", "delete", "other"]);
+    assert!(deleted.stderr.contains("left alone"), "{}", deleted.stderr);
+    assert_eq!(lab.mac("dev-master.snapshot.other.1"), intruder);
+    assert_eq!(lab.mac("dev-worker.snapshot.base.1"), foreign);
+}
