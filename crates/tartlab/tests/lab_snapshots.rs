@@ -13,6 +13,18 @@ const LAB: &str = "lab: snap\nclusters:\n  - name: dev\n    nodes:\n      - { na
 
 const NODES: [&str; 2] = ["dev-master", "dev-worker"];
 
+/// ssh into `vm` until it answers (at most 15 s).
+fn wait_for_ssh(lab: &Lab, vm: &str) -> common::Out {
+    let started = std::time::Instant::now();
+    loop {
+        let out = lab.ssh(vm, "true");
+        if out.code == 0 || started.elapsed().as_secs() >= 15 {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 fn runs(lab: &Lab, vm: &str) -> usize {
     let out = lab.ssh(vm, "cat /var/tmp/count");
     assert_eq!(out.code, 0, "{vm}: {}", out.stderr);
@@ -244,4 +256,129 @@ fn a_foreign_vm_named_like_a_snapshot_vm_is_never_touched() {
     assert!(deleted.stderr.contains("left alone"), "{}", deleted.stderr);
     assert_eq!(lab.mac("dev-master.snapshot.other.1"), intruder);
     assert_eq!(lab.mac("dev-worker.snapshot.base.1"), foreign);
+}
+
+/// Starts `tartlab ARGS`, freezes it at the first event from `from` on that `wanted`
+/// accepts, and kills it there (SIGKILL); returns the event's stage and node.
+fn kill_at(
+    lab: &Lab,
+    args: &[&str],
+    what: &str,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> String {
+    let from = lab.events().len();
+    let mut child = lab.spawn(args);
+    let at = lab.wait_for_event(&mut child, from, what, wanted);
+    common::freeze(&child);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let event = &lab.events()[at];
+    format!("{} {} {}", event["stage"], event["status"], event["node"])
+}
+
+/// Whether the event is one of `stage`'s with `status`, for a node.
+fn at(stage: &'static str, status: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+    move |e| common::is_event(e, stage, status) && e["node"].is_string()
+}
+
+#[test]
+fn a_save_killed_at_any_event_leaves_the_old_state_or_the_new_and_the_next_command_settles_it() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let ips: Vec<String> = NODES.iter().map(|vm| lab.ip(vm)).collect();
+    let points: [(&str, &str); 4] = [
+        ("stop", "started"),
+        ("snapshot", "started"),
+        ("snapshot", "done"),
+        ("boot", "started"),
+    ];
+    for (stage, status) in points {
+        let killed = kill_at(
+            &lab,
+            &["snapshot", "save", "base"],
+            stage,
+            at(stage, status),
+        );
+        // Never a half snapshot listed as whole.
+        let list: serde_json::Value =
+            serde_json::from_str(&lab.ok(&["snapshot", "list", "--json"]).stdout).unwrap();
+        let listed = list["snapshots"].as_array().unwrap().len();
+        if listed == 1 {
+            assert_eq!(snapshot_vms(&lab).len(), 2, "killed at {killed}");
+        }
+        // The next command settles it and says which, then does its own work (a save
+        // killed once whole left no journal: its nodes are only to boot, as `up` does).
+        let journal = lab.state().get("journal").is_some();
+        let up = lab.ok(&["up"]);
+        assert_eq!(
+            up.stderr
+                .contains("the interrupted `tartlab snapshot save base` was"),
+            journal,
+            "killed at {killed}: {}",
+            up.stderr
+        );
+        assert!(up.stdout.contains("2 of 2 nodes ok"), "{}", up.stdout);
+        assert!(lab.state().get("journal").is_none(), "killed at {killed}");
+        let list: serde_json::Value =
+            serde_json::from_str(&lab.ok(&["snapshot", "list", "--json"]).stdout).unwrap();
+        let whole = list["snapshots"].as_array().unwrap().len();
+        assert_eq!(snapshot_vms(&lab).len(), 2 * whole, "killed at {killed}");
+        for (vm, ip) in NODES.iter().zip(&ips) {
+            assert_eq!(&lab.ip(vm), ip, "killed at {killed}");
+            assert_eq!(runs(&lab, vm), 1, "killed at {killed}");
+        }
+        if whole == 1 {
+            lab.ok(&["snapshot", "delete", "base"]);
+        }
+        assert!(snapshot_vms(&lab).is_empty());
+    }
+}
+
+#[test]
+fn a_restore_killed_at_any_event_is_finished_by_the_next_command() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let ips: Vec<String> = NODES.iter().map(|vm| lab.ip(vm)).collect();
+    let macs: Vec<String> = NODES.iter().map(|vm| lab.mac(vm)).collect();
+    lab.ok(&["snapshot", "save", "base"]);
+    let points: [(&str, &str); 4] = [
+        ("delete", "started"),
+        ("restore", "started"),
+        ("restore", "done"),
+        ("boot", "started"),
+    ];
+    for (stage, status) in points {
+        assert_eq!(lab.ssh("dev-master", "sudo rm -f /var/tmp/count").code, 0);
+        let killed = kill_at(
+            &lab,
+            &["snapshot", "restore", "base"],
+            stage,
+            at(stage, status),
+        );
+        let up = lab.ok(&["up"]);
+        assert!(up.stdout.contains("2 of 2 nodes ok"), "{}", up.stdout);
+        assert!(lab.state().get("journal").is_none(), "killed at {killed}");
+        for (i, vm) in NODES.iter().enumerate() {
+            assert_eq!(lab.ip(vm), ips[i], "killed at {killed}: {vm}'s address");
+            assert_eq!(lab.mac(vm), macs[i], "killed at {killed}: {vm}'s MAC");
+        }
+        // A VM whose `tart run` the killed command had just spawned is kept by `up` as it
+        // runs; its guest may still be starting sshd.
+        let reach = wait_for_ssh(&lab, "dev-master");
+        assert_eq!(
+            reach.code, 0,
+            "killed at {killed}: {}\n{}",
+            reach.stderr, up.stderr
+        );
+        // The restore was finished: the master's counter is back, the step never ran again.
+        assert_eq!(
+            runs(&lab, "dev-master"),
+            1,
+            "killed at {killed}: {}",
+            up.stderr
+        );
+        assert_eq!(runs(&lab, "dev-worker"), 1, "killed at {killed}");
+        plan_is_empty(&lab);
+    }
 }

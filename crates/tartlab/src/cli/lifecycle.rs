@@ -77,7 +77,24 @@ pub(super) async fn open_engine(file: &FileArgs, options: Options) -> Result<Eng
         .preflight()
         .await
         .map_err(|e| Error::fatal(e.message, e.hint))?;
-    Engine::open(lab, dir, Some(lock), provider, options).await
+    let engine = Engine::open(lab, dir, Some(lock), provider, options).await?;
+    settle(engine, file).await
+}
+
+/// A snapshot save or restore that was cut short is settled before anything else is done
+/// (`engine/snapshots.rs`), with its own lines on stderr (or JSON lines with `--json`).
+async fn settle(engine: Engine, file: &FileArgs) -> Result<Engine> {
+    let Some(journal) = engine.state().journal.clone() else {
+        return Ok(engine);
+    };
+    let reporter = ui::reporter(
+        Mode::detect(file.json),
+        &journal.nodes,
+        Some(&engine.dir().events_path()),
+    );
+    let settled = engine.settle_journal(reporter.clone(), file.json).await;
+    reporter.finish();
+    Ok(settled?.0)
 }
 
 /// Runs the work, or stops at Ctrl-C with the state saved and the VMs running.

@@ -211,6 +211,86 @@ impl Engine {
         delete_snapshot(&ctx, &inventory, name).await
     }
 
+    /// What a save or restore cut short (Ctrl-C, SIGKILL, a crash) left, dealt with before
+    /// any other change: a save whose snapshot is whole is finished, any other is undone (its
+    /// copies deleted, a snapshot it replaced kept) and the nodes it stopped started again; a
+    /// restore is finished (the snapshot is intact: its VMs are never booted). Returns the
+    /// lab opened anew, and what was done.
+    pub async fn settle_journal(
+        mut self,
+        reporter: Arc<Reporter>,
+        json: bool,
+    ) -> Result<(Engine, Option<String>), Error> {
+        let Some(journal) = self.state.journal.clone() else {
+            return Ok((self, None));
+        };
+        let name = journal.snapshot.clone();
+        // Held here through every phase, each of which opens the lab again.
+        let lock = self.lock.take();
+        let path = self.lab.source.path.clone();
+        let (dir, provider, options) = (
+            self.dir.clone(),
+            self.provider.clone(),
+            self.options.clone(),
+        );
+        let said = match journal.op {
+            JournalOp::Save => {
+                reporter.info(
+                    Stage::Snapshot,
+                    &format!("`tartlab snapshot save {name}` was interrupted: settling it first"),
+                );
+                let ctx = self.context(reporter.clone());
+                let whole = ctx
+                    .store
+                    .snapshot()
+                    .snapshots
+                    .get(&name)
+                    .is_some_and(|s| s.complete);
+                let said = if whole {
+                    finish_save(&ctx, &name).await?;
+                    format!("the interrupted `tartlab snapshot save {name}` was finished: the snapshot is whole")
+                } else {
+                    undo_save(&ctx, &name).await?;
+                    format!("the interrupted `tartlab snapshot save {name}` was undone: its copies were deleted, the lab's snapshots are as they were before it")
+                };
+                let again = reopen(ctx).await?;
+                let stopped: Vec<String> = journal
+                    .running
+                    .iter()
+                    .filter(|vm| matches!(again.presence(vm), Presence::Owned { running: false }))
+                    .cloned()
+                    .collect();
+                if !stopped.is_empty() {
+                    again.up(stopped, reporter.clone(), json).await?;
+                }
+                said
+            }
+            JournalOp::Restore => {
+                reporter.info(
+                    Stage::Restore,
+                    &format!(
+                        "`tartlab snapshot restore {name}` was interrupted: finishing it first"
+                    ),
+                );
+                self.snapshot_restore(&name, true, journal.nodes.clone(), reporter.clone(), json)
+                    .await?;
+                format!(
+                    "the interrupted `tartlab snapshot restore {name}` was finished: {} restored",
+                    journal.nodes.join(", ")
+                )
+            }
+        };
+        reporter.info(Stage::Run, &said);
+        let lab = crate::lab::Lab::open(&path).map_err(|_| {
+            Error::fatal(
+                "the lab file no longer reads",
+                "`tartlab validate` shows why",
+            )
+        })?;
+        let engine = Engine::open(lab, dir, lock, provider, options).await?;
+        Ok((engine, Some(said)))
+    }
+
     /// `snapshot restore NAME [NODES]`: see the module doc.
     pub async fn snapshot_restore(
         self,
