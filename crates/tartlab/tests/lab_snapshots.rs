@@ -382,3 +382,26 @@ fn a_restore_killed_at_any_event_is_finished_by_the_next_command() {
         plan_is_empty(&lab);
     }
 }
+
+#[test]
+fn a_save_with_a_stopped_node_leaves_it_stopped_and_a_restore_boots_it() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let ips: Vec<String> = NODES.iter().map(|vm| lab.ip(vm)).collect();
+    lab.ok(&["stop", "dev-worker"]);
+    let boots = lab.boots("dev-worker");
+    let saved = lab.ok(&["snapshot", "save", "half-off"]);
+    assert!(saved.stdout.contains("2 of 2 nodes ok"), "{}", saved.stdout);
+    let running = |vm: &str| lab.vms().into_iter().any(|(n, r)| n == vm && r);
+    assert!(running("dev-master"), "started again: it ran");
+    assert!(!running("dev-worker"), "left stopped: it was");
+    assert_eq!(lab.boots("dev-worker"), boots);
+
+    lab.ok(&["snapshot", "restore", "half-off"]);
+    for (vm, ip) in NODES.iter().zip(&ips) {
+        assert!(running(vm), "{vm}");
+        assert_eq!(&lab.ip(vm), ip);
+        assert_eq!(runs(&lab, vm), 1);
+    }
+    plan_is_empty(&lab);
+}

@@ -4,7 +4,6 @@
 
 use super::lifecycle::{interruptible, open_engine, recap};
 use super::{block_on, out, select, FileArgs, LabSnapshot};
-use crate::engine::events::Stage;
 use crate::engine::snapshots;
 use crate::engine::Options;
 use crate::error::{Error, Exit, Result};
@@ -206,6 +205,5 @@ fn list(args: &FileArgs) -> Result<Exit> {
         &["SNAPSHOT", "SAVED", "NODES", "SIZE", "LAB FILE"],
         &cells,
     ));
-    let _ = Stage::Snapshot;
     Ok(Exit::Ok)
 }
