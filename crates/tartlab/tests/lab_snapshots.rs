@@ -405,3 +405,48 @@ fn a_save_with_a_stopped_node_leaves_it_stopped_and_a_restore_boots_it() {
     }
     plan_is_empty(&lab);
 }
+
+#[test]
+fn a_restore_whose_address_changes_anyway_says_so_and_makes_etc_hosts_again_everywhere() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let worker_ip = lab.ip("dev-worker");
+    lab.ok(&["snapshot", "save", "base"]);
+    // The DHCP server forgets the worker's lease (bootpd's leases expire): its MAC, put back
+    // by the restore, then gets a new address.
+    assert_eq!(lab.tart(&["stop", "dev-worker"]).code, 0);
+    let leases = lab.home.join("sim/dhcpd_leases");
+    let text = std::fs::read_to_string(&leases).unwrap();
+    let kept: Vec<&str> = text
+        .split_inclusive("}\n")
+        .filter(|block| !block.contains(&format!("ip_address={worker_ip}\n")))
+        .collect();
+    assert_ne!(kept.concat(), text, "the worker's lease is in the file");
+    std::fs::write(&leases, kept.concat()).unwrap();
+
+    let restored = lab.ok(&["snapshot", "restore", "base", "dev-worker"]);
+    let now = lab.ip("dev-worker");
+    assert_ne!(now, worker_ip);
+    assert!(
+        restored
+            .stderr
+            .contains(&format!("dev-worker {worker_ip} -> {now}"))
+            && restored
+                .stderr
+                .contains("/etc/hosts is made again on every node"),
+        "{}",
+        restored.stderr
+    );
+    for vm in NODES {
+        let hosts = lab.ssh(vm, "cat /etc/hosts").stdout;
+        assert!(
+            hosts.contains(&format!("{now} dev-worker")),
+            "{vm}: {hosts}"
+        );
+        assert!(
+            !hosts.contains(&format!("{worker_ip} dev-worker")),
+            "{vm}: {hosts}"
+        );
+    }
+    assert_eq!(runs(&lab, "dev-worker"), 1);
+}
