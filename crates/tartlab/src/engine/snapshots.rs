@@ -173,6 +173,9 @@ impl Engine {
             replaces: old,
             at,
         };
+        if let Some(warning) = low_space(self.provider.name(), self.provider.free_bytes()) {
+            reporter.warning(None, Stage::Snapshot, &warning);
+        }
         let ctx = self.context(reporter.clone());
         ctx.store
             .update(|s| {
@@ -441,6 +444,17 @@ impl Engine {
         }
         Ok(reports)
     }
+}
+
+/// Below this, `snapshot save` warns (as `doctor` does for TART_HOME).
+const LOW_SPACE_GB: u64 = 30;
+
+/// The warning when the provider's VM store is low on space, if it is.
+fn low_space(provider: &str, free: Option<u64>) -> Option<String> {
+    let gb = free? / 1_000_000_000;
+    (gb < LOW_SPACE_GB).then(|| {
+        format!("only {gb} GB free where {provider} keeps its VMs: a copy-on-write snapshot costs little at first, but it keeps every block the nodes change after it; `tart prune --entries caches` frees the image cache, `tartlab snapshot delete NAME` an old snapshot")
+    })
 }
 
 /// The error for a snapshot name the lab does not have (or only half of).
@@ -761,5 +775,31 @@ fn merge(reports: &mut Vec<NodeReport>, later: Vec<NodeReport>) {
             }
             None => reports.push(report),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_warns_only_when_the_vm_store_is_low_on_space() {
+        let warning = low_space("tart", Some(12_500_000_000)).unwrap();
+        assert!(
+            warning.starts_with("only 12 GB free where tart keeps its VMs"),
+            "{warning}"
+        );
+        assert!(warning.contains("tart prune"), "{warning}");
+        assert_eq!(low_space("tart", Some(400_000_000_000)), None);
+        assert_eq!(low_space("tart", None), None, "unknown: nothing said");
+    }
+
+    #[test]
+    fn a_snapshot_vm_name_can_never_be_a_node_name() {
+        let name = Snapshot::vm_name("dev-worker-1", "base", 2);
+        assert_eq!(name, "dev-worker-1.snapshot.base.2");
+        assert!(crate::lab::check_snapshot_name("base").is_ok());
+        assert!(crate::lab::check_snapshot_name("a.b").is_err());
+        assert!(crate::lab::check_snapshot_name("Base").is_err());
     }
 }

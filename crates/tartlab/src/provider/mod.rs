@@ -383,6 +383,11 @@ pub trait Provider: Send + Sync {
     /// Deletes a stopped VM; one that is already gone is fine.
     fn delete<'a>(&'a self, vm: &'a str) -> BoxFuture<'a, Result<(), ProviderError>>;
 
+    /// The free bytes where the provider keeps its VMs (tart: TART_HOME), if it can tell.
+    fn free_bytes(&self) -> Option<u64> {
+        None
+    }
+
     /// Copies the stopped VM `vm` to a new VM `snapshot_vm`, which is never booted; returns
     /// the copy's identity (what proves later that it is still the lab's). Only where
     /// `capabilities().snapshots`.

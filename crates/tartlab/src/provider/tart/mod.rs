@@ -575,6 +575,10 @@ impl Provider for TartProvider {
         })
     }
 
+    fn free_bytes(&self) -> Option<u64> {
+        crate::doctor::free_bytes(&self.tart.home)
+    }
+
     fn save_snapshot<'a>(
         &'a self,
         vm: &'a str,
