@@ -25,7 +25,11 @@ fn wait_for_ssh(lab: &Lab, vm: &str) -> common::Out {
     }
 }
 
+/// How many times the `count` step ran on `vm` (its guest answering first: a VM whose
+/// `tart run` a killed command had just spawned is kept by `up` while sshd still starts).
 fn runs(lab: &Lab, vm: &str) -> usize {
+    let reach = wait_for_ssh(lab, vm);
+    assert_eq!(reach.code, 0, "{vm}: {}", reach.stderr);
     let out = lab.ssh(vm, "cat /var/tmp/count");
     assert_eq!(out.code, 0, "{vm}: {}", out.stderr);
     out.stdout.lines().count()

@@ -82,7 +82,7 @@ pub(super) async fn open_engine(file: &FileArgs, options: Options) -> Result<Eng
 }
 
 /// A snapshot save or restore that was cut short is settled before anything else is done
-/// (`engine/snapshots.rs`), with its own lines on stderr (or JSON lines with `--json`).
+/// (`engine/snapshots/`), with its own lines on stderr (or JSON lines with `--json`).
 async fn settle(engine: Engine, file: &FileArgs) -> Result<Engine> {
     let Some(journal) = engine.state().journal.clone() else {
         return Ok(engine);

@@ -1,5 +1,5 @@
 //! `tartlab snapshot save | list | restore | delete`: whole-lab snapshots (the engine's
-//! `snapshots.rs` does the work). The changing ones hold the lab lock as `up` does; `list`
+//! `snapshots/` does the work). The changing ones hold the lab lock as `up` does; `list`
 //! reads the state and one inventory, without it.
 
 use super::lifecycle::{interruptible, open_engine, recap};
