@@ -91,16 +91,25 @@ fn a_broken_lab_comes_back_from_its_snapshot_with_its_addresses_and_keys() {
     assert_eq!(again.code, 2, "{}", again.stderr);
     assert!(again.stderr.contains("--force"), "{}", again.stderr);
 
-    // Break it.
-    assert_eq!(lab.ssh("dev-master", "sudo rm /var/tmp/count").code, 0);
+    // Break it: on the master a file deleted, the hostname changed and sshd stopped; the
+    // worker's VM deleted with tart.
     assert_eq!(
         lab.ssh(
-            "dev-worker",
-            "sudo hostname broken && echo broken | sudo tee /etc/hostname"
+            "dev-master",
+            "sudo rm /var/tmp/count && sudo hostname broken && echo broken | sudo tee /etc/hostname"
         )
         .code,
         0
     );
+    lab.ssh(
+        "dev-master",
+        "sudo sh -c 'sleep 0.3; pkill -x sshd' >/dev/null 2>&1 </dev/null &",
+    );
+    let gone = std::time::Instant::now();
+    while lab.ssh("dev-master", "true").code == 0 {
+        assert!(gone.elapsed().as_secs() < 15, "sshd still answers");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     assert_eq!(lab.tart(&["stop", "dev-worker"]).code, 0);
     assert_eq!(lab.tart(&["delete", "dev-worker"]).code, 0);
 
