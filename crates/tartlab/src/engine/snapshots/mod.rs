@@ -299,31 +299,15 @@ impl Engine {
         Ok((engine, Some(said)))
     }
 
-    /// `snapshot restore NAME [NODES]`: see the module doc.
-    pub async fn snapshot_restore(
-        self,
+    /// Refuses a restore, before anything changes, of a node the snapshot lacks, whose
+    /// snapshot VM is gone or no longer the lab's, or whose name a foreign VM holds.
+    fn check_restore(
+        &self,
         name: &str,
-        selectors_given: bool,
-        selected: Vec<String>,
-        reporter: Arc<Reporter>,
-        json: bool,
-    ) -> Result<Vec<NodeReport>, Error> {
-        self.refuse_snapshots()?;
-        let Some(snapshot) = self
-            .state
-            .snapshots
-            .get(name)
-            .filter(|s| s.complete)
-            .cloned()
-        else {
-            return Err(no_such_snapshot(&self.state, name));
-        };
-        let nodes: Vec<String> = if selectors_given {
-            selected
-        } else {
-            snapshot.nodes.keys().cloned().collect()
-        };
-        for vm in &nodes {
+        snapshot: &Snapshot,
+        nodes: &[String],
+    ) -> Result<(), Error> {
+        for vm in nodes {
             let Some(saved) = snapshot.nodes.get(vm) else {
                 return Err(Error::usage(
                     format!("snapshot `{name}` has no {vm}"),
@@ -360,6 +344,34 @@ impl Engine {
                 ));
             }
         }
+        Ok(())
+    }
+
+    /// `snapshot restore NAME [NODES]`: see the module doc.
+    pub async fn snapshot_restore(
+        self,
+        name: &str,
+        selectors_given: bool,
+        selected: Vec<String>,
+        reporter: Arc<Reporter>,
+        json: bool,
+    ) -> Result<Vec<NodeReport>, Error> {
+        self.refuse_snapshots()?;
+        let Some(snapshot) = self
+            .state
+            .snapshots
+            .get(name)
+            .filter(|s| s.complete)
+            .cloned()
+        else {
+            return Err(no_such_snapshot(&self.state, name));
+        };
+        let nodes: Vec<String> = if selectors_given {
+            selected
+        } else {
+            snapshot.nodes.keys().cloned().collect()
+        };
+        self.check_restore(name, &snapshot, &nodes)?;
         let journal = Journal {
             op: JournalOp::Restore,
             snapshot: name.to_string(),
