@@ -2,8 +2,9 @@
 # Installs what the simulator and the tests need on a fresh Debian/Ubuntu machine, and
 # only what is missing: OpenSSH server and client, sshpass, sudo, util-linux
 # (unshare, nsenter, setpriv), systemd-container and debootstrap with the Debian root they
-# build once (the systemd guests), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy), man-db (the man page test), ruby (the formula's syntax check); with --with-nextest also cargo-nextest and ansible-core (in
-# a venv under /opt/tartlab-test-tools) for the tests. Idempotent; sourced or run.
+# build once (the systemd guests), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy), man-db (the man page test), ruby (the formula's syntax check), the
+# orchard binary (scripts/install-orchard.sh); with --with-nextest also cargo-nextest and
+# ansible-core (in a venv under /opt/tartlab-test-tools) for the tests. Idempotent; sourced or run.
 set -euo pipefail
 
 need_apt=()
@@ -52,5 +53,8 @@ if [ "$(id -u)" != 0 ]; then
   echo "install-deps: the simulator's VMs need root (namespaces and mounts); run as root" >&2
   exit 1
 fi
+# The real Orchard controller and workers for the Orchard provider's tests (crates/tartlab/
+# tests/orchard_fleet.rs, which find it through TARTLAB_TEST_ORCHARD: scripts/test.sh).
+bash "$(dirname "${BASH_SOURCE[0]}")/install-orchard.sh"
 # The Debian root of the simulator's systemd guests: built once, then kept.
 bash "$(dirname "${BASH_SOURCE[0]}")/build-guest-root.sh"

@@ -108,6 +108,31 @@ impl RemoteName {
         })
     }
 
+    /// `tart fqn`: the name with its digest (`VMStorageOCI.digest`): the last component of
+    /// the cache path with symlinks resolved, which must be a digest. A digest reference is
+    /// its own answer, cached or not; a tag not in the cache is an OCI storage error.
+    pub fn fully_qualified(&self, home: &Home) -> Result<String, Failure> {
+        let digest = match &self.reference {
+            Reference::Digest(d) => d.clone(),
+            Reference::Tag(t) => {
+                let entry = self.repo_dir(home).join(t);
+                let resolved = fs::canonicalize(&entry).unwrap_or(entry);
+                let last = resolved
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                if !last.starts_with("sha256:") {
+                    return Err(Failure::generic(format!(
+                        "OCI storage error: {} is not a digest and doesn't point to a digest",
+                        display_name(self)
+                    )));
+                }
+                last
+            }
+        };
+        Ok(format!("{}@{digest}", self.repository()))
+    }
+
     /// The cached image directory, if this name is in the cache.
     pub fn cached_dir(&self, home: &Home) -> Option<PathBuf> {
         let entry = match &self.reference {

@@ -51,6 +51,7 @@ pub fn command(name: &str) -> Option<CommandSpec> {
         "rename" => rename_spec(),
         "stop" => stop_spec(),
         "delete" => delete_spec(),
+        "fqn" => fqn_spec(),
         _ => return None,
     })
 }
@@ -242,6 +243,18 @@ fn delete_spec() -> CommandSpec {
             help: "VM name",
             arity: Arity::Repeating,
         }],
+        opts: vec![],
+    }
+}
+
+/// Hidden from `tart --help` (`shouldDisplay: false`), but it works: Orchard's worker calls it.
+fn fqn_spec() -> CommandSpec {
+    CommandSpec {
+        name: "fqn",
+        abstract_text: "Get a fully-qualified VM name",
+        discussion: "",
+        usage: "fqn <name>",
+        args: vec![name_arg()],
         opts: vec![],
     }
 }

@@ -461,3 +461,52 @@ fn a_tart_home_inside_an_overlaid_directory_is_refused_with_the_reason() {
         "{stderr}"
     );
 }
+
+#[test]
+fn fqn_gives_a_cached_image_its_digest_and_leaves_other_names_alone() {
+    // tart 2.31.0 Sources/tart/Commands/FQN.swift and VMStorageOCI.digest: what Orchard's
+    // worker runs after each clone to fill the VM's image_fqn.
+    require_root();
+    let sim = Sim::new();
+    let missing = sim.tart(&["fqn", "ghcr.io/cirruslabs/ubuntu:latest"]);
+    assert_eq!(
+        (missing.code, missing.stdout.as_str(), missing.stderr.as_str()),
+        (
+            1,
+            "",
+            "OCI storage error: ghcr.io/cirruslabs/ubuntu:latest is not a digest and doesn't point to a digest\n"
+        )
+    );
+    sim.ok(&["pull", "ghcr.io/cirruslabs/ubuntu:latest"]);
+    let fqn = sim.ok(&["fqn", "ghcr.io/cirruslabs/ubuntu:latest"]);
+    let digest = fqn
+        .strip_prefix("ghcr.io/cirruslabs/ubuntu@sha256:")
+        .and_then(|d| d.strip_suffix('\n'))
+        .unwrap_or_else(|| panic!("{fqn:?}"));
+    assert!(
+        digest.len() == 64 && digest.chars().all(|c| c.is_ascii_hexdigit()),
+        "{fqn:?}"
+    );
+    // The name without a tag is `:latest`; another tag of the same image has its digest;
+    // the digest form is its own answer; `tart list` shows the same digest entry.
+    assert_eq!(sim.ok(&["fqn", "ghcr.io/cirruslabs/ubuntu"]), fqn);
+    sim.ok(&["pull", "ghcr.io/cirruslabs/ubuntu:24.04"]);
+    assert_eq!(sim.ok(&["fqn", "ghcr.io/cirruslabs/ubuntu:24.04"]), fqn);
+    assert_eq!(sim.ok(&["fqn", fqn.trim()]), fqn);
+    assert!(sim.ok(&["list", "--source", "oci"]).contains(fqn.trim()));
+    // A local name, existing or not, comes back unchanged (not a remote name: no error).
+    sim.clone_image("local-vm");
+    assert_eq!(sim.ok(&["fqn", "local-vm"]), "local-vm\n");
+    assert_eq!(sim.ok(&["fqn", "no-such-vm"]), "no-such-vm\n");
+    let usage = sim.tart(&["fqn"]);
+    assert_eq!(usage.code, 64);
+    assert!(
+        usage
+            .stderr
+            .starts_with("Error: Missing expected argument '<name>'"),
+        "{}",
+        usage.stderr
+    );
+    // Hidden from help, as tart registers it with shouldDisplay: false.
+    assert!(!sim.ok(&["--help"]).contains("fqn"));
+}

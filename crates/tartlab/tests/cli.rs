@@ -56,3 +56,24 @@ fn an_unknown_flag_is_a_usage_error_with_exit_2() {
     assert_eq!(code, 2);
     assert!(stderr.contains("--frobnicate"), "{stderr}");
 }
+
+#[test]
+fn a_bare_tartlab_shows_help_and_exits_2_and_a_parallel_of_0_is_refused_with_the_range() {
+    let (code, stdout, stderr) = tartlab(&[]);
+    assert_eq!(
+        code, 2,
+        "as clap does for a missing subcommand: {stdout}{stderr}"
+    );
+    assert!(stderr.contains("Usage: tartlab <COMMAND>"), "{stderr}");
+    for args in [
+        &["up", "--parallel", "0"][..],
+        &["exec", "--parallel", "0", "all", "true"],
+    ] {
+        let (code, _, stderr) = tartlab(args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("invalid value '0' for '--parallel <N>': 0 is not in 1..=1024"),
+            "{args:?}: {stderr}"
+        );
+    }
+}

@@ -306,3 +306,31 @@ proptest! {
         let _ = rendered(&name, &String::from_utf8_lossy(&text));
     }
 }
+
+/// The Orchard form of `provider`: a typo in its keys and an arch it does not know are
+/// each located, with the key or the choice meant; cloud-init is refused under it.
+#[test]
+fn the_orchard_provider_is_checked_like_every_section() {
+    let text = "lab: fleet\nprovider:\n  orchard:\n    url: http://127.0.0.1:6120\n    token_evn: ORCHARD_TOKEN\n    arch: amd46\nclusters:\n  - name: dev\n    placement: { labels: { zone: a } }\n    nodes:\n      - name: master\n        placement: { lables: { x: y } }\n";
+    let shown = rendered("tartlab.yaml", text);
+    assert!(
+        shown.contains("tartlab.yaml:5:5") && shown.contains("did you mean `token_env`?"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("tartlab.yaml:6:11") && shown.contains("did you mean `amd64`?"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("tartlab.yaml:12:22") && shown.contains("did you mean `labels`?"),
+        "{shown}"
+    );
+    let good = "lab: fleet\nprovider: { orchard: { url: http://127.0.0.1:6120, service_account: ci, token_env: T, arch: amd64, labels: { pool: lab } } }\nclusters:\n  - name: dev\n    placement: { labels: { zone: a } }\n    nodes:\n      - { name: master, placement: { labels: { zone: b }, resources: { slots: 1 } } }\n";
+    assert_eq!(rendered("tartlab.yaml", good), "valid");
+    let cloud = format!("{good}defaults:\n  cloud_init: user-data.yaml\n");
+    let shown = rendered("tartlab.yaml", &cloud);
+    assert!(
+        shown.contains("the orchard provider does not support yet"),
+        "{shown}"
+    );
+}

@@ -372,14 +372,15 @@ fn ctrl_c_stops_cleanly_leaving_the_vms_running_and_up_finishes_the_lab() {
 }
 
 /// `tartlab ARGS` on a terminal (util-linux `script` gives it a pty for stdin, stdout and
-/// stderr, and not CI), `input` typed at it; `None` when this machine has no `script`.
-fn on_a_terminal(lab: &Lab, args: &str, input: &str) -> Option<common::Out> {
+/// stderr, and not CI), `input` typed at it. `script` comes with util-linux (Debian's
+/// essential bsdutils): a machine without it fails the test rather than skipping it.
+fn on_a_terminal(lab: &Lab, args: &str, input: &str) -> common::Out {
     use std::io::Write;
     let found = Command::new("script").arg("--version").output();
-    if !found.is_ok_and(|o| o.status.success()) {
-        eprintln!("skipped: no util-linux `script` to give tartlab a terminal");
-        return None;
-    }
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "no util-linux `script` to give tartlab a terminal: apt-get install bsdutils"
+    );
     let line = format!("'{}' {args}", env!("CARGO_BIN_EXE_tartlab"));
     let mut cmd = Command::new("script");
     lab.env(&mut cmd);
@@ -395,7 +396,7 @@ fn on_a_terminal(lab: &Lab, args: &str, input: &str) -> Option<common::Out> {
         .unwrap()
         .write_all(input.as_bytes())
         .unwrap();
-    Some(child.wait_with_output().unwrap().into())
+    child.wait_with_output().unwrap().into()
 }
 
 #[test]
@@ -408,9 +409,7 @@ fn up_on_a_terminal_asks_before_a_recreate_and_no_leaves_the_vm_as_it_was() {
         "defaults: { image: ghcr.io/cirruslabs/debian:latest }\nclusters:",
     );
     lab.write("tartlab.yaml", &changed);
-    let Some(no) = on_a_terminal(&lab, "up dev-master", "n\n") else {
-        return;
-    };
+    let no = on_a_terminal(&lab, "up dev-master", "n\n");
     assert_eq!(no.code, 1, "{}", no.stdout);
     assert!(
         no.stdout
@@ -433,7 +432,7 @@ fn up_on_a_terminal_asks_before_a_recreate_and_no_leaves_the_vm_as_it_was() {
         "{}",
         piped.stderr
     );
-    let yes = on_a_terminal(&lab, "up dev-master", "y\n").unwrap();
+    let yes = on_a_terminal(&lab, "up dev-master", "y\n");
     assert_eq!(yes.code, 0, "{}", yes.stdout);
     assert_ne!(lab.mac("dev-master"), mac, "yes: made anew");
     assert_eq!(

@@ -255,6 +255,7 @@ impl Provider for OrchardShaped {
             reboot_ends_vm: true,
             snapshots: false,
             peers: Peers::SameHost,
+            placement: false,
         }
     }
 
@@ -287,6 +288,7 @@ impl Provider for OrchardShaped {
                         identity,
                         disk_gb: None,
                         size_gb: None,
+                        host: None,
                     };
                     (name, info)
                 })

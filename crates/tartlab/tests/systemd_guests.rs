@@ -123,6 +123,15 @@ fn stop_start_a_reboot_from_inside_and_down_on_systemd_guests() {
     );
     let exec = lab.ok(&["exec", "all", "--", "hostnamectl", "--static"]);
     assert!(exec.stdout.contains("dev-b | dev-b"), "{}", exec.stdout);
+    // Root by the login user's sudo, as on a real image (issue 28).
+    let root = lab.ok(&["exec", "-u", "root", "all", "--", "id -u; pwd"]);
+    for line in ["dev-a | 0", "dev-a | /root", "dev-b | 0", "dev-b | /root"] {
+        assert!(root.stdout.lines().any(|l| l == line), "{}", root.stdout);
+    }
+    assert_eq!(
+        lab.ok(&["ssh", "-u", "root", "dev-a", "id", "-un"]).stdout,
+        "root\n"
+    );
     assert_eq!(
         lab.ok(&["up"]).stdout.lines().last().unwrap(),
         "up: 2 of 2 nodes ok"

@@ -441,3 +441,15 @@ pub fn pull(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> 
     };
     images::pull(home, &remote, true).map(|_| ())
 }
+
+/// `tart fqn NAME` (tart's `Commands/FQN.swift`): a remote name gets its digest; anything
+/// that does not parse as one (a local VM's name, whether it exists or not) is printed as is.
+pub fn fqn(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> {
+    p.check_leftovers(spec)?;
+    let name = p.positional("name").unwrap_or_default();
+    match RemoteName::parse(name) {
+        Some(Ok(remote)) => print(&remote.fully_qualified(home)?),
+        Some(Err(_)) | None => print(name),
+    }
+    Ok(())
+}

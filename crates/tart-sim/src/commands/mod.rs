@@ -47,7 +47,7 @@ fn dispatch(words: &[String], as_simulator: bool) -> Result<(), Failure> {
     }
     let name = first.as_str();
     let Some(command) = spec::command(name) else {
-        if spec::SUBCOMMANDS.iter().any(|(n, _)| *n == name) || name == "fqn" {
+        if spec::SUBCOMMANDS.iter().any(|(n, _)| *n == name) {
             return Err(Failure::generic(format!(
                 "tart-sim: 'tart {name}' is not supported by the simulator"
             )));
@@ -76,6 +76,7 @@ fn dispatch(words: &[String], as_simulator: bool) -> Result<(), Failure> {
         "rename" => manage::rename(&home, &command, &parsed),
         "stop" => control::stop(&home, &command, &parsed),
         "delete" => manage::delete(&home, &command, &parsed),
+        "fqn" => manage::fqn(&home, &command, &parsed),
         _ => Err(Failure::generic(format!("tart-sim: no handler for {name}"))),
     }
 }

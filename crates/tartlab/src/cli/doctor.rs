@@ -15,7 +15,7 @@ pub fn doctor(args: &FileArgs) -> Result<Exit> {
     let (lab, mut checks) = lab_file(args);
     let choice = lab
         .as_ref()
-        .map_or_else(Default::default, |l| l.file.provider);
+        .map_or_else(Default::default, |l| l.file.provider.clone());
     match crate::provider::open(lab.as_ref(), None) {
         Err(e) => checks.insert(0, Check::failed(choice.name(), e.message, e.hint)),
         Ok(provider) => {

@@ -77,6 +77,9 @@ struct StatusRow {
     last_up: Option<String>,
     /// A VM the lab created that the lab file no longer declares.
     orphan: bool,
+    /// Where it runs, on a provider with several hosts (Orchard: its worker).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
 }
 
 /// What to do about orphans, after a table that lists some.
@@ -110,6 +113,7 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
             memory: owned.map_or(node.memory, |o| o.memory),
             last_up: owned.and_then(|o| o.last_up.as_ref()).map(|l| l.text()),
             orphan: false,
+            host: host_of(&inventory, &node.vm_name),
         });
     }
     let orphans = plan::orphans(&lab.nodes, &state);
@@ -128,16 +132,19 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
             memory: owned.memory,
             last_up: owned.last_up.as_ref().map(|l| l.text()),
             orphan: true,
+            host: host_of(&inventory, vm),
         });
     }
     if args.json {
         out(&serde_json::json!({ "lab": lab.name(), "nodes": rows }).to_string());
         return Ok(Exit::Ok);
     }
+    // A host column only where the provider has several hosts.
+    let hosts = rows.iter().any(|r| r.host.is_some());
     let table: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
-            vec![
+            let mut row = vec![
                 r.node.clone(),
                 r.cluster.clone(),
                 r.role.clone(),
@@ -150,19 +157,29 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
                 r.cpu.to_string(),
                 format!("{} MiB", r.memory),
                 r.last_up.clone().unwrap_or_else(|| "-".into()),
-            ]
+            ];
+            if hosts {
+                row.insert(5, r.host.clone().unwrap_or_else(|| "-".into()));
+            }
+            row
         })
         .collect();
-    out(&ui::table(
-        &[
-            "NODE", "CLUSTER", "ROLE", "STATE", "IP", "CPU", "MEMORY", "LAST UP",
-        ],
-        &table,
-    ));
+    let mut titles = vec![
+        "NODE", "CLUSTER", "ROLE", "STATE", "IP", "CPU", "MEMORY", "LAST UP",
+    ];
+    if hosts {
+        titles.insert(5, "HOST");
+    }
+    out(&ui::table(&titles, &table));
     if !orphans.is_empty() {
         out(ORPHAN_NOTE);
     }
     Ok(Exit::Ok)
+}
+
+/// Where a VM runs, if its provider says.
+fn host_of(inventory: &Inventory, vm: &str) -> Option<String> {
+    inventory.vms.get(vm).and_then(|v| v.host.clone())
 }
 
 /// What the planner says of each node, and the actions it expects `up` to take; or

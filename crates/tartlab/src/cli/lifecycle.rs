@@ -17,8 +17,8 @@ pub struct UpArgs {
     pub file: FileArgs,
     /// Only these nodes: names, cluster=NAME, role=NAME or all (default: all)
     pub nodes: Vec<String>,
-    /// How many nodes are created and provisioned at once
-    #[arg(long, default_value_t = 16, value_name = "N")]
+    /// How many nodes are created and provisioned at once (1 to 1024)
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = super::parallelism())]
     pub parallel: usize,
     /// Create and boot, but skip provisioning
     #[arg(long)]

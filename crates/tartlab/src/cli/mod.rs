@@ -24,6 +24,7 @@ use crate::state::{State, StateDir};
 #[derive(Parser, Debug)]
 #[command(
     name = "tartlab",
+    arg_required_else_help = true,
     version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("TARTLAB_COMMIT"), ")"),
     about,
     long_about = None,
@@ -31,7 +32,7 @@ use crate::state::{State, StateDir};
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Command,
 }
 
 #[derive(Subcommand, Debug)]
@@ -78,6 +79,8 @@ enum Command {
     Exec(access::ExecArgs),
     /// Copy files to or from a node: `tartlab cp [-r] SRC DEST` with NODE:PATH on one side
     Cp(access::CpArgs),
+    /// Forward a local port to a node's port (127.0.0.1 only), as `ssh -L`, until Ctrl-C
+    Forward(access::ForwardArgs),
     /// A node's `tart run` log and provisioning transcript
     Logs(access::LogsArgs),
     /// An OpenSSH config with a Host per node (also written to .tartlab/ssh_config)
@@ -146,36 +149,39 @@ impl FileOnly {
 
 /// Parses the command line and runs the command.
 pub fn run() -> Result<Exit> {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(access::command_marked(std::env::args_os().collect()));
     match cli.command {
-        None => {
-            let _ = <Cli as clap::CommandFactory>::command().print_help();
-            Ok(Exit::Ok)
-        }
-        Some(Command::Validate(args)) => inspect::validate(&args),
-        Some(Command::Plan(args)) => inspect::plan(&args),
-        Some(Command::Up(args)) => lifecycle::up(&args),
-        Some(Command::Status(args)) => inspect::status(&args),
-        Some(Command::Stop(args)) => lifecycle::stop(&args),
-        Some(Command::Start(args)) => lifecycle::start(&args),
-        Some(Command::Restart(args)) => lifecycle::restart(&args),
-        Some(Command::Down(args)) => lifecycle::down(&args),
-        Some(Command::Snapshot(args)) => snapshot::snapshot(&args),
-        Some(Command::Ssh(args)) => access::ssh(&args),
-        Some(Command::Exec(args)) => access::exec(&args),
-        Some(Command::Cp(args)) => access::cp(&args),
-        Some(Command::Logs(args)) => access::logs(&args),
-        Some(Command::Proxy(args)) => access::proxy(&args),
-        Some(Command::SshConfig(args)) => export::ssh_config(&args),
-        Some(Command::Inventory(args)) => export::inventory(&args),
-        Some(Command::Config(args)) => inspect::config(&args),
-        Some(Command::Schema) => inspect::schema(),
-        Some(Command::Init(args)) => init::init(&args),
-        Some(Command::Doctor(args)) => doctor::doctor(&args),
-        Some(Command::Labs(args)) => inspect::labs(&args),
-        Some(Command::Completions(args)) => init::completions(&args),
-        Some(Command::Man(args)) => init::man(&args),
+        Command::Validate(args) => inspect::validate(&args),
+        Command::Plan(args) => inspect::plan(&args),
+        Command::Up(args) => lifecycle::up(&args),
+        Command::Status(args) => inspect::status(&args),
+        Command::Stop(args) => lifecycle::stop(&args),
+        Command::Start(args) => lifecycle::start(&args),
+        Command::Restart(args) => lifecycle::restart(&args),
+        Command::Down(args) => lifecycle::down(&args),
+        Command::Snapshot(args) => snapshot::snapshot(&args),
+        Command::Ssh(args) => access::ssh(&args),
+        Command::Exec(args) => access::exec(&args),
+        Command::Cp(args) => access::cp(&args),
+        Command::Logs(args) => access::logs(&args),
+        Command::Forward(args) => access::forward(&args),
+        Command::Proxy(args) => access::proxy(&args),
+        Command::SshConfig(args) => export::ssh_config(&args),
+        Command::Inventory(args) => export::inventory(&args),
+        Command::Config(args) => inspect::config(&args),
+        Command::Schema => inspect::schema(),
+        Command::Init(args) => init::init(&args),
+        Command::Doctor(args) => doctor::doctor(&args),
+        Command::Labs(args) => inspect::labs(&args),
+        Command::Completions(args) => init::completions(&args),
+        Command::Man(args) => init::man(&args),
     }
+}
+
+/// How many nodes a command works on at once (`--parallel`): 0 would do nothing and wait
+/// forever, so clap refuses it, with the range, exit 2.
+pub(crate) fn parallelism() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1024)
 }
 
 pub(crate) fn out(text: &str) {
@@ -253,6 +259,105 @@ pub(crate) fn no_such_node(nodes: &[Node], selector: &str) -> Error {
     )
 }
 
+/// A changing command at work on the lab now: the lab lock's holder, alive, and (from the
+/// journal) the command it runs and its nodes, when its run has begun and not ended.
+pub(crate) struct Busy {
+    pub pid: i32,
+    pub run: Option<(String, Vec<String>)>,
+}
+
+impl Busy {
+    pub(crate) fn now(dir: &StateDir) -> Option<Busy> {
+        let pid = dir.lock_holder()?;
+        // The lock file keeps the last holder's pid after it ends; a live process under that
+        // number must be a tartlab to be taken for the holder.
+        if !is_a_tartlab(pid) {
+            return None;
+        }
+        Some(Busy {
+            pid,
+            run: last_run_unfinished(&dir.events_path()),
+        })
+    }
+
+    /// Why `vm` cannot be reached yet, in the words of what holds the lab, or `None` when
+    /// the command that holds it works on other nodes.
+    pub(crate) fn about(&self, vm: &str, state: &str) -> Option<String> {
+        let pid = self.pid;
+        let doing = match &self.run {
+            Some((_, nodes)) if !nodes.iter().any(|n| n == vm) => return None,
+            Some((command, _)) => {
+                let what = match command.as_str() {
+                    "stop" => "stopping it",
+                    "down" => "deleting it",
+                    "restart" => "restarting it",
+                    _ => "bringing it up",
+                };
+                format!("{} `{command}` (pid {pid}) is {what}", article(command))
+            }
+            None => format!("another tartlab (pid {pid}) is working on the lab"),
+        };
+        Some(format!(
+            "{vm} {state}: {doing}; wait for it to end (`tartlab status` shows how far it is), then run this again"
+        ))
+    }
+}
+
+/// Whether process `pid` runs a program named tartlab, as `ps` (macOS and Linux alike) says;
+/// without `ps`, the live pid is taken at its word.
+fn is_a_tartlab(pid: i32) -> bool {
+    match std::process::Command::new("ps")
+        .args(["-o", "comm=", "-p", &pid.to_string()])
+        .stderr(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) => String::from_utf8_lossy(&out.stdout).contains("tartlab"),
+        Err(_) => true,
+    }
+}
+
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+/// The command and nodes of the journal's last run, if it began and has not ended.
+fn last_run_unfinished(journal: &std::path::Path) -> Option<(String, Vec<String>)> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(journal).ok()?;
+    let mut last = None;
+    for line in std::io::BufReader::new(file).lines().map_while(|l| l.ok()) {
+        // Only the run's own lines matter; most lines are a node's.
+        if !line.contains("\"run_") {
+            continue;
+        }
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let detail = &event["detail"];
+        match detail["kind"].as_str() {
+            Some("run_started") => {
+                let command = detail["command"].as_str().unwrap_or("").to_string();
+                let nodes = detail["nodes"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|n| n.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                last = Some((command, nodes));
+            }
+            Some("run_finished") => last = None,
+            _ => {}
+        }
+    }
+    last
+}
+
 /// A lab as the reading commands see it: the lab, its `.tartlab/` and what its state says,
 /// read without the lock (they work while an `up` runs).
 pub(crate) struct LabSnapshot {
@@ -289,27 +394,50 @@ impl LabSnapshot {
         node: &Node,
         vms: &crate::provider::Inventory,
     ) -> std::result::Result<String, String> {
+        self.address_now(node, vms).map_err(|(state, otherwise)| {
+            Busy::now(&self.dir)
+                .and_then(|busy| busy.about(&node.vm_name, state))
+                .unwrap_or(otherwise)
+        })
+    }
+
+    /// `address`, without asking whether a changing command is at work: on failure, the
+    /// node's state in a few words and the full message.
+    fn address_now(
+        &self,
+        node: &Node,
+        vms: &crate::provider::Inventory,
+    ) -> std::result::Result<String, (&'static str, String)> {
         let vm = &node.vm_name;
         let Some(owned) = self.state.vms.get(vm) else {
-            return Err(format!(
-                "{vm} has not been created by this lab: `tartlab up {vm}` makes it"
+            return Err((
+                "has not been created yet",
+                format!("{vm} has not been created by this lab: `tartlab up {vm}` makes it"),
             ));
         };
         match vms.vms.get(vm) {
             None => {
-                return Err(format!(
-                    "{vm} no longer exists (deleted outside tartlab?): `tartlab up {vm}` makes it again"
+                return Err((
+                    "does not exist yet",
+                    format!(
+                        "{vm} no longer exists (deleted outside tartlab?): `tartlab up {vm}` makes it again"
+                    ),
                 ))
             }
             Some(v) if !v.running => {
-                return Err(format!("{vm} is stopped: `tartlab up {vm}` boots it"))
+                return Err((
+                    "is not running",
+                    format!("{vm} is stopped: `tartlab up {vm}` boots it"),
+                ))
             }
             Some(_) => {}
         }
-        owned
-            .ip
-            .clone()
-            .ok_or_else(|| format!("{vm} has no known address yet: `tartlab up {vm}`"))
+        owned.ip.clone().ok_or_else(|| {
+            (
+                "has no known address yet",
+                format!("{vm} has no known address yet: `tartlab up {vm}`"),
+            )
+        })
     }
 }
 

@@ -120,10 +120,12 @@ pub enum Lifecycle {
     Create,
     /// The clone of an interrupted create is there: size it, boot.
     FinishCreate,
-    /// Delete the VM and create it anew (`--recreate`): its image changed, or the provider
-    /// cannot apply a change (or a start) in place.
+    /// Delete the VM and create it anew: with `--recreate`, its image changed or the
+    /// provider cannot apply a change in place; without, its VM ended where the provider can
+    /// never start it again (an Orchard VM whose worker failed it), `ended` saying so.
     Recreate {
         running: bool,
+        ended: bool,
     },
     /// Take over a VM the lab did not create (`--adopt`).
     Adopt {
@@ -223,7 +225,12 @@ impl NodePlan {
         let lifecycle = match &self.lifecycle {
             Lifecycle::Create => Some("create".to_string()),
             Lifecycle::FinishCreate => Some("create (finish an interrupted create)".into()),
-            Lifecycle::Recreate { .. } => Some("recreate (--recreate: its disk is lost)".into()),
+            Lifecycle::Recreate { ended: false, .. } => {
+                Some("recreate (--recreate: its disk is lost)".into())
+            }
+            Lifecycle::Recreate { ended: true, .. } => {
+                Some("recreate (its VM ended, and this provider can never start it again)".into())
+            }
             Lifecycle::Adopt { .. } => Some("adopt (--adopt)".into()),
             Lifecycle::Reconfigure {
                 changes: c,
@@ -291,6 +298,10 @@ pub fn resource_changes(node: &Node, owned: &OwnedVm) -> Vec<Change> {
             owned.network.to_string(),
             node.network.to_string(),
         );
+    }
+    // Recorded only where the provider places VMs by it.
+    if let Some(placed) = owned.placement.as_ref().filter(|p| **p != node.placement) {
+        change("placement", placed.to_string(), node.placement.to_string());
     }
     changes
 }
@@ -430,7 +441,10 @@ fn lifecycle(facts: &Facts, node: &Node) -> Lifecycle {
             };
             if owned.image != node.image {
                 if options.recreate {
-                    return Lifecycle::Recreate { running };
+                    return Lifecycle::Recreate {
+                        running,
+                        ended: false,
+                    };
                 }
                 return Lifecycle::Blocked(Blocker::ImageChanged {
                     from: owned.image.clone(),
@@ -443,21 +457,32 @@ fn lifecycle(facts: &Facts, node: &Node) -> Lifecycle {
                 (true, false) => Lifecycle::Boot,
                 (true, true) => Lifecycle::Keep,
             };
+            // A VM that is not running where no VM starts again is over: nothing could bring
+            // it back, so making it anew takes nothing a user could keep, and asks no flag.
+            if !running && !facts.capabilities.start_after_stop {
+                return Lifecycle::Recreate {
+                    running,
+                    ended: true,
+                };
+            }
             match in_place_problem(facts.capabilities, &lifecycle) {
                 None => lifecycle,
-                Some(_) if options.recreate => Lifecycle::Recreate { running },
+                Some(_) if options.recreate => Lifecycle::Recreate {
+                    running,
+                    ended: false,
+                },
                 Some(why) => Lifecycle::Blocked(Blocker::NeedsRecreate { why }),
             }
         }
     }
 }
 
-/// Why the provider cannot do `lifecycle` to the VM in place, if it cannot: a resize where
-/// it has none, or a start of a stopped VM where a stopped VM is over (Orchard).
+/// Why the provider cannot do `lifecycle` to the running VM in place, if it cannot: a resize
+/// where it has none, or a restart where a stopped VM is over (Orchard).
 fn in_place_problem(capabilities: &Capabilities, lifecycle: &Lifecycle) -> Option<String> {
     let name = |c: &Change| c.to_string();
     match lifecycle {
-        Lifecycle::Reconfigure { changes, running } => {
+        Lifecycle::Reconfigure { changes, .. } => {
             let resized: Vec<String> = changes
                 .iter()
                 .filter(|c| c.setting != "network")
@@ -471,16 +496,12 @@ fn in_place_problem(capabilities: &Capabilities, lifecycle: &Lifecycle) -> Optio
             } else if !capabilities.start_after_stop {
                 let all: Vec<String> = changes.iter().map(name).collect();
                 Some(format!(
-                    "{} needs a restart, and this provider cannot start a VM again{}",
-                    all.join(", "),
-                    if *running { "" } else { " (it is stopped)" }
+                    "{} needs a restart, and this provider cannot start a VM again",
+                    all.join(", ")
                 ))
             } else {
                 None
             }
-        }
-        Lifecycle::Boot if !capabilities.start_after_stop => {
-            Some("it is stopped, and this provider cannot start a VM again".into())
         }
         _ => None,
     }

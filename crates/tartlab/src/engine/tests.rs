@@ -547,3 +547,38 @@ fn a_provider_failure_keeps_its_one_time_fix_as_a_command_in_the_hint() {
         "see the log"
     );
 }
+
+#[tokio::test]
+async fn a_moved_placement_is_a_recreate_where_the_provider_places_and_nothing_where_it_does_not() {
+    let placed = TWO_CLUSTERS.replace(
+        "  - name: b\n",
+        "  - name: b\n    placement: { labels: { mac: mini-1 } }\n",
+    );
+    let moved = placed.replace("mini-1", "mini-2");
+    // Orchard-like: the placement is recorded at create, and a move is named as a recreate.
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::orchard_like());
+    up_as_planned(engine(dir.path(), &placed, &provider, options()).await).await;
+    let lab = engine(dir.path(), &moved, &provider, options()).await;
+    let plans = lab.plan(&all(&lab));
+    let b = plans.iter().find(|p| p.vm == "b-master").unwrap();
+    assert!(
+        matches!(&b.lifecycle, Lifecycle::Blocked(Blocker::NeedsRecreate { why })
+            if why.contains("placement labels mac=mini-1 -> labels mac=mini-2")),
+        "{:?}",
+        b.lifecycle
+    );
+    assert!(plans
+        .iter()
+        .filter(|p| p.vm != "b-master")
+        .all(|p| p.summary() == "nothing"));
+    // Local tart places nothing: the same move changes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::new());
+    up_as_planned(engine(dir.path(), &placed, &provider, options()).await).await;
+    let lab = engine(dir.path(), &moved, &provider, options()).await;
+    assert!(lab
+        .plan(&all(&lab))
+        .iter()
+        .all(|p| p.summary() == "nothing"));
+}

@@ -79,6 +79,30 @@ impl std::fmt::Display for SessionError {
     }
 }
 
+/// Why a `direct-tcpip` channel (one forwarded TCP connection) did not open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TunnelError {
+    /// The guest's sshd tried and could not connect: nothing listens there.
+    Refused,
+    /// The guest's sshd does not forward TCP (`AllowTcpForwarding no`).
+    Prohibited,
+    /// Another refusal, as the server gave it.
+    Other(String),
+    /// The SSH connection is gone.
+    Closed(String),
+}
+
+impl std::fmt::Display for TunnelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TunnelError::Refused => write!(f, "connection refused"),
+            TunnelError::Prohibited => write!(f, "sshd does not allow TCP forwarding"),
+            TunnelError::Other(e) => write!(f, "the channel was refused: {e}"),
+            TunnelError::Closed(e) => write!(f, "the SSH connection is gone: {e}"),
+        }
+    }
+}
+
 /// Credentials for one login.
 #[derive(Clone, Copy)]
 pub enum Auth<'a> {
@@ -192,17 +216,36 @@ pub enum Reply {
     SendAndClose(Vec<u8>),
 }
 
-/// A command's stdin: all of it at once, or (`answered`) nothing until the caller's line
-/// handler replies.
+/// A command's stdin: all of it at once, (`answered`) nothing until the caller's line
+/// handler replies, or (`streamed`) each chunk as it comes, closed when the sender goes.
 pub enum Input<'a> {
     Given(Option<&'a [u8]>),
     Answered,
+    Streamed(tokio::sync::mpsc::Receiver<Vec<u8>>),
+}
+
+/// What came first while a command runs with streamed input.
+enum Next {
+    Message(Option<ChannelMsg>),
+    Chunk(Option<Vec<u8>>),
 }
 
 fn config() -> Arc<client::Config> {
     Arc::new(client::Config {
         nodelay: true,
         inactivity_timeout: Some(Duration::from_secs(600)),
+        ..Default::default()
+    })
+}
+
+/// For a connection held open while nothing is sent (`forward`): no inactivity limit (a
+/// keepalive does not reset it), and a peer that misses three keepalives, 15 s apart, ends it.
+fn held_config() -> Arc<client::Config> {
+    Arc::new(client::Config {
+        nodelay: true,
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
         ..Default::default()
     })
 }
@@ -216,12 +259,36 @@ pub async fn connect(
     keys: HostKeys<'_>,
     timeout: Duration,
 ) -> Result<Connection, SshError> {
+    connect_configured(config(), dialer, user, auth, keys, timeout).await
+}
+
+/// `connect`, for a connection that stays open while idle, as long as the peer answers
+/// keepalives (`forward`'s); only pinned keys, as nothing that holds it may pin.
+pub async fn connect_held(
+    dialer: &dyn Dialer,
+    user: &str,
+    auth: Auth<'_>,
+    pins: Pins,
+    timeout: Duration,
+) -> Result<Connection, SshError> {
+    let keys = HostKeys::Pinned(pins);
+    connect_configured(held_config(), dialer, user, auth, keys, timeout).await
+}
+
+async fn connect_configured(
+    config: Arc<client::Config>,
+    dialer: &dyn Dialer,
+    user: &str,
+    auth: Auth<'_>,
+    keys: HostKeys<'_>,
+    timeout: Duration,
+) -> Result<Connection, SshError> {
     let (pinned, first) = match keys {
         HostKeys::Pinned(Pins(keys)) => (Some(keys), None),
         HostKeys::FirstContact(first) => (None, Some(first)),
     };
     let answered = AtomicBool::new(false);
-    let attempt = connect_now(dialer, user, auth, pinned, timeout, &answered);
+    let attempt = connect_now(config, dialer, user, auth, pinned, timeout, &answered);
     match tokio::time::timeout(timeout, attempt).await {
         Ok(Ok(connection)) => match (first, &connection.host_key) {
             (None, _) => Ok(connection),
@@ -249,6 +316,7 @@ pub async fn connect(
 }
 
 async fn connect_now(
+    config: Arc<client::Config>,
     dialer: &dyn Dialer,
     user: &str,
     auth: Auth<'_>,
@@ -266,7 +334,7 @@ async fn connect_now(
         .open(timeout)
         .await
         .map_err(|e| SshError::Unreachable(e.to_string()))?;
-    let mut handle = match client::connect_stream(config(), stream, check).await {
+    let mut handle = match client::connect_stream(config, stream, check).await {
         Err(russh::Error::UnknownKey) if had_pins => {
             let presented = presented
                 .lock()
@@ -451,21 +519,52 @@ impl Connection {
             .await
             .map_err(|e| SessionError::Start(e.to_string()))?;
         let mut replies = Vec::new();
-        if let Input::Given(stdin) = input {
-            if let Some(data) = stdin {
+        let mut feed = None;
+        match input {
+            Input::Given(stdin) => {
+                if let Some(data) = stdin {
+                    channel
+                        .data(data)
+                        .await
+                        .map_err(|e| SessionError::Input(e.to_string()))?;
+                }
                 channel
-                    .data(data)
+                    .eof()
                     .await
-                    .map_err(|e| SessionError::Input(e.to_string()))?;
+                    .map_err(|e| SessionError::CloseInput(e.to_string()))?;
             }
-            channel
-                .eof()
-                .await
-                .map_err(|e| SessionError::CloseInput(e.to_string()))?;
+            Input::Answered => {}
+            Input::Streamed(chunks) => feed = Some(chunks),
         }
         let (mut out, mut err) = (Lines::new(), Lines::new());
         let mut status = None;
-        while let Some(message) = channel.wait().await {
+        loop {
+            let next = match feed.as_mut() {
+                Some(chunks) => tokio::select! {
+                    message = channel.wait() => Next::Message(message),
+                    chunk = chunks.recv() => Next::Chunk(chunk),
+                },
+                None => Next::Message(channel.wait().await),
+            };
+            let message = match next {
+                Next::Chunk(Some(data)) => {
+                    channel
+                        .data(&data[..])
+                        .await
+                        .map_err(|e| SessionError::Input(e.to_string()))?;
+                    continue;
+                }
+                Next::Chunk(None) => {
+                    feed = None;
+                    channel
+                        .eof()
+                        .await
+                        .map_err(|e| SessionError::CloseInput(e.to_string()))?;
+                    continue;
+                }
+                Next::Message(None) => break,
+                Next::Message(Some(message)) => message,
+            };
             match message {
                 ChannelMsg::Data { data } => out.push(&data, &mut |line| {
                     replies.push(on_line(Stream::Stdout, line))
@@ -505,23 +604,41 @@ impl Connection {
         })
     }
 
-    /// A new channel of this connection running the SFTP subsystem.
-    async fn sftp_channel(&self) -> Result<russh::ChannelStream<client::Msg>, SessionError> {
+    /// A new channel of this connection running the SFTP subsystem, or (`server`) this
+    /// command, which speaks SFTP on its stdin and stdout (an sftp-server run through sudo).
+    async fn sftp_channel(
+        &self,
+        server: Option<&str>,
+    ) -> Result<russh::ChannelStream<client::Msg>, SessionError> {
         let channel = self
             .handle
             .channel_open_session()
             .await
             .map_err(|e| SessionError::Open(e.to_string()))?;
-        channel
-            .request_subsystem(true, "sftp")
-            .await
-            .map_err(|e| SessionError::NoSftp(e.to_string()))?;
+        match server {
+            None => channel
+                .request_subsystem(true, "sftp")
+                .await
+                .map_err(|e| SessionError::NoSftp(e.to_string()))?,
+            Some(command) => channel
+                .exec(true, command)
+                .await
+                .map_err(|e| SessionError::NoSftp(e.to_string()))?,
+        }
         Ok(channel.into_stream())
     }
 
     /// An SFTP session on a new channel of this connection.
     pub async fn sftp(&self) -> Result<russh_sftp::client::SftpSession, SessionError> {
-        russh_sftp::client::SftpSession::new(self.sftp_channel().await?)
+        self.sftp_by(None).await
+    }
+
+    /// `sftp`, by the subsystem or (`server`) by this command.
+    pub async fn sftp_by(
+        &self,
+        server: Option<&str>,
+    ) -> Result<russh_sftp::client::SftpSession, SessionError> {
+        russh_sftp::client::SftpSession::new(self.sftp_channel(server).await?)
             .await
             .map_err(|e| SessionError::SftpStart(e.to_string()))
     }
@@ -529,12 +646,59 @@ impl Connection {
     /// A bare SFTP session (each request answered or timed out on its own), for reading a
     /// guest's tree in bounded steps.
     pub async fn sftp_raw(&self) -> Result<russh_sftp::client::RawSftpSession, SessionError> {
-        let session = russh_sftp::client::RawSftpSession::new(self.sftp_channel().await?);
+        self.sftp_raw_by(None).await
+    }
+
+    /// `sftp_raw`, by the subsystem or (`server`) by this command.
+    pub async fn sftp_raw_by(
+        &self,
+        server: Option<&str>,
+    ) -> Result<russh_sftp::client::RawSftpSession, SessionError> {
+        let session = russh_sftp::client::RawSftpSession::new(self.sftp_channel(server).await?);
         session
             .init()
             .await
             .map_err(|e| SessionError::SftpStart(e.to_string()))?;
         Ok(session)
+    }
+
+    /// A TCP connection made by the guest to `host:port` (as the guest sees them), carried
+    /// by a `direct-tcpip` channel of this connection: what `ssh -L` opens per connection.
+    /// `from` is the local peer, which the server may log.
+    pub async fn tunnel(
+        &self,
+        host: &str,
+        port: u16,
+        from: std::net::SocketAddr,
+    ) -> Result<russh::ChannelStream<client::Msg>, TunnelError> {
+        use russh::ChannelOpenFailure as Failure;
+        let opened = self
+            .handle
+            .channel_open_direct_tcpip(
+                host,
+                u32::from(port),
+                from.ip().to_string(),
+                u32::from(from.port()),
+            )
+            .await;
+        match opened {
+            Ok(channel) => Ok(channel.into_stream()),
+            Err(russh::Error::ChannelOpenFailure(Failure::ConnectFailed)) => {
+                Err(TunnelError::Refused)
+            }
+            Err(russh::Error::ChannelOpenFailure(Failure::AdministrativelyProhibited)) => {
+                Err(TunnelError::Prohibited)
+            }
+            Err(russh::Error::ChannelOpenFailure(other)) => {
+                Err(TunnelError::Other(format!("{other:?}")))
+            }
+            Err(e) => Err(TunnelError::Closed(e.to_string())),
+        }
+    }
+
+    /// Whether the connection has ended (the server, the network or a keepalive ended it).
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
     }
 
     pub async fn close(&self) {

@@ -6,7 +6,9 @@
 //! component (not `.`, `..`, empty, or holding `/` or NUL) or the copy stops, naming it;
 //! every directory made is checked to be inside the destination (the real path, not the
 //! string), files inside are opened without following links, links on the guest are not
-//! followed (they are listed as skipped), and listings and depth are bounded.
+//! followed (they are listed as skipped), and listings and depth are bounded. An upload's
+//! local side is checked whole before a node is reached (`check_local`), and an upload that
+//! stops removes what it had made on the guest.
 //!
 //! Over 500 lines, for a reason: uploads and downloads share the checks of what a guest may
 //! name, and a download's limits read best next to them.
@@ -106,6 +108,10 @@ pub enum TransferError {
     IsDirectory { path: String },
     /// A local tree deeper than `MAX_DEPTH`: most likely a loop of links.
     LocalTooDeep { path: PathBuf },
+    /// A local symbolic link that leads to nothing (an upload follows links).
+    DanglingLink { path: PathBuf, to: PathBuf },
+    /// A local path that is neither a file nor a directory (a pipe would never end).
+    LocalNotAFile { path: PathBuf },
     /// A guest tree deeper than `MAX_DEPTH`.
     GuestTooDeep { path: String },
     /// A guest directory that lists more than `MAX_ENTRIES` entries.
@@ -149,6 +155,17 @@ impl std::fmt::Display for TransferError {
             TransferError::LocalTooDeep { path } => write!(
                 f,
                 "{} is more than {MAX_DEPTH} directories deep (a loop of links?)",
+                path.display()
+            ),
+            TransferError::DanglingLink { path, to } => write!(
+                f,
+                "{} is a symbolic link to {}, which does not exist",
+                path.display(),
+                to.display()
+            ),
+            TransferError::LocalNotAFile { path } => write!(
+                f,
+                "{} is neither a file nor a directory (a pipe, socket or device)",
                 path.display()
             ),
             TransferError::GuestTooDeep { path } => {
@@ -234,14 +251,101 @@ async fn is_remote_dir(sftp: &SftpSession, path: &str) -> bool {
     sftp.metadata(path).await.is_ok_and(|m| m.is_dir())
 }
 
+/// Checks a local file or tree before an upload connects: every directory listed, every
+/// file opened for reading, every link leading somewhere, no deeper than `MAX_DEPTH`, and
+/// no directory without `-r`. Returns how many files it holds.
+pub fn check_local(local: &Path, depth: Depth) -> Result<usize, TransferError> {
+    check_local_at(local, depth, 0)
+}
+
+fn check_local_at(local: &Path, depth: Depth, level: usize) -> Result<usize, TransferError> {
+    if level > MAX_DEPTH {
+        return Err(TransferError::LocalTooDeep {
+            path: local.to_path_buf(),
+        });
+    }
+    let meta = match std::fs::metadata(local) {
+        Ok(meta) => meta,
+        Err(e) => {
+            if let Ok(to) = std::fs::read_link(local) {
+                return Err(TransferError::DanglingLink {
+                    path: local.to_path_buf(),
+                    to,
+                });
+            }
+            return Err(TransferError::local(local, &e));
+        }
+    };
+    if meta.is_file() {
+        std::fs::File::open(local).map_err(|e| TransferError::local(local, &e))?;
+        return Ok(1);
+    }
+    if !meta.is_dir() {
+        return Err(TransferError::LocalNotAFile {
+            path: local.to_path_buf(),
+        });
+    }
+    if depth == Depth::Files {
+        return Err(TransferError::IsDirectory {
+            path: local.display().to_string(),
+        });
+    }
+    let mut files = 0;
+    for entry in std::fs::read_dir(local).map_err(|e| TransferError::local(local, &e))? {
+        let entry = entry.map_err(|e| TransferError::local(local, &e))?;
+        files += check_local_at(&entry.path(), depth, level + 1)?;
+    }
+    Ok(files)
+}
+
+/// Where an upload of `local` to `remote` puts it: inside `remote` when that is a
+/// directory, else `remote` itself.
+pub async fn upload_target(sftp: &SftpSession, local: &Path, remote: &str) -> String {
+    let name = local
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if is_remote_dir(sftp, remote).await {
+        format!("{}/{name}", remote.trim_end_matches('/'))
+    } else {
+        remote.to_string()
+    }
+}
+
 /// Local to remote; into the remote directory when the destination is one. Returns how many
-/// files were copied.
-pub fn upload<'a>(
+/// files were copied. A copy that stops removes what it made (files and directories that
+/// were not there before), so nothing half-copied stays on the guest; a file it overwrote
+/// stays overwritten.
+pub async fn upload(
+    sftp: &SftpSession,
+    local: &Path,
+    remote: &str,
+    depth: Depth,
+) -> Result<usize, TransferError> {
+    let mut made = Vec::new();
+    let copied = upload_at(sftp, local, remote, depth, 0, &mut made).await;
+    if copied.is_err() {
+        for (path, is_dir) in made.iter().rev() {
+            let _ = if *is_dir {
+                sftp.remove_dir(path.as_str()).await
+            } else {
+                sftp.remove_file(path.as_str()).await
+            };
+        }
+    }
+    copied
+}
+
+/// A guest path this upload made, and whether it is a directory.
+type Made = (String, bool);
+
+fn upload_at<'a>(
     sftp: &'a SftpSession,
     local: &'a Path,
     remote: &'a str,
     depth: Depth,
     level: usize,
+    made: &'a mut Vec<Made>,
 ) -> Copy<'a> {
     Box::pin(async move {
         if level > MAX_DEPTH {
@@ -249,15 +353,7 @@ pub fn upload<'a>(
                 path: local.to_path_buf(),
             });
         }
-        let name = local
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let target = if is_remote_dir(sftp, remote).await {
-            format!("{}/{name}", remote.trim_end_matches('/'))
-        } else {
-            remote.to_string()
-        };
+        let target = upload_target(sftp, local, remote).await;
         if local.is_dir() {
             if depth == Depth::Files {
                 return Err(TransferError::IsDirectory {
@@ -265,18 +361,34 @@ pub fn upload<'a>(
                 });
             }
             if !is_remote_dir(sftp, &target).await {
+                if sftp.symlink_metadata(target.as_str()).await.is_ok() {
+                    return Err(TransferError::Guest {
+                        path: target,
+                        error: FileError::Other(
+                            "exists and is not a directory, so the directory cannot be copied there".into(),
+                        ),
+                    });
+                }
                 sftp.create_dir(target.as_str())
                     .await
                     .map_err(|e| TransferError::guest(&target, &e))?;
+                made.push((target.clone(), true));
             }
             let mut count = 0;
             let entries = std::fs::read_dir(local).map_err(|e| TransferError::local(local, &e))?;
-            for entry in entries.flatten() {
-                count += upload(sftp, &entry.path(), &target, depth, level + 1).await?;
+            // In name order: the same tree is copied the same way, and stops at the same place.
+            let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for path in paths {
+                count += upload_at(sftp, &path, &target, depth, level + 1, made).await?;
             }
             return Ok(count);
         }
         let data = std::fs::read(local).map_err(|e| TransferError::local(local, &e))?;
+        // Recorded before it is written: a write that fails halfway leaves a file too.
+        if sftp.symlink_metadata(target.as_str()).await.is_err() {
+            made.push((target.clone(), false));
+        }
         put_bytes(sftp, &target, &data)
             .await
             .map_err(|error| TransferError::Guest {

@@ -196,7 +196,13 @@ fn expand_node(
     } else {
         "defaults.cloud_init".to_string()
     };
-    for expanded in node::expand(prefix, &file.defaults, cluster, node) {
+    for mut expanded in node::expand(prefix, &file.defaults, cluster, node) {
+        // The lab's own Orchard labels go under the cluster's and the node's.
+        if let super::model::ProviderChoice::Orchard(orchard) = &file.provider {
+            let mut labels = orchard.labels.clone();
+            labels.append(&mut expanded.placement.labels);
+            expanded.placement.labels = labels;
+        }
         let vm_name = &expanded.vm_name;
         if vm_name.len() > 63 {
             c.error(
@@ -226,6 +232,17 @@ fn check_cloud_init(c: &mut Checker, file: &LabFile, node: Option<&Node>, define
     let Some(relative) = &node.cloud_init else {
         return;
     };
+    // Orchard gives a VM no cloud-init data source, and a reboot there ends the VM: not yet.
+    if matches!(file.provider, super::model::ProviderChoice::Orchard(_)) {
+        if c.refused.insert("cloud-init on orchard".into()) {
+            c.error(
+                Here::Value(defined_at.to_string()),
+                format!("{} has `cloud_init`, which the orchard provider does not support yet", node.vm_name),
+                "remove `cloud_init` and do the same in `provision` steps (they run on Orchard as anywhere), or use `provider: tart`",
+            );
+        }
+        return;
+    }
     let help = "give a #cloud-config user-data file, relative to the lab file (docs/LAB-FILE.md, \"cloud-init\")";
     let path = c.source.dir().join(relative);
     let here = Here::Value(defined_at.to_string());

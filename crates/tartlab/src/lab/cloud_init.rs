@@ -116,6 +116,7 @@ mod tests {
                 password: "admin".into(),
             },
             cloud_init: None,
+            placement: Default::default(),
         }
     }
 

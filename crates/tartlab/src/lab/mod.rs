@@ -101,6 +101,7 @@ impl Lab {
                             password: "********".into(),
                         }),
                         cloud_init: n.cloud_init.clone(),
+                        placement: n.placement.clone(),
                     })
                     .collect(),
                 image: None,
@@ -110,11 +111,20 @@ impl Lab {
                 network: None,
                 login: None,
                 cloud_init: None,
+                placement: model::Placement::default(),
             })
             .collect();
+        // Shown masked too: `config` prints no token.
+        let mut provider = self.file.provider.clone();
+        if let model::ProviderChoice::Orchard(orchard) = &mut provider {
+            if orchard.token.is_some() {
+                orchard.token = Some("********".into());
+            }
+        }
         LabFile {
             defaults: model::Settings::default(),
             clusters,
+            provider,
             ..self.file.clone()
         }
     }

@@ -57,18 +57,22 @@ pub struct LabFile {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(example = &["../shared", "/opt/certs"])]
     pub allow_paths_outside: Vec<String>,
-    /// Where the lab's VMs are made and run: `tart`, this Mac's tart (the default).
+    /// Where the lab's VMs are made and run: `tart`, this Mac's tart (the default), or
+    /// `{ orchard: { url: ..., service_account: ..., token_env: ... } }`, a fleet of Macs
+    /// through an Orchard controller.
     #[serde(default, skip_serializing_if = "ProviderChoice::is_default")]
     pub provider: ProviderChoice,
 }
 
 /// The backend that makes and runs the lab's VMs (docs/LAB-FILE.md, `provider`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ProviderChoice {
     /// tart on this Mac.
     #[default]
     Tart,
+    /// A fleet of Macs through an Orchard controller: `{ orchard: { url: ..., ... } }`.
+    Orchard(OrchardSpec),
 }
 
 impl ProviderChoice {
@@ -76,11 +80,152 @@ impl ProviderChoice {
     pub fn name(&self) -> &'static str {
         match self {
             ProviderChoice::Tart => "tart",
+            ProviderChoice::Orchard(_) => "orchard",
         }
     }
 
     pub fn is_default(&self) -> bool {
         *self == ProviderChoice::default()
+    }
+}
+
+/// An Orchard controller and how the lab's VMs are made there. What the lab file leaves out
+/// is taken, as the `orchard` command takes it, from `ORCHARD_URL`,
+/// `ORCHARD_SERVICE_ACCOUNT_NAME` and `ORCHARD_SERVICE_ACCOUNT_TOKEN`, then from the orchard
+/// CLI's context file (`$ORCHARD_HOME/.orchard/orchard.yml`, else `~/.orchard/orchard.yml`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "`provider.orchard`"))]
+pub struct OrchardSpec {
+    /// The controller's URL, e.g. `https://orchard.example.com:6120` (a URL without a
+    /// scheme gets `https://`, one without a port `:6120`, as the orchard CLI does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"https://orchard.example.com:6120")]
+    pub url: Option<String>,
+    /// The service account's name. It needs the roles `compute:read` and `compute:write`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account: Option<String>,
+    /// The environment variable that holds the service account's token (the token itself
+    /// stays out of the lab file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"ORCHARD_TOKEN")]
+    pub token_env: Option<String>,
+    /// The token itself. Prefer `token_env`: a lab file is often shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The controller's own certificate (PEM), to trust it alone whatever its name says,
+    /// as the orchard CLI pins the one a controller makes itself: a path (absolute, `~/...`,
+    /// or relative to the lab file). Default: the orchard context's, when the URL is the
+    /// context's too; else the system's certificate authorities.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(example = &"orchard-controller.pem")]
+    pub certificate: Option<String>,
+    /// The orchard CLI context to read what is not given here. Default: its default
+    /// context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// The CPU architecture of the VMs, which must be the workers': `arm64` (Apple Silicon,
+    /// the default) or `amd64`.
+    #[serde(default)]
+    pub arch: OrchardArch,
+    /// The runtime the workers run VMs with: `tart` (the default, the Macs' one).
+    #[serde(default)]
+    pub runtime: OrchardRuntime,
+    /// Labels every VM of the lab asks of its worker (a VM runs only on a worker whose
+    /// labels include all of them), merged under each cluster's and node's `placement`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The CPU architecture of an Orchard VM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrchardArch {
+    #[default]
+    Arm64,
+    Amd64,
+}
+
+impl OrchardArch {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OrchardArch::Arm64 => "arm64",
+            OrchardArch::Amd64 => "amd64",
+        }
+    }
+}
+
+/// The runtime an Orchard worker runs a VM with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OrchardRuntime {
+    #[default]
+    Tart,
+}
+
+impl OrchardRuntime {
+    pub fn name(&self) -> &'static str {
+        match self {
+            OrchardRuntime::Tart => "tart",
+        }
+    }
+}
+
+/// Where a cluster's or a node's VMs may run, for providers that choose among hosts
+/// (Orchard: the worker's labels must include every label, and its free resources cover
+/// every resource). A node's entries are merged over its cluster's, key by key. Local tart
+/// has one host and ignores it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("x-name" = "`placement`"))]
+pub struct Placement {
+    /// Labels the host must have, e.g. `{ rack: a }` (Orchard: `orchard worker run --labels rack=a`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Resources the VM takes from its host, e.g. `{ org.cirruslabs.logical-cores: 4 }`
+    /// (Orchard counts these, not `cpu` and `memory`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, u64>,
+}
+
+impl std::fmt::Display for Placement {
+    /// `labels zone=a resources slots=1`, or `anywhere`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.is_empty() {
+            return f.write_str("anywhere");
+        }
+        let mut parts = Vec::new();
+        if !self.labels.is_empty() {
+            let pairs: Vec<String> = self
+                .labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            parts.push(format!("labels {}", pairs.join(",")));
+        }
+        if !self.resources.is_empty() {
+            let pairs: Vec<String> = self
+                .resources
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            parts.push(format!("resources {}", pairs.join(",")));
+        }
+        f.write_str(&parts.join(" "))
+    }
+}
+
+impl Placement {
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty() && self.resources.is_empty()
+    }
+
+    /// This placement with `over`'s entries put over it.
+    pub fn merged(&self, over: &Placement) -> Placement {
+        let mut merged = self.clone();
+        merged.labels.extend(over.labels.clone());
+        merged.resources.extend(over.resources.clone());
+        merged
     }
 }
 
@@ -96,6 +241,7 @@ const MEMORY: &str =
 const DISK: &str = "Disk: GB, or a size with a unit (50GB), 10 to 2000 GB. It only grows: tart cannot shrink a disk. Default: the image's own size.";
 const NETWORK: &str = "How the VM is networked: nat, softnet, host, bridged:<interface>, or a mapping such as { mode: softnet, allow: [0.0.0.0/0] } (docs/NETWORKS.md). The default lets the lab's nodes reach each other and the internet.";
 const CLOUD_INIT: &str = "A cloud-init user-data file (`#cloud-config`), relative to the lab file, applied by the guest's own cloud-init after the base (docs/LAB-FILE.md). It may use {{ node.name }} (the VM's name), {{ node.hostname }} (the guest's host name: the VM name without vm_prefix), {{ node.cluster }}, {{ node.role }} and {{ lab.name }}. It must be inside the lab's directory (or `allow_paths_outside`), a regular file of at most 1 MiB. Default: none.";
+const PLACEMENT: &str = "Where the VMs may run, on a provider with several hosts (Orchard): `labels` the host must have and `resources` the VM takes from it; a node's entries go over its cluster's, which go over `provider.orchard.labels`. Local tart ignores it. Default: none.";
 const LOGIN: &str = "The image's own account, used to log in before the lab key is installed. Default: { user: admin, password: admin }, the cirruslabs images' account.";
 
 /// Settings a lab (`defaults`), a cluster or a node may set; a node takes its own, else its
@@ -229,6 +375,9 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(description = CLOUD_INIT)]
     pub cloud_init: Option<String>,
+    #[serde(default, skip_serializing_if = "Placement::is_empty")]
+    #[schemars(description = PLACEMENT)]
+    pub placement: Placement,
 }
 
 /// A node, or `count` alike nodes. Its VM (and host) name is `<cluster>-<name>`, or
@@ -268,6 +417,9 @@ pub struct NodeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(description = CLOUD_INIT)]
     pub cloud_init: Option<String>,
+    #[serde(default, skip_serializing_if = "Placement::is_empty")]
+    #[schemars(description = PLACEMENT)]
+    pub placement: Placement,
 }
 
 fn all() -> String {

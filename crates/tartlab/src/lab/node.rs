@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use super::model::{ClusterSpec, Login, NodeSpec, Settings};
+use super::model::{ClusterSpec, Login, NodeSpec, Placement, Settings};
 use super::network::NetworkMode;
 
 pub const DEFAULT_IMAGE: &str = "ghcr.io/cirruslabs/ubuntu:latest";
@@ -41,6 +41,9 @@ pub struct Node {
     /// The cloud-init user-data file, relative to the lab file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_init: Option<String>,
+    /// Where the VM may run (the cluster's placement, the node's over it).
+    #[serde(skip_serializing_if = "Placement::is_empty")]
+    pub placement: Placement,
 }
 
 /// The VMs a node of a cluster declares: `count` of them (one without it), named
@@ -71,6 +74,7 @@ pub fn expand(prefix: &str, d: &Settings, cluster: &ClusterSpec, node: &NodeSpec
                     .unwrap_or_default(),
                 login: pick(&node.login, &cluster.login, &d.login).unwrap_or_else(default_login),
                 cloud_init: pick(&node.cloud_init, &cluster.cloud_init, &d.cloud_init),
+                placement: cluster.placement.merged(&node.placement),
             }
         })
         .collect()

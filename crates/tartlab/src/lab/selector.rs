@@ -110,6 +110,7 @@ mod tests {
                 password: "admin".into(),
             },
             cloud_init: None,
+            placement: Default::default(),
         };
         let master = node("stg-master", "stg", "master");
         assert!(selects("cluster=dev,stg", &master));

@@ -84,6 +84,7 @@ impl FakeProvider {
             reboot_ends_vm: true,
             snapshots: false,
             peers: Peers::SameHost,
+            placement: true,
         };
         fake
     }
@@ -189,6 +190,7 @@ impl Provider for FakeProvider {
                                 identity: Some(vm.mac.clone()),
                                 disk_gb: Some(vm.disk),
                                 size_gb: None,
+                                host: None,
                             },
                         )
                     })

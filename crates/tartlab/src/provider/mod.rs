@@ -1,13 +1,15 @@
 //! How VMs are made, found and reached, behind one trait: the engine knows `Provider` and
 //! nothing of tart. Modelled on kind's providers (`pkg/cluster/internal/providers/provider.go`:
 //! one interface per backend) and Lima's drivers (`pkg/driver/driver.go`: an SSH address and
-//! declared features). `tart/` drives the local tart command line; `fake.rs` is an in-memory
-//! provider for the engine's unit tests; an Orchard provider will sit beside them.
+//! declared features). `tart/` drives the local tart command line; `orchard/` a fleet of
+//! Macs through an Orchard controller; `fake.rs` is an in-memory provider for the engine's
+//! unit tests.
 //!
 //! A trait object (`Arc<dyn Provider>`) rather than an enum or a generic engine: the
-//! backend is chosen at run time (from the lab file, later), the fake must stay out of the
+//! backend is chosen at run time (from the lab file), the fake must stay out of the
 //! product, and a generic parameter would spread through every stage for no gain.
 
+pub mod orchard;
 pub mod tart;
 
 #[cfg(test)]
@@ -21,7 +23,7 @@ use std::time::Duration;
 pub use crate::dial::BoxFuture;
 use crate::dial::{Dialer, SshRoute};
 use crate::doctor::Check;
-use crate::lab::model::ProviderChoice;
+use crate::lab::model::{Placement, ProviderChoice};
 use crate::lab::{Lab, Login, NetworkMode};
 use crate::state::LockShare;
 
@@ -29,8 +31,9 @@ use crate::state::LockShare;
 /// work where the backend's tools are not at hand, as under Ansible): what the provider's
 /// dialer would say.
 pub fn ssh_route(lab: &Lab, vm: &str, address: &str) -> SshRoute {
-    match lab.file.provider {
+    match &lab.file.provider {
         ProviderChoice::Tart => tart::ssh_route(vm, address),
+        ProviderChoice::Orchard(_) => orchard::ssh_route(vm, address),
     }
 }
 
@@ -41,8 +44,11 @@ pub fn open(
     lab: Option<&Lab>,
     lock: Option<LockShare>,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
-    match lab.map_or(ProviderChoice::default(), |l| l.file.provider) {
-        ProviderChoice::Tart => Ok(Arc::new(tart::TartProvider::locate(lock)?)),
+    match lab.map(|l| (l, &l.file.provider)) {
+        None | Some((_, ProviderChoice::Tart)) => Ok(Arc::new(tart::TartProvider::locate(lock)?)),
+        Some((lab, ProviderChoice::Orchard(spec))) => Ok(Arc::new(
+            orchard::OrchardProvider::connect(spec, &lab.source.dir())?,
+        )),
     }
 }
 
@@ -57,6 +63,8 @@ pub struct VmInfo {
     /// What it takes on the host's disk in whole GB, as the provider reports it (tart:
     /// `tart list`'s Size, the allocated bytes; a copy-on-write clone takes little).
     pub size_gb: Option<u64>,
+    /// Where it runs, for a provider with several hosts (Orchard: its worker).
+    pub host: Option<String>,
 }
 
 /// Whether a VM runs, where a function must know.
@@ -128,6 +136,8 @@ pub struct VmSpec {
     pub network: NetworkMode,
     /// The image's own account, for providers that log in themselves.
     pub login: Login,
+    /// Where it may run, for a provider with several hosts.
+    pub placement: Placement,
     /// Where the VM's console output goes, for providers that start it at create.
     pub log: std::path::PathBuf,
 }
@@ -218,6 +228,9 @@ pub struct Capabilities {
     pub snapshots: bool,
     /// How a VM reaches its lab's other VMs.
     pub peers: Peers,
+    /// It chooses a host for each VM by the VM's `placement` (Orchard's labels and
+    /// resources), so a changed placement means the VM made again elsewhere.
+    pub placement: bool,
 }
 
 /// How a provider's VMs reach each other.
@@ -242,6 +255,7 @@ impl Capabilities {
             reboot_ends_vm: true,
             snapshots: true,
             peers: Peers::ByNetwork,
+            placement: false,
         }
     }
 
@@ -256,6 +270,7 @@ impl Capabilities {
             ("a reboot from inside ends the VM", self.reboot_ends_vm),
             ("snapshots", self.snapshots),
             ("peers on other hosts", self.peers == Peers::ByNetwork),
+            ("placement on hosts by labels", self.placement),
         ]
     }
 }

@@ -227,6 +227,24 @@ impl StateDir {
         Ok(LabLock { file, share })
     }
 
+    /// The pid the lab lock names, if that process lives: who holds the lock now, as
+    /// `lock_telling` says it (read only; the lock is neither taken nor made). A pid that
+    /// lives may be a later process under a reused number, so callers confirm it with what
+    /// else they know (the journal's last run).
+    pub fn lock_holder(&self) -> Option<i32> {
+        let path = self.root.join("lock");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .ok()?;
+        let mut holder = String::new();
+        file.read_to_string(&mut holder).ok()?;
+        let pid = holder.trim().parse::<i32>().ok()?;
+        // SAFETY: signal 0 only checks that the process exists.
+        (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
+    }
+
     /// The lab's SSH key, made on first use (ed25519, 0600).
     pub fn lab_key(&self) -> Result<PrivateKey, StateError> {
         let path = self.key_path();

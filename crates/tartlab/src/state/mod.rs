@@ -19,6 +19,7 @@ pub use crate::clock::now_rfc3339;
 pub use crate::files::{
     describe_error, open_append, open_nofollow, random_u64, read_tail, read_text, write_atomic,
 };
+use crate::lab::model::Placement;
 use crate::lab::NetworkMode;
 pub use dir::{LabLock, LockShare, StateDir};
 pub use error::{FileAction, StateError};
@@ -49,6 +50,9 @@ pub struct OwnedVm {
     /// How the last `up` (or `start`, `restart`) that worked on it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_up: Option<LastUp>,
+    /// Where it was placed, for a provider that places VMs by it (Orchard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
 }
 
 /// How a command that brought a VM up ended for it.

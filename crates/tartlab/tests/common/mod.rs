@@ -3,6 +3,8 @@
 //! `TART_HOME` and lab directory. Dropping it reaps every VM the test started.
 #![allow(dead_code)]
 
+pub mod orchard;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,12 +1,13 @@
-//! `tartlab exec SELECTOR... -- COMMAND`: one command on many nodes at once, over SSH with
-//! the lab key and pinned host keys; each line prefixed with its node as it comes, then a
-//! recap (or `--json`).
+//! `tartlab exec SELECTOR COMMAND...` (as `ssh NODE COMMAND...`) or `tartlab exec
+//! SELECTOR... -- COMMAND...`: one command on many nodes at once, over SSH with the lab key
+//! and pinned host keys; each line prefixed with its node as it comes, then a recap (or
+//! `--json`).
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{login_timeout, not_pinned_hint, provider_and_inventory, NOT_PINNED};
+use super::{login_timeout, not_pinned_hint, provider_and_inventory, RunAs, NOT_PINNED};
 use crate::cli::{out, runtime, select, FileArgs, LabSnapshot};
 use crate::dial::Dialer;
 use crate::engine::fanout;
@@ -18,21 +19,27 @@ use crate::ui;
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_long_help = "Examples:\n  tartlab exec all -- uptime\n  tartlab exec cluster=dev,stg -- 'systemctl is-active k3s'\n  tartlab exec 'dev-*' role=db --json -- df -h /"
+    override_usage = "tartlab exec [OPTIONS] SELECTOR COMMAND...\n       tartlab exec [OPTIONS] SELECTOR... -- COMMAND...",
+    after_long_help = "Without `--`, the first word is the selector and the rest the command, as `ssh NODE COMMAND` takes it (options go before the command); `--` is needed only to give several selectors.\n\nExamples:\n  tartlab exec all hostname\n  tartlab exec role=worker df -h /\n  tartlab exec all -- uptime\n  tartlab exec cluster=dev,stg -- 'systemctl is-active k3s'\n  tartlab exec 'dev-*' role=db --json -- df -h /\n  tartlab exec --user root all -- apt-get install -y jq   (root by the login user's sudo)"
 )]
 pub struct ExecArgs {
     #[command(flatten)]
     pub file: FileArgs,
-    /// Run as this user instead of the image's login user
+    /// Run as this user (root, say) instead of the image's login user, by the login user's
+    /// sudo: the images have no root login
     #[arg(long, short = 'u')]
     pub user: Option<String>,
-    /// How many nodes at once
-    #[arg(long, default_value_t = 32, value_name = "N")]
+    /// How many nodes at once (1 to 1024)
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = crate::cli::parallelism())]
     pub parallel: usize,
     /// Which nodes: names, cluster=NAME, role=NAME or all; lists (cluster=dev,stg) and globs
-    /// (dev-*) too
+    /// (dev-*) too. Several selectors need `--` before the command
     #[arg(required = true)]
     pub selectors: Vec<String>,
+    /// Give the command no input (as `ssh -n`). Otherwise stdin, when it is not a terminal,
+    /// goes to the command on each node as it comes, the same bytes to each
+    #[arg(long, short = 'n')]
+    pub no_stdin: bool,
     /// Stop waiting for a node's command after this many seconds (default: no limit)
     #[arg(long, value_name = "SECONDS")]
     pub timeout: Option<u64>,
@@ -40,6 +47,58 @@ pub struct ExecArgs {
     /// is shown as it comes, after the node's name; for raw bytes use `tartlab ssh`
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+/// The command line with `exec SELECTOR COMMAND...` written as `exec SELECTOR -- COMMAND...`,
+/// so clap reads the shape people type after `ssh NODE COMMAND...`: without `--`, the first
+/// word that is not an option (or an option's value) is the selector and everything after
+/// it is the command, options included. A line with `--` already, or not an `exec`, is
+/// returned as it is.
+pub fn command_marked(words: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let Some(at) = words.iter().position(|w| w == "exec") else {
+        return words;
+    };
+    // `exec` must be the subcommand, not a value: tartlab takes no option before it.
+    if at != 1 || words[at + 1..].iter().any(|w| w == "--") {
+        return words;
+    }
+    let definition = <crate::cli::Cli as clap::CommandFactory>::command();
+    let Some(exec) = definition.find_subcommand("exec") else {
+        return words;
+    };
+    let takes_value = |word: &str| -> bool {
+        let arg = if let Some(long) = word.strip_prefix("--") {
+            if long.contains('=') {
+                return false;
+            }
+            exec.get_arguments().find(|a| a.get_long() == Some(long))
+        } else {
+            // `-u` takes the next word; `-uroot` carries its own.
+            let mut chars = word.chars().skip(1);
+            match (chars.next(), chars.next()) {
+                (Some(short), None) => exec.get_arguments().find(|a| a.get_short() == Some(short)),
+                _ => None,
+            }
+        };
+        arg.is_some_and(|a| a.get_action().takes_values())
+    };
+    let mut i = at + 1;
+    while i < words.len() {
+        let word = words[i].to_string_lossy();
+        if word.starts_with('-') && word.len() > 1 {
+            i += if takes_value(&word) { 2 } else { 1 };
+            continue;
+        }
+        // The selector: a command after it, unless the next word asks for help.
+        let next = words.get(i + 1).map(|w| w.to_string_lossy());
+        if next.is_none() || matches!(next.as_deref(), Some("-h" | "--help")) {
+            return words;
+        }
+        let mut marked = words;
+        marked.insert(i + 1, "--".into());
+        return marked;
+    }
+    words
 }
 
 /// What one node's command did, for the recap and `--json` (each output its last MiB, with
@@ -70,6 +129,7 @@ fn node_colour(i: usize) -> &'static str {
 /// goes to `on_line` as it comes.
 async fn run_one(
     job: &ExecJob,
+    stdin: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
     dialer: &dyn Dialer,
     on_line: &mut (dyn FnMut(ssh::Stream, &str) -> ssh::Reply + Send),
 ) -> std::result::Result<Output, String> {
@@ -87,7 +147,14 @@ async fn run_one(
     .map_err(|e| e.to_string())?;
     let running = async {
         connection
-            .exec_with(&job.command, ssh::Input::Given(None), on_line)
+            .exec_with(
+                &job.command,
+                match stdin {
+                    Some(chunks) => ssh::Input::Streamed(chunks),
+                    None => ssh::Input::Given(None),
+                },
+                on_line,
+            )
             .await
             .map_err(|e| e.to_string())
     };
@@ -112,7 +179,40 @@ struct ExecJob {
     pinned: Option<ssh::Pins>,
     key: Arc<russh::keys::PrivateKey>,
     command: String,
+    /// What the command reads on its stdin: the same bytes on every node, as they come.
+    stdin: Option<tokio::sync::mpsc::Receiver<Vec<u8>>>,
     timeout: Option<Duration>,
+}
+
+/// How many chunks of stdin may wait for a node that has not taken them yet.
+const STDIN_QUEUE: usize = 64;
+
+/// `exec`'s stdin, streamed to every node as it comes (as `ssh` streams it, so a pipe that
+/// stays open never holds up a command that does not read it): one queue per node, fed by
+/// one thread, each chunk to every node whose command still runs. None with `-n` or from a
+/// terminal (a shell's keyboard is not a command's input).
+fn stream_stdin(no_stdin: bool, nodes: usize) -> Vec<Option<tokio::sync::mpsc::Receiver<Vec<u8>>>> {
+    use std::io::Read;
+    if no_stdin || std::io::stdin().is_terminal() {
+        return (0..nodes).map(|_| None).collect();
+    }
+    let (mut senders, receivers): (Vec<_>, Vec<_>) = (0..nodes)
+        .map(|_| tokio::sync::mpsc::channel::<Vec<u8>>(STDIN_QUEUE))
+        .unzip();
+    // Never joined: when every command is over, exec returns and the process ends with it.
+    std::thread::spawn(move || {
+        let mut stdin = std::io::stdin().lock();
+        let mut buffer = vec![0u8; 64 * 1024];
+        while !senders.is_empty() {
+            let n = match stdin.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            // A node whose command ended has dropped its queue: it gets no more.
+            senders.retain(|s| s.blocking_send(buffer[..n].to_vec()).is_ok());
+        }
+    });
+    receivers.into_iter().map(Some).collect()
 }
 
 pub fn exec(args: &ExecArgs) -> Result<Exit> {
@@ -132,6 +232,7 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
             .map_err(|e| Error::fatal(e, "check .tartlab/id_ed25519"))?,
     );
     let known = KnownHosts::new(&snapshot.dir);
+    let mut stdin = stream_stdin(args.no_stdin, targets.len());
     let show = Shown {
         colour: std::io::stdout().is_terminal()
             && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
@@ -148,13 +249,15 @@ pub fn exec(args: &ExecArgs) -> Result<Exit> {
         .map(|(index, node)| ExecJob {
             index,
             vm: node.vm_name.clone(),
-            user: args.user.clone().unwrap_or_else(|| node.login.user.clone()),
+            user: node.login.user.clone(),
             dialer: snapshot
                 .address(node, &inventory)
                 .map(|ip| provider.dialer(&node.vm_name, &ip)),
             pinned: ssh::Pins::of(known.pinned(&node.vm_name)),
             key: key.clone(),
-            command: args.command.join(" "),
+            command: RunAs::of(args.user.as_deref(), &node.login.user)
+                .command(&node.vm_name, &args.command.join(" ")),
+            stdin: stdin[index].take(),
             timeout: args.timeout.map(Duration::from_secs),
         })
         .collect();
@@ -177,7 +280,8 @@ struct Shown {
 }
 
 impl ExecJob {
-    async fn run(self, show: Shown) -> ExecResult {
+    async fn run(mut self, show: Shown) -> ExecResult {
+        let stdin = self.stdin.take();
         let started = Instant::now();
         let mut result = ExecResult {
             node: self.vm.clone(),
@@ -197,7 +301,7 @@ impl ExecJob {
             ssh::Reply::Nothing
         };
         let ran = match self.dialer.clone() {
-            Ok(dialer) => run_one(&self, dialer.as_ref(), &mut print).await,
+            Ok(dialer) => run_one(&self, stdin, dialer.as_ref(), &mut print).await,
             Err(e) => Err(e),
         };
         match ran {
@@ -272,4 +376,42 @@ fn print_line(prefix: &str, stream: ssh::Stream, line: &str, show: Shown) {
         std::borrow::Cow::Borrowed(line)
     };
     let _ = writeln!(out, "{prefix} {line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::command_marked;
+
+    fn marked(line: &str) -> String {
+        let words = line.split(' ').map(std::ffi::OsString::from).collect();
+        let words: Vec<String> = command_marked(words)
+            .into_iter()
+            .map(|w| w.to_string_lossy().into_owned())
+            .collect();
+        words.join(" ")
+    }
+
+    #[test]
+    fn the_first_word_after_the_options_selects_and_the_rest_is_the_command() {
+        assert_eq!(marked("t exec all hostname"), "t exec all -- hostname");
+        assert_eq!(
+            marked("t exec -f lab.yaml --user root --json all ls -la"),
+            "t exec -f lab.yaml --user root --json all -- ls -la"
+        );
+        assert_eq!(marked("t exec -uroot all id"), "t exec -uroot all -- id");
+        assert_eq!(
+            marked("t exec --timeout=5 all id"),
+            "t exec --timeout=5 all -- id"
+        );
+        // Unchanged: `--` given, no command, help, another command.
+        for line in [
+            "t exec a b --json -- id",
+            "t exec all",
+            "t exec all --help",
+            "t ssh exec id",
+            "t up exec",
+        ] {
+            assert_eq!(marked(line), line);
+        }
+    }
 }

@@ -4,19 +4,20 @@
 
 use std::io::IsTerminal;
 
-use super::{login_timeout, provider_and_inventory, proxy_command, ssh_options};
+use super::{login_timeout, provider_and_inventory, proxy_command, ssh_options, RunAs};
 use crate::cli::{export, runtime, FileOnly, LabSnapshot};
 use crate::dial::SshRoute;
 use crate::error::{Error, Exit, Result};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_long_help = "Examples:\n  tartlab ssh dev-master\n  tartlab ssh dev-master uptime\n  tartlab ssh -u root dev-master -- ls -la /root"
+    after_long_help = "Examples:\n  tartlab ssh dev-master\n  tartlab ssh dev-master uptime\n  tartlab ssh -u root dev-master -- ls -la /root   (root by the login user's sudo)\n  tartlab ssh -u root dev-master                   (a root shell)"
 )]
 pub struct SshArgs {
     #[command(flatten)]
     pub file: FileOnly,
-    /// Log in as this user instead of the image's login user
+    /// Act as this user (root, say) instead of the image's login user: a login shell or the
+    /// command, by the login user's sudo (the images have no root login)
     #[arg(long, short = 'u')]
     pub user: Option<String>,
     /// The node (VM name)
@@ -71,7 +72,8 @@ pub fn ssh(args: &SshArgs) -> Result<Exit> {
     let ip = snapshot
         .address(node, &inventory)
         .map_err(|e| Error::fatal(e, ""))?;
-    let user = args.user.clone().unwrap_or_else(|| node.login.user.clone());
+    let user = node.login.user.clone();
+    let run_as = RunAs::of(args.user.as_deref(), &user);
     let mut cmd = std::process::Command::new("ssh");
     cmd.args(ssh_options(&snapshot, &node.vm_name)?);
     if args.command.is_empty() && std::io::stdin().is_terminal() {
@@ -93,7 +95,15 @@ pub fn ssh(args: &SshArgs) -> Result<Exit> {
     };
     // The user as `-l`'s argument and the host after `--`: neither is read as an option.
     cmd.args(["-l", &user, "--", &host]);
-    cmd.args(&args.command);
+    if args.command.is_empty() {
+        cmd.args(run_as.wrap(&node.vm_name, "shell", None));
+    } else {
+        match run_as {
+            RunAs::Login => cmd.args(&args.command),
+            // ssh joins the words with spaces for the login shell; so does the wrapper.
+            other => cmd.arg(other.command(&node.vm_name, &args.command.join(" "))),
+        };
+    }
     let error = cmd.exec();
     Err(Error::fatal(
         format!("cannot run ssh: {error}"),

@@ -1,5 +1,6 @@
 //! Applying changed settings (cpu, memory, disk, network) to a VM the lab owns: a running VM
-//! is shut down from inside first, then resized; it boots with them in the next stage.
+//! is shut down from inside first, then resized; it boots with them in the next stage. A
+//! provider that cannot resize, or start a VM again, is never asked to.
 
 use super::{NodeRun, NodeStage};
 use crate::engine::events::{Action, Stage};
@@ -25,6 +26,16 @@ impl NodeStage for Configure {
                 return Ok(());
             }
             let text = Action::Changed(changes.clone()).to_string();
+            // The planner makes no such change on a provider that cannot (a recreate, named);
+            // a VM adopted just now with other settings gets here, and is left as it is.
+            let capabilities = ctx.provider.capabilities();
+            if !capabilities.resize || !capabilities.start_after_stop {
+                return Err(Failure::new(
+                    Stage::Configure,
+                    format!("{vm} is not as the lab file says ({text}), and {} cannot change an existing VM; it was left as it is", ctx.provider.name()),
+                    "write its settings in the lab file, or make it anew with `tartlab up --recreate`",
+                ));
+            }
             if run.running {
                 ctx.reporter
                     .started(vm, Stage::Stop, &format!("restart to apply {text}"));

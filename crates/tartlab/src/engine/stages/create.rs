@@ -24,7 +24,7 @@ impl NodeStage for Create {
             let (from, action) = match run.lifecycle {
                 Lifecycle::Create => (CreateFrom::Image, Action::Created),
                 Lifecycle::FinishCreate => (CreateFrom::Interrupted, Action::Created),
-                Lifecycle::Recreate { running } => {
+                Lifecycle::Recreate { running, .. } => {
                     delete::delete(ctx, &run.node.vm_name, Power::of(running)).await?;
                     (CreateFrom::Image, Action::Recreated)
                 }
@@ -60,6 +60,11 @@ async fn create(ctx: &Context, run: &mut NodeRun, from: CreateFrom) -> Result<bo
                     memory: node.memory,
                     disk: node.disk,
                     network: node.network.clone(),
+                    placement: ctx
+                        .provider
+                        .capabilities()
+                        .placement
+                        .then(|| node.placement.clone()),
                     ..OwnedVm::default()
                 },
             );
@@ -76,6 +81,7 @@ async fn create(ctx: &Context, run: &mut NodeRun, from: CreateFrom) -> Result<bo
         disk: node.disk,
         network: node.network.clone(),
         login: node.login.clone(),
+        placement: node.placement.clone(),
         log: ctx.dir.run_log(vm),
     };
     let limit = ctx.timeouts.create;

@@ -150,7 +150,7 @@ fn unreachable(ctx: &Context, node: &Node, unreached: &[String]) -> Failure {
     let same_host_only = ctx.provider.capabilities().peers == crate::provider::Peers::SameHost;
     let hint = if same_host_only {
         format!(
-            "{}'s VMs reach each other only when they run on the same host: pin the nodes that talk to one host (docs/NETWORKS.md), or use bridged networking on one LAN",
+            "{}'s VMs reach each other only when they run on the same host: pin the nodes that talk to one host (`placement: {{ labels: ... }}` on their cluster, with `hosts: cluster`; docs/NETWORKS.md, \"Networks on a fleet\"), or use bridged networking on one LAN",
             ctx.provider.name()
         )
     } else if mode.reaches_peers() {

@@ -336,6 +336,7 @@ impl Provider for TartProvider {
                             identity: self.tart.mac(&entry.name),
                             disk_gb: entry.disk,
                             size_gb: entry.size,
+                            host: None,
                         },
                     );
                 } else {

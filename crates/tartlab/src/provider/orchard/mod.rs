@@ -1,0 +1,498 @@
+//! The Orchard provider: a lab's VMs on a fleet of Macs, made through an Orchard controller
+//! (cirruslabs/orchard; shared/orchard-api.md is the reference). `config.rs` finds the
+//! controller and the credentials, `api.rs` speaks its REST API, `tunnel.rs` its WebSocket
+//! port-forward (the only way in: the controller relays to the worker, which dials the VM),
+//! `doctor.rs` checks the controller and lists its workers. Here they become the `Provider`:
+//! one `POST /v1/vms` per node, made running on whichever worker the scheduler picks among
+//! those whose labels match; the VM's `uid` is its identity.
+//!
+//! What Orchard cannot do is declared in `capabilities` and refused before anything changes:
+//! a VM runs from its creation until it is deleted (no stop then start, no resize).
+
+mod api;
+mod config;
+mod doctor;
+mod pinning;
+mod tunnel;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use self::api::{Controller, NewVm, Refusal, Vm};
+use super::{
+    AddressLook, AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Peers,
+    Provider, ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
+};
+use crate::dial::{Dialer, SshRoute};
+use crate::doctor::Check;
+use crate::lab::model::OrchardSpec;
+use crate::lab::{Lab, NetworkMode};
+
+/// How often a VM's progress is asked of the controller (Orchard's own tests ask every
+/// second; its scheduler runs every 5 s and right after a create).
+const POLL: Duration = Duration::from_millis(500);
+
+/// How many of a VM's last events a failure shows.
+const EVENTS_SHOWN: usize = 10;
+
+/// A lab's VMs on an Orchard controller.
+pub struct OrchardProvider {
+    controller: Controller,
+    spec: OrchardSpec,
+    /// How long a VM may stay unscheduled before its create fails (no worker fits it).
+    schedule_timeout: Duration,
+}
+
+/// An Orchard VM is reached only through tartlab's `proxy` (the controller's port-forward).
+pub fn ssh_route(_vm: &str, _address: &str) -> SshRoute {
+    SshRoute::Proxy
+}
+
+fn seconds_from_env(name: &str, default: u64) -> Duration {
+    Duration::from_secs(
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default),
+    )
+}
+
+impl OrchardProvider {
+    /// The controller the lab file (or the environment, or the orchard CLI's context) names,
+    /// with its credentials; nothing is asked of it yet.
+    pub fn connect(spec: &OrchardSpec, lab_dir: &Path) -> Result<OrchardProvider, ProviderError> {
+        let credentials = config::resolve(spec, lab_dir)?;
+        Ok(OrchardProvider {
+            controller: Controller::new(credentials)?,
+            spec: spec.clone(),
+            schedule_timeout: seconds_from_env("TARTLAB_ORCHARD_SCHEDULE_TIMEOUT", 120),
+        })
+    }
+
+    /// The labels a VM asks of its worker: the lab's, then its cluster's and its own.
+    fn labels(&self, spec: &VmSpec) -> BTreeMap<String, String> {
+        let mut labels = self.spec.labels.clone();
+        labels.extend(spec.placement.labels.clone());
+        labels
+    }
+
+    fn new_vm(&self, spec: &VmSpec) -> NewVm {
+        let (mut softnet, mut allow, mut block, mut bridged) =
+            (false, Vec::new(), Vec::new(), String::new());
+        match &spec.network {
+            NetworkMode::Softnet { allow: a, block: b } => {
+                softnet = true;
+                allow = a.clone();
+                block = b.clone();
+            }
+            NetworkMode::Bridged(interface) => bridged = interface.clone(),
+            // Refused by `check_network` before any create; tart's shared NAT otherwise.
+            NetworkMode::Host { .. } | NetworkMode::Nat => {}
+        }
+        NewVm {
+            name: spec.name.clone(),
+            image: spec.image.clone(),
+            cpu: u64::from(spec.cpu),
+            memory: u64::from(spec.memory),
+            disk_size: spec.disk.map(u64::from),
+            os: "linux",
+            arch: self.spec.arch.name(),
+            runtime: self.spec.runtime.name(),
+            headless: true,
+            net_softnet: softnet,
+            net_softnet_allow: allow,
+            net_softnet_block: block,
+            net_bridged: bridged,
+            labels: self.labels(spec),
+            resources: spec.placement.resources.clone(),
+            username: spec.login.user.clone(),
+            password: spec.login.password.clone(),
+            restart_policy: "Never",
+        }
+    }
+
+    /// The VM's last events, as lines for a message (empty when it has none, or they cannot
+    /// be read).
+    async fn last_events(&self, vm: &str) -> String {
+        match self.controller.events(vm, EVENTS_SHOWN).await {
+            Ok(events) if !events.is_empty() => {
+                let lines: Vec<String> = events
+                    .iter()
+                    .map(|e| format!("  {}", crate::text::printable(&e.payload, 300)))
+                    .collect();
+                format!("; its last events:\n{}", lines.join("\n"))
+            }
+            _ => "; it has no events".to_string(),
+        }
+    }
+
+    /// Deletes a VM this create made and could not finish, so that the next `up` starts
+    /// over; what the deletion said, for the message.
+    async fn give_up(&self, vm: &str) -> &'static str {
+        match self.controller.delete(vm).await {
+            Ok(()) => "tartlab deleted it, so the next `tartlab up` makes it anew",
+            Err(_) => "tartlab could not delete it: `tartlab down` does",
+        }
+    }
+
+    /// Waits until the VM runs on a worker: scheduled within `schedule_timeout`, then
+    /// running (a first clone pulls the image, which can take long: the engine's create
+    /// timeout bounds it). A VM that failed, or found no worker, is reported and deleted.
+    async fn wait_running(&self, vm: &str) -> Result<Vm, ProviderError> {
+        let started = Instant::now();
+        loop {
+            let found = self
+                .controller
+                .vm(vm)
+                .await
+                .map_err(|e| self.controller.explain(&format!("waiting for {vm}"), e))?;
+            let Some(found) = found else {
+                return Err(ProviderError::new(
+                    format!("{vm} was deleted on the Orchard controller at {} while tartlab waited for it to run", self.controller.url()),
+                    "someone else deleted it; `tartlab up` makes it anew",
+                ));
+            };
+            if found.is_running() {
+                return Ok(found);
+            }
+            if found.is_failed() {
+                let events = self.last_events(vm).await;
+                let gone = self.give_up(vm).await;
+                let worker = if found.worker.is_empty() {
+                    String::new()
+                } else {
+                    format!(" on worker {}", found.worker)
+                };
+                return Err(ProviderError::new(
+                    format!(
+                        "{vm} failed{worker}: {}{events}",
+                        crate::text::printable(&found.status_message, 500)
+                    ),
+                    format!("{gone}; if it failed in the clone, check the image name and the worker's free disk (`orchard get vm {vm}` while it exists)"),
+                ));
+            }
+            if found.worker.is_empty() && started.elapsed() >= self.schedule_timeout {
+                let fleet = doctor::fleet_words(&self.controller).await;
+                let gone = self.give_up(vm).await;
+                let labels = self.labels_words(&found);
+                let resources = if found.resources.is_empty() {
+                    ""
+                } else {
+                    " and the free resources it asks"
+                };
+                return Err(ProviderError::new(
+                    format!(
+                        "no Orchard worker took {vm} within {} s: none that is online has arch {}, runtime {}{labels}{resources}",
+                        self.schedule_timeout.as_secs(),
+                        self.spec.arch.name(),
+                        self.spec.runtime.name(),
+                    ),
+                    format!("{gone}. {fleet}; change the lab's `placement` (or `provider.orchard.arch`/`labels`), or start a worker that fits (raise TARTLAB_ORCHARD_SCHEDULE_TIMEOUT to wait longer)"),
+                ));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    fn labels_words(&self, vm: &Vm) -> String {
+        if vm.labels.is_empty() {
+            return String::new();
+        }
+        let pairs: Vec<String> = vm.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(", labels {}", pairs.join(","))
+    }
+}
+
+fn refused(what: &str) -> ProviderError {
+    ProviderError::new(
+        format!("an Orchard VM cannot be {what}"),
+        "Orchard runs a VM from its creation until it is deleted; `tartlab up --recreate` makes it anew",
+    )
+}
+
+impl Provider for OrchardProvider {
+    fn name(&self) -> &'static str {
+        "orchard"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            network_modes: &["nat", "softnet", "bridged"],
+            resize: false,
+            start_after_stop: false,
+            stable_address: false,
+            local_images: false,
+            disk_grows_only: false,
+            reboot_ends_vm: true,
+            snapshots: false,
+            peers: Peers::SameHost,
+            placement: true,
+        }
+    }
+
+    fn preflight(&self) -> BoxFuture<'_, Result<(), ProviderError>> {
+        Box::pin(async move {
+            self.controller.info().await.map(|_| ()).map_err(|e| {
+                let mut error = self.controller.explain("checking the controller", e);
+                error.hint = format!("{}; nothing was changed", error.hint);
+                error
+            })
+        })
+    }
+
+    fn doctor<'a>(
+        &'a self,
+        lab: Option<&'a Lab>,
+        _inventory: Option<&'a Inventory>,
+    ) -> BoxFuture<'a, Vec<Check>> {
+        Box::pin(doctor::checks(&self.controller, &self.spec, lab))
+    }
+
+    fn console_logs(&self, vm: &str, run_log: &Path) -> Vec<PathBuf> {
+        // The controller keeps a VM's events, not its console: `logs` (which runs outside
+        // the engine's runtime) writes them to the run log first; the engine, which asks
+        // only for the path to show in a hint, is not held up by a request.
+        if tokio::runtime::Handle::try_current().is_err()
+            && doctor::write_events(&self.controller, vm, run_log).is_err()
+        {
+            return Vec::new();
+        }
+        vec![run_log.to_path_buf()]
+    }
+
+    fn inventory(&self) -> BoxFuture<'_, Result<Inventory, ProviderError>> {
+        Box::pin(async move {
+            let vms = self
+                .controller
+                .vms()
+                .await
+                .map_err(|e| self.controller.explain("listing the VMs", e))?;
+            let vms = vms
+                .into_iter()
+                .map(|vm| {
+                    let info = VmInfo {
+                        running: vm.is_running(),
+                        identity: Some(vm.uid.clone()),
+                        disk_gb: None,
+                        size_gb: None,
+                        host: Some(vm.worker.clone()).filter(|w| !w.is_empty()),
+                    };
+                    (vm.name, info)
+                })
+                .collect();
+            Ok(Inventory {
+                vms,
+                images: BTreeMap::new(),
+            })
+        })
+    }
+
+    fn fetch_image<'a>(
+        &'a self,
+        _image: &'a str,
+        _progress: &'a (dyn Fn(u32) + Sync),
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        // Each worker pulls the image it clones: nothing is pulled to this host.
+        Box::pin(async { Ok(()) })
+    }
+
+    fn check_network<'a>(
+        &'a self,
+        mode: &'a NetworkMode,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            match mode {
+                NetworkMode::Host { .. } => Err(ProviderError::new(
+                    "an Orchard worker cannot run a VM on a host-only network (`network: host`)",
+                    "use softnet (the default) for a cluster on one worker, or `bridged:<interface>` for nodes on several",
+                )),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn create<'a>(
+        &'a self,
+        spec: &'a VmSpec,
+        from: CreateFrom,
+    ) -> BoxFuture<'a, Result<Created, ProviderError>> {
+        Box::pin(async move {
+            let vm = spec.name.as_str();
+            let created = match self.controller.create(&self.new_vm(spec)).await {
+                Ok(created) => created,
+                // An earlier create was cut off after the POST: that VM is the one the state
+                // recorded the intent of.
+                Err(Refusal::Status(409, _)) if from == CreateFrom::Interrupted => self
+                    .controller
+                    .vm(vm)
+                    .await
+                    .map_err(|e| self.controller.explain(&format!("reading {vm}"), e))?
+                    .ok_or_else(|| {
+                        ProviderError::new(
+                            format!("{vm} was there a moment ago and is gone"),
+                            "run `tartlab up` again",
+                        )
+                    })?,
+                Err(Refusal::Status(409, _)) => {
+                    return Err(ProviderError::new(
+                        format!("a VM named {vm} exists on the Orchard controller at {}, and this lab did not create it", self.controller.url()),
+                        "tartlab leaves it alone: rename the node (or set `vm_prefix`), or delete that VM yourself (`orchard delete vm`) if it is yours",
+                    ))
+                }
+                Err(e) => return Err(self.controller.explain(&format!("creating {vm}"), e)),
+            };
+            let running = self.wait_running(vm).await?;
+            if running.uid != created.uid {
+                return Err(ProviderError::new(
+                    format!("{vm} on the controller is no longer the VM tartlab created (its uid changed)"),
+                    "someone replaced it; tartlab leaves it alone",
+                ));
+            }
+            Ok(Created {
+                identity: created.uid,
+                running: true,
+            })
+        })
+    }
+
+    fn describe<'a>(
+        &'a self,
+        vm: &'a str,
+    ) -> BoxFuture<'a, Result<(VmSettings, String), ProviderError>> {
+        Box::pin(async move {
+            let found = self
+                .controller
+                .vm(vm)
+                .await
+                .map_err(|e| self.controller.explain(&format!("reading {vm}"), e))?
+                .ok_or_else(|| {
+                    ProviderError::new(
+                        format!("the Orchard controller has no VM named {vm}"),
+                        "`tartlab status` shows what is there",
+                    )
+                })?;
+            let pick = |assigned: u64, asked: u64| {
+                u32::try_from(if assigned > 0 { assigned } else { asked }).unwrap_or(u32::MAX)
+            };
+            Ok((
+                VmSettings {
+                    cpu: pick(found.assigned_cpu, found.cpu),
+                    memory: pick(found.assigned_memory, found.memory),
+                },
+                found.uid,
+            ))
+        })
+    }
+
+    fn resize<'a>(
+        &'a self,
+        _vm: &'a str,
+        _resize: &'a Resize,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async { Err(refused("resized")) })
+    }
+
+    fn start<'a>(
+        &'a self,
+        _vm: &'a str,
+        _network: &'a NetworkMode,
+        _log: &'a Path,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async { Err(refused("started again")) })
+    }
+
+    fn address<'a>(
+        &'a self,
+        vm: &'a str,
+        _identity: &'a str,
+        _network: &'a NetworkMode,
+        wait: AddressWait,
+    ) -> BoxFuture<'a, AddressLook> {
+        Box::pin(async move {
+            match self.controller.ip(vm, wait.timeout).await {
+                Ok(ip) => AddressLook::Known(ip),
+                // The controller asks the worker, which asks `tart ip`: a worker that is down
+                // or a VM that did not boot give the same 500 (503 when the worker is gone),
+                // after the controller has tried within the wait.
+                Err(Refusal::Status(status @ (500 | 503), _)) => {
+                    let worker = match self.controller.vm(vm).await {
+                        Ok(Some(found)) if !found.worker.is_empty() => found.worker,
+                        _ => "?".to_string(),
+                    };
+                    AddressLook::Failed(ProviderError::new(
+                        format!("{vm}'s worker {worker} gave no address for it (the controller answered {status}): the worker is down, or the VM did not boot"),
+                        format!("check that `orchard worker run` runs on {worker} (`orchard list workers` shows when each was last seen), then `tartlab up` again; a worker that comes back fails the VMs it lost, which `tartlab up --recreate` makes anew"),
+                    ))
+                }
+                // Not running yet (408), or the controller did not answer: look again.
+                Err(e @ (Refusal::Status(408, _) | Refusal::Unreachable(_))) => {
+                    AddressLook::NotYet(
+                        self.controller
+                            .explain(&format!("asking the address of {vm}"), e)
+                            .message,
+                    )
+                }
+                Err(e) => AddressLook::Failed(
+                    self.controller
+                        .explain(&format!("asking the address of {vm}"), e),
+                ),
+            }
+        })
+    }
+
+    fn address_hint(&self, _network: &NetworkMode) -> String {
+        "the VM's worker asks `tart ip` of it: check that the worker runs (`orchard list workers`) and that the VM is running (`tartlab status`), or raise TARTLAB_IP_TIMEOUT".into()
+    }
+
+    fn dialer(&self, vm: &str, _address: &str) -> Arc<dyn Dialer> {
+        Arc::new(tunnel::PortForward {
+            controller: self.controller.clone(),
+            vm: vm.to_string(),
+            port: 22,
+        })
+    }
+
+    fn stop<'a>(
+        &'a self,
+        _vm: &'a str,
+        _grace: Duration,
+    ) -> BoxFuture<'a, Result<Stopped, ProviderError>> {
+        // Only asked on the way to a delete (stop, start and restart are refused by
+        // capability): the worker stops the VM when it is deleted.
+        Box::pin(async { Ok(Stopped::Now) })
+    }
+
+    fn wait_stopped<'a>(&'a self, _vm: &'a str, _timeout: Duration) -> BoxFuture<'a, bool> {
+        Box::pin(async { true })
+    }
+
+    fn delete<'a>(&'a self, vm: &'a str) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            let doing = format!("deleting {vm}");
+            self.controller
+                .delete(vm)
+                .await
+                .map_err(|e| self.controller.explain(&doing, e))?;
+            // The record goes at once; the worker stops and deletes the tart VM on its next
+            // sync, which the API does not report.
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match self.controller.vm(vm).await {
+                    Ok(None) => return Ok(()),
+                    Ok(Some(_)) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
+                    Ok(Some(_)) => {
+                        return Err(ProviderError::new(
+                            format!(
+                                "{vm} is still on the Orchard controller 30 s after its deletion"
+                            ),
+                            "check the controller's log, then `tartlab down` again",
+                        ))
+                    }
+                    Err(e) => return Err(self.controller.explain(&doing, e)),
+                }
+            }
+        })
+    }
+}
