@@ -287,6 +287,7 @@ impl Provider for OrchardShaped {
                         running,
                         identity,
                         disk_gb: None,
+                        size_gb: None,
                         host: None,
                     };
                     (name, info)
@@ -589,7 +590,7 @@ async fn a_fresh_up_provisions_through_the_tunnel_and_a_converged_up_changes_not
     let down = engine(&lab, &provider, Options::teardown(4)).await;
     let owned: Vec<String> = down.state().vms.keys().cloned().collect();
     let teardown = down.teardown(&owned);
-    let reports = down.down(teardown, Reporter::silent()).await.unwrap();
+    let (reports, _) = down.down(teardown, Reporter::silent(), true).await.unwrap();
     assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
     assert!(lab.vms().is_empty(), "{:?}", lab.vms());
     let deadline = Instant::now() + Duration::from_secs(10);

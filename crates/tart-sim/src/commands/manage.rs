@@ -80,8 +80,8 @@ fn copy_vm(from: &Path, to: &Path, new_mac: bool) -> Result<(), Failure> {
         let _ = fs::remove_file(to.join("state.vzvmsave"));
     }
     config.write(&to.join("config.json"))?;
-    fs::copy(from.join("nvram.bin"), to.join("nvram.bin")).map_err(io_failure)?;
-    storage::copy_sparse(&from.join("disk.img"), &to.join("disk.img")).map_err(io_failure)?;
+    storage::clone_file(&from.join("nvram.bin"), &to.join("nvram.bin")).map_err(io_failure)?;
+    storage::clone_file(&from.join("disk.img"), &to.join("disk.img")).map_err(io_failure)?;
     if from.join("guest").is_dir() {
         copy_guest(&from.join("guest"), &to.join("guest"))?;
     }

@@ -56,7 +56,7 @@ pub fn schema() -> Result<Exit> {
 }
 
 /// The lab's provider and its inventory, for the reading commands.
-fn inventory(lab: &Lab) -> Result<(Arc<dyn Provider>, Inventory)> {
+pub(super) fn inventory(lab: &Lab) -> Result<(Arc<dyn Provider>, Inventory)> {
     let provider =
         crate::provider::open(Some(lab), None).map_err(|e| Error::fatal(e.message, e.hint))?;
     let inventory = runtime()?.block_on(read_inventory(provider.as_ref()))?;

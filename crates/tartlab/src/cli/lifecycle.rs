@@ -46,10 +46,20 @@ pub struct NodesArgs {
     pub nodes: Vec<String>,
 }
 
+#[derive(clap::Args, Debug)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub nodes: NodesArgs,
+    /// Keep the lab's snapshots (a `down` of the whole lab deletes them otherwise);
+    /// `tartlab snapshot restore` brings the lab back from them
+    #[arg(long)]
+    pub keep_snapshots: bool,
+}
+
 /// Opens the lab for a changing command: `.tartlab/` made, the lab lock taken (and shared
 /// with the tart commands that will run), tart found and checked, the state and tart's
 /// inventory read.
-async fn open_engine(file: &FileArgs, options: Options) -> Result<Engine> {
+pub(super) async fn open_engine(file: &FileArgs, options: Options) -> Result<Engine> {
     let lab = open_lab(file, true)?;
     let dir = StateDir::create_beside(&lab.source.path).map_err(|e| Error::fatal(e, ""))?;
     let lock = dir
@@ -67,11 +77,28 @@ async fn open_engine(file: &FileArgs, options: Options) -> Result<Engine> {
         .preflight()
         .await
         .map_err(|e| Error::fatal(e.message, e.hint))?;
-    Engine::open(lab, dir, Some(lock), provider, options).await
+    let engine = Engine::open(lab, dir, Some(lock), provider, options).await?;
+    settle(engine, file).await
+}
+
+/// A snapshot save or restore that was cut short is settled before anything else is done
+/// (`engine/snapshots/`), with its own lines on stderr (or JSON lines with `--json`).
+async fn settle(engine: Engine, file: &FileArgs) -> Result<Engine> {
+    let Some(journal) = engine.state().journal.clone() else {
+        return Ok(engine);
+    };
+    let reporter = ui::reporter(
+        Mode::detect(file.json),
+        &journal.nodes,
+        Some(&engine.dir().events_path()),
+    );
+    let settled = engine.settle_journal(reporter.clone(), file.json).await;
+    reporter.finish();
+    Ok(settled?.0)
 }
 
 /// Runs the work, or stops at Ctrl-C with the state saved and the VMs running.
-async fn interruptible<T, F>(reporter: &Reporter, work: F) -> Result<T>
+pub(super) async fn interruptible<T, F>(reporter: &Reporter, work: F) -> Result<T>
 where
     F: std::future::Future<Output = Result<T>>,
 {
@@ -86,7 +113,7 @@ where
 
 /// The end of a changing command: the recap, as an event the sinks render (a table, the
 /// `--json` object, the journal's line), and the exit code design.md gives.
-fn recap(reporter: &Reporter, verb: &str, reports: &[NodeReport]) -> Exit {
+pub(super) fn recap(reporter: &Reporter, verb: &str, reports: &[NodeReport]) -> Exit {
     let failed = reports.iter().filter(|r| r.failure.is_some()).count();
     let exit = Exit::for_results(failed, reports.len());
     reporter.run_finished(verb, reports, exit.code());
@@ -371,7 +398,9 @@ fn select_owned(nodes: &[Node], state: &State, selectors: &[String]) -> Result<V
         .collect())
 }
 
-pub fn down(args: &NodesArgs) -> Result<Exit> {
+pub fn down(args: &DownArgs) -> Result<Exit> {
+    let keep = args.keep_snapshots;
+    let args = &args.nodes;
     block_on(async {
         let engine = open_engine(&args.file, Options::teardown(16)).await?;
         let selected = select_owned(&engine.lab().nodes, engine.state(), &args.nodes)?;
@@ -382,8 +411,22 @@ pub fn down(args: &NodesArgs) -> Result<Exit> {
             Some(&engine.dir().events_path()),
         );
         reporter.run_started("down", &teardown.names());
-        let reports = interruptible(&reporter, engine.down(teardown, reporter.clone())).await;
-        let exit = reports.map(|reports| recap(&reporter, "down", &reports));
+        // Only a down of the whole lab takes its snapshots with it.
+        let snapshots = args.nodes.is_empty() && !keep;
+        let kept = engine.state().snapshots.len();
+        let result = interruptible(
+            &reporter,
+            engine.down(teardown, reporter.clone(), snapshots),
+        )
+        .await;
+        let exit = result.map(|(reports, deleted)| {
+            if deleted > 0 {
+                reporter.info(Stage::Delete, &format!("{deleted} snapshot(s) deleted with the lab's VMs (`down --keep-snapshots` keeps them)"));
+            } else if !snapshots && kept > 0 {
+                reporter.info(Stage::Delete, &format!("{kept} snapshot(s) kept: `tartlab snapshot restore NAME` brings the lab back"));
+            }
+            recap(&reporter, "down", &reports)
+        });
         reporter.finish();
         exit
     })

@@ -9,6 +9,7 @@ mod export;
 mod init;
 mod inspect;
 mod lifecycle;
+mod snapshot;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -66,7 +67,12 @@ enum Command {
     Restart(lifecycle::NodesArgs),
     /// Stop and delete the VMs this lab created (or only the selected ones), and forget them
     #[command(after_long_help = "Examples:\n  tartlab down\n  tartlab down cluster=stg")]
-    Down(lifecycle::NodesArgs),
+    Down(lifecycle::DownArgs),
+    /// Whole-lab snapshots: save, list, restore (with each node's address), delete
+    #[command(
+        after_long_help = "Examples:\n  tartlab snapshot save provisioned\n  tartlab snapshot list\n  tartlab snapshot restore provisioned"
+    )]
+    Snapshot(snapshot::SnapshotArgs),
     /// Log into a node (or run one command) with the system ssh, lab key and pinned host key
     Ssh(access::SshArgs),
     /// Run a command on many nodes at once: output prefixed per node, a recap, exit 3 if some failed
@@ -153,6 +159,7 @@ pub fn run() -> Result<Exit> {
         Command::Start(args) => lifecycle::start(&args),
         Command::Restart(args) => lifecycle::restart(&args),
         Command::Down(args) => lifecycle::down(&args),
+        Command::Snapshot(args) => snapshot::snapshot(&args),
         Command::Ssh(args) => access::ssh(&args),
         Command::Exec(args) => access::exec(&args),
         Command::Cp(args) => access::cp(&args),

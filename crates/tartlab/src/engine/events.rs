@@ -35,6 +35,10 @@ pub enum Stage {
     Ready,
     Stop,
     Delete,
+    /// A node copied to a snapshot VM (`snapshot save`).
+    Snapshot,
+    /// A node copied back from its snapshot VM (`snapshot restore`).
+    Restore,
     /// A bug: a node's task ended abnormally.
     Internal,
 }
@@ -60,6 +64,8 @@ impl Stage {
             Stage::Ready => "ready",
             Stage::Stop => "stop",
             Stage::Delete => "delete",
+            Stage::Snapshot => "snapshot",
+            Stage::Restore => "restore",
             Stage::Internal => "internal",
         }
     }
@@ -154,6 +160,8 @@ pub enum Action {
     Stopped(StopHow),
     Deleted,
     DeletedOrphan,
+    Snapshotted,
+    Restored,
 }
 
 impl fmt::Display for Action {
@@ -178,6 +186,8 @@ impl fmt::Display for Action {
             Action::Stopped(StopHow::AlreadyStopped) => f.write_str("already stopped"),
             Action::Deleted => f.write_str("deleted"),
             Action::DeletedOrphan => f.write_str("deleted (orphan)"),
+            Action::Snapshotted => f.write_str("saved to the snapshot"),
+            Action::Restored => f.write_str("restored from the snapshot"),
         }
     }
 }

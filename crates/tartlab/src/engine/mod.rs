@@ -13,6 +13,7 @@ pub mod plan;
 pub mod remote;
 mod report;
 pub mod requirements;
+pub mod snapshots;
 pub mod stages;
 pub mod watch;
 
@@ -463,13 +464,21 @@ impl Engine {
         operations::delete::Teardown::of(&self.state, &self.inventory, vms)
     }
 
-    /// `down`: forgets what is gone or no longer the lab's, deletes the rest.
+    /// `down`: forgets what is gone or no longer the lab's, deletes the rest; with
+    /// `snapshots`, the lab's snapshots too (how many, with the reports).
     pub async fn down(
         self,
         teardown: operations::delete::Teardown,
         reporter: Arc<Reporter>,
-    ) -> Result<Vec<NodeReport>, Error> {
+        snapshots: bool,
+    ) -> Result<(Vec<NodeReport>, usize), Error> {
         let ctx = self.context(reporter);
-        teardown.run(&ctx).await
+        let reports = teardown.run(&ctx).await?;
+        let deleted = if snapshots {
+            snapshots::delete_all(&ctx).await?
+        } else {
+            0
+        };
+        Ok((reports, deleted))
     }
 }

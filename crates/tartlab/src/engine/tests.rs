@@ -194,7 +194,7 @@ async fn a_foreign_vm_is_reported_and_never_touched() {
     let owned: Vec<String> = down.state().vms.keys().cloned().collect();
     assert!(!owned.contains(&"a-worker".to_string()));
     let teardown = down.teardown(&owned);
-    down.down(teardown, Reporter::silent()).await.unwrap();
+    down.down(teardown, Reporter::silent(), true).await.unwrap();
     assert_eq!(provider.vm("a-worker").unwrap(), before);
     assert!(provider.vm("a-master").is_none());
 }
@@ -383,6 +383,83 @@ async fn an_orchard_like_provider_refuses_stop_start_and_restart_with_the_reason
     let local = Arc::new(FakeProvider::new());
     let tart = super::tests::engine(dir.path(), TWO_CLUSTERS, &local, Options::teardown(4)).await;
     assert!(tart.refuse_lifecycle("stop").is_ok());
+}
+
+#[tokio::test]
+async fn a_snapshot_saved_and_restored_gives_back_a_vanished_node_with_its_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::new());
+    up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
+    let before = provider.vm("a-worker").unwrap();
+    let save = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
+    let selected = all(&save);
+    let reports = save
+        .snapshot_save("base", selected, false, Reporter::silent(), false)
+        .await
+        .unwrap();
+    assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
+    let copy = provider.vm("a-worker.snapshot.base.1").unwrap();
+    assert!(!copy.running, "a snapshot VM is never booted");
+    assert_ne!(copy.mac, before.mac, "a copy has its own identity");
+    assert!(provider.vm("a-worker").unwrap().running, "started again");
+
+    provider.vanish("a-worker");
+    let restore = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
+    let reports = restore
+        .snapshot_restore(
+            "base",
+            true,
+            vec!["a-worker".into()],
+            Reporter::silent(),
+            false,
+        )
+        .await
+        .unwrap();
+    assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
+    assert!(
+        reports[0].actions.contains(&Action::Restored),
+        "{reports:?}"
+    );
+    let back = provider.vm("a-worker").unwrap();
+    assert_eq!(back.mac, before.mac, "its identity put back");
+    assert!(back.running);
+    // The others were left as they were: no restore, no delete.
+    let calls = provider.calls();
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c == "restore a-master" || c == "delete a-master"),
+        "{calls:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_orchard_like_provider_refuses_snapshots_with_its_name_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::orchard_like());
+    up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
+    let before = provider.calls().len();
+    let engine = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
+    let selected = all(&engine);
+    let error = engine
+        .snapshot_save("base", selected, false, Reporter::silent(), false)
+        .await
+        .unwrap_err();
+    assert_eq!(error.exit(), crate::error::Exit::Invalid, "refused: exit 2");
+    let (_, text) = error.render();
+    assert!(
+        text.contains("`tartlab snapshot` is not possible with fake"),
+        "{text}"
+    );
+    assert!(text.contains("can never start again"), "{text}");
+    assert!(text.contains("nothing was changed"), "{text}");
+    // Nothing was stopped, copied or deleted: only the inventory was read.
+    let calls = provider.calls();
+    assert!(
+        calls[before..].iter().all(|c| c.starts_with("inventory")),
+        "{calls:?}"
+    );
+    assert!(provider.vm("a-master").unwrap().running);
 }
 
 #[tokio::test]

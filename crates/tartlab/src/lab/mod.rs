@@ -29,6 +29,7 @@ pub use diagnostic::{Diagnostic, Source};
 pub use input::NotRead;
 use model::LabFile;
 pub use model::Login;
+pub use names::check_snapshot_name;
 pub use network::NetworkMode;
 pub use node::Node;
 pub use reference::{output_references, OutputReference, Scope};

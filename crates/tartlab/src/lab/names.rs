@@ -20,6 +20,14 @@ pub(super) fn is_label(s: &str) -> bool {
         && !s.ends_with('-')
 }
 
+/// A snapshot's name, checked as a node's is (a DNS label); the problem if it is not one.
+pub fn check_snapshot_name(name: &str) -> Result<(), String> {
+    if is_label(name) {
+        return Ok(());
+    }
+    Err(format!("`{name}` is not a valid snapshot name: like a node's, it is lower-case letters, digits and `-`, not starting or ending with `-`, at most 63 characters"))
+}
+
 /// A shell variable name: `[A-Za-z_][A-Za-z0-9_]*`.
 pub(super) fn is_env_name(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')

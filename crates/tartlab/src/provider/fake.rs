@@ -1,6 +1,7 @@
 //! An in-memory provider for the engine's unit tests: VMs are entries in a map that create,
 //! start, stop and delete change at once; every call that changes something is recorded;
-//! a VM can be made to fail to start. Two profiles: local tart's capabilities, its VMs'
+//! a VM can be made to fail to start. Two profiles: local tart's capabilities (snapshots
+//! copy a VM with a new identity, and copy it back with the identity given), its VMs'
 //! sshd a closed port on loopback; and Orchard's shape (`orchard_like`): VMs created
 //! running, no resize, no start after stop, an address that changes when a VM is made
 //! again, no local images, and SSH only through a tunnel that is not TCP to an address.
@@ -188,6 +189,7 @@ impl Provider for FakeProvider {
                                 running: vm.running,
                                 identity: Some(vm.mac.clone()),
                                 disk_gb: Some(vm.disk),
+                                size_gb: None,
                                 host: None,
                             },
                         )
@@ -384,6 +386,56 @@ impl Provider for FakeProvider {
             self.record(format!("delete {vm}"));
             self.with(|w| w.vms.remove(vm));
             Ok(())
+        })
+    }
+
+    fn save_snapshot<'a>(
+        &'a self,
+        vm: &'a str,
+        snapshot_vm: &'a str,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            self.record(format!("snapshot {vm}"));
+            self.with(|w| {
+                let source = w.vms.get(vm).cloned().ok_or_else(|| missing(vm))?;
+                if source.running {
+                    return Err(ProviderError::new(format!("{vm} runs"), "a test"));
+                }
+                // As tart's clone of a local VM: a new identity.
+                w.made += 1;
+                let copy = FakeVm {
+                    mac: format!("02:00:00:00:00:{:02x}", w.made),
+                    ..source
+                };
+                let identity = copy.mac.clone();
+                w.vms.insert(snapshot_vm.to_string(), copy);
+                Ok(identity)
+            })
+        })
+    }
+
+    fn restore_snapshot<'a>(
+        &'a self,
+        snapshot_vm: &'a str,
+        vm: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            self.record(format!("restore {vm}"));
+            self.with(|w| {
+                let source = w
+                    .vms
+                    .get(snapshot_vm)
+                    .cloned()
+                    .ok_or_else(|| missing(snapshot_vm))?;
+                let copy = FakeVm {
+                    mac: identity.to_string(),
+                    running: false,
+                    ..source
+                };
+                w.vms.insert(vm.to_string(), copy);
+                Ok(())
+            })
         })
     }
 }

@@ -60,6 +60,9 @@ pub struct VmInfo {
     pub identity: Option<String>,
     /// The disk's size in whole GB, if known.
     pub disk_gb: Option<u64>,
+    /// What it takes on the host's disk in whole GB, as the provider reports it (tart:
+    /// `tart list`'s Size, the allocated bytes; a copy-on-write clone takes little).
+    pub size_gb: Option<u64>,
     /// Where it runs, for a provider with several hosts (Orchard: its worker).
     pub host: Option<String>,
 }
@@ -219,7 +222,9 @@ pub struct Capabilities {
     /// A reboot from inside the guest ends the VM (Virtualization.framework has no guest
     /// reset): a restart is a power-off and a start.
     pub reboot_ends_vm: bool,
-    /// Whole-VM snapshots.
+    /// Whole-VM snapshots of stopped VMs (`save_snapshot`, `restore_snapshot`): a copy of
+    /// the VM kept under another name, never booted, and a copy back that keeps the VM's
+    /// identity (so its address).
     pub snapshots: bool,
     /// How a VM reaches its lab's other VMs.
     pub peers: Peers,
@@ -238,7 +243,7 @@ pub enum Peers {
 }
 
 impl Capabilities {
-    /// Local tart's: everything but snapshots.
+    /// Local tart's: everything.
     pub fn local_tart() -> Capabilities {
         Capabilities {
             network_modes: &["nat", "softnet", "host", "bridged"],
@@ -248,7 +253,7 @@ impl Capabilities {
             local_images: true,
             disk_grows_only: true,
             reboot_ends_vm: true,
-            snapshots: false,
+            snapshots: true,
             peers: Peers::ByNetwork,
             placement: false,
         }
@@ -392,4 +397,41 @@ pub trait Provider: Send + Sync {
 
     /// Deletes a stopped VM; one that is already gone is fine.
     fn delete<'a>(&'a self, vm: &'a str) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    /// The free bytes where the provider keeps its VMs (tart: TART_HOME), if it can tell.
+    fn free_bytes(&self) -> Option<u64> {
+        None
+    }
+
+    /// Copies the stopped VM `vm` to a new VM `snapshot_vm`, which is never booted; returns
+    /// the copy's identity (what proves later that it is still the lab's). Only where
+    /// `capabilities().snapshots`.
+    fn save_snapshot<'a>(
+        &'a self,
+        vm: &'a str,
+        snapshot_vm: &'a str,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        let _ = (vm, snapshot_vm);
+        Box::pin(async move { Err(no_snapshots(self.name())) })
+    }
+
+    /// Makes `vm` (absent) again from `snapshot_vm`, stopped, with the identity `identity`
+    /// it had when it was saved (tart: its MAC, so its DHCP lease and address).
+    fn restore_snapshot<'a>(
+        &'a self,
+        snapshot_vm: &'a str,
+        vm: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        let _ = (snapshot_vm, vm, identity);
+        Box::pin(async move { Err(no_snapshots(self.name())) })
+    }
+}
+
+/// The refusal of a provider without snapshots.
+pub fn no_snapshots(name: &str) -> ProviderError {
+    ProviderError::new(
+        format!("{name} cannot snapshot VMs"),
+        "nothing was changed; `tartlab down` then `tartlab up` is the way back to a fresh lab with this provider",
+    )
 }

@@ -7,6 +7,7 @@ mod dir;
 mod error;
 mod known_hosts;
 mod labs;
+mod snapshots;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ pub use dir::{LabLock, LockShare, StateDir};
 pub use error::{FileAction, StateError};
 pub use known_hosts::KnownHosts;
 pub use labs::{Entry as LabEntry, LabIndex};
+pub use snapshots::{Journal, JournalOp, Snapshot, SnapshotNode};
 
 pub const STATE_VERSION: u32 = 1;
 
@@ -97,6 +99,12 @@ pub struct State {
     pub lab: String,
     #[serde(default)]
     pub vms: BTreeMap<String, OwnedVm>,
+    /// Whole-lab snapshots by name (`tartlab snapshot`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub snapshots: BTreeMap<String, Snapshot>,
+    /// A snapshot save or restore under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<Journal>,
 }
 
 impl State {
@@ -106,6 +114,8 @@ impl State {
             version: STATE_VERSION,
             lab: lab.to_string(),
             vms: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            journal: None,
         }
     }
 }

@@ -276,6 +276,7 @@ impl Provider for OrchardProvider {
                         running: vm.is_running(),
                         identity: Some(vm.uid.clone()),
                         disk_gb: None,
+                        size_gb: None,
                         host: Some(vm.worker.clone()).filter(|w| !w.is_empty()),
                     };
                     (vm.name, info)

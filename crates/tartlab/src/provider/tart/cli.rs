@@ -57,6 +57,9 @@ pub struct ListEntry {
     /// The disk's apparent size in whole GB (for an image: what every clone starts with).
     #[serde(rename = "Disk", default)]
     pub disk: Option<u64>,
+    /// What it takes on the host's disk (allocated bytes) in whole GB.
+    #[serde(rename = "Size", default)]
+    pub size: Option<u64>,
 }
 
 impl ListEntry {

@@ -335,6 +335,7 @@ impl Provider for TartProvider {
                             running: entry.is_running(),
                             identity: self.tart.mac(&entry.name),
                             disk_gb: entry.disk,
+                            size_gb: entry.size,
                             host: None,
                         },
                     );
@@ -573,5 +574,82 @@ impl Provider for TartProvider {
                 }
             }
         })
+    }
+
+    fn free_bytes(&self) -> Option<u64> {
+        crate::doctor::free_bytes(&self.tart.home)
+    }
+
+    fn save_snapshot<'a>(
+        &'a self,
+        vm: &'a str,
+        snapshot_vm: &'a str,
+    ) -> BoxFuture<'a, Result<String, ProviderError>> {
+        Box::pin(async move {
+            // A clone of a stopped local VM: on APFS a copy-on-write `clonefile`, near free.
+            self.tart
+                .output(&["clone", vm, snapshot_vm])
+                .await
+                .map_err(|e| {
+                    failed(
+                        e,
+                        "check the free space in TART_HOME (`tart list` shows each VM's size)",
+                    )
+                })?;
+            self.tart.mac(snapshot_vm).ok_or_else(|| {
+                ProviderError::new(
+                    format!("cannot read the MAC address of {snapshot_vm}"),
+                    "check that tart's VM directory is readable",
+                )
+            })
+        })
+    }
+
+    fn restore_snapshot<'a>(
+        &'a self,
+        snapshot_vm: &'a str,
+        vm: &'a str,
+        identity: &'a str,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            self.tart
+                .output(&["clone", snapshot_vm, vm])
+                .await
+                .map_err(|e| {
+                    failed(
+                        e,
+                        "check the free space in TART_HOME, then run the restore again",
+                    )
+                })?;
+            // tart gave the clone a new MAC (the snapshot VM has one): the node's own goes
+            // back into config.json before its first boot, so its lease and address are its.
+            self.set_mac(vm, identity)
+        })
+    }
+}
+
+impl TartProvider {
+    /// Writes `mac` into a stopped VM's `config.json`, where tart reads it at `run`.
+    fn set_mac(&self, vm: &str, mac: &str) -> Result<(), ProviderError> {
+        let path = self.vm_dir(vm).join("config.json");
+        let unreadable = |e: String| {
+            ProviderError::new(
+                format!(
+                    "cannot put the MAC address {mac} back into {}: {e}",
+                    path.display()
+                ),
+                "check that tart's VM directory is writable, then run the restore again",
+            )
+        };
+        let text = std::fs::read_to_string(&path).map_err(|e| unreadable(e.to_string()))?;
+        let mut config: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| unreadable(e.to_string()))?;
+        let Some(fields) = config.as_object_mut() else {
+            return Err(unreadable("it is not a JSON object".into()));
+        };
+        fields.insert("macAddress".into(), serde_json::Value::String(mac.into()));
+        let text = serde_json::to_string_pretty(&config).map_err(|e| unreadable(e.to_string()))?;
+        crate::files::write_atomic(&path, text.as_bytes(), 0o644)
+            .map_err(|e| unreadable(e.to_string()))
     }
 }

@@ -1,0 +1,465 @@
+//! `tartlab snapshot` end to end against tart-sim: a provisioned lab saved, broken (a file
+//! deleted, a hostname changed, a VM deleted with `tart delete`) and restored with each
+//! node's address and host key; a subset restore; a restore after `down --keep-snapshots`;
+//! a foreign VM in a snapshot VM's place left alone.
+
+mod common;
+
+use common::Lab;
+
+/// Two nodes; a step that counts its runs in a guest file, and a worker whose config holds
+/// the master's address (as a k3s agent's does).
+const LAB: &str = "lab: snap\nclusters:\n  - name: dev\n    nodes:\n      - { name: master, role: master }\n      - { name: worker, role: worker }\nprovision:\n  - name: count\n    run: echo run >> /var/tmp/count\n  - name: join\n    on: role=worker\n    run: getent hosts dev-master | cut -d' ' -f1 > /var/tmp/master-ip\n";
+
+const NODES: [&str; 2] = ["dev-master", "dev-worker"];
+
+/// ssh into `vm` until it answers (at most 15 s).
+fn wait_for_ssh(lab: &Lab, vm: &str) -> common::Out {
+    let started = std::time::Instant::now();
+    loop {
+        let out = lab.ssh(vm, "true");
+        if out.code == 0 || started.elapsed().as_secs() >= 15 {
+            return out;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// How many times the `count` step ran on `vm` (its guest answering first: a VM whose
+/// `tart run` a killed command had just spawned is kept by `up` while sshd still starts).
+fn runs(lab: &Lab, vm: &str) -> usize {
+    let reach = wait_for_ssh(lab, vm);
+    assert_eq!(reach.code, 0, "{vm}: {}", reach.stderr);
+    let out = lab.ssh(vm, "cat /var/tmp/count");
+    assert_eq!(out.code, 0, "{vm}: {}", out.stderr);
+    out.stdout.lines().count()
+}
+
+/// The pinned host keys, one line per key, sorted.
+fn pinned(lab: &Lab) -> Vec<String> {
+    let text = std::fs::read_to_string(lab.lab.join(".tartlab/known_hosts")).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    lines.sort();
+    lines
+}
+
+fn plan_is_empty(lab: &Lab) {
+    let plan: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["plan", "--json"]).stdout).unwrap();
+    for node in plan["nodes"].as_array().unwrap() {
+        assert_eq!(node["actions"], serde_json::json!([]), "{node}");
+    }
+}
+
+fn snapshot_vms(lab: &Lab) -> Vec<String> {
+    lab.vms()
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| n.contains(".snapshot."))
+        .collect()
+}
+
+#[test]
+fn a_broken_lab_comes_back_from_its_snapshot_with_its_addresses_and_keys() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let ips: Vec<String> = NODES.iter().map(|vm| lab.ip(vm)).collect();
+    let macs: Vec<String> = NODES.iter().map(|vm| lab.mac(vm)).collect();
+    let keys = pinned(&lab);
+
+    let saved = lab.ok(&["snapshot", "save", "provisioned"]);
+    assert!(saved.stdout.contains("2 of 2 nodes ok"), "{}", saved.stdout);
+    // Started again as they were, at the same addresses; the snapshot VMs never run.
+    for (vm, ip) in NODES.iter().zip(&ips) {
+        assert_eq!(&lab.ip(vm), ip);
+        assert_eq!(lab.ssh(vm, "true").code, 0);
+    }
+    let snaps = snapshot_vms(&lab);
+    assert_eq!(snaps.len(), 2, "{snaps:?}");
+    assert!(lab
+        .vms()
+        .iter()
+        .all(|(n, running)| !n.contains(".snapshot.") || !running));
+    let status = lab.ok(&["status"]);
+    assert!(!status.stdout.contains(".snapshot."), "{}", status.stdout);
+    let list: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["snapshot", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list["snapshots"][0]["name"], "provisioned");
+    assert_eq!(list["snapshots"][0]["nodes"], serde_json::json!(NODES));
+    assert!(list["snapshots"][0]["size_gb"].is_u64(), "{list}");
+    let again = lab.tartlab(&["snapshot", "save", "provisioned"]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+    assert!(again.stderr.contains("--force"), "{}", again.stderr);
+
+    // Break it: on the master a file deleted, the hostname changed and sshd stopped; the
+    // worker's VM deleted with tart.
+    assert_eq!(
+        lab.ssh(
+            "dev-master",
+            "sudo rm /var/tmp/count && sudo hostname broken && echo broken | sudo tee /etc/hostname"
+        )
+        .code,
+        0
+    );
+    lab.ssh(
+        "dev-master",
+        "sudo sh -c 'sleep 0.3; pkill -x sshd' >/dev/null 2>&1 </dev/null &",
+    );
+    let gone = std::time::Instant::now();
+    while lab.ssh("dev-master", "true").code == 0 {
+        assert!(gone.elapsed().as_secs() < 15, "sshd still answers");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(lab.tart(&["stop", "dev-worker"]).code, 0);
+    assert_eq!(lab.tart(&["delete", "dev-worker"]).code, 0);
+
+    let restored = lab.ok(&["snapshot", "restore", "provisioned"]);
+    assert!(
+        restored.stdout.contains("2 of 2 nodes ok"),
+        "{}\n{}",
+        restored.stdout,
+        restored.stderr
+    );
+    assert!(
+        !restored.stderr.contains("changed anyway"),
+        "{}",
+        restored.stderr
+    );
+    for (i, vm) in NODES.iter().enumerate() {
+        assert_eq!(lab.ip(vm), ips[i], "{vm}'s address");
+        assert_eq!(lab.mac(vm), macs[i], "{vm}'s MAC");
+        // Pinned-key ssh (StrictHostKeyChecking=yes) works: the host key is the snapshot's.
+        assert_eq!(lab.ssh(vm, "hostname").stdout.trim(), *vm);
+        assert_eq!(
+            runs(&lab, vm),
+            1,
+            "{vm}: the step ran once, before the save"
+        );
+    }
+    assert_eq!(pinned(&lab), keys);
+    assert_eq!(
+        lab.ssh("dev-worker", "cat /var/tmp/master-ip")
+            .stdout
+            .trim(),
+        ips[0]
+    );
+    plan_is_empty(&lab);
+    let up = lab.up_all_ok(2);
+    assert!(!up.stdout.contains("ran count"), "{}", up.stdout);
+    for vm in NODES {
+        assert_eq!(runs(&lab, vm), 1);
+    }
+
+    // A subset: only the worker goes back; the master keeps what it has now.
+    assert_eq!(
+        lab.ssh("dev-master", "echo later | sudo tee /var/tmp/later")
+            .code,
+        0
+    );
+    assert_eq!(
+        lab.ssh("dev-worker", "echo later | sudo tee /var/tmp/later")
+            .code,
+        0
+    );
+    let subset = lab.ok(&["snapshot", "restore", "provisioned", "dev-worker"]);
+    assert!(
+        subset.stdout.contains("1 of 1 node ok"),
+        "{}",
+        subset.stdout
+    );
+    assert_eq!(lab.ssh("dev-master", "cat /var/tmp/later").code, 0);
+    assert_ne!(lab.ssh("dev-worker", "cat /var/tmp/later").code, 0);
+    assert_eq!(lab.ip("dev-worker"), ips[1]);
+    plan_is_empty(&lab);
+
+    // Deleted: its VMs go, nothing else.
+    lab.ok(&["snapshot", "delete", "provisioned"]);
+    assert!(snapshot_vms(&lab).is_empty());
+    assert_eq!(lab.vms().len(), 2);
+}
+
+#[test]
+fn down_keeps_snapshots_when_asked_and_a_restore_brings_the_lab_back_from_nothing() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let ips: Vec<String> = NODES.iter().map(|vm| lab.ip(vm)).collect();
+    lab.ok(&["snapshot", "save", "base"]);
+    let down = lab.ok(&["down", "--keep-snapshots"]);
+    assert!(
+        down.stderr.contains("1 snapshot(s) kept"),
+        "{}",
+        down.stderr
+    );
+    assert_eq!(snapshot_vms(&lab).len(), 2);
+    assert_eq!(lab.vms().len(), 2, "only the snapshot VMs are left");
+    let list = lab.ok(&["snapshot", "list"]);
+    assert!(list.stdout.contains("base"), "{}", list.stdout);
+
+    lab.ok(&["snapshot", "restore", "base"]);
+    for (vm, ip) in NODES.iter().zip(&ips) {
+        assert_eq!(&lab.ip(vm), ip);
+        assert_eq!(runs(&lab, vm), 1);
+    }
+    plan_is_empty(&lab);
+
+    let down = lab.ok(&["down"]);
+    assert!(
+        down.stderr.contains("1 snapshot(s) deleted"),
+        "{}",
+        down.stderr
+    );
+    assert!(lab.vms().is_empty(), "{:?}", lab.vms());
+    let list: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["snapshot", "list", "--json"]).stdout).unwrap();
+    assert_eq!(list["snapshots"], serde_json::json!([]));
+}
+
+#[test]
+fn a_foreign_vm_named_like_a_snapshot_vm_is_never_touched() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    // Someone else's VM, where the first save of `base` would put dev-worker's copy.
+    assert_eq!(
+        lab.tart(&[
+            "clone",
+            "ghcr.io/cirruslabs/ubuntu:latest",
+            "dev-worker.snapshot.base.1"
+        ])
+        .code,
+        0
+    );
+    let foreign = lab.mac("dev-worker.snapshot.base.1");
+    let refused = lab.tartlab(&["snapshot", "save", "base"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("dev-worker.snapshot.base.1")
+            && refused.stderr.contains("left alone"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(lab.mac("dev-worker.snapshot.base.1"), foreign);
+    assert!(lab
+        .vms()
+        .iter()
+        .filter(|(n, _)| NODES.contains(&n.as_str()))
+        .all(|(_, r)| *r));
+
+    // A snapshot VM replaced behind the lab's back is foreign too: neither restored from
+    // nor deleted.
+    lab.ok(&["snapshot", "save", "other"]);
+    assert_eq!(lab.tart(&["delete", "dev-master.snapshot.other.1"]).code, 0);
+    assert_eq!(
+        lab.tart(&[
+            "clone",
+            "ghcr.io/cirruslabs/ubuntu:latest",
+            "dev-master.snapshot.other.1"
+        ])
+        .code,
+        0
+    );
+    let intruder = lab.mac("dev-master.snapshot.other.1");
+    let refused = lab.tartlab(&["snapshot", "restore", "other"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("no longer the snapshot VM"),
+        "{}",
+        refused.stderr
+    );
+    let deleted = lab.ok(&["snapshot", "delete", "other"]);
+    assert!(deleted.stderr.contains("left alone"), "{}", deleted.stderr);
+    assert_eq!(lab.mac("dev-master.snapshot.other.1"), intruder);
+    assert_eq!(lab.mac("dev-worker.snapshot.base.1"), foreign);
+}
+
+/// Starts `tartlab ARGS`, freezes it at the first event from `from` on that `wanted`
+/// accepts, and kills it there (SIGKILL); returns the event's stage and node.
+fn kill_at(
+    lab: &Lab,
+    args: &[&str],
+    what: &str,
+    wanted: impl Fn(&serde_json::Value) -> bool,
+) -> String {
+    let from = lab.events().len();
+    let mut child = lab.spawn(args);
+    let at = lab.wait_for_event(&mut child, from, what, wanted);
+    common::freeze(&child);
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    let event = &lab.events()[at];
+    format!("{} {} {}", event["stage"], event["status"], event["node"])
+}
+
+/// Whether the event is one of `stage`'s with `status`, for a node.
+fn at(stage: &'static str, status: &'static str) -> impl Fn(&serde_json::Value) -> bool {
+    move |e| common::is_event(e, stage, status) && e["node"].is_string()
+}
+
+#[test]
+fn a_save_killed_at_any_event_leaves_the_old_state_or_the_new_and_the_next_command_settles_it() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let ips: Vec<String> = NODES.iter().map(|vm| lab.ip(vm)).collect();
+    let points: [(&str, &str); 4] = [
+        ("stop", "started"),
+        ("snapshot", "started"),
+        ("snapshot", "done"),
+        ("boot", "started"),
+    ];
+    for (stage, status) in points {
+        let killed = kill_at(
+            &lab,
+            &["snapshot", "save", "base"],
+            stage,
+            at(stage, status),
+        );
+        // Never a half snapshot listed as whole.
+        let list: serde_json::Value =
+            serde_json::from_str(&lab.ok(&["snapshot", "list", "--json"]).stdout).unwrap();
+        let listed = list["snapshots"].as_array().unwrap().len();
+        if listed == 1 {
+            assert_eq!(snapshot_vms(&lab).len(), 2, "killed at {killed}");
+        }
+        // The next command settles it and says which, then does its own work (a save
+        // killed once whole left no journal: its nodes are only to boot, as `up` does).
+        let journal = lab.state().get("journal").is_some();
+        let up = lab.ok(&["up"]);
+        assert_eq!(
+            up.stderr
+                .contains("the interrupted `tartlab snapshot save base` was"),
+            journal,
+            "killed at {killed}: {}",
+            up.stderr
+        );
+        assert!(up.stdout.contains("2 of 2 nodes ok"), "{}", up.stdout);
+        assert!(lab.state().get("journal").is_none(), "killed at {killed}");
+        let list: serde_json::Value =
+            serde_json::from_str(&lab.ok(&["snapshot", "list", "--json"]).stdout).unwrap();
+        let whole = list["snapshots"].as_array().unwrap().len();
+        assert_eq!(snapshot_vms(&lab).len(), 2 * whole, "killed at {killed}");
+        for (vm, ip) in NODES.iter().zip(&ips) {
+            assert_eq!(&lab.ip(vm), ip, "killed at {killed}");
+            assert_eq!(runs(&lab, vm), 1, "killed at {killed}");
+        }
+        if whole == 1 {
+            lab.ok(&["snapshot", "delete", "base"]);
+        }
+        assert!(snapshot_vms(&lab).is_empty());
+    }
+}
+
+#[test]
+fn a_restore_killed_at_any_event_is_finished_by_the_next_command() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let ips: Vec<String> = NODES.iter().map(|vm| lab.ip(vm)).collect();
+    let macs: Vec<String> = NODES.iter().map(|vm| lab.mac(vm)).collect();
+    lab.ok(&["snapshot", "save", "base"]);
+    let points: [(&str, &str); 4] = [
+        ("delete", "started"),
+        ("restore", "started"),
+        ("restore", "done"),
+        ("boot", "started"),
+    ];
+    for (stage, status) in points {
+        assert_eq!(lab.ssh("dev-master", "sudo rm -f /var/tmp/count").code, 0);
+        let killed = kill_at(
+            &lab,
+            &["snapshot", "restore", "base"],
+            stage,
+            at(stage, status),
+        );
+        let up = lab.ok(&["up"]);
+        assert!(up.stdout.contains("2 of 2 nodes ok"), "{}", up.stdout);
+        assert!(lab.state().get("journal").is_none(), "killed at {killed}");
+        for (i, vm) in NODES.iter().enumerate() {
+            assert_eq!(lab.ip(vm), ips[i], "killed at {killed}: {vm}'s address");
+            assert_eq!(lab.mac(vm), macs[i], "killed at {killed}: {vm}'s MAC");
+        }
+        // A VM whose `tart run` the killed command had just spawned is kept by `up` as it
+        // runs; its guest may still be starting sshd.
+        let reach = wait_for_ssh(&lab, "dev-master");
+        assert_eq!(
+            reach.code, 0,
+            "killed at {killed}: {}\n{}",
+            reach.stderr, up.stderr
+        );
+        // The restore was finished: the master's counter is back, the step never ran again.
+        assert_eq!(
+            runs(&lab, "dev-master"),
+            1,
+            "killed at {killed}: {}",
+            up.stderr
+        );
+        assert_eq!(runs(&lab, "dev-worker"), 1, "killed at {killed}");
+        plan_is_empty(&lab);
+    }
+}
+
+#[test]
+fn a_save_with_a_stopped_node_leaves_it_stopped_and_a_restore_boots_it() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let ips: Vec<String> = NODES.iter().map(|vm| lab.ip(vm)).collect();
+    lab.ok(&["stop", "dev-worker"]);
+    let boots = lab.boots("dev-worker");
+    let saved = lab.ok(&["snapshot", "save", "half-off"]);
+    assert!(saved.stdout.contains("2 of 2 nodes ok"), "{}", saved.stdout);
+    let running = |vm: &str| lab.vms().into_iter().any(|(n, r)| n == vm && r);
+    assert!(running("dev-master"), "started again: it ran");
+    assert!(!running("dev-worker"), "left stopped: it was");
+    assert_eq!(lab.boots("dev-worker"), boots);
+
+    lab.ok(&["snapshot", "restore", "half-off"]);
+    for (vm, ip) in NODES.iter().zip(&ips) {
+        assert!(running(vm), "{vm}");
+        assert_eq!(&lab.ip(vm), ip);
+        assert_eq!(runs(&lab, vm), 1);
+    }
+    plan_is_empty(&lab);
+}
+
+#[test]
+fn a_restore_whose_address_changes_anyway_says_so_and_makes_etc_hosts_again_everywhere() {
+    let lab = Lab::new(LAB);
+    lab.up_all_ok(2);
+    let worker_ip = lab.ip("dev-worker");
+    lab.ok(&["snapshot", "save", "base"]);
+    // The DHCP server forgets the worker's lease (bootpd's leases expire): its MAC, put back
+    // by the restore, then gets a new address.
+    assert_eq!(lab.tart(&["stop", "dev-worker"]).code, 0);
+    let leases = lab.home.join("sim/dhcpd_leases");
+    let text = std::fs::read_to_string(&leases).unwrap();
+    let kept: Vec<&str> = text
+        .split_inclusive("}\n")
+        .filter(|block| !block.contains(&format!("ip_address={worker_ip}\n")))
+        .collect();
+    assert_ne!(kept.concat(), text, "the worker's lease is in the file");
+    std::fs::write(&leases, kept.concat()).unwrap();
+
+    let restored = lab.ok(&["snapshot", "restore", "base", "dev-worker"]);
+    let now = lab.ip("dev-worker");
+    assert_ne!(now, worker_ip);
+    assert!(
+        restored
+            .stderr
+            .contains(&format!("dev-worker {worker_ip} -> {now}"))
+            && restored
+                .stderr
+                .contains("/etc/hosts is made again on every node"),
+        "{}",
+        restored.stderr
+    );
+    for vm in NODES {
+        let hosts = lab.ssh(vm, "cat /etc/hosts").stdout;
+        assert!(
+            hosts.contains(&format!("{now} dev-worker")),
+            "{vm}: {hosts}"
+        );
+        assert!(
+            !hosts.contains(&format!("{worker_ip} dev-worker")),
+            "{vm}: {hosts}"
+        );
+    }
+    assert_eq!(runs(&lab, "dev-worker"), 1);
+}
