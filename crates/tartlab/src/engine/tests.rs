@@ -2,6 +2,9 @@
 //! a converged lab, a changed cpu, a foreign VM, a failing node and an orphan lead to, and
 //! that what `plan` predicts is what `up` then does. Provisioning is skipped (it needs real
 //! guests: the end-to-end tests through tart-sim cover it).
+//!
+//! Over 500 lines, for a reason: one table of engine scenarios over one fake provider, each
+//! test a few lines of lab text and assertions.
 
 use std::path::Path;
 use std::sync::Arc;

@@ -10,6 +10,9 @@
 //! local side is checked whole before a node is reached (`check_local`), and an upload that
 //! stops removes what it had made on the guest.
 //!
+//! Over 500 lines, for a reason: uploads and downloads share the SFTP session, the bounds and
+//! the path checks, and a third of the file is their unit tests.
+//!
 //! Over 500 lines, for a reason: uploads and downloads share the checks of what a guest may
 //! name, and a download's limits read best next to them.
 

@@ -1,6 +1,9 @@
 //! The lab file as written (schema v1; docs/LAB-FILE.md is its reference): every field
 //! typed, unknown keys refused. The doc comments here are what `tartlab schema` shows users;
 //! `x-name` names a section in messages, `x-expects` says what a key takes.
+//!
+//! Over 500 lines, for a reason: the schema is one derived type tree, and a field's type,
+//! default and user-facing doc comment belong beside the others of its section.
 
 use std::collections::BTreeMap;
 
