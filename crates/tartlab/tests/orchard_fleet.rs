@@ -788,6 +788,33 @@ fn faults_are_said_in_words_and_change_nothing_that_is_not_the_labs() {
         show(&doctor)
     );
 
+    // The context's token goes only to the context's controller: with ORCHARD_URL naming
+    // another one (here a listener of the test's own), tartlab asks for a token and sends
+    // nothing there.
+    let elsewhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut cmd = creds.command(&["doctor"]);
+    cmd.env("ORCHARD_HOME", &fleet.orchard_home)
+        .env(
+            "ORCHARD_URL",
+            format!("http://{}", elsewhere.local_addr().unwrap()),
+        )
+        .env_remove("ORCHARD_SERVICE_ACCOUNT_NAME")
+        .env_remove("ORCHARD_SERVICE_ACCOUNT_TOKEN");
+    let doctor: common::Out = cmd.output().unwrap().into();
+    printed.keep(&doctor);
+    assert!(
+        doctor
+            .stdout
+            .contains("no token for the Orchard service account bootstrap-admin"),
+        "{}",
+        show(&doctor)
+    );
+    elsewhere.set_nonblocking(true).unwrap();
+    assert!(
+        elsewhere.accept().is_err(),
+        "tartlab connected to a controller the context's token is not for"
+    );
+
     // A token written in the lab file itself (not advised) works, and `config` masks it.
     let literal = common::Lab::new(&one_cluster_lab(&fleet.url, &account.name, "w1").replace(
         &format!("token_env: {TOKEN_ENV}"),

@@ -149,7 +149,10 @@ impl Controller {
             .user_agent(user_agent())
             .connect_timeout(Duration::from_secs(10))
             // The port-forward is an HTTP/1.1 upgrade.
-            .http1_only();
+            .http1_only()
+            // Orchard's API never redirects; following one could carry the Basic credentials
+            // to plain http (reqwest keeps them when only the scheme changes).
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = &credentials.certificate {
             builder = builder.use_preconfigured_tls(super::pinning::client_config(pem)?);
         }

@@ -95,15 +95,18 @@ fn read_context(name: Option<&str>) -> Result<Option<(String, Context, PathBuf)>
             ))
         }
     };
-    let mut file: ContextFile = serde_saphyr::from_str(&text).map_err(|e| {
-        ProviderError::new(
-            format!(
-                "the orchard context file {} is not what orchard writes: {e}",
-                path.display()
-            ),
-            "fix it with `orchard context create`, or give the controller in the lab file",
-        )
-    })?;
+    // Without snippets: the lines around a mistake can hold any context's token.
+    let options = serde_saphyr::options! { with_snippet: false };
+    let mut file: ContextFile =
+        serde_saphyr::from_str_with_options(&text, options).map_err(|e| {
+            ProviderError::new(
+                format!(
+                    "the orchard context file {} is not what orchard writes: {e}",
+                    path.display()
+                ),
+                "fix it with `orchard context create`, or give the controller in the lab file",
+            )
+        })?;
     let wanted = name.map(str::to_string).or(file.default_context.clone());
     let Some(wanted) = wanted else {
         return Ok(None);
@@ -129,6 +132,23 @@ fn env(name: &str) -> Option<String> {
 /// A URL as the orchard CLI takes it: `https://` when it has no scheme, `:6120` when it has
 /// no port, no trailing `/`.
 pub fn normalize_url(url: &str) -> Result<String, String> {
+    normalize(url)
+        .map_err(|why| why.replace(url.trim().trim_end_matches('/'), &without_userinfo(url)))
+}
+
+/// `url` for messages: whatever stands between `://` (or the start) and the last `@` of its
+/// authority, a user and a token perhaps, replaced by `…`.
+fn without_userinfo(url: &str) -> String {
+    let url = url.trim().trim_end_matches('/');
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    match url[start..end].rfind('@') {
+        Some(at) => format!("{}…{}", &url[..start], &url[start + at..]),
+        None => url.to_string(),
+    }
+}
+
+fn normalize(url: &str) -> Result<String, String> {
     let url = url.trim().trim_end_matches('/');
     let with_scheme = if url.contains("://") {
         url.to_string()
@@ -201,6 +221,7 @@ pub fn resolve(spec: &OrchardSpec, lab_dir: &Path) -> Result<Credentials, Provid
     let context_from = context
         .as_ref()
         .map(|(name, _, path)| format!("the orchard context `{name}` in {}", path.display()));
+    let context_url = ctx_url.as_deref().and_then(|u| normalize_url(u).ok());
     let url = spec
         .url
         .clone()
@@ -242,7 +263,11 @@ pub fn resolve(spec: &OrchardSpec, lab_dir: &Path) -> Result<Credentials, Provid
         (token, format!("${var}"))
     } else if let Some(t) = env("ORCHARD_SERVICE_ACCOUNT_TOKEN") {
         (t, "ORCHARD_SERVICE_ACCOUNT_TOKEN".to_string())
-    } else if let Some(t) = ctx_token {
+    } else if let Some(t) = ctx_token.filter(|_| {
+        // The context's token goes only to the context's controller, as its certificate
+        // does: never to a URL a lab file or ORCHARD_URL named.
+        context_url.as_deref() == Some(url.as_str())
+    }) {
         (t, context_from.unwrap_or_default())
     } else {
         return Err(ProviderError::new(
@@ -250,6 +275,12 @@ pub fn resolve(spec: &OrchardSpec, lab_dir: &Path) -> Result<Credentials, Provid
             "add `token_env: VARIABLE` under `provider.orchard` and put the token in that variable",
         ));
     };
+    if certificate.is_some() && url.starts_with("http://") {
+        return Err(ProviderError::new(
+            format!("a controller certificate is pinned, but {url} is plain http: nothing would be verified, and the token would travel in clear"),
+            "use the controller's https:// URL, or remove `certificate` for a controller run with --insecure-no-tls",
+        ));
+    }
     Ok(Credentials {
         url,
         account,
@@ -281,6 +312,15 @@ fn read_certificate(path: &str, lab_dir: &Path) -> Result<Vec<u8>, ProviderError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_with_credentials_in_it_is_refused_without_showing_them() {
+        let why = normalize_url("https://ci:s3cret-token@ctl.example:6120").unwrap_err();
+        assert!(!why.contains("s3cret"), "{why}");
+        assert!(why.contains("https://…@ctl.example:6120"), "{why}");
+        let why = normalize_url("ftp://ci:s3cret-token@ctl").unwrap_err();
+        assert!(!why.contains("s3cret"), "{why}");
+    }
 
     #[test]
     fn urls_get_a_scheme_and_a_port_as_the_orchard_cli_gives_them() {
