@@ -185,8 +185,9 @@ enum Unreadable {
 mod tests {
     use super::*;
 
-    #[test]
-    fn labs_are_recorded_once_each_and_only_forgotten_when_asked() {
+    /// An index in a directory of its own with labs `a` and `b` recorded, their files made;
+    /// the directories live as long as the first value.
+    fn two_labs_recorded() -> ([tempfile::TempDir; 2], LabIndex, PathBuf, PathBuf) {
         let data = tempfile::tempdir().unwrap();
         let index = LabIndex {
             dir: data.path().join("tartlab"),
@@ -197,6 +198,12 @@ mod tests {
         std::fs::write(&two, "").unwrap();
         index.record("a", &one).unwrap();
         index.record("b", &two).unwrap();
+        ([data, labs], index, one, two)
+    }
+
+    #[test]
+    fn labs_are_recorded_once_each_and_only_forgotten_when_asked() {
+        let (_dirs, index, one, two) = two_labs_recorded();
         index.record("a", &one).unwrap();
         let count = || index.entries().unwrap().0.len();
         assert_eq!(count(), 2);
@@ -210,16 +217,7 @@ mod tests {
 
     #[test]
     fn an_index_cut_short_is_moved_aside_with_a_warning_never_overwritten() {
-        let data = tempfile::tempdir().unwrap();
-        let index = LabIndex {
-            dir: data.path().join("tartlab"),
-        };
-        let labs = tempfile::tempdir().unwrap();
-        let (one, two) = (labs.path().join("a.yaml"), labs.path().join("b.yaml"));
-        std::fs::write(&one, "").unwrap();
-        std::fs::write(&two, "").unwrap();
-        index.record("a", &one).unwrap();
-        index.record("b", &two).unwrap();
+        let (_dirs, index, one, _) = two_labs_recorded();
         let whole = std::fs::read(index.path()).unwrap();
         std::fs::write(index.path(), &whole[..whole.len() / 2]).unwrap();
         let warning = index.record("c", &one).unwrap().expect("a warning");
