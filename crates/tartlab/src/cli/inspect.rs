@@ -254,6 +254,9 @@ pub fn plan(args: &FileArgs) -> Result<Exit> {
         lab.name(),
         lab.nodes.len()
     ));
+    if let Some(note) = lab.kept_names_note() {
+        out(&note);
+    }
     out(&plan_table(&snapshot, &summaries, &orphans));
     Ok(Exit::Ok)
 }

@@ -274,6 +274,12 @@ fn bring_up_once(
             Some(&engine.dir().events_path()),
         );
         reporter.run_started(verb, &shown);
+        if let Some(note) = (verb == "up")
+            .then(|| engine.kept_names_note_once())
+            .flatten()
+        {
+            reporter.info(Stage::Check, &note);
+        }
         if !remove_orphans {
             for vm in &orphans {
                 reporter.warning(Some(vm), Stage::Check, &format!("{vm} is an orphan: this lab created it and the lab file no longer declares it; it is kept (`tartlab up --remove-orphans` or `tartlab down {vm}` deletes it)"));
@@ -367,12 +373,14 @@ pub fn restart(args: &NodesArgs) -> Result<Exit> {
 /// declared node by name, `cluster=`, `role=`, `all`, or an orphan by its name).
 fn select_owned(nodes: &[Node], state: &State, selectors: &[String]) -> Result<Vec<String>> {
     let orphans = crate::engine::plan::orphans(nodes, state);
+    // A selector that is an orphan's own name picks that orphan alone, as a node's does.
     let matches = |selector: &str, vm: &str| {
         selector == "all"
             || orphans.iter().any(|o| o == vm && o == selector)
-            || nodes
-                .iter()
-                .any(|n| n.vm_name == vm && lab::selects(selector, n))
+            || (!orphans.iter().any(|o| o == selector)
+                && nodes
+                    .iter()
+                    .any(|n| n.vm_name == vm && lab::picks(selector, n, nodes)))
     };
     for selector in selectors {
         let known = selector == "all"

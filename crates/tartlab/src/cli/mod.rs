@@ -224,7 +224,7 @@ pub(crate) fn select(nodes: &[Node], selectors: &[String]) -> Result<Vec<String>
     }
     Ok(nodes
         .iter()
-        .filter(|n| selectors.is_empty() || selectors.iter().any(|s| lab::selects(s, n)))
+        .filter(|n| selectors.is_empty() || selectors.iter().any(|s| lab::picks(s, n, nodes)))
         .map(|n| n.vm_name.clone())
         .collect())
 }
@@ -368,12 +368,13 @@ pub(crate) struct LabSnapshot {
 
 impl LabSnapshot {
     pub(crate) fn open(args: &FileArgs) -> Result<LabSnapshot> {
-        let lab = open_lab(args, false)?;
+        let mut lab = open_lab(args, false)?;
         let dir = StateDir::beside(&lab.source.path);
         dir.check().map_err(|e| Error::fatal(e, ""))?;
         let state = dir
             .read_state(lab.name())
             .map_err(|e| Error::fatal(e, ""))?;
+        lab.keep_owned_names(|vm| state.knows(vm));
         Ok(LabSnapshot { lab, dir, state })
     }
 

@@ -306,10 +306,7 @@ fn output_value(
     key: &str,
 ) -> Result<String, NoValue> {
     let source = match scope {
-        Some(Scope::Node) => lab
-            .nodes
-            .iter()
-            .find(|n| n.vm_name == target || n.hostname == target),
+        Some(Scope::Node) => crate::lab::named(&lab.nodes, target),
         Some(Scope::Cluster) => lab
             .nodes
             .iter()

@@ -167,7 +167,7 @@ pub struct Engine {
 impl Engine {
     /// Reads the state and the provider's inventory; makes the lab key on first use.
     pub async fn open(
-        lab: Lab,
+        mut lab: Lab,
         dir: StateDir,
         lock: Option<LabLock>,
         provider: Arc<dyn Provider>,
@@ -176,6 +176,7 @@ impl Engine {
         let state = dir
             .read_state(lab.name())
             .map_err(|e| Error::fatal(e, ""))?;
+        lab.keep_owned_names(|vm| state.knows(vm));
         let inventory = read_inventory(provider.as_ref()).await?;
         let key = dir
             .lab_key()
@@ -234,6 +235,17 @@ impl Engine {
     /// user said yes on a terminal).
     pub fn allow_recreate(&mut self) {
         self.options.recreate = true;
+    }
+
+    /// The line that says which VMs keep the names an older tartlab gave them, the first
+    /// time (the state records that it was said, with the rest of this command's changes).
+    pub fn kept_names_note_once(&mut self) -> Option<String> {
+        if self.state.kept_names_noted {
+            return None;
+        }
+        let note = self.lab.kept_names_note()?;
+        self.state.kept_names_noted = true;
+        Some(note)
     }
 
     pub fn orphans(&self) -> Vec<String> {

@@ -196,6 +196,9 @@ fn expand_node(
     } else {
         "defaults.cloud_init".to_string()
     };
+    let declared = format!("{}-{}", cluster.name, node.name);
+    let declared_before = nodes.iter().any(|n| n.naming.declared == declared);
+    let mut said_twice = false;
     for mut expanded in node::expand(prefix, &file.defaults, cluster, node) {
         // The lab's own Orchard labels go under the cluster's and the node's.
         if let super::model::ProviderChoice::Orchard(orchard) = &file.provider {
@@ -215,11 +218,24 @@ fn expand_node(
             c.error(
                 Here::Value(at(path, "name")),
                 format!("two nodes would be named `{vm_name}`"),
-                "rename one of them; names are <cluster>-<node>[-<i>]",
+                "rename one of them; names are <cluster>-<node>, and <cluster>-<node>-<i> for a node with `count`",
             );
+            said_twice = true;
         }
         nodes.push(expanded);
         check_cloud_init(c, file, nodes.last(), &defined_at);
+    }
+    // `worker` with `count` and `worker` without share no VM name, but a selector
+    // `<cluster>-worker` would mean both.
+    if declared_before && !said_twice {
+        c.error(
+            Here::Value(at(path, "name")),
+            format!(
+                "cluster `{}` declares node `{}` twice",
+                cluster.name, node.name
+            ),
+            "rename one of them; a selector `<cluster>-<node>` picks every VM of the node of that name",
+        );
     }
 }
 

@@ -117,6 +117,7 @@ mod tests {
             },
             cloud_init: None,
             placement: Default::default(),
+            naming: Default::default(),
         }
     }
 

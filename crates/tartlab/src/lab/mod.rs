@@ -31,9 +31,9 @@ use model::LabFile;
 pub use model::Login;
 pub use names::check_snapshot_name;
 pub use network::NetworkMode;
-pub use node::Node;
+pub use node::{named, Node};
 pub use reference::{output_references, OutputReference, Scope};
-pub use selector::selects;
+pub use selector::{picks, selects};
 pub use structure::{closest, schema};
 pub use users::authorized_key_text;
 
@@ -129,8 +129,54 @@ impl Lab {
         }
     }
 
+    /// The node of this VM name (or host name, or the rule's name of a VM that keeps an
+    /// older one: `Node::is_named`).
     pub fn node(&self, vm: &str) -> Option<&Node> {
-        self.nodes.iter().find(|n| n.vm_name == vm)
+        self.nodes
+            .iter()
+            .find(|n| n.vm_name == vm)
+            .or_else(|| self.nodes.iter().find(|n| n.is_named(vm)))
+    }
+
+    /// Gives the first VM of each node with `count` the names an older tartlab gave it
+    /// (`<cluster>-<node>`, at `count: 1`) when the lab owns a VM by that name and none by
+    /// the rule's, so that an upgrade renames and recreates nothing (docs/LAB-FILE.md, "Names
+    /// and `count`"). `owns` says whether the lab's state knows a VM of that name.
+    pub fn keep_owned_names(&mut self, owns: impl Fn(&str) -> bool) {
+        let taken: std::collections::HashSet<String> =
+            self.nodes.iter().map(|n| n.vm_name.clone()).collect();
+        for node in &mut self.nodes {
+            let Some(older) = node.older_names() else {
+                continue;
+            };
+            if !owns(&node.vm_name) && owns(&older.0) && !taken.contains(&older.0) {
+                node.keep_names(older);
+            }
+        }
+    }
+
+    /// The line `plan` and `up` show while some VM keeps a name an older tartlab gave it:
+    /// which, the rule's name, and how to move to it.
+    pub fn kept_names_note(&self) -> Option<String> {
+        let kept: Vec<(&str, &str)> = self
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n.vm_name.as_str(), n.naming.rule.as_ref()?.0.as_str())))
+            .collect();
+        let (first, first_rule) = *kept.first()?;
+        let list: Vec<String> = kept
+            .iter()
+            .map(|(vm, rule)| format!("{vm} (by the rule {rule})"))
+            .collect();
+        let (verb, what) = if kept.len() == 1 {
+            ("keeps", "the name it was made with")
+        } else {
+            ("keep", "the names they were made with")
+        };
+        Some(format!(
+            "node names: a node with `count` is numbered at any count now (`-1` to `-N`), for the VMs made from now on; {} {verb} {what}, so nothing is renamed or recreated (`tartlab down {first}` then `tartlab up` makes it anew as {first_rule}; docs/LAB-FILE.md, \"Names and `count`\")",
+            list.join(", ")
+        ))
     }
 }
 

@@ -395,7 +395,8 @@ pub struct NodeSpec {
     /// name it: lower-case letters, digits and `-`, as a node's name. Default: its name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
-    /// How many alike nodes, 1 to 100. Default: 1.
+    /// How many alike nodes, 1 to 100, named `<cluster>-<node>-1` to `-<count>` at any count.
+    /// Default: one node, `<cluster>-<node>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub count: Option<u32>,

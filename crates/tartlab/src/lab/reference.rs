@@ -98,10 +98,7 @@ pub(super) fn check_reference(
 
 /// The node a `node.NAME` reference names, by VM or host name.
 fn named_node<'n>(reference: &OutputReference, nodes: &'n [Node]) -> Result<&'n Node, Problem> {
-    if let Some(node) = nodes
-        .iter()
-        .find(|n| n.vm_name == reference.target || n.hostname == reference.target)
-    {
+    if let Some(node) = super::node::named(nodes, &reference.target) {
         return Ok(node);
     }
     let suffix = format!("-{}", reference.target);
@@ -118,7 +115,7 @@ fn named_node<'n>(reference: &OutputReference, nodes: &'n [Node]) -> Result<&'n 
     Err((
         message,
         format!(
-            "nodes are named <cluster>-<node>; this lab's are: {}",
+            "nodes are named <cluster>-<node>, or <cluster>-<node>-<i> for a node with `count`; this lab's are: {}",
             names.join(", ")
         ),
     ))

@@ -5,18 +5,38 @@ use super::checker::{at, Checker, Here};
 use super::node::Node;
 use super::structure::closest;
 
-/// Whether a selector matches a node: `all`; a VM name; `cluster=NAME`; `role=NAME`. Each
-/// name may be a list (`cluster=dev,stg`, `dev-master,stg-master`) and a glob (`dev-*`,
-/// `role=work?r`).
+/// Whether a selector matches a node: `all`; a VM name (or host name, or `<cluster>-<node>`
+/// for every VM a node with `count` makes, or the rule's name of a VM that keeps an older
+/// one); `cluster=NAME`; `role=NAME`. Each name may be a list (`cluster=dev,stg`,
+/// `dev-master,stg-master`) and a glob (`dev-*`, `role=work?r`).
 pub fn selects(selector: &str, node: &Node) -> bool {
     let any = |names: &str, value: &str| names.split(',').any(|n| glob(n.trim(), value));
     match selector.split_once('=') {
         None if selector == "all" => true,
-        None => any(selector, &node.vm_name) || any(selector, &node.hostname),
+        None => {
+            any(selector, &node.vm_name)
+                || any(selector, &node.hostname)
+                || any(selector, &node.naming.declared)
+                || node
+                    .naming
+                    .rule
+                    .as_ref()
+                    .is_some_and(|(vm, host)| any(selector, vm) || any(selector, host))
+        }
         Some(("cluster", names)) => any(names, &node.cluster),
         Some(("role", names)) => any(names, &node.role),
         Some(_) => false,
     }
+}
+
+/// `selects`, for a selector typed on the command line: one that is a node's own name (VM or
+/// host name) picks that node alone, never the other VMs of a node declared under that name
+/// (`stg-worker` while `stg-worker` keeps an older name beside `stg-worker-2`).
+pub fn picks(selector: &str, node: &Node, nodes: &[Node]) -> bool {
+    if nodes.iter().any(|n| n.is_named(selector)) {
+        return node.is_named(selector);
+    }
+    selects(selector, node)
 }
 
 /// Shell-style wildcard matching: `*` any run of characters, `?` one.
@@ -111,6 +131,7 @@ mod tests {
             },
             cloud_init: None,
             placement: Default::default(),
+            naming: Default::default(),
         };
         let master = node("stg-master", "stg", "master");
         assert!(selects("cluster=dev,stg", &master));

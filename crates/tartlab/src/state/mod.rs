@@ -105,6 +105,9 @@ pub struct State {
     /// A snapshot save or restore under way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<Journal>,
+    /// `up` has said once that some VMs keep the names an older tartlab gave them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub kept_names_noted: bool,
 }
 
 impl State {
@@ -116,7 +119,14 @@ impl State {
             vms: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             journal: None,
+            kept_names_noted: false,
         }
+    }
+
+    /// Whether the lab knows a VM by this name: one it owns, or a node of one of its
+    /// snapshots (which a restore brings back under that name).
+    pub fn knows(&self, vm: &str) -> bool {
+        self.vms.contains_key(vm) || self.snapshots.values().any(|s| s.nodes.contains_key(vm))
     }
 }
 
