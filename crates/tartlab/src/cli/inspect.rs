@@ -95,7 +95,8 @@ fn state_word(presence: Presence) -> &'static str {
 }
 
 pub fn status(args: &FileArgs) -> Result<Exit> {
-    let LabSnapshot { lab, state, .. } = LabSnapshot::open(args)?;
+    let LabSnapshot { lab, dir, state } = LabSnapshot::open(args)?;
+    let unsettled = super::snapshot::unsettled(&dir, &state);
     let (_, inventory) = inventory(&lab)?;
     let mut rows = Vec::new();
     for node in &lab.nodes {
@@ -136,7 +137,10 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
         });
     }
     if args.json {
-        out(&serde_json::json!({ "lab": lab.name(), "nodes": rows }).to_string());
+        out(
+            &serde_json::json!({ "lab": lab.name(), "nodes": rows, "unsettled": unsettled })
+                .to_string(),
+        );
         return Ok(Exit::Ok);
     }
     // A host column only where the provider has several hosts.
@@ -173,6 +177,9 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
     out(&ui::table(&titles, &table));
     if !orphans.is_empty() {
         out(ORPHAN_NOTE);
+    }
+    if let Some(u) = unsettled {
+        eprintln!("note: {}", u.words);
     }
     Ok(Exit::Ok)
 }

@@ -1,12 +1,14 @@
 //! `tartlab snapshot save | list | restore | delete`: whole-lab snapshots (the engine's
 //! `snapshots/` does the work). The changing ones hold the lab lock as `up` does; `list`
-//! reads the state and one inventory, without it.
+//! reads the state and one inventory, without it; it and `status` say when a save or a
+//! restore is at work or was cut short, and what settles it.
 
 use super::lifecycle::{interruptible, open_engine, recap};
 use super::{block_on, out, select, FileArgs, LabSnapshot};
 use crate::engine::snapshots;
 use crate::engine::Options;
 use crate::error::{Error, Exit, Result};
+use crate::state::{JournalOp, State, StateDir};
 use crate::ui::{self, Mode};
 
 #[derive(clap::Args, Debug)]
@@ -172,13 +174,63 @@ fn delete(args: &NameArgs) -> Result<Exit> {
     })
 }
 
+/// A save or restore the state's journal says has begun and not ended, as the read-only
+/// commands report it: at work now (the lab lock's holder is alive), or cut short, and what
+/// the next changing command does about it.
+#[derive(Debug, serde::Serialize)]
+pub(super) struct Unsettled {
+    pub op: &'static str,
+    pub snapshot: String,
+    pub nodes: Vec<String>,
+    /// The pid of the tartlab at work on it, when one is.
+    pub pid: Option<i32>,
+    #[serde(skip)]
+    pub words: String,
+}
+
+pub(super) fn unsettled(dir: &StateDir, state: &State) -> Option<Unsettled> {
+    let journal = state.journal.as_ref()?;
+    let op = match journal.op {
+        JournalOp::Save => "save",
+        JournalOp::Restore => "restore",
+    };
+    let command = format!("`tartlab snapshot {op} {}`", journal.snapshot);
+    let nodes = journal.nodes.join(", ");
+    let pid = super::Busy::now(dir).map(|b| b.pid);
+    let words = match (pid, journal.op) {
+        (Some(pid), _) => {
+            format!("{command} (pid {pid}) is at work on {nodes}; what is shown here may change as it ends")
+        }
+        (None, JournalOp::Save) => format!(
+            "{command} was cut short on {nodes}; the next `tartlab up` or snapshot command finishes it if the snapshot is whole, or else undoes it (the lab's snapshots as before), and starts again the nodes it stopped"
+        ),
+        (None, JournalOp::Restore) => format!(
+            "{command} was cut short on {nodes}; the next `tartlab up` or snapshot command finishes it (the snapshot is intact)"
+        ),
+    };
+    Some(Unsettled {
+        op,
+        snapshot: journal.snapshot.clone(),
+        nodes: journal.nodes.clone(),
+        pid,
+        words,
+    })
+}
+
 fn list(args: &FileArgs) -> Result<Exit> {
-    let LabSnapshot { lab, state, .. } = LabSnapshot::open(args)?;
+    let LabSnapshot { lab, dir, state } = LabSnapshot::open(args)?;
     let (_, inventory) = super::inspect::inventory(&lab)?;
     let rows = snapshots::rows(&state, &inventory, &snapshots::lab_hash(&lab));
+    let unsettled = unsettled(&dir, &state);
     if args.json {
-        out(&serde_json::json!({ "lab": lab.name(), "snapshots": rows }).to_string());
+        out(
+            &serde_json::json!({ "lab": lab.name(), "snapshots": rows, "unsettled": unsettled })
+                .to_string(),
+        );
         return Ok(Exit::Ok);
+    }
+    if let Some(u) = &unsettled {
+        eprintln!("note: {}", u.words);
     }
     if rows.is_empty() {
         eprintln!("the lab has no snapshots; `tartlab snapshot save NAME` makes one");

@@ -352,6 +352,10 @@ impl Lab {
                 return from + i;
             }
             if let Some(status) = child.try_wait().unwrap() {
+                // It may have written the event and ended since the look above.
+                if let Some(i) = self.events().iter().skip(from).position(&wanted) {
+                    return from + i;
+                }
                 panic!(
                     "the command ended ({status}) before {what}; events: {:#?}",
                     self.events()
