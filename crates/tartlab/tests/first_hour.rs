@@ -1,7 +1,8 @@
 //! The first hour of a new user (issue 28), through the binary against tart-sim: `exec` in
 //! the shape of `ssh NODE COMMAND`, stdin that reaches the command, root by the login user's
 //! sudo for `ssh`, `exec` and `cp`, `exec` while an `up` holds the lab, `cp` to and from
-//! several nodes, and a local tree that cannot be copied found before anything is sent.
+//! several nodes, a local tree that cannot be copied found before anything is sent, and an
+//! image reference tart could not read refused where it goes wrong.
 
 mod common;
 
@@ -29,6 +30,36 @@ fn outputs(out: &Out) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+#[test]
+fn validate_points_at_the_character_where_an_image_reference_goes_wrong() {
+    let lab = Lab::new("lab: first\nclusters:\n  - name: dev\n    nodes:\n      - { name: a, image: \"ghcr.io/cirruslabs/ubuntu:24..04\" }\n");
+    let out = lab.tartlab(&["validate"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: `ghcr.io/cirruslabs/ubuntu:24..04` is not an image reference"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("--> tartlab.yaml:5:57"),
+        "{}",
+        out.stderr
+    );
+    // Refused before anything changes: `up` pulls, clones and records nothing.
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 2, "{}", up.stderr);
+    assert!(up.stderr.contains("--> tartlab.yaml:5:57"), "{}", up.stderr);
+    assert!(
+        lab.calls()
+            .iter()
+            .all(|c| !c.starts_with("pull ") && !c.starts_with("clone ")),
+        "{:?}",
+        lab.calls()
+    );
+    assert!(!lab.lab.join(".tartlab/state.json").exists());
 }
 
 #[test]
