@@ -172,10 +172,7 @@ pub fn pull(home: &Home, name: &RemoteName, explicit: bool) -> Result<PathBuf, F
     let _lock = lock_host(&host_dir, &out)?;
     out("pulling manifest...");
     let Some(image) = name.image() else {
-        return Err(Failure::prefixed(format!(
-            "unexpected HTTP status code 404 while pulling manifest: {{\"errors\":[{{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\",\"detail\":\"{}\"}}]}}",
-            display_name(name)
-        )));
+        return Err(manifest_unknown());
     };
     let digest = digest_of(image);
     let repo_dir = name.repo_dir(home);
@@ -216,6 +213,19 @@ pub fn pull(home: &Home, name: &RemoteName, explicit: bool) -> Result<PathBuf, F
         let _ = fs::write(digest_dir.join(".explicitly-pulled"), b"");
     }
     Ok(digest_dir)
+}
+
+/// What tart says when the registry has no such manifest (tag or digest): the registry's
+/// 404 body inside tart's `RegistryError.UnexpectedHTTPStatusCode`, which has no description,
+/// so swift-argument-parser prints the value as Swift writes it (`Error: ` first, the body's
+/// quotes escaped), exit 1 (reference section 0.1; tart's `OCI/Registry.swift`). Nothing is
+/// retried: only URL errors are.
+fn manifest_unknown() -> Failure {
+    let body = r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#;
+    Failure::prefixed(format!(
+        "UnexpectedHTTPStatusCode(when: \"pulling manifest\", code: 404, details: \"{}\")",
+        body.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
 }
 
 fn display_name(name: &RemoteName) -> String {

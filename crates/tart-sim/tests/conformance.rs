@@ -238,6 +238,29 @@ fn pull_prints_tart_progress_then_reports_the_cache_hit() {
     );
 }
 
+/// A tag the registry does not have: tart prints the registry's 404 as Swift writes the
+/// `RegistryError` value (it has no description), exit 1, whether `pull` or `clone` pulls.
+#[test]
+fn a_missing_image_is_the_registry_s_404_as_tart_prints_it() {
+    require_root();
+    let sim = Sim::new();
+    let stderr = r#"Error: UnexpectedHTTPStatusCode(when: "pulling manifest", code: 404, details: "{\"errors\":[{\"code\":\"MANIFEST_UNKNOWN\",\"message\":\"manifest unknown\"}]}")
+"#;
+    let image = "ghcr.io/cirruslabs/ubuntu:24.4";
+    let pulled = sim.tart(&["pull", image]);
+    assert_eq!(pulled.code, 1);
+    assert_eq!(pulled.stderr, stderr);
+    assert_eq!(
+        pulled.stdout,
+        format!("pulling {image}...\npulling manifest...\n")
+    );
+    let cloned = sim.tart(&["clone", image, "vm"]);
+    assert_eq!(cloned.code, 1);
+    assert_eq!(cloned.stderr, stderr);
+    assert_eq!(cloned.stdout, "pulling manifest...\n");
+    assert_eq!(sim.ok(&["list", "--quiet"]), "", "nothing was made");
+}
+
 #[test]
 fn list_shows_local_then_oci_entries_with_tart_columns_and_json() {
     require_root();

@@ -9,8 +9,7 @@ use crate::lab::Diagnostic;
 pub enum Exit {
     /// Everything asked for was done.
     Ok = 0,
-    /// Every node failed, or something failed before any node (lock held, tart missing, an
-    /// image that cannot be pulled).
+    /// Every node failed, or something failed before any node (lock held, tart missing).
     Failed = 1,
     /// Bad usage or an invalid lab file; nothing was changed.
     Invalid = 2,

@@ -1,7 +1,9 @@
 //! The first hour of a new user (issue 28), through the binary against tart-sim: `exec` in
 //! the shape of `ssh NODE COMMAND`, stdin that reaches the command, root by the login user's
 //! sudo for `ssh`, `exec` and `cp`, `exec` while an `up` holds the lab, `cp` to and from
-//! several nodes, and a local tree that cannot be copied found before anything is sent.
+//! several nodes, a local tree that cannot be copied found before anything is sent, an image
+//! reference tart could not read refused where it goes wrong, and an image that cannot be
+//! pulled failing only its own nodes.
 
 mod common;
 
@@ -29,6 +31,105 @@ fn outputs(out: &Out) -> Vec<(String, String)> {
             )
         })
         .collect()
+}
+
+/// Finding 5: two nodes on a good image and one on a tag the registry does not have.
+const ONE_BAD_IMAGE: &str = "lab: first\nclusters:\n  - name: dev\n    nodes:\n      - { name: a }\n      - { name: b }\n      - name: bad\n        image: ghcr.io/cirruslabs/ubuntu:24.4\n";
+
+#[test]
+fn an_image_that_cannot_be_pulled_fails_only_its_nodes_and_says_where_and_why() {
+    let lab = Lab::new(ONE_BAD_IMAGE);
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 3, "partial: {}\n{}", up.stdout, up.stderr);
+    for vm in ["dev-a", "dev-b"] {
+        assert_eq!(
+            lab.ssh(vm, "hostname").stdout,
+            format!("{vm}\n"),
+            "{}",
+            up.stderr
+        );
+    }
+    // The node, the image, where the lab file gives it, and what the registry said.
+    let failure = up
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: dev-bad failed at stage `pull`: "))
+        .unwrap_or_else(|| panic!("no failure of dev-bad at pull:\n{}", up.stderr));
+    for said in [
+        "`ghcr.io/cirruslabs/ubuntu:24.4`",
+        "(tartlab.yaml:8:16)",
+        "the registry answered HTTP 404 while pulling manifest: MANIFEST_UNKNOWN: manifest unknown",
+    ] {
+        assert!(failure.contains(said), "{said} in {failure}");
+    }
+    assert!(
+        up.stderr
+            .contains("hint: fix `image:` at tartlab.yaml:8:16"),
+        "{}",
+        up.stderr
+    );
+    let row = up
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("dev-bad "))
+        .unwrap();
+    assert!(
+        row.contains("failed") && row.ends_with("at pull"),
+        "{}",
+        up.stdout
+    );
+    assert!(
+        up.stdout.contains("up: 2 of 3 nodes ok, 1 failed"),
+        "{}",
+        up.stdout
+    );
+    let made: Vec<String> = lab.vms().into_iter().map(|(vm, _)| vm).collect();
+    assert_eq!(made, ["dev-a", "dev-b"]);
+    // The image pulled once each, the missing one too.
+    let pulls: Vec<String> = lab
+        .calls()
+        .into_iter()
+        .filter(|c| c.starts_with("pull "))
+        .collect();
+    assert_eq!(pulls.len(), 2, "{pulls:?}");
+    // With the tag fixed, the next `up` makes the node and leaves the others running.
+    lab.write(
+        "tartlab.yaml",
+        &ONE_BAD_IMAGE.replace("ubuntu:24.4", "ubuntu:24.04"),
+    );
+    lab.up_all_ok(3);
+    assert_eq!(lab.ssh("dev-bad", "hostname").stdout, "dev-bad\n");
+    assert_eq!((lab.boots("dev-a"), lab.boots("dev-b")), (1, 1));
+}
+
+#[test]
+fn validate_points_at_the_character_where_an_image_reference_goes_wrong() {
+    let lab = Lab::new("lab: first\nclusters:\n  - name: dev\n    nodes:\n      - { name: a, image: \"ghcr.io/cirruslabs/ubuntu:24..04\" }\n");
+    let out = lab.tartlab(&["validate"]);
+    assert_eq!(out.code, 2, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stderr
+            .contains("error: `ghcr.io/cirruslabs/ubuntu:24..04` is not an image reference"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("--> tartlab.yaml:5:57"),
+        "{}",
+        out.stderr
+    );
+    // Refused before anything changes: `up` pulls, clones and records nothing.
+    let up = lab.tartlab(&["up"]);
+    assert_eq!(up.code, 2, "{}", up.stderr);
+    assert!(up.stderr.contains("--> tartlab.yaml:5:57"), "{}", up.stderr);
+    assert!(
+        lab.calls()
+            .iter()
+            .all(|c| !c.starts_with("pull ") && !c.starts_with("clone ")),
+        "{:?}",
+        lab.calls()
+    );
+    assert!(!lab.lab.join(".tartlab/state.json").exists());
 }
 
 #[test]

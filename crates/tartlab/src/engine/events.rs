@@ -291,6 +291,20 @@ impl Reporter {
         });
     }
 
+    /// A pull that failed: what the registry (or tart) said, for the lab's line.
+    pub fn pull_failed(&self, image: &str, why: &str) {
+        self.send(Event {
+            node: None,
+            stage: Stage::Pull,
+            status: Status::Failed,
+            message: format!("{image}: {why}"),
+            detail: Some(Detail::Pull {
+                image: image.to_string(),
+                percent: None,
+            }),
+        });
+    }
+
     /// A node's address is known.
     pub fn address(&self, node: &str, address: &str) {
         self.send(Event {

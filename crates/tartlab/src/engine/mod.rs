@@ -10,6 +10,7 @@ pub mod inputs;
 pub mod operations;
 mod options;
 pub mod plan;
+mod pull;
 pub mod remote;
 mod report;
 pub mod requirements;
@@ -283,13 +284,15 @@ impl Engine {
         })
     }
 
-    /// Makes the images the plans need available, then re-reads the inventory (for their
-    /// disk sizes) and plans again.
+    /// Makes the images the plans need available, each pulled once, all at once; then
+    /// re-reads the inventory (for their disk sizes) and plans again. A node whose image
+    /// cannot be pulled is blocked, its failure saying why and where the lab file gives the
+    /// image; the other nodes go on.
     async fn fetch_images(
         &mut self,
         plans: Vec<NodePlan>,
         selected: &[String],
-        reporter: &Reporter,
+        reporter: &Arc<Reporter>,
     ) -> Result<Vec<NodePlan>, Error> {
         let images = plan::images_to_fetch(
             &self.provider.capabilities(),
@@ -300,17 +303,11 @@ impl Engine {
         if images.is_empty() {
             return Ok(plans);
         }
-        for image in &images {
-            reporter.pull(image, None, false);
-            let progress = |p: u32| reporter.pull(image, Some(p), false);
-            self.provider
-                .fetch_image(image, &progress)
-                .await
-                .map_err(|e| Error::fatal(e.message, e.hint))?;
-            reporter.pull(image, None, true);
-        }
+        let unavailable = pull::each(&self.provider, reporter, images).await;
         self.inventory = read_inventory(self.provider.as_ref()).await?;
-        Ok(self.plan(selected))
+        let mut plans = self.plan(selected);
+        pull::block_unavailable(&self.lab, &mut plans, &unavailable);
+        Ok(plans)
     }
 
     /// Refuses, before anything is made or changed, what the lab file asks for and the

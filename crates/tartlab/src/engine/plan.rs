@@ -63,6 +63,13 @@ pub enum Blocker {
     /// The change needs the VM made again, because the provider cannot apply it in place
     /// (`--recreate` does it).
     NeedsRecreate { why: String },
+    /// Its image could not be pulled: `why` in the registry's (or tart's) words, `given_at`
+    /// where the lab file gives the image (`file:line:column`), if it does.
+    ImageUnavailable {
+        image: String,
+        given_at: Option<String>,
+        why: String,
+    },
 }
 
 impl Blocker {
@@ -86,6 +93,19 @@ impl Blocker {
                 format!("{vm}: {why}"),
                 format!("`tartlab up --recreate {vm}` deletes it and makes it anew (its disk is lost, provisioning runs again)"),
             ),
+            Blocker::ImageUnavailable { image, given_at, why } => {
+                let (at, fix) = match given_at {
+                    Some(at) => (format!(" ({at})"), format!("fix `image:` at {at}")),
+                    None => (
+                        " (tartlab's default: the lab file gives none)".to_string(),
+                        "give the node an `image:`".to_string(),
+                    ),
+                };
+                (
+                    format!("cannot pull its image `{image}`{at}: {why}"),
+                    format!("{fix}, or if the name is right check the network and the registry's credentials (`tart pull {image}` tries it alone); then `tartlab up` makes {vm}, leaving the other nodes as they are"),
+                )
+            }
         }
     }
 
@@ -109,6 +129,7 @@ impl Blocker {
             Blocker::DiskTooSmall(problem) => format!("blocked: {problem}"),
             Blocker::NotCreated => "blocked: not created (`tartlab up` creates it)".into(),
             Blocker::NeedsRecreate { why } => format!("blocked: {why} (--recreate)"),
+            Blocker::ImageUnavailable { image, .. } => format!("blocked: cannot pull {image}"),
         }
     }
 }

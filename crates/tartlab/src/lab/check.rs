@@ -199,7 +199,26 @@ fn expand_node(
     let declared = format!("{}-{}", cluster.name, node.name);
     let declared_before = nodes.iter().any(|n| n.naming.declared == declared);
     let mut said_twice = false;
+    let image_path = if node.image.is_some() {
+        Some(at(path, "image"))
+    } else if cluster.image.is_some() {
+        Some(at(cluster_path, "image"))
+    } else {
+        file.defaults
+            .image
+            .as_ref()
+            .map(|_| "defaults.image".to_string())
+    };
     for mut expanded in node::expand(prefix, &file.defaults, cluster, node) {
+        // Where the file gives the image, for a failed pull to point at (found by its text
+        // in JSON read without places).
+        expanded.image_at = image_path.as_ref().and_then(|p| {
+            c.reading
+                .spots
+                .value(p)
+                .map(|s| (s.line, s.column))
+                .or_else(|| c.source.find("image", &expanded.image, 0))
+        });
         // The lab's own Orchard labels go under the cluster's and the node's.
         if let super::model::ProviderChoice::Orchard(orchard) = &file.provider {
             let mut labels = orchard.labels.clone();

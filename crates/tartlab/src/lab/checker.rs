@@ -54,6 +54,36 @@ impl<'a> Checker<'a> {
         self.problems.push(problem);
     }
 
+    /// A problem at character `offset` of the string `value` at `path`: the caret goes
+    /// there when the value is written as it is (plain or in quotes, on its line), else at the
+    /// value's start (an escape or a folded line moves the characters).
+    pub(super) fn error_within(
+        &mut self,
+        path: &str,
+        (value, offset): (&str, usize),
+        message: String,
+        help: &str,
+    ) {
+        let Some(spot) = self.reading.spots.value(path) else {
+            return self.error(Here::Value(path.to_string()), message, help);
+        };
+        let line = self.source.text.lines().nth(spot.line.saturating_sub(1));
+        let from: String = line
+            .unwrap_or("")
+            .chars()
+            .skip(spot.column.saturating_sub(1))
+            .collect();
+        let column = if from.starts_with(value) {
+            spot.column + offset
+        } else if from.starts_with(['"', '\'']) && from[1..].starts_with(value) {
+            spot.column + 1 + offset
+        } else {
+            spot.column
+        };
+        let problem = self.source.at_line(spot.line, column, &message, help);
+        self.problems.push(problem);
+    }
+
     /// A problem about something missing, reported only when the whole file was read.
     pub(super) fn absent(&mut self, here: Here, message: String, help: &str) {
         if !self.reading.partial {

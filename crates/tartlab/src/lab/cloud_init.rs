@@ -107,6 +107,7 @@ mod tests {
             cluster: "dev".into(),
             role: "master".into(),
             image: String::new(),
+            image_at: None,
             cpu: 1,
             memory: 256,
             disk: None,

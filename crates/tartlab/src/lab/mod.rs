@@ -6,6 +6,7 @@ mod check;
 mod checker;
 pub mod cloud_init;
 mod diagnostic;
+mod image;
 pub mod input;
 pub mod model;
 mod names;

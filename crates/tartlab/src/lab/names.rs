@@ -1,5 +1,5 @@
-//! Names and ranges: what a lab, cluster, node, role, user or variable may be called, what
-//! an image reference looks like, and the ranges of a VM's resources and of the lab's size.
+//! Names and ranges: what a lab, cluster, node, role, user or variable may be called (an
+//! image reference: `image.rs`), and the ranges of a VM's resources and of the lab's size.
 
 use super::checker::{at, Checker, Here};
 use super::model::LabFile;
@@ -46,43 +46,6 @@ pub(super) fn is_user_name(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-/// `host[:port]/namespace[:tag|@sha256:<64 hex>]`, or a local VM name.
-pub fn is_image_reference(s: &str) -> bool {
-    let Some((host, rest)) = s.split_once('/') else {
-        return is_label(s);
-    };
-    let (path, reference) = match rest.split_once('@') {
-        Some((p, d)) => (p, Some(d)),
-        None => (rest, None),
-    };
-    let (path, tag) = match (reference, path.rsplit_once(':')) {
-        (None, Some((p, t))) => (p, Some(t)),
-        _ => (path, None),
-    };
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ".-:".contains(c));
-    let path_ok = !path.is_empty()
-        && path.split('/').all(|part| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
-        });
-    let tag_ok = tag.is_none_or(|t| {
-        !t.is_empty()
-            && t.len() <= 128
-            && t.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-    });
-    let digest_ok = reference.is_none_or(|d| {
-        d.strip_prefix("sha256:")
-            .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
-    });
-    host_ok && path_ok && tag_ok && digest_ok
-}
-
 /// The settings `defaults`, a cluster or a node may give.
 pub(super) struct Resources<'a> {
     pub(super) image: &'a Option<String>,
@@ -94,8 +57,17 @@ pub(super) struct Resources<'a> {
 
 pub(super) fn check_resources(c: &mut Checker, path: &str, given: &Resources) {
     if let Some(image) = given.image {
-        if !is_image_reference(image) {
-            c.error(Here::Value(at(path, "image")), format!("`{image}` is not an image reference"), "write host/namespace[:tag], e.g. ghcr.io/cirruslabs/ubuntu:latest, or a local VM name");
+        if let Err(wrong) = super::image::check(image) {
+            c.error_within(
+                &at(path, "image"),
+                (image, wrong.at),
+                format!(
+                    "`{image}` is not an image reference: {} (character {})",
+                    wrong.why,
+                    wrong.at + 1
+                ),
+                "write host/namespace[:tag] as tart reads it, e.g. ghcr.io/cirruslabs/ubuntu:latest, or a local VM's name (docs/LAB-FILE.md, \"Images\")",
+            );
         }
     }
     if let Some(cpu) = given.cpu.filter(|n| !(1..=32).contains(n)) {

@@ -37,6 +37,10 @@ pub struct Node {
     pub cluster: String,
     pub role: String,
     pub image: String,
+    /// Where the lab file gives the node its image (line, column), for a failure to point
+    /// at; `None` for the default image, which the file does not write.
+    #[serde(skip)]
+    pub image_at: Option<(usize, usize)>,
     pub cpu: u32,
     pub memory: u32,
     /// GB; `None` keeps the image's disk size.
@@ -125,6 +129,7 @@ pub fn expand(prefix: &str, d: &Settings, cluster: &ClusterSpec, node: &NodeSpec
                 role: node.role.clone().unwrap_or_else(|| node.name.clone()),
                 image: pick(&node.image, &cluster.image, &d.image)
                     .unwrap_or_else(|| DEFAULT_IMAGE.to_string()),
+                image_at: None,
                 cpu: pick(&node.cpu, &cluster.cpu, &d.cpu).unwrap_or(DEFAULT_CPU),
                 memory: pick(&node.memory, &cluster.memory, &d.memory)
                     .map_or(DEFAULT_MEMORY, |m| m.0),

@@ -121,6 +121,7 @@ mod tests {
             cluster: cluster.into(),
             role: role.into(),
             image: String::new(),
+            image_at: None,
             cpu: 1,
             memory: 256,
             disk: None,

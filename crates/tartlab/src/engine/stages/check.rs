@@ -1,10 +1,11 @@
 //! Before anything is done to a node: refuse what the plan found blocked (a foreign VM, an
-//! image change, a disk tart cannot shrink, a VM `start` cannot create), and adopt a foreign
-//! VM when `--adopt` asks for it (its own settings and identity recorded as the lab's).
+//! image change, a disk tart cannot shrink, a VM `start` cannot create, an image that could
+//! not be pulled, at stage `pull`), and adopt a foreign VM when `--adopt` asks for it (its
+//! own settings and identity recorded as the lab's).
 
 use super::{NodeRun, NodeStage};
 use crate::engine::events::{Action, Stage};
-use crate::engine::plan::Lifecycle;
+use crate::engine::plan::{Blocker, Lifecycle};
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::provider::BoxFuture;
 use crate::state::OwnedVm;
@@ -21,7 +22,11 @@ impl NodeStage for Check {
             match &run.lifecycle {
                 Lifecycle::Blocked(blocker) => {
                     let (message, hint) = blocker.explain(&run.node.vm_name);
-                    Err(Failure::new(Stage::Check, message, hint))
+                    let stage = match blocker {
+                        Blocker::ImageUnavailable { .. } => Stage::Pull,
+                        _ => Stage::Check,
+                    };
+                    Err(Failure::new(stage, message, hint))
                 }
                 Lifecycle::Adopt { .. } => {
                     adopt(ctx, run).await?;

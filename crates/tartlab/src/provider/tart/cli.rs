@@ -348,6 +348,14 @@ impl Tart {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+                    // Only the end is ever read (the last percentage, the last words).
+                    if seen.len() > 64 * 1024 {
+                        let from = seen.len() - 16 * 1024;
+                        let from = (from..seen.len())
+                            .find(|&i| seen.is_char_boundary(i))
+                            .unwrap_or(0);
+                        seen.drain(..from);
+                    }
                     if let Some(p) = last_percentage(&seen) {
                         progress(p);
                     }

@@ -11,6 +11,7 @@ pub mod cli;
 mod doctor;
 pub mod leases;
 mod network;
+mod registry;
 mod running;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -355,7 +356,7 @@ impl Provider for TartProvider {
         Box::pin(async move {
             self.tart.pull(image, progress).await.map_err(|e| {
                 ProviderError::new(
-                    format!("cannot pull {image}: {e}"),
+                    registry::pull_failure(e.code, &e.output),
                     "check the image name and your network, then run `tartlab up` again",
                 )
             })
