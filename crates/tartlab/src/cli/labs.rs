@@ -43,7 +43,8 @@ pub(super) fn follow_rename(lab: &Lab, dir: &StateDir) -> Result<()> {
 pub(super) fn keep_listed(engine: &mut Engine) {
     let index = LabIndex::for_user();
     let lab = engine.lab();
-    match index.record(lab.name(), &lab.source.path, engine.state().owned_vms()) {
+    let vms = engine.state().owned_vms();
+    match index.record(lab.name(), &lab.source.path, lab.file.provider.name(), vms) {
         Ok(None) => {}
         Ok(Some(warning)) => eprintln!("warning: {warning}"),
         Err(e) => eprintln!("warning: the list of labs was not updated: {e}"),
@@ -121,6 +122,21 @@ pub fn down_lab(
             file: Some(entry.file),
             json,
         }));
+    }
+    if !entry.is_local() {
+        let vms: Vec<&str> = entry.vms.keys().map(String::as_str).collect();
+        return Err(Error::fatal(
+            format!(
+                "lab `{}` ran on {}, which tartlab reaches only through the lab file, and {} is gone",
+                entry.lab,
+                entry.provider.as_deref().unwrap_or("?"),
+                entry.file.display()
+            ),
+            format!(
+                "its VMs were: {}; delete them with that provider's own tools (`orchard delete vm NAME`), or put the lab file back and run `tartlab down`",
+                vms.join(", ")
+            ),
+        ));
     }
     down_gone(&index, &entry, json, keep_snapshots).map(Err)
 }
@@ -285,22 +301,37 @@ pub fn labs(args: &LabsArgs) -> Result<Exit> {
         }
         .unwrap_or_else(|| entry.vms.clone())
     };
+    // Another provider's VMs are not in `tart list`: all it records count.
     let there = |entry: &LabEntry| {
         let owned = owned(entry);
         match &inventory {
-            Some(inventory) => still_there(&owned, inventory),
-            None => owned.into_keys().collect(),
+            Some(inventory) if entry.is_local() => still_there(&owned, inventory),
+            _ => owned.into_keys().collect(),
         }
     };
     if args.forget_missing {
+        // Another provider's labs cannot be checked here: forgotten with a word on their VMs.
+        let blocking = |entry: &LabEntry| match entry.is_local() {
+            true => there(entry),
+            false => Vec::new(),
+        };
         let forgotten = index
-            .forget_missing(there)
+            .forget_missing(blocking)
             .map_err(|e| Error::fatal(e, ""))?;
         if let Some(warning) = forgotten.warning {
             eprintln!("warning: {warning}");
         }
         for entry in &forgotten.gone {
             eprintln!("forgot {} ({})", entry.lab, entry.file.display());
+            if !entry.is_local() && !entry.vms.is_empty() {
+                let vms: Vec<&str> = entry.vms.keys().map(String::as_str).collect();
+                eprintln!(
+                    "warning: {} ran on {}, which tartlab cannot ask without the lab file: if its VMs remain there ({}), delete them with its own tools",
+                    entry.lab,
+                    entry.provider.as_deref().unwrap_or("?"),
+                    vms.join(", ")
+                );
+            }
         }
         if !forgotten.kept.is_empty() {
             let kept: Vec<String> = forgotten
@@ -340,6 +371,7 @@ pub fn labs(args: &LabsArgs) -> Result<Exit> {
         .into_values()
         .map(|entry| {
             let present = entry.file.exists();
+            let local = entry.is_local();
             let vm_names = there(&entry);
             LabRow {
                 lab: entry.lab,
@@ -347,6 +379,7 @@ pub fn labs(args: &LabsArgs) -> Result<Exit> {
                 vms: vm_names.len(),
                 running: inventory
                     .as_ref()
+                    .filter(|_| local)
                     .map(|inv| vm_names.iter().filter(|vm| inv.running(vm)).count()),
                 vm_names,
                 file: entry.file,

@@ -266,6 +266,7 @@ impl Engine {
                 self.index,
                 self.lab.name(),
                 &self.lab.source.path,
+                self.lab.file.provider.name(),
             ),
             key: Arc::new(self.key),
             limit: Arc::new(Semaphore::new(self.options.parallel.max(1))),

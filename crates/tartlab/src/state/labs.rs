@@ -30,6 +30,17 @@ pub struct Entry {
     /// while a clone is not confirmed). Entries written before it was kept have none.
     #[serde(default)]
     pub vms: BTreeMap<String, Option<String>>,
+    /// The provider its VMs are on (`orchard`); none for tart's, and in older entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+impl Entry {
+    /// Whether its VMs are local tart's, which `labs` and `down --lab` reach with no lab
+    /// file (another provider is reached through the lab file's settings).
+    pub fn is_local(&self) -> bool {
+        self.provider.as_deref().is_none_or(|p| p == "tart")
+    }
 }
 
 /// The index file and its lock.
@@ -82,6 +93,7 @@ impl LabIndex {
         &self,
         lab: &str,
         file: &Path,
+        provider: &str,
         vms: BTreeMap<String, Option<String>>,
     ) -> Result<Option<String>, StateError> {
         let file = std::path::absolute(file).map_err(StateError::CurrentDir)?;
@@ -93,6 +105,7 @@ impl LabIndex {
                     file: file.clone(),
                     last_used: super::now_rfc3339(),
                     vms,
+                    provider: (provider != "tart").then(|| provider.to_string()),
                 },
             );
         })
@@ -248,16 +261,16 @@ mod tests {
         let (one, two) = (labs.path().join("a.yaml"), labs.path().join("b.yaml"));
         std::fs::write(&one, "").unwrap();
         std::fs::write(&two, "").unwrap();
-        index.record("a", &one, BTreeMap::new()).unwrap();
+        index.record("a", &one, "tart", BTreeMap::new()).unwrap();
         let vms = BTreeMap::from([("b-vm".to_string(), Some("mac".to_string()))]);
-        index.record("b", &two, vms).unwrap();
+        index.record("b", &two, "tart", vms).unwrap();
         ([data, labs], index, one, two)
     }
 
     #[test]
     fn labs_are_recorded_once_each_and_only_forgotten_when_asked() {
         let (_dirs, index, one, two) = two_labs_recorded();
-        index.record("a", &one, BTreeMap::new()).unwrap();
+        index.record("a", &one, "tart", BTreeMap::new()).unwrap();
         let count = || index.entries().unwrap().0.len();
         assert_eq!(count(), 2);
         std::fs::remove_file(&two).unwrap();
@@ -282,7 +295,7 @@ mod tests {
         let whole = std::fs::read(index.path()).unwrap();
         std::fs::write(index.path(), &whole[..whole.len() / 2]).unwrap();
         let warning = index
-            .record("c", &one, BTreeMap::new())
+            .record("c", &one, "tart", BTreeMap::new())
             .unwrap()
             .expect("a warning");
         let aside: Vec<PathBuf> = std::fs::read_dir(&index.dir)

@@ -158,6 +158,7 @@ struct Listed {
     index: LabIndex,
     lab: String,
     file: PathBuf,
+    provider: &'static str,
 }
 
 impl StateStore {
@@ -169,18 +170,21 @@ impl StateStore {
         }
     }
 
-    /// Keeps the lab's VMs in `index` (if any) as lab `lab` of lab file `file`.
+    /// Keeps the lab's VMs in `index` (if any) as lab `lab` of lab file `file`, on
+    /// `provider`.
     pub fn listed_in(
         mut self,
         index: Option<LabIndex>,
         lab: &str,
         file: &std::path::Path,
+        provider: &'static str,
     ) -> StateStore {
         self.listed = index.map(|index| {
             Arc::new(Listed {
                 index,
                 lab: lab.to_string(),
                 file: file.to_path_buf(),
+                provider,
             })
         });
         self
@@ -208,7 +212,9 @@ impl StateStore {
             if now != before {
                 // Under the state's lock, so the list sees the changes in their order. A
                 // convenience, never a reason to stop: `up` and `down` record it again.
-                let _ = listed.index.record(&listed.lab, &listed.file, now);
+                let _ = listed
+                    .index
+                    .record(&listed.lab, &listed.file, listed.provider, now);
             }
         }
         Ok(())
