@@ -11,7 +11,7 @@ use crate::engine::inputs::user_keys;
 use crate::engine::plan::{self, Facts, Presence};
 use crate::engine::{read_inventory, Options};
 use crate::error::{Error, Exit, Result};
-use crate::lab::Lab;
+use crate::lab::{self, Lab};
 use crate::provider::{Inventory, Provider};
 use crate::state::OwnedVm;
 use crate::ui;
@@ -37,17 +37,59 @@ pub fn validate(args: &FileArgs) -> Result<Exit> {
     Ok(Exit::Ok)
 }
 
-pub fn config(args: &FileArgs) -> Result<Exit> {
-    let lab = open_lab(args, false)?;
-    let resolved = lab.resolved();
-    let text = if args.json {
+#[derive(clap::Args, Debug)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub file: FileArgs,
+    /// Print login passwords (and an Orchard token) as the lab file has them, not masked
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+pub fn config(args: &ConfigArgs) -> Result<Exit> {
+    let lab = open_lab(&args.file, false)?;
+    let secrets = if args.show_secrets {
+        lab::Secrets::Shown
+    } else {
+        lab::Secrets::Masked
+    };
+    let resolved = lab.resolved_with(secrets);
+    let text = if args.file.json {
         serde_json::to_string_pretty(&resolved).map_err(|e| e.to_string())
     } else {
-        serde_saphyr::to_string(&resolved).map_err(|e| e.to_string())
+        serde_saphyr::to_string(&resolved)
+            .map(|yaml| mark_masked(&yaml))
+            .map_err(|e| e.to_string())
     };
     let text = text.map_err(|e| Error::fatal(format!("cannot write the lab out: {e}"), ""))?;
+    if args.file.json && secrets == lab::Secrets::Masked && text.contains(lab::MASKED) {
+        // JSON has no comments: the note goes beside it.
+        eprintln!(
+            "note: each \"{}\" is a masked secret (`tartlab config --show-secrets` prints them)",
+            lab::MASKED
+        );
+    }
     out(text.trim_end());
     Ok(Exit::Ok)
+}
+
+/// A YAML comment on each line whose value is a masked secret, so that nobody takes it for
+/// the password: the rest of the output stays a lab file as it is.
+fn mark_masked(yaml: &str) -> String {
+    let masked = [
+        format!(": {}", lab::MASKED),
+        format!(": \"{}\"", lab::MASKED),
+        format!(": '{}'", lab::MASKED),
+    ];
+    let mut marked = String::with_capacity(yaml.len());
+    for line in yaml.lines() {
+        marked.push_str(line);
+        if masked.iter().any(|m| line.trim_end().ends_with(m.as_str())) {
+            marked.push_str("  # masked: `tartlab config --show-secrets` prints it");
+        }
+        marked.push('\n');
+    }
+    marked
 }
 
 pub fn schema() -> Result<Exit> {
@@ -312,105 +354,4 @@ fn plan_table(
         ],
         &rows,
     )
-}
-
-#[derive(clap::Args, Debug)]
-#[command(after_long_help = "Examples:\n  tartlab labs\n  tartlab labs --forget-missing")]
-pub struct LabsArgs {
-    /// Print JSON instead of text
-    #[arg(long)]
-    pub json: bool,
-    /// Remove the labs whose lab file is gone from the list (never done otherwise)
-    #[arg(long)]
-    pub forget_missing: bool,
-}
-
-/// One lab of `tartlab labs`.
-#[derive(serde::Serialize)]
-struct LabRow {
-    lab: String,
-    file: std::path::PathBuf,
-    /// `present`, or `missing` when its lab file is gone.
-    state: &'static str,
-    vms: usize,
-    /// How many of its VMs run (`None` when tart could not be asked).
-    running: Option<usize>,
-    last_used: String,
-}
-
-/// Every lab this user brought up here (one `tart list` for all of them).
-pub fn labs(args: &LabsArgs) -> Result<Exit> {
-    let index = crate::state::LabIndex::for_user();
-    if args.forget_missing {
-        let (gone, warning) = index.forget_missing().map_err(|e| Error::fatal(e, ""))?;
-        if let Some(warning) = warning {
-            eprintln!("warning: {warning}");
-        }
-        for entry in &gone {
-            eprintln!("forgot {} ({})", entry.lab, entry.file.display());
-        }
-    }
-    // The index does not record each lab's provider: every lab here is local tart's.
-    let inventory = crate::provider::open(None, None).ok().and_then(|provider| {
-        runtime()
-            .ok()?
-            .block_on(read_inventory(provider.as_ref()))
-            .ok()
-    });
-    let (entries, warning) = index.entries().map_err(|e| Error::fatal(e, ""))?;
-    if let Some(warning) = warning {
-        eprintln!("warning: {warning}");
-    }
-    let rows: Vec<LabRow> = entries
-        .into_values()
-        .map(|entry| {
-            let present = entry.file.exists();
-            let owned: Vec<String> = crate::state::StateDir::beside(&entry.file)
-                .read_state(&entry.lab)
-                .map(|s| s.vms.into_keys().collect())
-                .unwrap_or_default();
-            LabRow {
-                lab: entry.lab,
-                state: if present { "present" } else { "missing" },
-                vms: owned.len(),
-                running: inventory
-                    .as_ref()
-                    .map(|inv| owned.iter().filter(|vm| inv.running(vm)).count()),
-                file: entry.file,
-                last_used: entry.last_used,
-            }
-        })
-        .collect();
-    if args.json {
-        out(&serde_json::json!({ "labs": rows }).to_string());
-        return Ok(Exit::Ok);
-    }
-    if rows.is_empty() {
-        out("no labs yet: `tartlab up` in a lab's directory adds it here");
-        return Ok(Exit::Ok);
-    }
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.lab.clone(),
-                if r.state == "present" {
-                    r.file.display().to_string()
-                } else {
-                    format!("{} (gone)", r.file.display())
-                },
-                r.vms.to_string(),
-                r.running.map_or("?".into(), |n| n.to_string()),
-                r.last_used.clone(),
-            ]
-        })
-        .collect();
-    out(&ui::table(
-        &["LAB", "FILE", "VMS", "RUNNING", "LAST USED"],
-        &table,
-    ));
-    if rows.iter().any(|r| r.state == "missing") {
-        out("a lab whose file is gone keeps its VMs: `tart list` shows them; `tartlab labs --forget-missing` drops it from this list");
-    }
-    Ok(Exit::Ok)
 }

@@ -54,6 +54,11 @@ pub struct DownArgs {
     /// `tartlab snapshot restore` brings the lab back from them
     #[arg(long)]
     pub keep_snapshots: bool,
+    /// A lab of `tartlab labs` by its name (or its lab file): the `down` of its lab file, or,
+    /// when that is gone, its VMs deleted by the list's record of them (each only if it is
+    /// still the VM the lab created)
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["file", "nodes"])]
+    pub lab: Option<String>,
 }
 
 /// Opens the lab for a changing command: `.tartlab/` made, the lab lock taken (and shared
@@ -65,19 +70,15 @@ pub(super) async fn open_engine(file: &FileArgs, options: Options) -> Result<Eng
     let lock = dir
         .lock_telling(&|note| eprintln!("tartlab: {note}"))
         .map_err(|e| Error::fatal(e, ""))?;
-    // The machine's list of labs (`tartlab labs`): a convenience, never a reason to stop.
-    match crate::state::LabIndex::for_user().record(lab.name(), &lab.source.path) {
-        Ok(None) => {}
-        Ok(Some(warning)) => eprintln!("warning: {warning}"),
-        Err(e) => eprintln!("warning: the list of labs was not updated: {e}"),
-    }
+    super::labs::follow_rename(&lab, &dir)?;
     let provider = crate::provider::open(Some(&lab), Some(lock.share()))
         .map_err(|e| Error::fatal(e.message, e.hint))?;
     provider
         .preflight()
         .await
         .map_err(|e| Error::fatal(e.message, e.hint))?;
-    let engine = Engine::open(lab, dir, Some(lock), provider, options).await?;
+    let mut engine = Engine::open(lab, dir, Some(lock), provider, options).await?;
+    super::labs::keep_listed(&mut engine);
     settle(engine, file).await
 }
 
@@ -408,13 +409,20 @@ fn select_owned(nodes: &[Node], state: &State, selectors: &[String]) -> Result<V
 
 pub fn down(args: &DownArgs) -> Result<Exit> {
     let keep = args.keep_snapshots;
+    let file = match &args.lab {
+        None => args.nodes.file.clone(),
+        Some(wanted) => match super::labs::down_lab(wanted, args.nodes.file.json, keep)? {
+            Ok(file) => file,
+            Err(exit) => return Ok(exit),
+        },
+    };
     let args = &args.nodes;
     block_on(async {
-        let engine = open_engine(&args.file, Options::teardown(16)).await?;
+        let engine = open_engine(&file, Options::teardown(16)).await?;
         let selected = select_owned(&engine.lab().nodes, engine.state(), &args.nodes)?;
         let teardown = engine.teardown(&selected);
         let reporter = ui::reporter(
-            Mode::detect(args.file.json),
+            Mode::detect(file.json),
             &teardown.names(),
             Some(&engine.dir().events_path()),
         );

@@ -8,6 +8,7 @@ mod doctor;
 mod export;
 mod init;
 mod inspect;
+mod labs;
 mod lifecycle;
 mod snapshot;
 
@@ -66,7 +67,9 @@ enum Command {
     #[command(after_long_help = "Examples:\n  tartlab restart dev-master")]
     Restart(lifecycle::NodesArgs),
     /// Stop and delete the VMs this lab created (or only the selected ones), and forget them
-    #[command(after_long_help = "Examples:\n  tartlab down\n  tartlab down cluster=stg")]
+    #[command(
+        after_long_help = "Examples:\n  tartlab down\n  tartlab down cluster=stg\n  tartlab down --lab old-lab   (a lab of `tartlab labs` whose directory is gone)"
+    )]
     Down(lifecycle::DownArgs),
     /// Whole-lab snapshots: save, list, restore (with each node's address), delete
     #[command(
@@ -91,18 +94,19 @@ enum Command {
     /// An Ansible inventory grouped by cluster and role (YAML, or INI with --ini)
     Inventory(export::InventoryArgs),
     /// Print the lab as `up` sees it: defaults applied, counts expanded, names as they will be
-    /// (YAML, or JSON with --json); itself a valid lab file
+    /// (YAML, or JSON with --json); itself a valid lab file, its secrets masked (and marked so)
+    /// unless --show-secrets
     #[command(
-        after_long_help = "Examples:\n  tartlab config\n  tartlab config --json | jq '.clusters[].nodes[].name'"
+        after_long_help = "Examples:\n  tartlab config\n  tartlab config --json | jq '.clusters[].nodes[].name'\n  tartlab config --show-secrets > resolved.yaml   (the login passwords as they are)"
     )]
-    Config(FileArgs),
+    Config(inspect::ConfigArgs),
     /// Print the JSON Schema of the lab file (for editors; docs/LAB-FILE.md explains it)
     #[command(
         after_long_help = "Examples:\n  tartlab schema > tartlab.schema.json   (then, in tartlab.yaml: # yaml-language-server: $schema=tartlab.schema.json)"
     )]
     Schema,
     /// Every lab brought up on this machine: its file, VMs and how many run
-    Labs(inspect::LabsArgs),
+    Labs(labs::LabsArgs),
     /// Check that this machine can run the lab: tart, its network, disk, leases, the lab's
     /// directory and key; each with a fix
     #[command(after_long_help = "Examples:\n  tartlab doctor\n  tartlab doctor --json")]
@@ -172,7 +176,7 @@ pub fn run() -> Result<Exit> {
         Command::Schema => inspect::schema(),
         Command::Init(args) => init::init(&args),
         Command::Doctor(args) => doctor::doctor(&args),
-        Command::Labs(args) => inspect::labs(&args),
+        Command::Labs(args) => labs::labs(&args),
         Command::Completions(args) => init::completions(&args),
         Command::Man(args) => init::man(&args),
     }
@@ -371,8 +375,9 @@ impl LabSnapshot {
         let mut lab = open_lab(args, false)?;
         let dir = StateDir::beside(&lab.source.path);
         dir.check().map_err(|e| Error::fatal(e, ""))?;
-        let state = dir
-            .read_state(lab.name())
+        // A renamed `lab:` is read as the lab it was; the next changing command writes it.
+        let (state, _) = dir
+            .read_state_for(lab.name(), &lab.source.path)
             .map_err(|e| Error::fatal(e, ""))?;
         lab.keep_owned_names(|vm| state.knows(vm));
         Ok(LabSnapshot { lab, dir, state })

@@ -31,7 +31,7 @@ use crate::error::Error;
 use crate::guest::mask::Masker;
 use crate::lab::{Lab, Node};
 use crate::provider::{Inventory, Provider};
-use crate::state::{KnownHosts, LabLock, LastUp, State, StateDir, StateStore, UpResult};
+use crate::state::{KnownHosts, LabIndex, LabLock, LastUp, State, StateDir, StateStore, UpResult};
 use events::{Action, Reporter, Stage};
 pub use options::{Options, Provisioning, Reprovision, Timeouts};
 use plan::{Blocker, Facts, Lifecycle, NodePlan, Presence};
@@ -163,6 +163,8 @@ pub struct Engine {
     inventory: Inventory,
     key: PrivateKey,
     user_keys: HashMap<String, Vec<String>>,
+    /// The list of labs the state's changes of VMs go to (`tartlab labs`).
+    index: Option<LabIndex>,
 }
 
 impl Engine {
@@ -174,8 +176,8 @@ impl Engine {
         provider: Arc<dyn Provider>,
         options: Options,
     ) -> Result<Engine, Error> {
-        let state = dir
-            .read_state(lab.name())
+        let (state, _) = dir
+            .read_state_for(lab.name(), &lab.source.path)
             .map_err(|e| Error::fatal(e, ""))?;
         lab.keep_owned_names(|vm| state.knows(vm));
         let inventory = read_inventory(provider.as_ref()).await?;
@@ -198,7 +200,13 @@ impl Engine {
             inventory,
             key,
             user_keys,
+            index: None,
         })
+    }
+
+    /// Writes each change of the lab's VMs to `index` from here on.
+    pub fn keep_listed(&mut self, index: LabIndex) {
+        self.index = Some(index);
     }
 
     pub fn lab(&self) -> &Lab {
@@ -267,7 +275,12 @@ impl Engine {
         let reachable = AddressBoard::new(pending);
         Arc::new(Context {
             known: KnownHosts::new(&self.dir),
-            store: StateStore::new(&self.dir, self.state),
+            store: StateStore::new(&self.dir, self.state).listed_in(
+                self.index,
+                self.lab.name(),
+                &self.lab.source.path,
+                self.lab.file.provider.name(),
+            ),
             key: Arc::new(self.key),
             limit: Arc::new(Semaphore::new(self.options.parallel.max(1))),
             provider: self.provider,

@@ -71,8 +71,18 @@ impl Lab {
 
     /// The lab as `up` sees it, written as a lab file (`tartlab config`): every node on its
     /// own, `count` expanded, with every setting it gets, `defaults` applied and left empty,
-    /// login passwords masked. It is itself a valid lab file that makes the same nodes.
+    /// login passwords (and an Orchard token) replaced by `MASKED`. It is itself a valid lab
+    /// file that makes the same nodes.
     pub fn resolved(&self) -> LabFile {
+        self.resolved_with(Secrets::Masked)
+    }
+
+    /// `resolved`, with the secrets masked or, when the user asked for them, as they are.
+    pub fn resolved_with(&self, secrets: Secrets) -> LabFile {
+        let secret = |value: &str| match secrets {
+            Secrets::Masked => MASKED.to_string(),
+            Secrets::Shown => value.to_string(),
+        };
         let clusters = self
             .file
             .clusters
@@ -96,10 +106,9 @@ impl Lab {
                         memory: Some(size::Mebibytes(n.memory)),
                         disk: n.disk.map(size::Gigabytes),
                         network: Some(n.network.to_spec()),
-                        // Shown masked: `config` prints no password.
                         login: Some(model::Login {
                             user: n.login.user.clone(),
-                            password: "********".into(),
+                            password: secret(&n.login.password),
                         }),
                         cloud_init: n.cloud_init.clone(),
                         placement: n.placement.clone(),
@@ -115,12 +124,9 @@ impl Lab {
                 placement: model::Placement::default(),
             })
             .collect();
-        // Shown masked too: `config` prints no token.
         let mut provider = self.file.provider.clone();
         if let model::ProviderChoice::Orchard(orchard) = &mut provider {
-            if orchard.token.is_some() {
-                orchard.token = Some("********".into());
-            }
+            orchard.token = orchard.token.as_deref().map(secret);
         }
         LabFile {
             defaults: model::Settings::default(),
@@ -179,6 +185,17 @@ impl Lab {
             list.join(", ")
         ))
     }
+}
+
+/// What `resolved` puts in place of a secret.
+pub const MASKED: &str = "********";
+
+/// Whether `resolved` masks the lab file's secrets (login passwords, an Orchard token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    Masked,
+    /// As the lab file has them: only when the user asks (`config --show-secrets`).
+    Shown,
 }
 
 /// The names a lab file goes by, in the order they are looked for.

@@ -144,6 +144,77 @@ impl StateDir {
 
     /// The lab's state; an empty one when the lab has never been brought up.
     pub fn read_state(&self, lab: &str) -> Result<State, StateError> {
+        let state = self.read_any(lab)?;
+        if state.lab != lab {
+            return Err(StateError::OtherLab {
+                path: self.state_path(),
+                found: state.lab,
+                lab: lab.to_string(),
+                file: PathBuf::new(),
+                other: None,
+            });
+        }
+        Ok(state)
+    }
+
+    /// The state of lab `lab` of lab file `file`, and the name it had when the file's `lab:`
+    /// was renamed since: a state of another name is this lab's when it was made for the
+    /// same lab file (as the state records, or for older states the list of labs). It then
+    /// takes the new name, here in memory; the changing commands write it. The state of
+    /// another lab file is refused, naming that file.
+    pub fn read_state_for(
+        &self,
+        lab: &str,
+        file: &Path,
+    ) -> Result<(State, Option<String>), StateError> {
+        let mut state = self.read_any(lab)?;
+        let name = file.file_name().map(|n| n.to_string_lossy().into_owned());
+        let mut renamed = None;
+        if state.lab != lab {
+            let here = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+            let owner = match &state.lab_file {
+                Some(recorded) => here.with_file_name(recorded),
+                None => {
+                    let index = super::LabIndex::for_user().peek();
+                    match index.get(&here) {
+                        Some(entry) if entry.lab == state.lab => here.clone(),
+                        _ => match index
+                            .values()
+                            .find(|e| e.lab == state.lab && e.file.parent() == here.parent())
+                        {
+                            Some(entry) => entry.file.clone(),
+                            None => {
+                                return Err(StateError::OtherLab {
+                                    path: self.state_path(),
+                                    found: state.lab,
+                                    lab: lab.to_string(),
+                                    file: file.to_path_buf(),
+                                    other: None,
+                                })
+                            }
+                        },
+                    }
+                }
+            };
+            if owner != here {
+                return Err(StateError::OtherLab {
+                    path: self.state_path(),
+                    found: state.lab,
+                    lab: lab.to_string(),
+                    file: file.to_path_buf(),
+                    other: Some(owner),
+                });
+            }
+            renamed = Some(std::mem::replace(&mut state.lab, lab.to_string()));
+        }
+        if state.lab_file.is_none() {
+            state.lab_file = name;
+        }
+        Ok((state, renamed))
+    }
+
+    /// `state.json` as it is, of whichever lab (none yet: an empty state of `lab`).
+    fn read_any(&self, lab: &str) -> Result<State, StateError> {
         let path = self.state_path();
         match read_text(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::empty(lab)),
@@ -154,13 +225,6 @@ impl StateDir {
                         path: path.clone(),
                         error,
                     })?;
-                if state.lab != lab {
-                    return Err(StateError::OtherLab {
-                        path,
-                        found: state.lab,
-                        lab: lab.to_string(),
-                    });
-                }
                 if state.version != STATE_VERSION {
                     return Err(StateError::Version {
                         path,

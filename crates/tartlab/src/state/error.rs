@@ -40,11 +40,15 @@ pub enum StateError {
         path: PathBuf,
         error: serde_json::Error,
     },
-    /// `state.json` names another lab.
+    /// `state.json` names another lab, and is not this lab file's under its old name.
     OtherLab {
         path: PathBuf,
         found: String,
         lab: String,
+        /// This lab file.
+        file: PathBuf,
+        /// The lab file the state belongs to, when the state or the list of labs says.
+        other: Option<PathBuf>,
     },
     /// `state.json` of a version this tartlab does not read.
     Version { path: PathBuf, version: u32 },
@@ -137,10 +141,32 @@ impl std::fmt::Display for StateError {
                 "{} is corrupted ({error}); move it away, then `tartlab up --adopt` takes the lab's VMs back",
                 path.display()
             ),
-            StateError::OtherLab { path, found, lab } => write!(
+            StateError::OtherLab {
+                path,
+                found,
+                lab,
+                file,
+                other: Some(other),
+            } => write!(
                 f,
-                "{} belongs to lab `{found}`, not `{lab}`: two lab files share this directory; keep each lab file in its own directory",
-                path.display()
+                "{} belongs to lab `{found}` of {}, not to lab `{lab}` of {}: two lab files share this directory, and each lab needs its own. Either move {} into its own directory, or take the other lab down first (`tartlab down -f {}`)",
+                path.display(),
+                other.display(),
+                file.display(),
+                file.display(),
+                other.display()
+            ),
+            StateError::OtherLab {
+                path,
+                found,
+                lab,
+                file,
+                other: None,
+            } => write!(
+                f,
+                "{} belongs to lab `{found}`, not `{lab}`, and nothing records whether {} was renamed from `{found}` or is another lab file. If you renamed it: put back `lab: {found}`, run `tartlab up` once (it records the lab file), then rename it again. If it is another lab: move it into its own directory, or take `{found}` down first (`tartlab down -f ITS-FILE`)",
+                path.display(),
+                file.display()
             ),
             StateError::Version { path, version } => write!(
                 f,

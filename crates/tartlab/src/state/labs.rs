@@ -1,9 +1,12 @@
 //! The labs this user has brought up on this machine (`tartlab labs`): a small index in the
-//! user's data directory, one entry per lab file, written by `up`, `start`, `restart` and
-//! `down` under a lock of its own. An entry whose lab file is gone stays (and is shown as
-//! gone) until `tartlab labs --forget-missing` removes it. An index that cannot be read
-//! (cut short, not JSON) is moved aside, with a warning naming both paths, never
-//! overwritten.
+//! user's data directory, one entry per lab file, written by the changing commands under a
+//! lock of its own. Each entry records the lab's VMs (nodes and snapshot VMs, each with the
+//! identity the state owns it by), kept up to date whenever the state's set changes, so
+//! that a lab whose directory is gone can still be shown and taken down by that record
+//! (`tartlab down --lab NAME`). An entry whose lab file is gone stays (and is shown as gone)
+//! until `tartlab labs --forget-missing` removes it, which it does only once none of its
+//! VMs remains. An index that cannot be read (cut short, not JSON) is moved aside, with a
+//! warning naming both paths, never overwritten.
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -23,9 +26,25 @@ pub struct Entry {
     pub file: PathBuf,
     /// When a changing command last worked on it.
     pub last_used: String,
+    /// The VMs it owns, by name, with the identity it owns each by (tart: the MAC; `None`
+    /// while a clone is not confirmed). Entries written before it was kept have none.
+    #[serde(default)]
+    pub vms: BTreeMap<String, Option<String>>,
+    /// The provider its VMs are on (`orchard`); none for tart's, and in older entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+}
+
+impl Entry {
+    /// Whether its VMs are local tart's, which `labs` and `down --lab` reach with no lab
+    /// file (another provider is reached through the lab file's settings).
+    pub fn is_local(&self) -> bool {
+        self.provider.as_deref().is_none_or(|p| p == "tart")
+    }
 }
 
 /// The index file and its lock.
+#[derive(Debug, Clone)]
 pub struct LabIndex {
     dir: PathBuf,
 }
@@ -63,8 +82,20 @@ impl LabIndex {
         }
     }
 
-    /// Adds or refreshes the lab of this lab file; a warning when the index was moved aside.
-    pub fn record(&self, lab: &str, file: &Path) -> Result<Option<String>, StateError> {
+    /// The index as it is, for a look only: never moved aside, empty when it cannot be read.
+    pub fn peek(&self) -> BTreeMap<PathBuf, Entry> {
+        self.read().unwrap_or_default()
+    }
+
+    /// Adds or refreshes the lab of this lab file, with the VMs it owns now; a warning when
+    /// the index was moved aside.
+    pub fn record(
+        &self,
+        lab: &str,
+        file: &Path,
+        provider: &str,
+        vms: BTreeMap<String, Option<String>>,
+    ) -> Result<Option<String>, StateError> {
         let file = std::path::absolute(file).map_err(StateError::CurrentDir)?;
         self.change(|entries| {
             entries.insert(
@@ -73,25 +104,48 @@ impl LabIndex {
                     lab: lab.to_string(),
                     file: file.clone(),
                     last_used: super::now_rfc3339(),
+                    vms,
+                    provider: (provider != "tart").then(|| provider.to_string()),
                 },
             );
         })
     }
 
-    /// Removes the entries whose lab file no longer exists; returns them, and a warning
-    /// when the index was moved aside.
-    pub fn forget_missing(&self) -> Result<(Vec<Entry>, Option<String>), StateError> {
-        let mut gone = Vec::new();
-        let warning = self.change(|entries| {
+    /// Drops these VMs from the record of the lab of `file` (`down --lab` deleted them, or
+    /// found them gone or no longer the lab's).
+    pub fn forget_vms(&self, file: &Path, vms: &[String]) -> Result<Option<String>, StateError> {
+        self.change(|entries| {
+            if let Some(entry) = entries.get_mut(file) {
+                entry.vms.retain(|vm, _| !vms.contains(vm));
+            }
+        })
+    }
+
+    /// Removes the entries whose lab file no longer exists, except those `remaining` finds
+    /// VMs of (a lab forgotten with its VMs would leave them to plain `tart`). Returns the
+    /// entries forgotten, those kept with their remaining VMs, and a warning when the index
+    /// was moved aside.
+    pub fn forget_missing(
+        &self,
+        remaining: impl Fn(&Entry) -> Vec<String>,
+    ) -> Result<Forgotten, StateError> {
+        let mut forgotten = Forgotten::default();
+        forgotten.warning = self.change(|entries| {
             entries.retain(|file, entry| {
-                let keep = file.exists();
-                if !keep {
-                    gone.push(entry.clone());
+                if file.exists() {
+                    return true;
                 }
-                keep
+                let vms = remaining(entry);
+                if vms.is_empty() {
+                    forgotten.gone.push(entry.clone());
+                    false
+                } else {
+                    forgotten.kept.push((entry.clone(), vms));
+                    true
+                }
             });
         })?;
-        Ok((gone, warning))
+        Ok(forgotten)
     }
 
     /// The index as it is on disk (none yet: empty).
@@ -173,6 +227,17 @@ impl LabIndex {
     }
 }
 
+/// What `forget_missing` did.
+#[derive(Debug, Default)]
+pub struct Forgotten {
+    /// The labs forgotten.
+    pub gone: Vec<Entry>,
+    /// The labs whose file is gone but not their VMs: kept, with those VMs.
+    pub kept: Vec<(Entry, Vec<String>)>,
+    /// Set when the index could not be read and was moved aside.
+    pub warning: Option<String>,
+}
+
 /// Why the index was not read.
 enum Unreadable {
     /// It is there but not an index (cut short, not JSON): moved aside.
@@ -196,22 +261,31 @@ mod tests {
         let (one, two) = (labs.path().join("a.yaml"), labs.path().join("b.yaml"));
         std::fs::write(&one, "").unwrap();
         std::fs::write(&two, "").unwrap();
-        index.record("a", &one).unwrap();
-        index.record("b", &two).unwrap();
+        index.record("a", &one, "tart", BTreeMap::new()).unwrap();
+        let vms = BTreeMap::from([("b-vm".to_string(), Some("mac".to_string()))]);
+        index.record("b", &two, "tart", vms).unwrap();
         ([data, labs], index, one, two)
     }
 
     #[test]
     fn labs_are_recorded_once_each_and_only_forgotten_when_asked() {
         let (_dirs, index, one, two) = two_labs_recorded();
-        index.record("a", &one).unwrap();
+        index.record("a", &one, "tart", BTreeMap::new()).unwrap();
         let count = || index.entries().unwrap().0.len();
         assert_eq!(count(), 2);
         std::fs::remove_file(&two).unwrap();
         assert_eq!(count(), 2, "a gone lab stays until forgotten");
-        let (gone, _) = index.forget_missing().unwrap();
-        assert_eq!(gone.len(), 1);
-        assert_eq!(gone[0].lab, "b");
+        // Not while its VMs remain.
+        let still = |e: &Entry| e.vms.keys().cloned().collect::<Vec<_>>();
+        let kept = index.forget_missing(still).unwrap();
+        assert!(kept.gone.is_empty());
+        assert_eq!(kept.kept.len(), 1);
+        assert_eq!(kept.kept[0].1, ["b-vm"]);
+        assert_eq!(count(), 2);
+        index.forget_vms(&two, &["b-vm".to_string()]).unwrap();
+        let forgotten = index.forget_missing(still).unwrap();
+        assert_eq!(forgotten.gone.len(), 1);
+        assert_eq!(forgotten.gone[0].lab, "b");
         assert_eq!(count(), 1);
     }
 
@@ -220,7 +294,10 @@ mod tests {
         let (_dirs, index, one, _) = two_labs_recorded();
         let whole = std::fs::read(index.path()).unwrap();
         std::fs::write(index.path(), &whole[..whole.len() / 2]).unwrap();
-        let warning = index.record("c", &one).unwrap().expect("a warning");
+        let warning = index
+            .record("c", &one, "tart", BTreeMap::new())
+            .unwrap()
+            .expect("a warning");
         let aside: Vec<PathBuf> = std::fs::read_dir(&index.dir)
             .unwrap()
             .map(|e| e.unwrap().path())

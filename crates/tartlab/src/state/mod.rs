@@ -24,7 +24,7 @@ use crate::lab::NetworkMode;
 pub use dir::{LabLock, LockShare, StateDir};
 pub use error::{FileAction, StateError};
 pub use known_hosts::KnownHosts;
-pub use labs::{Entry as LabEntry, LabIndex};
+pub use labs::{Entry as LabEntry, Forgotten, LabIndex};
 pub use snapshots::{Journal, JournalOp, Snapshot, SnapshotNode};
 
 pub const STATE_VERSION: u32 = 1;
@@ -97,6 +97,11 @@ impl LastUp {
 pub struct State {
     pub version: u32,
     pub lab: String,
+    /// The name of the lab file it belongs to, in its directory (`tartlab.yaml`): what tells
+    /// a renamed `lab:` (the same file) from another lab file in the same directory.
+    /// States written before it was kept have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lab_file: Option<String>,
     #[serde(default)]
     pub vms: BTreeMap<String, OwnedVm>,
     /// Whole-lab snapshots by name (`tartlab snapshot`).
@@ -111,11 +116,30 @@ pub struct State {
 }
 
 impl State {
+    /// Every VM the lab owns, by name, with the identity it owns it by: its nodes and its
+    /// snapshots' VMs (a replaced snapshot's too, while a `save --force` is under way). What
+    /// the list of labs records of it.
+    pub fn owned_vms(&self) -> BTreeMap<String, Option<String>> {
+        let mut owned: BTreeMap<String, Option<String>> = self
+            .vms
+            .iter()
+            .map(|(vm, owned)| (vm.clone(), owned.mac.clone()))
+            .collect();
+        let replaced = self.journal.as_ref().and_then(|j| j.replaces.as_ref());
+        for snapshot in self.snapshots.values().chain(replaced) {
+            for node in snapshot.nodes.values() {
+                owned.insert(node.vm.clone(), node.identity.clone());
+            }
+        }
+        owned
+    }
+
     /// The state of a lab that has never been brought up.
     pub fn empty(lab: &str) -> State {
         State {
             version: STATE_VERSION,
             lab: lab.to_string(),
+            lab_file: None,
             vms: BTreeMap::new(),
             snapshots: BTreeMap::new(),
             journal: None,
@@ -130,11 +154,21 @@ impl State {
     }
 }
 
-/// The state file shared by every node's task: each change is saved at once.
+/// The state file shared by every node's task: each change is saved at once. A change to
+/// the set of VMs the lab owns is also written to the list of labs, when it keeps one.
 #[derive(Clone)]
 pub struct StateStore {
     path: PathBuf,
     state: Arc<Mutex<State>>,
+    listed: Option<Arc<Listed>>,
+}
+
+/// Where the lab is in the list of labs.
+struct Listed {
+    index: LabIndex,
+    lab: String,
+    file: PathBuf,
+    provider: &'static str,
 }
 
 impl StateStore {
@@ -142,7 +176,28 @@ impl StateStore {
         StateStore {
             path: dir.state_path(),
             state: Arc::new(Mutex::new(state)),
+            listed: None,
         }
+    }
+
+    /// Keeps the lab's VMs in `index` (if any) as lab `lab` of lab file `file`, on
+    /// `provider`.
+    pub fn listed_in(
+        mut self,
+        index: Option<LabIndex>,
+        lab: &str,
+        file: &std::path::Path,
+        provider: &'static str,
+    ) -> StateStore {
+        self.listed = index.map(|index| {
+            Arc::new(Listed {
+                index,
+                lab: lab.to_string(),
+                file: file.to_path_buf(),
+                provider,
+            })
+        });
+        self
     }
 
     pub fn snapshot(&self) -> State {
@@ -156,11 +211,23 @@ impl StateStore {
     /// Changes the state and writes it before returning.
     pub fn update(&self, change: impl FnOnce(&mut State)) -> Result<(), StateError> {
         let mut state = self.state.lock().map_err(|_| StateError::Poisoned)?;
+        let owned = self.listed.as_ref().map(|_| state.owned_vms());
         change(&mut state);
         let text = serde_json::to_string_pretty(&*state)
             .map_err(|e| StateError::Encoding(e.to_string()))?;
         write_atomic(&self.path, text.as_bytes(), 0o600)
-            .map_err(|e| StateError::file(FileAction::Write, &self.path, e))
+            .map_err(|e| StateError::file(FileAction::Write, &self.path, e))?;
+        if let (Some(listed), Some(before)) = (&self.listed, owned) {
+            let now = state.owned_vms();
+            if now != before {
+                // Under the state's lock, so the list sees the changes in their order. A
+                // convenience, never a reason to stop: `up` and `down` record it again.
+                let _ = listed
+                    .index
+                    .record(&listed.lab, &listed.file, listed.provider, now);
+            }
+        }
+        Ok(())
     }
 
     pub fn update_vm(
