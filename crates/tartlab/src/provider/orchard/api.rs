@@ -384,15 +384,11 @@ fn reason(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{controller, Answer};
     use super::*;
-    use std::io::{Read, Write};
 
-    /// A server on 127.0.0.1 that answers one request with a JSON list of (at most 1001)
-    /// empty objects, padded to `length` bytes, its length said in a Content-Length or not (chunked), written
-    /// until the client stops reading; the controller that reaches it.
-    fn answering(chunked: bool, length: usize) -> Controller {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
+    /// A JSON list of (at most 1001) empty objects, padded to `length` bytes.
+    fn list_of(length: usize) -> Vec<u8> {
         let mut body = String::from("[");
         while body.len() + 6 <= length && body.len() < 3000 {
             body.push_str("{},");
@@ -400,48 +396,18 @@ mod tests {
         body.push_str("{}");
         body.push_str(&" ".repeat(length - body.len() - 1));
         body.push(']');
-        std::thread::spawn(move || {
-            let (mut client, _) = listener.accept().unwrap();
-            let mut request = Vec::new();
-            let mut byte = [0u8; 1];
-            while !request.ends_with(b"\r\n\r\n") && client.read(&mut byte).unwrap_or(0) == 1 {
-                request.push(byte[0]);
-            }
-            let framing = if chunked {
-                "Transfer-Encoding: chunked".to_string()
-            } else {
-                format!("Content-Length: {}", body.len())
-            };
-            let head =
-                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n{framing}\r\n\r\n");
-            if client.write_all(head.as_bytes()).is_err() {
-                return;
-            }
-            for piece in body.as_bytes().chunks(64 * 1024) {
-                let written = if chunked {
-                    client
-                        .write_all(format!("{:x}\r\n", piece.len()).as_bytes())
-                        .and_then(|()| client.write_all(piece))
-                        .and_then(|()| client.write_all(b"\r\n"))
-                } else {
-                    client.write_all(piece)
-                };
-                if written.is_err() {
-                    return;
-                }
-            }
-            if chunked {
-                let _ = client.write_all(b"0\r\n\r\n");
-            }
-        });
-        Controller::new(Credentials {
-            url,
-            account: "tartlab".into(),
-            token: super::super::config::Secret::new("not-a-token"),
-            from: "the test".into(),
-            certificate: None,
+        body.into_bytes()
+    }
+
+    /// A controller that answers every request with a list `length` bytes long, its length
+    /// said in a Content-Length or not (chunked).
+    fn answering(chunked: bool, length: usize) -> Controller {
+        let body = list_of(length);
+        controller(move |_| Answer {
+            status: 200,
+            body: body.clone(),
+            chunked,
         })
-        .unwrap()
     }
 
     fn runtime() -> tokio::runtime::Runtime {

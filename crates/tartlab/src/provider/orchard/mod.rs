@@ -16,6 +16,8 @@ mod config;
 mod doctor;
 mod ownership;
 mod pinning;
+#[cfg(test)]
+mod testing;
 mod tunnel;
 mod vms;
 

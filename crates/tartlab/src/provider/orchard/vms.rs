@@ -242,3 +242,103 @@ impl OrchardProvider {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use super::super::api::Controller;
+    use super::super::testing::{controller, Answer};
+    use super::super::Ownership;
+    use super::*;
+
+    /// A controller that answers each `GET /v1/vms/a-master` with the next of `looks` (a
+    /// uid, or `None` for no such VM; the last again once they run out) and each `DELETE`
+    /// with 200, counting them.
+    fn scripted(looks: Vec<Option<&'static str>>) -> (Controller, Arc<AtomicUsize>) {
+        let deletes = Arc::new(AtomicUsize::new(0));
+        let looks = Mutex::new(looks);
+        let counted = deletes.clone();
+        let controller = controller(move |request| {
+            if request.starts_with("DELETE ") {
+                counted.fetch_add(1, Ordering::SeqCst);
+                return Answer::json(200, "{}");
+            }
+            let mut looks = looks.lock().unwrap();
+            let look = if looks.len() > 1 {
+                looks.remove(0)
+            } else {
+                looks[0]
+            };
+            match look {
+                Some(uid) => Answer::json(
+                    200,
+                    &format!(r#"{{"name":"a-master","uid":"{uid}","status":"running"}}"#),
+                ),
+                None => Answer::json(404, ""),
+            }
+        });
+        (controller, deletes)
+    }
+
+    /// The provider of a lab whose create of `a-master` got back `ours`, on that controller.
+    fn provider(controller: Controller, ours: &str) -> (OrchardProvider, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".tartlab")).unwrap();
+        let ownership = Ownership::beside(dir.path());
+        ownership.record("a-master", ours).unwrap();
+        let provider = OrchardProvider {
+            controller,
+            spec: Default::default(),
+            schedule_timeout: Duration::from_secs(60),
+            ownership,
+        };
+        (provider, dir)
+    }
+
+    #[tokio::test]
+    async fn a_vm_of_the_name_with_another_uid_is_not_deleted_and_the_error_says_why() {
+        let (controller, deletes) = scripted(vec![Some("theirs")]);
+        let (provider, _dir) = provider(controller, "ours");
+        let error = provider.delete_owned("a-master").await.unwrap_err();
+        assert_eq!(deletes.load(Ordering::SeqCst), 0, "no DELETE sent");
+        assert!(
+            error
+                .message
+                .contains("it has uid theirs, and the VM this lab made had ours"),
+            "{}",
+            error.message
+        );
+        assert!(
+            error.hint.contains("tartlab left it alone"),
+            "{}",
+            error.hint
+        );
+    }
+
+    #[tokio::test]
+    async fn a_new_vm_of_the_name_after_the_delete_means_the_lab_s_is_gone() {
+        let (controller, deletes) = scripted(vec![Some("ours"), Some("a-new-one")]);
+        let (provider, _dir) = provider(controller, "ours");
+        let deleted = provider.delete_owned("a-master").await;
+        assert!(deleted.is_ok(), "{:?}", deleted.err().map(|e| e.message));
+        assert_eq!(deletes.load(Ordering::SeqCst), 1);
+        assert_eq!(provider.ownership.recorded("a-master"), None, "forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_wait_on_a_vm_that_was_replaced_ends_at_the_next_look_without_a_delete() {
+        let (controller, deletes) = scripted(vec![Some("theirs")]);
+        let (provider, _dir) = provider(controller, "ours");
+        let error = provider.wait_running("a-master", "ours").await.unwrap_err();
+        assert_eq!(deletes.load(Ordering::SeqCst), 0);
+        assert!(
+            error
+                .message
+                .contains("it has another uid (theirs; tartlab's was ours)"),
+            "{}",
+            error.message
+        );
+    }
+}
