@@ -17,6 +17,11 @@ use crate::provider::ProviderError;
 /// their own `wait`).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The most of one answer tartlab reads, JSON or an error's body: Orchard's largest is the
+/// VM list, about 2 KiB a VM, so 4 MiB holds some two thousand VMs. A larger answer is not
+/// an Orchard controller's (or not one tartlab should hold in memory): an error.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
 /// A VM as the controller reports it; only the fields tartlab reads.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -128,6 +133,8 @@ pub enum Refusal {
     Status(u16, String),
     /// A body that is not what Orchard sends.
     Garbled(String),
+    /// A body larger than `MAX_BODY_BYTES`, left unread past that.
+    TooLarge,
 }
 
 /// The controller, reached with one account.
@@ -197,10 +204,7 @@ impl Controller {
             .await
             .map_err(|e| Refusal::Unreachable(reason(&e)))?;
         let status = response.status().as_u16();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| Refusal::Unreachable(reason(&e)))?;
+        let body = read_body(response, MAX_BODY_BYTES).await?;
         if status == 200 {
             return Ok(body.to_vec());
         }
@@ -327,12 +331,39 @@ impl Controller {
                     hint,
                 )
             }
+            Refusal::TooLarge => ProviderError::new(
+                format!("the Orchard controller at {url} answered with more than {} MiB while {doing}, more than tartlab reads of one answer", MAX_BODY_BYTES / (1024 * 1024)),
+                "check that the URL is an Orchard controller's (and not a proxy's or another server's); nothing more of that answer was read",
+            ),
             Refusal::Garbled(why) => ProviderError::new(
                 format!("the Orchard controller at {url} answered in a form tartlab does not know while {doing}: {why}"),
                 "check that the URL is an Orchard controller's, of version 0.55 or newer",
             ),
         }
     }
+}
+
+/// A response's body, at most `limit` bytes of it: a larger one (by its Content-Length, or
+/// as it comes) is `TooLarge`, and the rest is not read.
+pub async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, Refusal> {
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(Refusal::TooLarge);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Refusal::Unreachable(reason(&e)))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(Refusal::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// A transport error's cause, the innermost first words (reqwest's own words name only the
@@ -353,7 +384,67 @@ fn reason(e: &reqwest::Error) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{controller, Answer};
     use super::*;
+
+    /// A JSON list of (at most 1001) empty objects, padded to `length` bytes.
+    fn list_of(length: usize) -> Vec<u8> {
+        let mut body = String::from("[");
+        while body.len() + 6 <= length && body.len() < 3000 {
+            body.push_str("{},");
+        }
+        body.push_str("{}");
+        body.push_str(&" ".repeat(length - body.len() - 1));
+        body.push(']');
+        body.into_bytes()
+    }
+
+    /// A controller that answers every request with a list `length` bytes long, its length
+    /// said in a Content-Length or not (chunked).
+    fn answering(chunked: bool, length: usize) -> Controller {
+        let body = list_of(length);
+        controller(move |_| Answer {
+            status: 200,
+            body: body.clone(),
+            chunked,
+        })
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn an_answer_over_the_bound_is_an_error_in_words_whether_its_length_is_said_or_not() {
+        for chunked in [false, true] {
+            let controller = answering(chunked, MAX_BODY_BYTES + 64 * 1024);
+            let refusal = runtime().block_on(controller.vms());
+            assert!(
+                matches!(refusal, Err(Refusal::TooLarge)),
+                "chunked {chunked}: {:?}",
+                refusal.map(|vms| vms.len())
+            );
+        }
+        let controller = answering(false, 10);
+        let error = controller.explain("listing the VMs", Refusal::TooLarge);
+        assert!(
+            error
+                .message
+                .contains("answered with more than 4 MiB while listing the VMs"),
+            "{}",
+            error.message
+        );
+    }
+
+    #[test]
+    fn an_answer_within_the_bound_is_read_whole() {
+        let controller = answering(true, MAX_BODY_BYTES);
+        let vms = runtime().block_on(controller.vms()).unwrap();
+        assert_eq!(vms.len(), 1001);
+    }
 
     #[test]
     fn a_vm_is_read_with_unknown_fields_and_hyphenated_keys() {

@@ -4,7 +4,9 @@
 //! port-forward (the only way in: the controller relays to the worker, which dials the VM),
 //! `doctor.rs` checks the controller and lists its workers. Here they become the `Provider`:
 //! one `POST /v1/vms` per node, made running on whichever worker the scheduler picks among
-//! those whose labels match; the VM's `uid` is its identity.
+//! those whose labels match. The VM's `uid` is its identity (`ownership.rs` keeps the lab's);
+//! `vms.rs` makes, waits on and deletes VMs checking it at every look, and leaves a VM of a
+//! node's name with another uid alone.
 //!
 //! What Orchard cannot do is declared in `capabilities` and refused before anything changes:
 //! a VM runs from its creation until it is deleted (no stop then start, no resize).
@@ -12,15 +14,20 @@
 mod api;
 mod config;
 mod doctor;
+mod ownership;
 mod pinning;
+#[cfg(test)]
+mod testing;
 mod tunnel;
+mod vms;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use self::api::{Controller, NewVm, Refusal, Vm};
+use self::api::{Controller, NewVm, Refusal};
+use self::ownership::Ownership;
 use super::{
     AddressLook, AddressWait, BoxFuture, Capabilities, CreateFrom, Created, Inventory, Peers,
     Provider, ProviderError, Resize, Stopped, VmInfo, VmSettings, VmSpec,
@@ -43,6 +50,8 @@ pub struct OrchardProvider {
     spec: OrchardSpec,
     /// How long a VM may stay unscheduled before its create fails (no worker fits it).
     schedule_timeout: Duration,
+    /// The uids that make VMs the lab's.
+    ownership: Ownership,
 }
 
 /// An Orchard VM is reached only through tartlab's `proxy` (the controller's port-forward).
@@ -68,6 +77,7 @@ impl OrchardProvider {
             controller: Controller::new(credentials)?,
             spec: spec.clone(),
             schedule_timeout: seconds_from_env("TARTLAB_ORCHARD_SCHEDULE_TIMEOUT", 120),
+            ownership: Ownership::beside(lab_dir),
         })
     }
 
@@ -111,97 +121,6 @@ impl OrchardProvider {
             password: spec.login.password.clone(),
             restart_policy: "Never",
         }
-    }
-
-    /// The VM's last events, as lines for a message (empty when it has none, or they cannot
-    /// be read).
-    async fn last_events(&self, vm: &str) -> String {
-        match self.controller.events(vm, EVENTS_SHOWN).await {
-            Ok(events) if !events.is_empty() => {
-                let lines: Vec<String> = events
-                    .iter()
-                    .map(|e| format!("  {}", crate::text::printable(&e.payload, 300)))
-                    .collect();
-                format!("; its last events:\n{}", lines.join("\n"))
-            }
-            _ => "; it has no events".to_string(),
-        }
-    }
-
-    /// Deletes a VM this create made and could not finish, so that the next `up` starts
-    /// over; what the deletion said, for the message.
-    async fn give_up(&self, vm: &str) -> &'static str {
-        match self.controller.delete(vm).await {
-            Ok(()) => "tartlab deleted it, so the next `tartlab up` makes it anew",
-            Err(_) => "tartlab could not delete it: `tartlab down` does",
-        }
-    }
-
-    /// Waits until the VM runs on a worker: scheduled within `schedule_timeout`, then
-    /// running (a first clone pulls the image, which can take long: the engine's create
-    /// timeout bounds it). A VM that failed, or found no worker, is reported and deleted.
-    async fn wait_running(&self, vm: &str) -> Result<Vm, ProviderError> {
-        let started = Instant::now();
-        loop {
-            let found = self
-                .controller
-                .vm(vm)
-                .await
-                .map_err(|e| self.controller.explain(&format!("waiting for {vm}"), e))?;
-            let Some(found) = found else {
-                return Err(ProviderError::new(
-                    format!("{vm} was deleted on the Orchard controller at {} while tartlab waited for it to run", self.controller.url()),
-                    "someone else deleted it; `tartlab up` makes it anew",
-                ));
-            };
-            if found.is_running() {
-                return Ok(found);
-            }
-            if found.is_failed() {
-                let events = self.last_events(vm).await;
-                let gone = self.give_up(vm).await;
-                let worker = if found.worker.is_empty() {
-                    String::new()
-                } else {
-                    format!(" on worker {}", found.worker)
-                };
-                return Err(ProviderError::new(
-                    format!(
-                        "{vm} failed{worker}: {}{events}",
-                        crate::text::printable(&found.status_message, 500)
-                    ),
-                    format!("{gone}; if it failed in the clone, check the image name and the worker's free disk (`orchard get vm {vm}` while it exists)"),
-                ));
-            }
-            if found.worker.is_empty() && started.elapsed() >= self.schedule_timeout {
-                let fleet = doctor::fleet_words(&self.controller).await;
-                let gone = self.give_up(vm).await;
-                let labels = self.labels_words(&found);
-                let resources = if found.resources.is_empty() {
-                    ""
-                } else {
-                    " and the free resources it asks"
-                };
-                return Err(ProviderError::new(
-                    format!(
-                        "no Orchard worker took {vm} within {} s: none that is online has arch {}, runtime {}{labels}{resources}",
-                        self.schedule_timeout.as_secs(),
-                        self.spec.arch.name(),
-                        self.spec.runtime.name(),
-                    ),
-                    format!("{gone}. {fleet}; change the lab's `placement` (or `provider.orchard.arch`/`labels`), or start a worker that fits (raise TARTLAB_ORCHARD_SCHEDULE_TIMEOUT to wait longer)"),
-                ));
-            }
-            tokio::time::sleep(POLL).await;
-        }
-    }
-
-    fn labels_words(&self, vm: &Vm) -> String {
-        if vm.labels.is_empty() {
-            return String::new();
-        }
-        let pairs: Vec<String> = vm.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        format!(", labels {}", pairs.join(","))
     }
 }
 
@@ -318,43 +237,7 @@ impl Provider for OrchardProvider {
         spec: &'a VmSpec,
         from: CreateFrom,
     ) -> BoxFuture<'a, Result<Created, ProviderError>> {
-        Box::pin(async move {
-            let vm = spec.name.as_str();
-            let created = match self.controller.create(&self.new_vm(spec)).await {
-                Ok(created) => created,
-                // An earlier create was cut off after the POST: that VM is the one the state
-                // recorded the intent of.
-                Err(Refusal::Status(409, _)) if from == CreateFrom::Interrupted => self
-                    .controller
-                    .vm(vm)
-                    .await
-                    .map_err(|e| self.controller.explain(&format!("reading {vm}"), e))?
-                    .ok_or_else(|| {
-                        ProviderError::new(
-                            format!("{vm} was there a moment ago and is gone"),
-                            "run `tartlab up` again",
-                        )
-                    })?,
-                Err(Refusal::Status(409, _)) => {
-                    return Err(ProviderError::new(
-                        format!("a VM named {vm} exists on the Orchard controller at {}, and this lab did not create it", self.controller.url()),
-                        "tartlab leaves it alone: rename the node (or set `vm_prefix`), or delete that VM yourself (`orchard delete vm`) if it is yours",
-                    ))
-                }
-                Err(e) => return Err(self.controller.explain(&format!("creating {vm}"), e)),
-            };
-            let running = self.wait_running(vm).await?;
-            if running.uid != created.uid {
-                return Err(ProviderError::new(
-                    format!("{vm} on the controller is no longer the VM tartlab created (its uid changed)"),
-                    "someone replaced it; tartlab leaves it alone",
-                ));
-            }
-            Ok(Created {
-                identity: created.uid,
-                running: true,
-            })
-        })
+        Box::pin(self.create_vm(spec, from))
     }
 
     fn describe<'a>(
@@ -469,30 +352,6 @@ impl Provider for OrchardProvider {
     }
 
     fn delete<'a>(&'a self, vm: &'a str) -> BoxFuture<'a, Result<(), ProviderError>> {
-        Box::pin(async move {
-            let doing = format!("deleting {vm}");
-            self.controller
-                .delete(vm)
-                .await
-                .map_err(|e| self.controller.explain(&doing, e))?;
-            // The record goes at once; the worker stops and deletes the tart VM on its next
-            // sync, which the API does not report.
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                match self.controller.vm(vm).await {
-                    Ok(None) => return Ok(()),
-                    Ok(Some(_)) if Instant::now() < deadline => tokio::time::sleep(POLL).await,
-                    Ok(Some(_)) => {
-                        return Err(ProviderError::new(
-                            format!(
-                                "{vm} is still on the Orchard controller 30 s after its deletion"
-                            ),
-                            "check the controller's log, then `tartlab down` again",
-                        ))
-                    }
-                    Err(e) => return Err(self.controller.explain(&doing, e)),
-                }
-            }
-        })
+        Box::pin(self.delete_owned(vm))
     }
 }
