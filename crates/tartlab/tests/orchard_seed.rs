@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use common::orchard::{Build, Fleet, Options};
+use common::orchard::{Build, Fleet};
 use common::{is_event, Lab, Out};
 use serde_json::{json, Value};
 
@@ -110,20 +110,11 @@ fn exec_results(out: &Out) -> Vec<(String, i64, String)> {
 
 #[test]
 fn the_seed_lab_runs_one_cluster_per_worker_and_leaves_no_vm_on_any_worker() {
-    // Three VMs per worker: Orchard's tart runtime offers two by default (macOS's limit of
-    // two macOS VMs per Mac; the seed's Linux guests are not under it).
-    let options = Options {
-        tart_vms: Some(3),
-        ..Options::default()
-    };
-    let fleet = Fleet::start_with(
-        options,
-        &[
-            ("w1", &[("worker", "w1")]),
-            ("w2", &[("worker", "w2")]),
-            ("w3", &[("worker", "w3")]),
-        ],
-    );
+    let fleet = Fleet::start(&[
+        ("w1", &[("worker", "w1")]),
+        ("w2", &[("worker", "w2")]),
+        ("w3", &[("worker", "w3")]),
+    ]);
     let account = fleet.service_account("tartlab", &["compute:read", "compute:write"]);
     let token = account.token.clone();
     let lab = Lab::new(&seed_lab(&fleet.url, &account.name));
@@ -367,11 +358,7 @@ fn vetu_fleet_lab(url: &str, runtime: &str) -> String {
 fn a_fleet_of_orchards_own_linux_build_runs_vetu_which_tartlab_refuses_in_words() {
     // Orchard's own build on Linux: its workers run the vetu runtime, whatever they are
     // asked (a Mac's run tart, the runtime tartlab's VMs ask for).
-    let options = Options {
-        build: Build::Unpatched,
-        ..Options::default()
-    };
-    let fleet = Fleet::start_with(options, &[("v1", &[("worker", "v1")])]);
+    let fleet = Fleet::start_build(Build::Unpatched, &[("v1", &[("worker", "v1")])]);
     let workers = fleet.api("GET", "/v1/workers", None).ok();
     assert_eq!(workers[0]["runtime"], "vetu", "{workers}");
     let token = fleet.admin.token.clone();

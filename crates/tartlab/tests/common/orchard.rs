@@ -70,25 +70,6 @@ pub enum Build {
     Unpatched,
 }
 
-/// How a fleet is started.
-#[derive(Clone, Copy, Debug)]
-pub struct Options {
-    pub build: Build,
-    /// VMs each worker offers (`--resources org.cirruslabs.tart-vms=N`); Orchard's tart
-    /// runtime offers 2 by default (macOS's limit of two macOS VMs per Mac), and each VM
-    /// takes one.
-    pub tart_vms: Option<u32>,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            build: Build::TartRuntime,
-            tart_vms: None,
-        }
-    }
-}
-
 /// A service account's name and token (HTTP Basic credentials).
 #[derive(Clone, Debug)]
 pub struct Credential {
@@ -182,7 +163,7 @@ pub struct Fleet {
     bin: PathBuf,
     /// The orchard binary of this fleet (controller, workers and CLI) and its build.
     orchard: PathBuf,
-    options: Options,
+    build: Build,
     controller: Option<Proc>,
     workers: Vec<Worker>,
 }
@@ -191,13 +172,13 @@ impl Fleet {
     /// Starts a controller and these workers (name, labels), and waits until the
     /// controller lists every worker.
     pub fn start(workers: &[(&str, &[(&str, &str)])]) -> Fleet {
-        Fleet::start_with(Options::default(), workers)
+        Fleet::start_build(Build::TartRuntime, workers)
     }
 
-    /// `start` with these options (another orchard build, more VMs per worker).
-    pub fn start_with(options: Options, workers: &[(&str, &[(&str, &str)])]) -> Fleet {
+    /// `start` with this orchard build.
+    pub fn start_build(build: Build, workers: &[(&str, &[(&str, &str)])]) -> Fleet {
         super::require_root();
-        let orchard = match options.build {
+        let orchard = match build {
             Build::TartRuntime => orchard_bin(),
             Build::Unpatched => orchard_vetu_bin(),
         };
@@ -240,7 +221,7 @@ impl Fleet {
             controller_log,
             bin,
             orchard,
-            options,
+            build,
             controller: Some(Proc::spawn(cmd)),
             workers: Vec::new(),
             dir,
@@ -517,11 +498,7 @@ impl Fleet {
                 worker.tart_home.with_file_name("orchard-home"),
             )
             .stdin(Stdio::piped());
-        if let Some(vms) = self.options.tart_vms {
-            cmd.arg("--resources")
-                .arg(format!("org.cirruslabs.tart-vms={vms}"));
-        }
-        match self.options.build {
+        match self.build {
             Build::TartRuntime => cmd.env("ORCHARD_WORKER_RUNTIME", "tart"),
             Build::Unpatched => cmd.env_remove("ORCHARD_WORKER_RUNTIME"),
         };
