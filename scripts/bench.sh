@@ -5,7 +5,7 @@
 # (wall, peak RSS, CPU). Writes docs/PERFORMANCE.md; the output ends with one line per figure
 # (`figure<TAB>median<TAB>min<TAB>max<TAB>unit`) so two runs can be compared.
 #
-# Usage: scripts/bench.sh [--quick]     (--quick: 1 run each, no 100-VM figures)
+# Usage: scripts/bench.sh [--quick]     (--quick: 1 run each, no 100-VM or Orchard figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -226,6 +226,13 @@ figure "tart processes per VM, up(9)" "$(ratio "$spawns_up" 9)" - - per-VM
 figure "tart processes, converged up(9)" "$spawns_converged" - - total
 figure "SSH logins per new VM, up(9)" "$(ratio "$logins_up" 9)" - - per-VM
 figure "remote commands per new VM, up(9)" "$(ratio "$commands_up" 9)" - - per-VM
+# The seed lab on a fleet of the real Orchard against the same lab here (a minute or two
+# more, so not in --quick): scripts/bench/orchard.sh prints figure lines of this shape.
+if [ $quick = 0 ]; then
+  echo "bench: the seed lab on an Orchard fleet (scripts/bench/orchard.sh)" >&2
+  NO_BUILD=1 RUNS=$runs TART_SIM_BOOT_MS=$boot_ms bash scripts/bench/orchard.sh > "$work/orchard.out"
+  while IFS= read -r l; do lines+=("$l"); done < "$work/orchard.out"
+fi
 
 {
   echo "# Performance"

@@ -45,6 +45,31 @@ pub fn orchard_bin() -> PathBuf {
     bin
 }
 
+/// The unpatched orchard build (its Linux workers always run the vetu runtime), which
+/// scripts/install-orchard.sh puts beside the patched one: `TARTLAB_TEST_ORCHARD_VETU`, or
+/// `orchard-vetu` beside `orchard_bin()`. Fails, never skips, when it is missing.
+pub fn orchard_vetu_bin() -> PathBuf {
+    let bin = std::env::var_os("TARTLAB_TEST_ORCHARD_VETU")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| orchard_bin().with_file_name("orchard-vetu"));
+    assert!(
+        bin.is_file(),
+        "the unpatched orchard binary {} is missing: run scripts/install-orchard.sh (or set \
+         TARTLAB_TEST_ORCHARD_VETU to Orchard's own build)",
+        bin.display()
+    );
+    bin
+}
+
+/// Which orchard a fleet runs, and so which runtime its workers use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Build {
+    /// The test build, `ORCHARD_WORKER_RUNTIME=tart`: Orchard's tart runtime, as on a Mac.
+    TartRuntime,
+    /// Orchard's own build: a Linux worker runs the vetu runtime (tart-sim as `vetu`).
+    Unpatched,
+}
+
 /// A service account's name and token (HTTP Basic credentials).
 #[derive(Clone, Debug)]
 pub struct Credential {
@@ -136,6 +161,9 @@ pub struct Fleet {
     pub orchard_home: PathBuf,
     pub controller_log: PathBuf,
     bin: PathBuf,
+    /// The orchard binary of this fleet (controller, workers and CLI) and its build.
+    orchard: PathBuf,
+    build: Build,
     controller: Option<Proc>,
     workers: Vec<Worker>,
 }
@@ -144,8 +172,16 @@ impl Fleet {
     /// Starts a controller and these workers (name, labels), and waits until the
     /// controller lists every worker.
     pub fn start(workers: &[(&str, &[(&str, &str)])]) -> Fleet {
+        Fleet::start_build(Build::TartRuntime, workers)
+    }
+
+    /// `start` with this orchard build.
+    pub fn start_build(build: Build, workers: &[(&str, &[(&str, &str)])]) -> Fleet {
         super::require_root();
-        let orchard = orchard_bin();
+        let orchard = match build {
+            Build::TartRuntime => orchard_bin(),
+            Build::Unpatched => orchard_vetu_bin(),
+        };
         let dir = tempfile::Builder::new()
             .prefix("tartlab-orchard")
             .tempdir()
@@ -184,6 +220,8 @@ impl Fleet {
             orchard_home,
             controller_log,
             bin,
+            orchard,
+            build,
             controller: Some(Proc::spawn(cmd)),
             workers: Vec::new(),
             dir,
@@ -338,7 +376,7 @@ impl Fleet {
 
     /// The orchard CLI with the controller's ORCHARD_HOME (its bootstrap-admin context).
     pub fn orchard(&self, args: &[&str]) -> Out {
-        Command::new(orchard_bin())
+        Command::new(&self.orchard)
             .args(args)
             .env("ORCHARD_HOME", &self.orchard_home)
             .stdin(Stdio::null())
@@ -366,6 +404,38 @@ impl Fleet {
         self.workers
             .iter()
             .map(|w| (w.name.clone(), w.tart_home.clone()))
+            .collect()
+    }
+
+    /// From now on, the `tart ip` this worker runs (when the controller asks it a VM's
+    /// address) waits until `release_tart_ip`, so that a test acts while a worker is asked.
+    pub fn hold_tart_ip(&self, worker: &str) {
+        std::fs::write(hold_ip(self.worker(worker)), "").unwrap();
+    }
+
+    /// Whether a held `tart ip` of this worker has been asked since `hold_tart_ip`.
+    pub fn tart_ip_asked(&self, worker: &str) -> bool {
+        hold_ip(self.worker(worker))
+            .with_extension("asked")
+            .exists()
+    }
+
+    pub fn release_tart_ip(&self, worker: &str) {
+        let hold = hold_ip(self.worker(worker));
+        let _ = std::fs::remove_file(&hold);
+        let _ = std::fs::remove_file(hold.with_extension("asked"));
+    }
+
+    /// The uid of each VM on the controller, by name.
+    pub fn vm_uids(&self) -> BTreeMap<String, String> {
+        let vms = self.api("GET", "/v1/vms", None).ok();
+        vms.as_array()
+            .into_iter()
+            .flatten()
+            .map(|vm| {
+                let text = |k: &str| vm[k].as_str().unwrap_or_default().to_string();
+                (text("name"), text("uid"))
+            })
             .collect()
     }
 
@@ -419,7 +489,7 @@ impl Fleet {
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
-        let mut cmd = Command::new(orchard_bin());
+        let mut cmd = Command::new(&self.orchard);
         cmd.args(["worker", "run", &self.url, "--name", name])
             // On stdin, so the token is not on a command line `ps` shows.
             .arg("--bootstrap-token-stdin")
@@ -427,8 +497,11 @@ impl Fleet {
                 "ORCHARD_HOME",
                 worker.tart_home.with_file_name("orchard-home"),
             )
-            .env("ORCHARD_WORKER_RUNTIME", "tart")
             .stdin(Stdio::piped());
+        match self.build {
+            Build::TartRuntime => cmd.env("ORCHARD_WORKER_RUNTIME", "tart"),
+            Build::Unpatched => cmd.env_remove("ORCHARD_WORKER_RUNTIME"),
+        };
         if !labels.is_empty() {
             cmd.arg("--labels").arg(labels.join(","));
         }
@@ -459,6 +532,7 @@ impl Fleet {
         cmd.env("PATH", path)
             .env("TART_HOME", &worker.tart_home)
             .env("TEST_TART_CALLS", &worker.tart_calls)
+            .env("TEST_HOLD_IP", hold_ip(worker))
             .env("TART_SIM_BOOT_MS", BOOT_MS)
             .env("TART_SIM_PULL_MS", "50")
             .env("TART_SIM_LOCK_MS", "100")
@@ -528,19 +602,28 @@ impl Drop for Fleet {
 /// for `--net-softnet`.
 fn install_tart(bin: &Path) {
     let sim = tart_sim();
-    let tart = format!(
-        "#!/bin/bash\nprintf '%s\\n' \"$*\" >> \"$TEST_TART_CALLS\"\nexec -a tart '{}' \"$@\"\n",
-        sim.display()
-    );
-    std::fs::write(bin.join("tart"), tart).unwrap();
+    for name in ["tart", "vetu"] {
+        // `ip` waits while $TEST_HOLD_IP exists (`Fleet::hold_tart_ip`), saying so first.
+        let wrapper = format!(
+            "#!/bin/bash\nprintf '%s\\n' \"$*\" >> \"$TEST_TART_CALLS\"\nif [ \"$1\" = ip ] && [ -e \"$TEST_HOLD_IP\" ]; then : > \"$TEST_HOLD_IP.asked\"; while [ -e \"$TEST_HOLD_IP\" ]; do sleep 0.05; done; fi\nexec -a {name} '{}' \"$@\"\n",
+            sim.display()
+        );
+        std::fs::write(bin.join(name), wrapper).unwrap();
+    }
     let softnet = format!("#!/bin/bash\nexec -a softnet '{}' \"$@\"\n", sim.display());
     std::fs::write(bin.join("softnet"), softnet).unwrap();
     Command::new("chmod")
         .arg("755")
         .arg(bin.join("tart"))
+        .arg(bin.join("vetu"))
         .arg(bin.join("softnet"))
         .status()
         .unwrap();
+}
+
+/// The file whose presence holds a worker's `tart ip` (beside its TART_HOME).
+fn hold_ip(worker: &Worker) -> PathBuf {
+    worker.tart_home.with_file_name("hold-ip")
 }
 
 fn log_to(cmd: &mut Command, log: &Path) {
