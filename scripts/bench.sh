@@ -5,7 +5,7 @@
 # (wall, peak RSS, CPU). Writes docs/PERFORMANCE.md; the output ends with one line per figure
 # (`figure<TAB>median<TAB>min<TAB>max<TAB>unit`) so two runs can be compared.
 #
-# Usage: scripts/bench.sh [--quick]     (--quick: 1 run each, no 100-VM or Orchard figures)
+# Usage: scripts/bench.sh [--quick]     (--quick: 1 run each, no 100-VM, Orchard or snapshot figures)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -232,6 +232,18 @@ if [ $quick = 0 ]; then
   echo "bench: the seed lab on an Orchard fleet (scripts/bench/orchard.sh)" >&2
   NO_BUILD=1 RUNS=$runs TART_SIM_BOOT_MS=$boot_ms bash scripts/bench/orchard.sh > "$work/orchard.out"
   while IFS= read -r l; do lines+=("$l"); done < "$work/orchard.out"
+fi
+# Issue 29's measure: snapshot save and restore of the seed lab with a 30 s provisioning
+# step, against down + up of the same lab (scripts/bench/snapshots.sh, one run).
+if [ $quick = 0 ]; then
+  echo "bench: snapshots of the seed lab (scripts/bench/snapshots.sh)" >&2
+  TARGET=$repo/target/release TART_SIM_BOOT_MS=$boot_ms bash scripts/bench/snapshots.sh > "$work/snapshots"
+  while IFS=$'\t' read -r name secs; do
+    figure "seed lab with a 30 s step: $name" "$secs" - - s
+  done < "$work/snapshots"
+  snap() { awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$work/snapshots"; }
+  figure "seed lab with a 30 s step: snapshot restore / (down + up)" \
+    "$(ratio "$(snap 'snapshot restore (9 nodes)')" "$(awk "BEGIN { print $(snap down) + $(snap 'up again (provisions again)') }")")" - - x
 fi
 
 {
