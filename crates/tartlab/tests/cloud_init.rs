@@ -177,7 +177,8 @@ fn a_cloud_init_that_ends_degraded_is_done_with_a_warning_not_a_failure() {
         "#cloud-config\nruncmd:\n  - [ sh, -c, \"echo one > /var/tmp/edition\" ]\n",
     );
     lab.up_all_ok(1);
-    let wrapper = "#!/bin/sh\nif [ \"$1\" = status ]; then /usr/bin/cloud-init \"$@\"; echo \"recoverable_errors: WARNING: a deprecated key\"; exit 2; fi\nexec /usr/bin/cloud-init \"$@\"\n";
+    // It lets the real cloud-init end first, so the run it reports on is over.
+    let wrapper = "#!/bin/sh\nif [ \"$1\" = status ]; then /usr/bin/cloud-init status --wait >/dev/null 2>&1; /usr/bin/cloud-init \"$@\"; echo \"recoverable_errors: WARNING: a deprecated key\"; exit 2; fi\nexec /usr/bin/cloud-init \"$@\"\n";
     let installed = lab.ssh(
         "dev-vm",
         &format!("printf %s '{wrapper}' | sudo tee /usr/local/bin/cloud-init >/dev/null && sudo chmod 755 /usr/local/bin/cloud-init && {{ sudo cloud-init status > /tmp/status.out; echo $?; tail -n 1 /tmp/status.out; }}"),
@@ -214,7 +215,8 @@ fn a_guest_s_cloud_init_status_cannot_drive_the_terminal_and_an_empty_log_is_sai
     lab.up_all_ok(1);
     let wrapper = r#"#!/bin/sh
 if [ "$1" = status ]; then
-  /usr/bin/cloud-init "$@" >/dev/null
+  # The real cloud-init ends first: it would write into the log after it was emptied.
+  /usr/bin/cloud-init status --wait >/dev/null 2>&1
   : > /var/log/cloud-init-output.log
   printf "errors:\n  - ('\033]0;PWNED-TITLE\007\033[2J\033[1;32mall modules ok\033[0m', 'x')\n"
   exit 1

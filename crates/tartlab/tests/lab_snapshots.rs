@@ -516,3 +516,90 @@ fn a_restore_whose_address_changes_anyway_says_so_and_makes_etc_hosts_again_ever
     }
     assert_eq!(runs(&lab, "dev-worker"), 1);
 }
+
+/// The seed lab (examples/seed-lab.yaml: three clusters of a master and two workers) with
+/// the counting step and the workers' join step.
+fn seed_lab() -> String {
+    let seed = std::fs::read_to_string(common::examples().join("seed-lab.yaml")).unwrap();
+    format!(
+        "{seed}provision:\n  - name: count\n    run: echo run >> /var/tmp/count\n  - name: join\n    on: role=worker\n    run: getent hosts $(hostname | sed 's/-worker-.*/-master/') | cut -d' ' -f1 > /var/tmp/master-ip\n"
+    )
+}
+
+const SEED: [&str; 9] = [
+    "dev-master",
+    "dev-worker-1",
+    "dev-worker-2",
+    "stg-master",
+    "stg-worker-1",
+    "stg-worker-2",
+    "prod-master",
+    "prod-worker-1",
+    "prod-worker-2",
+];
+
+#[test]
+fn the_seed_lab_broken_in_each_cluster_comes_back_whole_from_its_snapshot() {
+    let lab = Lab::new(&seed_lab());
+    lab.up_all_ok(9);
+    let ips: Vec<String> = SEED.iter().map(|vm| lab.ip(vm)).collect();
+    let macs: Vec<String> = SEED.iter().map(|vm| lab.mac(vm)).collect();
+    let keys = pinned(&lab);
+    let saved = lab.ok(&["snapshot", "save", "provisioned"]);
+    assert!(saved.stdout.contains("9 of 9 nodes ok"), "{}", saved.stdout);
+    assert_eq!(snapshot_vms(&lab).len(), 9);
+
+    // Broken in each cluster: a file gone on dev's master, a host name changed on a stg
+    // worker, sshd stopped on prod's master, a prod worker's VM deleted with tart.
+    assert_eq!(lab.ssh("dev-master", "sudo rm /var/tmp/count").code, 0);
+    assert_eq!(
+        lab.ssh(
+            "stg-worker-1",
+            "sudo hostname broken && echo broken | sudo tee /etc/hostname"
+        )
+        .code,
+        0
+    );
+    lab.ssh(
+        "prod-master",
+        "sudo sh -c 'sleep 0.3; pkill -x sshd' >/dev/null 2>&1 </dev/null &",
+    );
+    let gone = std::time::Instant::now();
+    while lab.ssh("prod-master", "true").code == 0 {
+        assert!(gone.elapsed().as_secs() < 15, "sshd still answers");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(lab.tart(&["stop", "prod-worker-2"]).code, 0);
+    assert_eq!(lab.tart(&["delete", "prod-worker-2"]).code, 0);
+
+    let restored = lab.ok(&["snapshot", "restore", "provisioned"]);
+    assert!(
+        restored.stdout.contains("9 of 9 nodes ok"),
+        "{}\n{}",
+        restored.stdout,
+        restored.stderr
+    );
+    for (i, vm) in SEED.iter().enumerate() {
+        assert_eq!(lab.ip(vm), ips[i], "{vm}'s address");
+        assert_eq!(lab.mac(vm), macs[i], "{vm}'s MAC");
+        // Pinned-key ssh works (the host key is the snapshot's) and the name is back.
+        assert_eq!(lab.ssh(vm, "hostname").stdout.trim(), *vm);
+        assert_eq!(
+            runs(&lab, vm),
+            1,
+            "{vm}: the step ran once, before the save"
+        );
+        if vm.contains("-worker-") {
+            // The join step's record of its master's address still points at the master.
+            let (cluster, _) = vm.split_once("-worker-").unwrap();
+            let master = SEED.iter().position(|m| *m == format!("{cluster}-master"));
+            assert_eq!(
+                lab.ssh(vm, "cat /var/tmp/master-ip").stdout.trim(),
+                ips[master.unwrap()],
+                "{vm}"
+            );
+        }
+    }
+    assert_eq!(pinned(&lab), keys);
+    plan_is_empty(&lab);
+}

@@ -585,9 +585,16 @@ fn two_lab_files_in_one_directory_are_refused() {
     .unwrap();
     let up = lab.tartlab(&["up"]);
     assert_eq!(up.code, 1);
+    // Nothing records which lab file that state was made for (no `lab_file`, no entry in
+    // the list of labs): a rename and another lab are both named, each with its way out.
     assert!(
-        up.stderr
-            .contains("belongs to lab `other`, not `pair`: two lab files share this directory"),
+        up.stderr.contains("belongs to lab `other`, not `pair`")
+            && up
+                .stderr
+                .contains("If you renamed it: put back `lab: other`")
+            && up
+                .stderr
+                .contains("If it is another lab: move it into its own directory"),
         "{}",
         up.stderr
     );
