@@ -778,3 +778,76 @@ fn a_partial_up_lists_running_nodes_outside_it_in_hosts_and_leaves_out_stopped_o
         "a stopped node's old address is not published: {hosts}"
     );
 }
+
+#[test]
+fn an_up_killed_right_after_it_booted_a_provisioned_node_is_waited_for_by_the_next_up() {
+    let lab =
+        Lab::new("lab: cut\nclusters:\n  - name: dev\n    nodes:\n      - { name: master }\n");
+    lab.up_all_ok(1);
+    lab.ok(&["stop"]);
+    // The guest of the `tart run` the killed `up` spawns takes 4 s to its lease and sshd.
+    let from = lab.events().len();
+    let mut up = lab
+        .command(&["up"])
+        .env("TART_SIM_BOOT_MS", "4000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Its first event once `tart run` was spawned: the wait for the address.
+    lab.wait_for_event(&mut up, from, "dev-master's wait for its address", |e| {
+        e["node"] == "dev-master" && common::is_event(e, "ip", "started")
+    });
+    // SAFETY: signalling our own child, not yet reaped.
+    unsafe { libc::kill(up.id() as i32, libc::SIGKILL) };
+    let _ = up.wait();
+    // The spawned `tart run` outlives it (a bound, not a timing: it may take a moment to
+    // show in `tart list`).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !running(&lab, "dev-master") {
+        assert!(
+            Instant::now() < deadline,
+            "the killed up left no VM running"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let plan = lab.ok(&["plan"]);
+    assert!(
+        plan.stdout
+            .contains("its last boot was cut short: up waits for it"),
+        "{}",
+        plan.stdout
+    );
+    let from = lab.events().len();
+    let again = lab.ok(&["up"]);
+    assert!(
+        again.stdout.contains("up: 1 of 1 node ok"),
+        "{}",
+        again.stdout
+    );
+    // It logged in before it said ok, and a user's ssh right after gets in.
+    let events = lab.events();
+    let login = events[from..]
+        .iter()
+        .position(|e| e["node"] == "dev-master" && common::is_event(e, "ssh", "done"));
+    let ready = events[from..]
+        .iter()
+        .position(|e| e["node"] == "dev-master" && common::is_event(e, "ready", "done"));
+    assert!(
+        matches!((login, ready), (Some(l), Some(r)) if l < r),
+        "up said dev-master was ready without logging in: {:#?}",
+        &events[from..]
+    );
+    let ssh = lab.ok(&["ssh", "dev-master", "true"]);
+    assert_eq!(ssh.code, 0);
+    // Seen ready once, it is as cheap as any converged node again: no login.
+    let from = lab.events().len();
+    lab.up_all_ok(1);
+    assert!(
+        !lab.events()[from..]
+            .iter()
+            .any(|e| common::is_event(e, "ssh", "started")),
+        "a converged up logged in"
+    );
+    assert!(!lab.ok(&["plan"]).stdout.contains("cut short"));
+}

@@ -106,12 +106,17 @@ pub fn known_secrets(lab: &Lab, state: &State) -> Vec<String> {
         .collect()
 }
 
-/// Records, per VM, how this `up` ended for it (for `status`).
+/// Records, per VM, how this `up` ended for it (for `status`). One that came up was seen
+/// ready, whatever boot it was in: sshd answered (or, with `--no-provision`, which asks for
+/// no SSH, its address was known).
 fn record_last_up(ctx: &Context, reports: &[NodeReport]) {
     let at = crate::clock::now_rfc3339();
     let _ = ctx.store.update(|state| {
         for report in reports {
             if let Some(vm) = state.vms.get_mut(&report.node) {
+                if report.failure.is_none() {
+                    vm.boot_unconfirmed = false;
+                }
                 vm.last_up = Some(LastUp {
                     result: if report.failure.is_some() {
                         UpResult::Failed

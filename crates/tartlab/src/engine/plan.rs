@@ -159,6 +159,9 @@ pub enum Lifecycle {
     },
     /// Boot it as it is.
     Boot,
+    /// It runs, but the boot a command began was never seen ready (that command was cut
+    /// short): wait for its address and sshd as a boot does, without booting it again.
+    FinishBoot,
     /// It runs as declared.
     Keep,
     Blocked(Blocker),
@@ -167,8 +170,10 @@ pub enum Lifecycle {
 impl Lifecycle {
     /// Whether the node boots in this run (and so its address may be new).
     pub fn boots(&self) -> bool {
-        !matches!(self, Lifecycle::Keep | Lifecycle::Blocked(_))
-            && !matches!(self, Lifecycle::Adopt { running: true })
+        !matches!(
+            self,
+            Lifecycle::Keep | Lifecycle::FinishBoot | Lifecycle::Blocked(_)
+        ) && !matches!(self, Lifecycle::Adopt { running: true })
     }
 }
 
@@ -211,7 +216,7 @@ impl NodePlan {
                 actions.extend([Action::Changed(changes.clone()), Action::Booted])
             }
             Lifecycle::Boot => actions.push(Action::Booted),
-            Lifecycle::Keep | Lifecycle::Blocked(_) => {}
+            Lifecycle::Keep | Lifecycle::FinishBoot | Lifecycle::Blocked(_) => {}
         }
         let mut provisioned = Vec::new();
         let mut steps = Vec::new();
@@ -262,15 +267,17 @@ impl NodePlan {
                 running: false,
             } => Some(format!("boot ({})", changes(c))),
             Lifecycle::Boot => Some("boot".into()),
-            Lifecycle::Keep => None,
+            Lifecycle::Keep | Lifecycle::FinishBoot => None,
             Lifecycle::Blocked(blocker) => return blocker.summary(),
         };
+        let waits = (self.lifecycle == Lifecycle::FinishBoot)
+            .then_some("its last boot was cut short: up waits for it");
         // A VM made or booted now gets everything it lacks: the lifecycle says enough.
         if let Some(lifecycle) = lifecycle {
             return lifecycle;
         }
         if self.provision.is_empty() {
-            return "nothing".into();
+            return waits.unwrap_or("nothing").into();
         }
         let mut parts: Vec<String> = Vec::new();
         for pending in &self.provision {
@@ -286,7 +293,11 @@ impl NodePlan {
                 parts.push(part);
             }
         }
-        format!("provision ({})", parts.join(", "))
+        let provision = format!("provision ({})", parts.join(", "));
+        match waits {
+            Some(waits) => format!("{waits}; {provision}"),
+            None => provision,
+        }
     }
 }
 
@@ -476,6 +487,7 @@ fn lifecycle(facts: &Facts, node: &Node) -> Lifecycle {
             let lifecycle = match (changes.is_empty(), running) {
                 (false, _) => Lifecycle::Reconfigure { changes, running },
                 (true, false) => Lifecycle::Boot,
+                (true, true) if owned.boot_unconfirmed => Lifecycle::FinishBoot,
                 (true, true) => Lifecycle::Keep,
             };
             // A VM that is not running where no VM starts again is over: nothing could bring

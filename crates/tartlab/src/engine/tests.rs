@@ -108,6 +108,44 @@ async fn a_fresh_lab_is_created_and_booted_and_owned() {
 }
 
 #[tokio::test]
+async fn a_running_vm_whose_boot_was_never_seen_ready_is_waited_for_then_kept_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = Arc::new(FakeProvider::new());
+    up_as_planned(engine(dir.path(), TWO_CLUSTERS, &provider, options()).await).await;
+    // As a command cut short right after it started a-worker leaves the state.
+    let path = dir.path().join(".tartlab/state.json");
+    let mut state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    state["vms"]["a-worker"]["boot_unconfirmed"] = true.into();
+    std::fs::write(&path, state.to_string()).unwrap();
+    let calls = provider.calls().len();
+    let again = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
+    let plans = again.plan(&all(&again));
+    for plan in &plans {
+        let (lifecycle, summary) = if plan.vm == "a-worker" {
+            (
+                Lifecycle::FinishBoot,
+                "its last boot was cut short: up waits for it",
+            )
+        } else {
+            (Lifecycle::Keep, "nothing")
+        };
+        assert_eq!(
+            (&plan.lifecycle, plan.summary().as_str()),
+            (&lifecycle, summary)
+        );
+    }
+    // It is not booted again, and once it came up the lab is converged.
+    up_as_planned(again).await;
+    assert_eq!(provider.calls().len(), calls, "{:?}", provider.calls());
+    let last = engine(dir.path(), TWO_CLUSTERS, &provider, options()).await;
+    assert!(last
+        .plan(&all(&last))
+        .iter()
+        .all(|p| p.lifecycle == Lifecycle::Keep));
+}
+
+#[tokio::test]
 async fn a_converged_lab_plans_nothing_and_up_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let provider = Arc::new(FakeProvider::new());

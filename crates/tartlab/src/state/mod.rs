@@ -53,6 +53,11 @@ pub struct OwnedVm {
     /// Where it was placed, for a provider that places VMs by it (Orchard).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub placement: Option<Placement>,
+    /// A boot was begun (set before the VM is started) and the VM was not yet seen ready
+    /// (sshd answering): a command cut short in between leaves it set, and the next `up`
+    /// waits for the guest instead of taking the running VM as converged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub boot_unconfirmed: bool,
 }
 
 /// How a command that brought a VM up ended for it.
@@ -260,5 +265,24 @@ mod tests {
         assert_eq!(last.result, UpResult::Ok);
         assert_eq!(last.text(), "ok");
         assert_eq!(serde_json::to_string(&last).unwrap(), ok);
+    }
+
+    #[test]
+    fn a_vm_recorded_before_boots_were_tracked_reads_as_seen_ready() {
+        // A VM as an older tartlab wrote it: no such field.
+        let older = serde_json::to_string(&OwnedVm::default()).unwrap();
+        assert!(!older.contains("boot_unconfirmed"), "{older}");
+        let vm: OwnedVm = serde_json::from_str(&older).unwrap();
+        assert!(!vm.boot_unconfirmed);
+        let cut_short = OwnedVm {
+            boot_unconfirmed: true,
+            ..vm
+        };
+        let text = serde_json::to_string(&cut_short).unwrap();
+        assert!(
+            serde_json::from_str::<OwnedVm>(&text)
+                .unwrap()
+                .boot_unconfirmed
+        );
     }
 }

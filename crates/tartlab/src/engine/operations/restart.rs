@@ -38,6 +38,9 @@ pub async fn power_cycle(
     stop::gracefully(ctx, vm)
         .await
         .map_err(|f| Failure::new(stage, f.message, f.hint))?;
+    ctx.store
+        .update_vm(vm, |o| o.boot_unconfirmed = true)
+        .map_err(|e| Failure::new(stage, e, crate::engine::WRITABLE))?;
     ctx.provider
         .start(vm, &node.network, &ctx.dir.run_log(vm))
         .await

@@ -1,10 +1,13 @@
 //! Booting a VM that does not run: the provider starts it in the background (tart: `tart
 //! run --no-graphics` in its own session, output appended to `logs/VM.run.log`); it outlives
-//! tartlab.
+//! tartlab. The state says a boot was begun before it is (cleared once the node is seen
+//! ready), so a VM whose booting command was cut short is waited for by the next `up`
+//! (`Lifecycle::FinishBoot`) instead of being taken as converged.
 
 use super::{NodeRun, NodeStage};
 use crate::engine::events::{Action, Stage};
-use crate::engine::{Context, Failure};
+use crate::engine::plan::Lifecycle;
+use crate::engine::{Context, Failure, WRITABLE};
 use crate::provider::BoxFuture;
 
 pub struct Boot;
@@ -16,10 +19,22 @@ impl NodeStage for Boot {
         run: &'a mut NodeRun,
     ) -> BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
+            let vm = &run.node.vm_name;
             if run.running {
+                if run.lifecycle == Lifecycle::FinishBoot {
+                    // Ready only once its address and sshd answer, as a boot now is.
+                    ctx.reporter.started(
+                        vm,
+                        Stage::Boot,
+                        "its last boot was cut short: waiting for it",
+                    );
+                    run.booted = true;
+                }
                 return Ok(());
             }
-            let vm = &run.node.vm_name;
+            ctx.store
+                .update_vm(vm, |o| o.boot_unconfirmed = true)
+                .map_err(|e| Failure::new(Stage::Boot, e, WRITABLE))?;
             ctx.reporter.started(vm, Stage::Boot, "starting");
             ctx.provider
                 .start(vm, &run.node.network, &ctx.dir.run_log(vm))
