@@ -44,6 +44,20 @@ fn snapshot_vms(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
+/// Stops sshd on `vm` from inside (the guest then answers no login), and waits until it
+/// no longer answers (at most 15 s).
+fn stop_sshd(lab: &Lab, vm: &str) {
+    lab.ssh(
+        vm,
+        "sudo sh -c 'sleep 0.3; pkill -x sshd' >/dev/null 2>&1 </dev/null &",
+    );
+    let gone = std::time::Instant::now();
+    while lab.ssh(vm, "true").code == 0 {
+        assert!(gone.elapsed().as_secs() < 15, "sshd still answers on {vm}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_broken_lab_comes_back_from_its_snapshot_with_its_addresses_and_keys() {
     let lab = Lab::new(LAB);
@@ -86,15 +100,7 @@ fn a_broken_lab_comes_back_from_its_snapshot_with_its_addresses_and_keys() {
         .code,
         0
     );
-    lab.ssh(
-        "dev-master",
-        "sudo sh -c 'sleep 0.3; pkill -x sshd' >/dev/null 2>&1 </dev/null &",
-    );
-    let gone = std::time::Instant::now();
-    while lab.ssh("dev-master", "true").code == 0 {
-        assert!(gone.elapsed().as_secs() < 15, "sshd still answers");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    stop_sshd(&lab, "dev-master");
     assert_eq!(lab.tart(&["stop", "dev-worker"]).code, 0);
     assert_eq!(lab.tart(&["delete", "dev-worker"]).code, 0);
 
@@ -545,15 +551,7 @@ fn the_seed_lab_broken_in_each_cluster_comes_back_whole_from_its_snapshot() {
         .code,
         0
     );
-    lab.ssh(
-        "prod-master",
-        "sudo sh -c 'sleep 0.3; pkill -x sshd' >/dev/null 2>&1 </dev/null &",
-    );
-    let gone = std::time::Instant::now();
-    while lab.ssh("prod-master", "true").code == 0 {
-        assert!(gone.elapsed().as_secs() < 15, "sshd still answers");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    stop_sshd(&lab, "prod-master");
     assert_eq!(lab.tart(&["stop", "prod-worker-2"]).code, 0);
     assert_eq!(lab.tart(&["delete", "prod-worker-2"]).code, 0);
 
