@@ -363,17 +363,20 @@ fn a_fleet_of_orchards_own_linux_build_runs_vetu_which_tartlab_refuses_in_words(
     assert_eq!(workers[0]["runtime"], "vetu", "{workers}");
     let token = fleet.admin.token.clone();
 
-    // A lab of the default runtime (tart): no worker takes its VM; `up` says so with the
-    // fleet's workers, and deletes the VM it made.
+    // A lab of the default runtime (tart): no worker could ever take its VM, which `up`
+    // says before it creates anything (not after the schedule bound, left at its default
+    // of 120 s), with the fleet's workers and the runtime to change.
     let lab = Lab::new(&vetu_fleet_lab(&fleet.url, ""));
     let mut up = tartlab_command(&lab, &token, &["up"]);
-    up.env("TARTLAB_ORCHARD_SCHEDULE_TIMEOUT", "3");
+    up.env_remove("TARTLAB_ORCHARD_SCHEDULE_TIMEOUT");
     let up: Out = up.output().unwrap().into();
     assert_eq!(up.code, 1, "{}", show(&up));
     assert!(
         up.stderr.contains(
-            "no Orchard worker took a-master within 3 s: none that is online has arch amd64, runtime tart, labels worker=v1"
-        ) && up.stderr.contains("v1 (amd64/vetu, labels worker=v1"),
+            "no Orchard worker can take a-master: none that is online has arch amd64, runtime tart, labels worker=v1"
+        ) && up.stderr.contains("v1 (amd64/vetu, labels worker=v1")
+            && up.stderr.contains("nothing was created for it")
+            && up.stderr.contains("the workers that would fit run the vetu runtime, and the lab's VMs ask for tart"),
         "{}",
         show(&up)
     );

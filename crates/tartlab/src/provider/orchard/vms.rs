@@ -153,6 +153,9 @@ impl OrchardProvider {
         from: CreateFrom,
     ) -> Result<Created, ProviderError> {
         let vm = spec.name.as_str();
+        if from == CreateFrom::Image {
+            self.check_some_worker_fits(spec).await?;
+        }
         let created = match self.controller.create(&self.new_vm(spec)).await {
             Ok(created) => {
                 // Recorded before any wait: a create cut off from here on leaves the
@@ -293,6 +296,7 @@ mod tests {
             spec: Default::default(),
             schedule_timeout: Duration::from_secs(60),
             ownership,
+            workers: Default::default(),
         };
         (provider, dir)
     }
