@@ -107,6 +107,34 @@ impl OrchardProvider {
         Some(Homeless { asked, hint })
     }
 
+    /// For the message of a VM that failed: when its worker was last seen, if the controller
+    /// failed it for its worker (offline too long, or gone); else empty.
+    pub(super) async fn failed_worker_words(&self, vm: &Vm) -> String {
+        if vm.worker.is_empty() || !vm.status_message.contains("assigned to a worker that") {
+            return String::new();
+        }
+        self.last_seen_words(&vm.worker).await
+    }
+
+    /// When the worker `name` was last seen, for a message: ` (w2 was last seen 31 s ago, at
+    /// ...)`, or empty when it cannot be read.
+    async fn last_seen_words(&self, name: &str) -> String {
+        let Ok(workers) = self.controller.workers().await else {
+            return String::new();
+        };
+        let Some(worker) = workers.iter().find(|w| w.name == name) else {
+            return format!(" ({name} is no longer registered with the controller)");
+        };
+        match unix_seconds(&worker.last_seen) {
+            Some(seen) => format!(
+                " ({name} was last seen {} s ago, at {})",
+                super::doctor::now() - seen,
+                worker.last_seen
+            ),
+            None => String::new(),
+        }
+    }
+
     /// A VM's worker that stopped heartbeating longer ago than Orchard's offline threshold,
     /// as the failure of the node, or `None` while it is alive (or cannot be read).
     pub(super) async fn worker_lost(&self, vm: &Vm) -> Option<ProviderError> {

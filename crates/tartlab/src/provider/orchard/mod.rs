@@ -309,8 +309,10 @@ impl Provider for OrchardProvider {
                 Ok(ip) => AddressLook::Known(ip),
                 // The controller asks the worker, which asks `tart ip`: a worker that is down
                 // or a VM that has not booted yet give the same 500 (503 when the worker
-                // cannot be asked) once the ask's wait is over.
-                Err(Refusal::Status(status @ (500 | 503), _)) => {
+                // cannot be asked) once the ask's wait is over; a VM that failed (the
+                // controller fails those of a worker offline too long) gives 417, one
+                // deleted 404. The VM and its worker say which.
+                Err(Refusal::Status(status @ (404 | 417 | 500 | 503), _)) => {
                     let found = match self.controller.vm(vm).await {
                         Ok(Some(found)) => found,
                         Ok(None) => {
@@ -326,9 +328,10 @@ impl Provider for OrchardProvider {
                         }
                     };
                     if found.is_failed() {
+                        let seen = self.failed_worker_words(&found).await;
                         return AddressLook::Failed(ProviderError::new(
                             format!(
-                                "{vm} failed on worker {} while tartlab waited for its address: {}",
+                                "{vm} failed on worker {} while tartlab waited for its address: {}{seen}",
                                 found.worker,
                                 crate::text::printable(&found.status_message, 500)
                             ),
