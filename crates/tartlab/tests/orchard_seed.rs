@@ -361,6 +361,35 @@ fn a_worker_killed_while_up_waits_for_its_node_fails_that_node_and_the_next_up_c
     assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
 }
 
+#[test]
+fn a_worker_killed_before_it_picks_its_vm_up_fails_the_node_naming_when_it_was_last_seen() {
+    // As in the test above, a controller that holds a worker offline after 30 s unseen.
+    let mut fleet = Fleet::start_with(
+        Build::TartRuntime,
+        &[("w1", &[("worker", "w1")]), ("w2", &[("worker", "w2")])],
+        &["--worker-offline-timeout", "30s"],
+    );
+    let account = fleet.service_account("tartlab", &["compute:read", "compute:write"]);
+    let lab = Lab::new(&format!(
+        "lab: orphan\nprovider:\n  orchard:\n    url: {}\n    service_account: {}\n    token_env: {TOKEN_ENV}\n    arch: amd64\nclusters:\n  - name: b\n    placement: {{ labels: {{ worker: w2 }} }}\n    nodes:\n      - {{ name: master }}\n",
+        fleet.url, account.name
+    ));
+
+    // w2 dies before `up`: the controller still holds it online (seen within 30 s), so it
+    // schedules b-master there, and no worker ever runs it.
+    fleet.kill_worker("w2");
+    let up = tartlab(&lab, &account.token, &["up"]);
+    assert_ne!(up.code, 0, "{}", show(&up));
+    assert!(
+        up.stderr.contains(
+            "b-master failed on worker w2: VM is assigned to a worker that lost connection with the controller (w2 was last seen"
+        ),
+        "{}",
+        show(&up)
+    );
+    assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
+}
+
 /// One node on the worker labelled `worker: v1`, the runtime as given (none: the default).
 fn vetu_fleet_lab(url: &str, runtime: &str) -> String {
     format!(
