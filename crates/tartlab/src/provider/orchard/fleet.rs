@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::api::{Vm, Worker};
-use super::doctor::{online, unix_seconds, OFFLINE_AFTER_SECS};
+use super::doctor::{unix_seconds, OFFLINE_AFTER_SECS};
 use super::OrchardProvider;
 use crate::provider::{ProviderError, VmSpec};
 
@@ -36,6 +36,14 @@ fn could_ever_take(
             .all(|(k, asked)| worker.resources.get(k).is_some_and(|has| has >= asked))
 }
 
+/// Whether the controller holds `worker` online (seen within Orchard's offline threshold).
+/// One whose scheduling is paused counts: it takes VMs again once resumed, as a busy one
+/// does once freed, so a VM that fits it is waited for.
+fn seen_lately(worker: &Worker) -> bool {
+    unix_seconds(&worker.last_seen)
+        .is_some_and(|seen| super::doctor::now() - seen < OFFLINE_AFTER_SECS)
+}
+
 fn pairs(map: &BTreeMap<String, impl std::fmt::Display>) -> String {
     map.iter()
         .map(|(k, v)| format!("{k}={v}"))
@@ -44,13 +52,14 @@ fn pairs(map: &BTreeMap<String, impl std::fmt::Display>) -> String {
 }
 
 impl OrchardProvider {
-    /// The online workers, read on the first call and kept for the provider's life; `None`
-    /// when they cannot be read (then the scheduler's wait decides, as before).
+    /// The online workers (paused ones too), read on the first call and kept for the
+    /// provider's life; `None` when they cannot be read (then the scheduler's wait decides,
+    /// as before).
     async fn online_workers(&self) -> Option<&[Worker]> {
         self.workers
             .get_or_init(|| async {
                 let workers = self.controller.workers().await.ok()?;
-                Some(workers.into_iter().filter(online).collect())
+                Some(workers.into_iter().filter(seen_lately).collect())
             })
             .await
             .as_deref()
