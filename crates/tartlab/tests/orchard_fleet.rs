@@ -638,20 +638,22 @@ fn faults_are_said_in_words_and_change_nothing_that_is_not_the_labs() {
     );
     assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
 
-    // Labels no worker has: unscheduled after the bound, the online workers in the hint,
-    // and the VM deleted so that nothing waits on the controller for a worker.
+    // Labels no worker has: the online workers are read before anything is created, so
+    // `up` fails at once (not after the schedule bound, left at its default of 120 s) with
+    // them in the hint, and no VM was made.
     let lab = common::Lab::new(&one_cluster_lab(&fleet.url, &account.name, "w9"));
     let mut cmd = lab.command(&["up"]);
     cmd.env(TOKEN_ENV, &account.token)
-        .env("TARTLAB_ORCHARD_SCHEDULE_TIMEOUT", "3")
+        .env_remove("TARTLAB_ORCHARD_SCHEDULE_TIMEOUT")
         .env("ORCHARD_HOME", lab.dir.path().join("no-orchard-home"));
     let up: common::Out = cmd.output().unwrap().into();
     printed.keep(&up);
     assert_ne!(up.code, 0, "{}", show(&up));
     assert!(
-        up.stderr
-            .contains("no Orchard worker took a-master within 3 s")
-            && up.stderr.contains("labels worker=w9")
+        up.stderr.contains(
+            "no Orchard worker can take a-master: none that is online has arch amd64, runtime tart, labels worker=w9"
+        ) && up.stderr.contains("nothing was created for it")
+            && up.stderr.contains("change the lab's `placement`")
             && up.stderr.contains("w1 (amd64/tart, labels worker=w1")
             && up.stderr.contains("w2 (amd64/tart, labels worker=w2"),
         "{}",

@@ -67,6 +67,27 @@ fn uid_on_controller(fleet: &Fleet) -> Option<String> {
     (found.status == 200).then(|| found.json()["uid"].as_str().unwrap().to_string())
 }
 
+/// Pauses the worker's scheduling, as an operator does (`orchard pause worker`): VMs that
+/// fit it stay unscheduled (tartlab waits on them, as on a busy worker). The worker's own
+/// heartbeat keeps the flag.
+fn pause_scheduling(fleet: &Fleet, worker: &str) {
+    set_paused(fleet, worker, true);
+}
+
+fn resume_scheduling(fleet: &Fleet, worker: &str) {
+    set_paused(fleet, worker, false);
+}
+
+fn set_paused(fleet: &Fleet, worker: &str, paused: bool) {
+    fleet
+        .api(
+            "PUT",
+            &format!("/v1/workers/{worker}"),
+            Some(&json!({"name": worker, "scheduling_paused": paused})),
+        )
+        .ok();
+}
+
 fn deleted_by_hand(fleet: &Fleet) {
     fleet.delete_vms_and_wait_gone(&["a-master"]);
 }
@@ -74,11 +95,13 @@ fn deleted_by_hand(fleet: &Fleet) {
 #[test]
 fn a_vm_someone_else_put_under_a_lab_name_is_never_deleted_adopted_or_waited_on() {
     let fleet = Fleet::start(&[("w1", &[("worker", "w1")])]);
+    pause_scheduling(&fleet, "w1");
     let account = fleet.service_account("tartlab", &["compute:read", "compute:write"]);
     let token = account.token.as_str();
-    // No worker has `worker: w9`: the lab's VM stays unscheduled, and tartlab waits on it
-    // (up to the schedule bound, after which it deletes the VM it made).
-    let lab = common::Lab::new(&one_node_lab(&fleet.url, &account.name, "w9"));
+    // The one worker that fits, w1, has its scheduling paused: the lab's VM stays
+    // unscheduled, and tartlab waits on it (up to the schedule bound, after which it
+    // deletes the VM it made).
+    let lab = common::Lab::new(&one_node_lab(&fleet.url, &account.name, "w1"));
 
     // 1. Replaced while tartlab waits. The first actor reports its create, and its VM is on
     // the controller; held there, it is replaced by a VM of the same name, someone else's.
@@ -95,7 +118,7 @@ fn a_vm_someone_else_put_under_a_lab_name_is_never_deleted_adopted_or_waited_on(
     });
     common::freeze(&up);
     deleted_by_hand(&fleet);
-    let theirs = someone_elses_vm(&fleet, "w9");
+    let theirs = someone_elses_vm(&fleet, "w1");
     common::thaw(&up);
     let replaced: common::Out = up.wait_with_output().unwrap().into();
     assert_ne!(replaced.code, 0, "{}", show(&replaced));
@@ -146,6 +169,7 @@ fn a_vm_someone_else_put_under_a_lab_name_is_never_deleted_adopted_or_waited_on(
     // `down` does not delete it.
     std::fs::remove_file(lab.lab.join(".tartlab/orchard-uids.json")).unwrap();
     deleted_by_hand(&fleet);
+    resume_scheduling(&fleet, "w1");
     let running = someone_elses_vm(&fleet, "w1");
     fleet.wait_for_vm("a-master", "running");
     let intent = &lab.state()["vms"]["a-master"];
@@ -197,9 +221,10 @@ fn a_vm_someone_else_put_under_a_lab_name_is_never_deleted_adopted_or_waited_on(
 #[test]
 fn a_create_killed_in_its_wait_leaves_the_uid_that_tells_its_vm_from_a_replacement() {
     let fleet = Fleet::start(&[("w1", &[("worker", "w1")])]);
+    pause_scheduling(&fleet, "w1");
     let account = fleet.service_account("tartlab", &["compute:read", "compute:write"]);
     let token = account.token.as_str();
-    let lab = common::Lab::new(&one_node_lab(&fleet.url, &account.name, "w9"));
+    let lab = common::Lab::new(&one_node_lab(&fleet.url, &account.name, "w1"));
     // The first actor reports its create, and its VM is on the controller: it is killed in
     // the wait for a worker, so the state keeps the intent and no uid.
     let mut up = tartlab(&lab, token, &["up"])
@@ -218,6 +243,7 @@ fn a_create_killed_in_its_wait_leaves_the_uid_that_tells_its_vm_from_a_replaceme
     assert!(lab.state()["vms"]["a-master"]["mac"].is_null());
     // Someone replaces it with a running VM of that name.
     deleted_by_hand(&fleet);
+    resume_scheduling(&fleet, "w1");
     let theirs = someone_elses_vm(&fleet, "w1");
     fleet.wait_for_vm("a-master", "running");
     let up = run(&lab, token, &["up"]);

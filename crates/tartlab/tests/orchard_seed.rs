@@ -276,17 +276,25 @@ fn two_worker_lab(url: &str, account: &str) -> String {
 
 #[test]
 fn a_worker_killed_while_up_waits_for_its_node_fails_that_node_and_the_next_up_converges() {
-    let mut fleet = Fleet::start(&[("w1", &[("worker", "w1")]), ("w2", &[("worker", "w2")])]);
+    // A controller that holds a worker offline after 30 s unseen (3 min by default): two
+    // missed heartbeats (every 15 s), so that the test does not wait Orchard's default.
+    let mut fleet = Fleet::start_with(
+        Build::TartRuntime,
+        &[("w1", &[("worker", "w1")]), ("w2", &[("worker", "w2")])],
+        &["--worker-offline-timeout", "30s"],
+    );
     let account = fleet.service_account("tartlab", &["compute:read", "compute:write"]);
     let token = account.token.clone();
     let lab = Lab::new(&two_worker_lab(&fleet.url, &account.name));
 
     // `up` runs until b-master (on w2) waits for its address and w2 has been asked it; then
     // w2 dies as a crashed Mac's worker does (its VM lives on, the controller is not told).
-    // The controller's wait for the address is bounded by TARTLAB_IP_TIMEOUT.
+    // The address timeout is left at its default (180 s): tartlab asks in short waits and
+    // looks at the VM and its worker between them, so the controller's verdict on w2 ends
+    // the wait, not the timeout.
     fleet.hold_tart_ip("w2");
     let mut up = tartlab_command(&lab, &token, &["up"]);
-    up.env("TARTLAB_IP_TIMEOUT", "15")
+    up.env_remove("TARTLAB_IP_TIMEOUT")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     let mut up = up.spawn().unwrap();
@@ -297,11 +305,17 @@ fn a_worker_killed_while_up_waits_for_its_node_fails_that_node_and_the_next_up_c
         fleet.tart_ip_asked("w2").then_some(())
     });
     fleet.kill_worker("w2");
+    let killed = Instant::now();
     let up: Out = up.wait_with_output().unwrap().into();
+    eprintln!(
+        "up ended {:.1} s after w2 was killed",
+        killed.elapsed().as_secs_f64()
+    );
     assert_eq!(up.code, 3, "a partial failure: {}", show(&up));
     assert!(
-        up.stderr
-            .contains("b-master's worker w2 gave no address for it (the controller answered"),
+        up.stderr.contains(
+            "b-master failed on worker w2 while tartlab waited for its address: VM is assigned to a worker that lost connection with the controller (w2 was last seen"
+        ),
         "{}",
         show(&up)
     );
@@ -347,6 +361,35 @@ fn a_worker_killed_while_up_waits_for_its_node_fails_that_node_and_the_next_up_c
     assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
 }
 
+#[test]
+fn a_worker_killed_before_it_picks_its_vm_up_fails_the_node_naming_when_it_was_last_seen() {
+    // As in the test above, a controller that holds a worker offline after 30 s unseen.
+    let mut fleet = Fleet::start_with(
+        Build::TartRuntime,
+        &[("w1", &[("worker", "w1")]), ("w2", &[("worker", "w2")])],
+        &["--worker-offline-timeout", "30s"],
+    );
+    let account = fleet.service_account("tartlab", &["compute:read", "compute:write"]);
+    let lab = Lab::new(&format!(
+        "lab: orphan\nprovider:\n  orchard:\n    url: {}\n    service_account: {}\n    token_env: {TOKEN_ENV}\n    arch: amd64\nclusters:\n  - name: b\n    placement: {{ labels: {{ worker: w2 }} }}\n    nodes:\n      - {{ name: master }}\n",
+        fleet.url, account.name
+    ));
+
+    // w2 dies before `up`: the controller still holds it online (seen within 30 s), so it
+    // schedules b-master there, and no worker ever runs it.
+    fleet.kill_worker("w2");
+    let up = tartlab(&lab, &account.token, &["up"]);
+    assert_ne!(up.code, 0, "{}", show(&up));
+    assert!(
+        up.stderr.contains(
+            "b-master failed on worker w2: VM is assigned to a worker that lost connection with the controller (w2 was last seen"
+        ),
+        "{}",
+        show(&up)
+    );
+    assert_eq!(fleet.api("GET", "/v1/vms", None).ok(), json!([]));
+}
+
 /// One node on the worker labelled `worker: v1`, the runtime as given (none: the default).
 fn vetu_fleet_lab(url: &str, runtime: &str) -> String {
     format!(
@@ -363,17 +406,20 @@ fn a_fleet_of_orchards_own_linux_build_runs_vetu_which_tartlab_refuses_in_words(
     assert_eq!(workers[0]["runtime"], "vetu", "{workers}");
     let token = fleet.admin.token.clone();
 
-    // A lab of the default runtime (tart): no worker takes its VM; `up` says so with the
-    // fleet's workers, and deletes the VM it made.
+    // A lab of the default runtime (tart): no worker could ever take its VM, which `up`
+    // says before it creates anything (not after the schedule bound, left at its default
+    // of 120 s), with the fleet's workers and the runtime to change.
     let lab = Lab::new(&vetu_fleet_lab(&fleet.url, ""));
     let mut up = tartlab_command(&lab, &token, &["up"]);
-    up.env("TARTLAB_ORCHARD_SCHEDULE_TIMEOUT", "3");
+    up.env_remove("TARTLAB_ORCHARD_SCHEDULE_TIMEOUT");
     let up: Out = up.output().unwrap().into();
     assert_eq!(up.code, 1, "{}", show(&up));
     assert!(
         up.stderr.contains(
-            "no Orchard worker took a-master within 3 s: none that is online has arch amd64, runtime tart, labels worker=v1"
-        ) && up.stderr.contains("v1 (amd64/vetu, labels worker=v1"),
+            "no Orchard worker can take a-master: none that is online has arch amd64, runtime tart, labels worker=v1"
+        ) && up.stderr.contains("v1 (amd64/vetu, labels worker=v1")
+            && up.stderr.contains("nothing was created for it")
+            && up.stderr.contains("the workers that would fit run the vetu runtime, and the lab's VMs ask for tart"),
         "{}",
         show(&up)
     );

@@ -177,6 +177,16 @@ impl Fleet {
 
     /// `start` with this orchard build.
     pub fn start_build(build: Build, workers: &[(&str, &[(&str, &str)])]) -> Fleet {
+        Fleet::start_with(build, workers, &[])
+    }
+
+    /// `start_build` with these extra flags of `orchard controller run`
+    /// (`--worker-offline-timeout 30s`).
+    pub fn start_with(
+        build: Build,
+        workers: &[(&str, &[(&str, &str)])],
+        controller_flags: &[&str],
+    ) -> Fleet {
         super::require_root();
         let orchard = match build {
             Build::TartRuntime => orchard_bin(),
@@ -203,6 +213,7 @@ impl Fleet {
         cmd.args(["controller", "run", "--insecure-no-tls"])
             .args(["--listen", &addr])
             .args(["--listen-ssh", &format!("127.0.0.1:{ssh_port}")])
+            .args(controller_flags)
             .arg("--data-dir")
             .arg(dir.path().join("controller-data"))
             .env("ORCHARD_HOME", &orchard_home)

@@ -13,7 +13,7 @@ use crate::lab::Lab;
 
 /// A worker is offline when it has not been seen for this long (the controller's default
 /// `--worker-offline-timeout`).
-const OFFLINE_AFTER_SECS: i64 = 180;
+pub(super) const OFFLINE_AFTER_SECS: i64 = 180;
 
 /// Seconds since 1970 of an RFC 3339 time as Go writes it (`2026-12-02T01:20:00.5Z`,
 /// `...+01:00`), or `None`.
@@ -47,13 +47,13 @@ pub fn unix_seconds(text: &str) -> Option<i64> {
     Some(days * 86_400 + h * 3600 + m * 60 + s - offset)
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-fn online(worker: &Worker) -> bool {
+pub(super) fn online(worker: &Worker) -> bool {
     !worker.scheduling_paused
         && unix_seconds(&worker.last_seen).is_some_and(|seen| now() - seen < OFFLINE_AFTER_SECS)
 }

@@ -14,6 +14,7 @@
 mod api;
 mod config;
 mod doctor;
+mod fleet;
 mod ownership;
 mod pinning;
 #[cfg(test)]
@@ -41,6 +42,10 @@ use crate::lab::{Lab, NetworkMode};
 /// second; its scheduler runs every 5 s and right after a create).
 const POLL: Duration = Duration::from_millis(500);
 
+/// The longest one ask for a VM's address waits on the controller: between asks the VM and
+/// its worker are looked at (the controller's own wait would hold on a dead worker).
+const IP_ASK: Duration = Duration::from_secs(5);
+
 /// How many of a VM's last events a failure shows.
 const EVENTS_SHOWN: usize = 10;
 
@@ -52,6 +57,8 @@ pub struct OrchardProvider {
     schedule_timeout: Duration,
     /// The uids that make VMs the lab's.
     ownership: Ownership,
+    /// The online workers, read once (`fleet.rs`); `None` inside when they could not be.
+    workers: tokio::sync::OnceCell<Option<Vec<api::Worker>>>,
 }
 
 /// An Orchard VM is reached only through tartlab's `proxy` (the controller's port-forward).
@@ -78,6 +85,7 @@ impl OrchardProvider {
             spec: spec.clone(),
             schedule_timeout: seconds_from_env("TARTLAB_ORCHARD_SCHEDULE_TIMEOUT", 120),
             ownership: Ownership::beside(lab_dir),
+            workers: Default::default(),
         })
     }
 
@@ -294,20 +302,46 @@ impl Provider for OrchardProvider {
         wait: AddressWait,
     ) -> BoxFuture<'a, AddressLook> {
         Box::pin(async move {
-            match self.controller.ip(vm, wait.timeout).await {
+            // Asked in short waits, the VM and its worker looked at between them: a worker
+            // that died while the controller waits for it would otherwise hold the whole
+            // wait and end in a 500 that says nothing of it.
+            match self.controller.ip(vm, wait.timeout.min(IP_ASK)).await {
                 Ok(ip) => AddressLook::Known(ip),
                 // The controller asks the worker, which asks `tart ip`: a worker that is down
-                // or a VM that did not boot give the same 500 (503 when the worker is gone),
-                // after the controller has tried within the wait.
-                Err(Refusal::Status(status @ (500 | 503), _)) => {
-                    let worker = match self.controller.vm(vm).await {
-                        Ok(Some(found)) if !found.worker.is_empty() => found.worker,
-                        _ => "?".to_string(),
+                // or a VM that has not booted yet give the same 500 (503 when the worker
+                // cannot be asked) once the ask's wait is over; a VM that failed (the
+                // controller fails those of a worker offline too long) gives 417, one
+                // deleted 404. The VM and its worker say which.
+                Err(Refusal::Status(status @ (404 | 417 | 500 | 503), _)) => {
+                    let found = match self.controller.vm(vm).await {
+                        Ok(Some(found)) => found,
+                        Ok(None) => {
+                            return AddressLook::Failed(ProviderError::new(
+                                format!("{vm} was deleted on the Orchard controller at {} while tartlab waited for its address", self.controller.url()),
+                                "someone else deleted it; `tartlab up` makes it anew",
+                            ))
+                        }
+                        Err(e) => {
+                            return AddressLook::NotYet(
+                                self.controller.explain(&format!("reading {vm}"), e).message,
+                            )
+                        }
                     };
-                    AddressLook::Failed(ProviderError::new(
-                        format!("{vm}'s worker {worker} gave no address for it (the controller answered {status}): the worker is down, or the VM did not boot"),
-                        format!("check that `orchard worker run` runs on {worker} (`orchard list workers` shows when each was last seen), then `tartlab up` again; a worker that comes back fails the VMs it lost, which `tartlab up --recreate` makes anew"),
-                    ))
+                    if found.is_failed() {
+                        let seen = self.failed_worker_words(&found).await;
+                        return AddressLook::Failed(ProviderError::new(
+                            format!(
+                                "{vm} failed on worker {} while tartlab waited for its address: {}{seen}",
+                                found.worker,
+                                crate::text::printable(&found.status_message, 500)
+                            ),
+                            "check that `orchard worker run` runs on that worker (`orchard list workers` shows when each was last seen), then `tartlab up --recreate` makes it anew",
+                        ));
+                    }
+                    if let Some(lost) = self.worker_lost(&found).await {
+                        return AddressLook::Failed(lost);
+                    }
+                    AddressLook::NotYet(format!("{vm}'s worker {} gave no address for it (the controller answered {status}): the worker is down, or the VM did not boot", found.worker))
                 }
                 // Not running yet (408), or the controller did not answer: look again.
                 Err(e @ (Refusal::Status(408, _) | Refusal::Unreachable(_))) => {

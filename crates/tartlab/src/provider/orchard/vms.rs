@@ -72,6 +72,9 @@ impl OrchardProvider {
                 return Ok(found);
             }
             if found.is_failed() {
+                // A worker killed before it picked the VM up: the controller fails the VM
+                // once the worker is offline, and the message says when it was last seen.
+                let seen = self.failed_worker_words(&found).await;
                 let events = self.last_events(vm).await;
                 let gone = self.give_up(vm, uid).await;
                 let worker = if found.worker.is_empty() {
@@ -81,7 +84,7 @@ impl OrchardProvider {
                 };
                 return Err(ProviderError::new(
                     format!(
-                        "{vm} failed{worker}: {}{events}",
+                        "{vm} failed{worker}: {}{seen}{events}",
                         crate::text::printable(&found.status_message, 500)
                     ),
                     format!("{gone}; if it failed in the clone, check the image name and the worker's free disk (`orchard get vm {vm}` while it exists)"),
@@ -153,6 +156,9 @@ impl OrchardProvider {
         from: CreateFrom,
     ) -> Result<Created, ProviderError> {
         let vm = spec.name.as_str();
+        if from == CreateFrom::Image {
+            self.check_some_worker_fits(spec).await?;
+        }
         let created = match self.controller.create(&self.new_vm(spec)).await {
             Ok(created) => {
                 // Recorded before any wait: a create cut off from here on leaves the
@@ -293,6 +299,7 @@ mod tests {
             spec: Default::default(),
             schedule_timeout: Duration::from_secs(60),
             ownership,
+            workers: Default::default(),
         };
         (provider, dir)
     }
