@@ -44,6 +44,18 @@ fn snapshot_vms(lab: &Lab) -> Vec<String> {
         .collect()
 }
 
+/// Each of `nodes` is as the snapshot had it: its address and MAC of before, its own host
+/// name over pinned-key ssh (StrictHostKeyChecking=yes: the host key is the snapshot's),
+/// and the counting step run once, before the save.
+fn back_as_saved(lab: &Lab, nodes: &[&str], ips: &[String], macs: &[String]) {
+    for (i, vm) in nodes.iter().enumerate() {
+        assert_eq!(lab.ip(vm), ips[i], "{vm}'s address");
+        assert_eq!(lab.mac(vm), macs[i], "{vm}'s MAC");
+        assert_eq!(lab.ssh(vm, "hostname").stdout.trim(), *vm);
+        assert_eq!(runs(lab, vm), 1, "{vm}: the step ran once, before the save");
+    }
+}
+
 /// Stops sshd on `vm` from inside (the guest then answers no login), and waits until it
 /// no longer answers (at most 15 s).
 fn stop_sshd(lab: &Lab, vm: &str) {
@@ -116,17 +128,7 @@ fn a_broken_lab_comes_back_from_its_snapshot_with_its_addresses_and_keys() {
         "{}",
         restored.stderr
     );
-    for (i, vm) in NODES.iter().enumerate() {
-        assert_eq!(lab.ip(vm), ips[i], "{vm}'s address");
-        assert_eq!(lab.mac(vm), macs[i], "{vm}'s MAC");
-        // Pinned-key ssh (StrictHostKeyChecking=yes) works: the host key is the snapshot's.
-        assert_eq!(lab.ssh(vm, "hostname").stdout.trim(), *vm);
-        assert_eq!(
-            runs(&lab, vm),
-            1,
-            "{vm}: the step ran once, before the save"
-        );
-    }
+    back_as_saved(&lab, &NODES, &ips, &macs);
     assert_eq!(pinned(&lab), keys);
     assert_eq!(
         lab.ssh("dev-worker", "cat /var/tmp/master-ip")
@@ -562,16 +564,8 @@ fn the_seed_lab_broken_in_each_cluster_comes_back_whole_from_its_snapshot() {
         restored.stdout,
         restored.stderr
     );
-    for (i, vm) in SEED.iter().enumerate() {
-        assert_eq!(lab.ip(vm), ips[i], "{vm}'s address");
-        assert_eq!(lab.mac(vm), macs[i], "{vm}'s MAC");
-        // Pinned-key ssh works (the host key is the snapshot's) and the name is back.
-        assert_eq!(lab.ssh(vm, "hostname").stdout.trim(), *vm);
-        assert_eq!(
-            runs(&lab, vm),
-            1,
-            "{vm}: the step ran once, before the save"
-        );
+    back_as_saved(&lab, &SEED, &ips, &macs);
+    for vm in SEED {
         if vm.contains("-worker-") {
             // The join step's record of its master's address still points at the master.
             let (cluster, _) = vm.split_once("-worker-").unwrap();
