@@ -383,9 +383,10 @@ async fn run_node(ctx: Arc<Context>, mut run: NodeRun) -> NodeRun {
         }
     }
     run.release_slot();
-    if result.is_ok() {
+    let worked = !run.provisioned.is_empty() || !run.report.actions.is_empty();
+    if result.is_ok() && worked {
         // Done with its own stages, the node waits for the others (the lab-wide phases
-        // start when every node is through).
+        // start when every node is through); a converged run stays quiet.
         ctx.reporter.waiting(
             &run.node.vm_name,
             Stage::Provision,

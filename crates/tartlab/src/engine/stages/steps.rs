@@ -276,7 +276,7 @@ pub async fn run(ctx: &Arc<Context>, runs: &mut [NodeRun]) {
     };
     for step in &ctx.lab.file.provision {
         let outputs = Arc::new(inputs::outputs_of(&ctx.store.snapshot()));
-        say_who_waits(ctx, step, &targets, &phases.failed);
+        say_who_waits(ctx, step, &targets, &phases.failed, &outputs);
         let mut tasks = Vec::new();
         for node in ctx.lab.nodes.iter().filter(|n| selects(&step.on, n)) {
             let Some(target) = targets.get(&node.vm_name).cloned() else {
@@ -325,12 +325,14 @@ pub async fn run(ctx: &Arc<Context>, runs: &mut [NodeRun]) {
 }
 
 /// Tells, for a step that will run somewhere, that the nodes it does not select wait for
-/// the nodes it does (the next step starts when it has finished on all of them).
+/// the nodes where it runs (the next step starts when it has finished on all of them). A
+/// step unchanged everywhere says nothing: a converged run stays quiet.
 fn say_who_waits(
     ctx: &Context,
     step: &StepSpec,
     targets: &HashMap<String, Target>,
     failed: &BTreeMap<String, String>,
+    outputs: &Outputs,
 ) {
     let going = |n: &&Node| targets.contains_key(&n.vm_name) && !failed.contains_key(&n.cluster);
     let (selected, others): (Vec<&Node>, Vec<&Node>) = ctx
@@ -339,10 +341,21 @@ fn say_who_waits(
         .iter()
         .filter(going)
         .partition(|n| selects(&step.on, n));
-    if selected.is_empty() {
+    let runs_on = |node: &&&Node| {
+        let Some(target) = targets.get(&node.vm_name) else {
+            return false;
+        };
+        inputs::step_inputs(&ctx.lab, step, node, &target.files, outputs)
+            .map_or(true, |i| !is_done(ctx, step, &node.vm_name, &i.hash))
+    };
+    let busy: Vec<String> = selected
+        .iter()
+        .filter(runs_on)
+        .map(|n| n.vm_name.clone())
+        .collect();
+    if busy.is_empty() {
         return;
     }
-    let busy: Vec<String> = selected.iter().map(|n| n.vm_name.clone()).collect();
     let message = format!("waiting for {} (step `{}`)", super::names(&busy), step.name);
     for node in others {
         ctx.reporter.waiting(
