@@ -395,3 +395,76 @@ fn logs_journal_on_a_guest_without_systemd_says_so() {
         journal.stdout
     );
 }
+
+#[test]
+fn status_shows_the_image_its_digest_and_what_differs_from_the_lab_file() {
+    let file = |cpu: u32| {
+        format!("lab: drift\nclusters:\n  - name: dev\n    nodes: [{{ name: vm, cpu: {cpu} }}]\n")
+    };
+    let lab = Lab::new(&file(2));
+    lab.ok(&["up", "--no-provision"]);
+    let image = "ghcr.io/cirruslabs/ubuntu:latest";
+
+    let converged = lab.ok(&["status"]);
+    assert!(
+        !converged.stdout.contains('*') && !converged.stdout.contains("tartlab plan"),
+        "nothing differs yet:\n{}",
+        converged.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["status", "--json"]).stdout).unwrap();
+    let node = &json["nodes"][0];
+    assert_eq!(node["image"], image, "{json:#}");
+    let digest = node["digest"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a digest: {json:#}"));
+    assert!(
+        digest.starts_with("sha256:") && digest.len() == 71,
+        "{digest}"
+    );
+    assert_eq!(node["drift"], serde_json::json!([]), "{json:#}");
+
+    // The wide table, as `kubectl get -o wide`: the image and its digest too.
+    let wide = lab.ok(&["status", "-o", "wide"]);
+    let mut rows = wide.stdout.lines();
+    let header = rows.next().unwrap();
+    assert!(
+        header.contains("IMAGE") && header.contains("DIGEST"),
+        "{}",
+        wide.stdout
+    );
+    let row = rows.next().unwrap();
+    assert!(
+        row.contains(image) && row.contains(&digest[..19]),
+        "{}",
+        wide.stdout
+    );
+
+    // The file now says 3 CPUs; the VM has 2.
+    lab.write("tartlab.yaml", &file(3));
+    let drifted = lab.ok(&["status"]);
+    let row = drifted
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("dev-vm"))
+        .unwrap();
+    assert!(
+        row.split_whitespace().any(|w| w == "2*"),
+        "the VM's CPU count, marked:\n{}",
+        drifted.stdout
+    );
+    assert!(
+        drifted
+            .stdout
+            .contains("dev-vm differs from the lab file: cpu 2 (the file: 3); `tartlab plan` shows the change"),
+        "{}",
+        drifted.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&lab.ok(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(
+        json["nodes"][0]["drift"],
+        serde_json::json!([{ "setting": "cpu", "vm": "2", "file": "3" }]),
+        "{json:#}"
+    );
+}
