@@ -321,24 +321,7 @@ impl Engine {
         if images.is_empty() {
             return Ok(plans);
         }
-        let creates =
-            |p: &&NodePlan| matches!(p.lifecycle, Lifecycle::Create | Lifecycle::Recreate { .. });
-        for plan in plans.iter().filter(creates) {
-            if let Some(node) = self
-                .lab
-                .node(&plan.vm)
-                .filter(|n| images.contains(&n.image))
-            {
-                reporter.waiting(
-                    &plan.vm,
-                    events::Stage::Pull,
-                    events::Wait::Image {
-                        image: node.image.clone(),
-                    },
-                    &format!("waiting for the image {}", node.image),
-                );
-            }
-        }
+        pull::tell_who_waits(reporter, &self.lab, &plans, &images);
         let unavailable = pull::each(&self.provider, reporter, images).await;
         self.inventory = read_inventory(self.provider.as_ref()).await?;
         let mut plans = self.plan(selected);
