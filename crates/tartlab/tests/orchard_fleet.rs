@@ -493,7 +493,7 @@ fn a_lab_of_two_clusters_on_two_workers_is_provisioned_reached_and_deleted_throu
             .status,
         200
     );
-    let logs = tartlab(&lab, &token, &["logs", "a-master"]);
+    let logs = tartlab(&lab, &token, &["logs", "--raw", "a-master"]);
     printed.keep(&logs);
     assert_eq!(logs.code, 0, "{}", show(&logs));
     let events_at = logs.stdout.find("a line the worker logged");

@@ -468,7 +468,7 @@ fn logs_follow_prints_what_is_appended() {
     use std::io::{BufRead, BufReader};
     let lab = Lab::new(PAIR);
     lab.ok(&["up", "dev-master"]);
-    let logs = lab.ok(&["logs", "dev-master"]);
+    let logs = lab.ok(&["logs", "--raw", "dev-master"]);
     assert!(
         logs.stdout
             .contains("--- tartlab: tart run dev-master --no-graphics"),
@@ -481,7 +481,7 @@ fn logs_follow_prints_what_is_appended() {
         logs.stdout
     );
     let mut follow = lab
-        .command(&["logs", "dev-master", "--follow"])
+        .command(&["logs", "--raw", "dev-master", "--follow"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

@@ -1,6 +1,6 @@
 //! The reading commands that describe the lab: `validate`, `config` (the lab as `up` sees
-//! it), `plan` (the planner's verdict per node, with no lock and no SSH), `status` (one
-//! `tart list`), `schema`. None of them takes the
+//! it), `plan` (the planner's verdict per node, with no lock and no SSH), `schema`
+//! (`status` is in `status.rs`). None of them takes the
 //! lab lock: they work while an `up` runs.
 
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::{open_lab, out, runtime, FileArgs, LabSnapshot};
 use crate::engine::events::Action;
 use crate::engine::inputs::user_keys;
-use crate::engine::plan::{self, Facts, Presence};
+use crate::engine::plan::{self, Facts};
 use crate::engine::{read_inventory, Options};
 use crate::error::{Error, Exit, Result};
 use crate::lab::{self, Lab};
@@ -103,132 +103,6 @@ pub(super) fn inventory(lab: &Lab) -> Result<(Arc<dyn Provider>, Inventory)> {
         crate::provider::open(Some(lab), None).map_err(|e| Error::fatal(e.message, e.hint))?;
     let inventory = runtime()?.block_on(read_inventory(provider.as_ref()))?;
     Ok((provider, inventory))
-}
-
-/// One row of `tartlab status`.
-#[derive(serde::Serialize)]
-struct StatusRow {
-    node: String,
-    cluster: String,
-    role: String,
-    state: String,
-    ip: Option<String>,
-    cpu: u32,
-    memory: u32,
-    /// How the last `up` that worked on it ended: `ok`, `failed at STAGE`.
-    last_up: Option<String>,
-    /// A VM the lab created that the lab file no longer declares.
-    orphan: bool,
-    /// Where it runs, on a provider with several hosts (Orchard: its worker).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    host: Option<String>,
-}
-
-/// What to do about orphans, after a table that lists some.
-const ORPHAN_NOTE: &str = "orphan: a VM this lab created that the lab file no longer declares; `tartlab up` keeps it, `tartlab up --remove-orphans` or `tartlab down NAME` deletes it";
-
-fn state_word(presence: Presence) -> &'static str {
-    match presence {
-        Presence::Missing => "missing",
-        Presence::Owned { running: true } => "running",
-        Presence::Owned { running: false } | Presence::Unconfirmed => "stopped",
-        Presence::Foreign { .. } => "foreign",
-    }
-}
-
-pub fn status(args: &FileArgs) -> Result<Exit> {
-    let LabSnapshot { lab, dir, state } = LabSnapshot::open(args)?;
-    let unsettled = super::snapshot::unsettled(&dir, &state);
-    let (_, inventory) = inventory(&lab)?;
-    let mut rows = Vec::new();
-    for node in &lab.nodes {
-        let owned = state.vms.get(&node.vm_name);
-        let word = state_word(Presence::of(&inventory, &node.vm_name, owned));
-        rows.push(StatusRow {
-            node: node.vm_name.clone(),
-            cluster: node.cluster.clone(),
-            role: node.role.clone(),
-            state: word.into(),
-            ip: owned
-                .and_then(|o| o.ip.clone())
-                .filter(|_| word == "running"),
-            cpu: owned.map_or(node.cpu, |o| o.cpu),
-            memory: owned.map_or(node.memory, |o| o.memory),
-            last_up: owned.and_then(|o| o.last_up.as_ref()).map(|l| l.text()),
-            orphan: false,
-            host: host_of(&inventory, &node.vm_name),
-        });
-    }
-    let orphans = plan::orphans(&lab.nodes, &state);
-    for vm in &orphans {
-        let Some(owned) = state.vms.get(vm) else {
-            continue;
-        };
-        let word = state_word(Presence::of(&inventory, vm, Some(owned)));
-        rows.push(StatusRow {
-            node: vm.clone(),
-            cluster: "-".into(),
-            role: "-".into(),
-            state: word.into(),
-            ip: owned.ip.clone().filter(|_| word == "running"),
-            cpu: owned.cpu,
-            memory: owned.memory,
-            last_up: owned.last_up.as_ref().map(|l| l.text()),
-            orphan: true,
-            host: host_of(&inventory, vm),
-        });
-    }
-    if args.json {
-        out(
-            &serde_json::json!({ "lab": lab.name(), "nodes": rows, "unsettled": unsettled })
-                .to_string(),
-        );
-        return Ok(Exit::Ok);
-    }
-    // A host column only where the provider has several hosts.
-    let hosts = rows.iter().any(|r| r.host.is_some());
-    let table: Vec<Vec<String>> = rows
-        .iter()
-        .map(|r| {
-            let mut row = vec![
-                r.node.clone(),
-                r.cluster.clone(),
-                r.role.clone(),
-                if r.orphan {
-                    format!("{} (orphan)", r.state)
-                } else {
-                    r.state.clone()
-                },
-                r.ip.clone().unwrap_or_else(|| "-".into()),
-                r.cpu.to_string(),
-                format!("{} MiB", r.memory),
-                r.last_up.clone().unwrap_or_else(|| "-".into()),
-            ];
-            if hosts {
-                row.insert(5, r.host.clone().unwrap_or_else(|| "-".into()));
-            }
-            row
-        })
-        .collect();
-    let mut titles = vec![
-        "NODE", "CLUSTER", "ROLE", "STATE", "IP", "CPU", "MEMORY", "LAST UP",
-    ];
-    if hosts {
-        titles.insert(5, "HOST");
-    }
-    out(&ui::table(&titles, &table));
-    if !orphans.is_empty() {
-        out(ORPHAN_NOTE);
-    }
-    if let Some(u) = unsettled {
-        eprintln!("note: {}", u.words);
-    }
-    Ok(Exit::Ok)
-}
-
-/// Where a VM runs, if its provider says.
-fn host_of(inventory: &Inventory, vm: &str) -> Option<String> {
-    inventory.vms.get(vm).and_then(|v| v.host.clone())
 }
 
 /// What the planner says of each node, and the actions it expects `up` to take; or

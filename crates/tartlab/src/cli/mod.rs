@@ -11,6 +11,7 @@ mod inspect;
 mod labs;
 mod lifecycle;
 mod snapshot;
+mod status;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -55,8 +56,10 @@ enum Command {
     Up(lifecycle::UpArgs),
     /// Table of the lab's nodes: state, address, resources (one `tart list`, no SSH)
     #[command(visible_alias = "ps")]
-    #[command(after_long_help = "Examples:\n  tartlab status\n  tartlab ps --json")]
-    Status(FileArgs),
+    #[command(
+        after_long_help = "Examples:\n  tartlab status\n  tartlab ps -o wide      (the image, its digest, disk and network too)\n  tartlab ps --json"
+    )]
+    Status(status::StatusArgs),
     /// Shut the lab's VMs down (from inside the guest, then `tart stop`); they are kept
     #[command(after_long_help = "Examples:\n  tartlab stop\n  tartlab stop 'dev-*'")]
     Stop(lifecycle::NodesArgs),
@@ -158,7 +161,7 @@ pub fn run() -> Result<Exit> {
         Command::Validate(args) => inspect::validate(&args),
         Command::Plan(args) => inspect::plan(&args),
         Command::Up(args) => lifecycle::up(&args),
-        Command::Status(args) => inspect::status(&args),
+        Command::Status(args) => status::status(&args),
         Command::Stop(args) => lifecycle::stop(&args),
         Command::Start(args) => lifecycle::start(&args),
         Command::Restart(args) => lifecycle::restart(&args),

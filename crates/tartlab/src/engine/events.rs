@@ -5,8 +5,9 @@
 //! names as text; the text exists only for people and for the JSON schema
 //! (docs/LIFECYCLE.md, "Output").
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::{Serialize, Serializer};
@@ -215,6 +216,24 @@ pub enum Detail {
         recap: Vec<NodeReport>,
         exit_code: i32,
     },
+    /// A node waits, and for what.
+    Waiting { wait: Wait },
+    /// The last line a node's running step printed (masked, printable, bounded). The live
+    /// display shows it; the other sinks leave it out (the transcript has every line).
+    Output { line: String },
+}
+
+/// What a node waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "for", rename_all = "snake_case")]
+pub enum Wait {
+    /// Other nodes of the lab (their addresses, their sshd, a phase they are still in);
+    /// empty when it is every node still at work.
+    Peers { nodes: Vec<String> },
+    /// An image being pulled.
+    Image { image: String },
+    /// A command an earlier tartlab started on the guest, which holds its lock.
+    Lock,
 }
 
 /// One event: a node's (or the lab's) stage changed status.
@@ -226,6 +245,17 @@ pub struct Event {
     pub status: Status,
     pub message: String,
     pub detail: Option<Detail>,
+}
+
+impl Event {
+    /// Whether this event ends its node's work (a failure, or the last stage done): the
+    /// node's time, on the live display and in the recap, is the timestamp of the last such
+    /// event, so both show the same.
+    pub fn ends_the_node(&self) -> bool {
+        self.node.is_some()
+            && (self.status == Status::Failed
+                || (self.status == Status::Done && self.stage.ends_the_node()))
+    }
 }
 
 /// Where events go: a display, a file.
@@ -240,13 +270,21 @@ pub trait EventSink: Send + Sync {
 pub struct Reporter {
     start: Instant,
     sinks: Vec<Box<dyn EventSink>>,
+    /// When each node's work ended (its last ending event), for the recap's times.
+    ended: Mutex<HashMap<String, Duration>>,
 }
 
 impl Reporter {
     pub fn new(sinks: Vec<Box<dyn EventSink>>) -> Arc<Reporter> {
+        Reporter::starting_at(Instant::now(), sinks)
+    }
+
+    /// A reporter whose clock started at `start` (the clock the live display reads too).
+    pub fn starting_at(start: Instant, sinks: Vec<Box<dyn EventSink>>) -> Arc<Reporter> {
         Arc::new(Reporter {
-            start: Instant::now(),
+            start,
             sinks,
+            ended: Mutex::new(HashMap::new()),
         })
     }
 
@@ -267,6 +305,11 @@ impl Reporter {
 
     fn send(&self, event: Event) {
         let elapsed = self.start.elapsed();
+        if let (true, Some(node), Ok(mut ended)) =
+            (event.ends_the_node(), &event.node, self.ended.lock())
+        {
+            ended.insert(node.clone(), elapsed);
+        }
         for sink in &self.sinks {
             sink.record(&event, elapsed);
         }
@@ -323,6 +366,30 @@ impl Reporter {
         self.emit(node, stage, Status::Warning, message);
     }
 
+    /// A node waits for `wait`; `message` says it in words.
+    pub fn waiting(&self, node: &str, stage: Stage, wait: Wait, message: &str) {
+        self.send(Event {
+            node: Some(node.to_string()),
+            stage,
+            status: Status::Started,
+            message: message.to_string(),
+            detail: Some(Detail::Waiting { wait }),
+        });
+    }
+
+    /// A line a node's running step printed, as guest text: masked before it comes here,
+    /// made printable and bounded here.
+    pub fn output(&self, node: &str, stage: Stage, line: &str) {
+        let line = crate::text::printable(line, crate::text::QUOTED_LINE).replace('\t', " ");
+        self.send(Event {
+            node: Some(node.to_string()),
+            stage,
+            status: Status::Info,
+            message: String::new(),
+            detail: Some(Detail::Output { line }),
+        });
+    }
+
     /// A command begins on these VMs.
     pub fn run_started(&self, command: &str, nodes: &[String]) {
         self.send(Event {
@@ -340,6 +407,16 @@ impl Reporter {
     /// A command is over: its recap, rendered by the sinks (a table, the JSON object, the
     /// journal's line).
     pub fn run_finished(&self, command: &str, recap: &[NodeReport], exit_code: i32) {
+        // Each node's time is when its last ending event was stamped: the live display
+        // stopped its clock at the same stamp.
+        let mut recap = recap.to_vec();
+        if let Ok(ended) = self.ended.lock() {
+            for report in &mut recap {
+                if let Some(at) = ended.get(&report.node) {
+                    report.seconds = at.as_secs_f64();
+                }
+            }
+        }
         let failed = recap.iter().filter(|r| r.failure.is_some()).count();
         self.send(Event {
             node: None,
@@ -356,7 +433,7 @@ impl Reporter {
             ),
             detail: Some(Detail::RunFinished {
                 command: command.to_string(),
-                recap: recap.to_vec(),
+                recap,
                 exit_code,
             }),
         });

@@ -321,6 +321,7 @@ impl Engine {
         if images.is_empty() {
             return Ok(plans);
         }
+        pull::tell_who_waits(reporter, &self.lab, &plans, &images);
         let unavailable = pull::each(&self.provider, reporter, images).await;
         self.inventory = read_inventory(self.provider.as_ref()).await?;
         let mut plans = self.plan(selected);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::events::Reporter;
+use super::events::{Reporter, Stage, Wait};
 use super::fanout;
 use super::plan::{Blocker, Lifecycle, NodePlan};
 use crate::lab::Lab;
@@ -41,6 +41,30 @@ pub async fn each(
             None => Some((image, "the pull's task ended abnormally".to_string())),
         })
         .collect()
+}
+
+/// Tells, for each node to be made from an image about to be pulled, that it waits for it.
+pub fn tell_who_waits(reporter: &Reporter, lab: &Lab, plans: &[NodePlan], images: &[String]) {
+    for plan in plans {
+        let creates = matches!(
+            plan.lifecycle,
+            Lifecycle::Create | Lifecycle::Recreate { .. }
+        );
+        let Some(node) = lab
+            .node(&plan.vm)
+            .filter(|n| creates && images.contains(&n.image))
+        else {
+            continue;
+        };
+        reporter.waiting(
+            &plan.vm,
+            Stage::Pull,
+            Wait::Image {
+                image: node.image.clone(),
+            },
+            &format!("waiting for the image {}", node.image),
+        );
+    }
 }
 
 /// Blocks each plan that would make a VM from an image that could not be pulled.

@@ -27,6 +27,9 @@ pub fn as_root(script: &str, args: &[&str]) -> String {
 /// The prefix of a line a guest command prints on stderr to say what it is waiting for.
 pub const NOTE_PREFIX: &str = "tartlab-note: ";
 
+/// How a note that waits for an earlier tartlab's command (its lock) begins, after the prefix.
+pub const WAIT_NOTE_PREFIX: &str = "waiting for ";
+
 /// The prefix of a line by which a guest script says a part of its work is done.
 pub const DONE_PREFIX: &str = "tartlab-done: ";
 

@@ -34,13 +34,14 @@ impl AddressBoard {
         });
     }
 
-    /// How many VMs of `scope` have no address yet (and have not failed).
-    pub fn pending(&self, scope: &[String]) -> usize {
+    /// The VMs of `scope` that have no address yet (and have not failed).
+    pub fn pending(&self, scope: &[String]) -> Vec<String> {
         let now = self.tx.borrow();
         scope
             .iter()
             .filter(|vm| matches!(now.get(*vm), Some(Address::Pending)))
-            .count()
+            .cloned()
+            .collect()
     }
 
     /// Waits until every VM in `scope` has an address or has failed; returns the addresses.

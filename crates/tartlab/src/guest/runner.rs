@@ -84,7 +84,7 @@ impl GuestSession {
         command: Command<'_>,
         on_line: &mut (dyn FnMut(Stream, &str) -> Reply + Send),
     ) -> Result<Output, RunError> {
-        let mut log = Transcript::start(&self.transcript, &self.vm, command.shown, &self.masker);
+        let mut log = Transcript::start(&self.transcript, &self.vm, &command, &self.masker);
         let mut recent = Recent::default();
         let mut each_line = |stream: Stream, line: &str| {
             if stream == Stream::Stdout {
@@ -156,7 +156,11 @@ struct Transcript<'a> {
 }
 
 impl<'a> Transcript<'a> {
-    fn start(path: &Path, vm: &str, shown: &str, masker: &'a Masker) -> Transcript<'a> {
+    /// The entry's header: `=== TIME VM KIND:N WHAT`, KIND `user` for what the lab file
+    /// wrote (a step, a probe: the command shown is not the one sent) and `tartlab` for
+    /// tartlab's own commands, N the lines of the `$` line that follows (`logs` folds
+    /// tartlab's entries and shows the user's as written); then `$ SHOWN`.
+    fn start(path: &Path, vm: &str, command: &Command<'_>, masker: &'a Masker) -> Transcript<'a> {
         let mut log = Transcript {
             file: crate::files::open_append(path).ok(),
             masker,
@@ -165,7 +169,18 @@ impl<'a> Transcript<'a> {
             written: 0,
             not_written: 0,
         };
-        let header = format!("=== {} {vm}\n$ {shown}\n", crate::clock::now_rfc3339());
+        let shown = command.shown;
+        let kind = if shown == command.line {
+            "tartlab"
+        } else {
+            "user"
+        };
+        let header = format!(
+            "=== {} {vm} {kind}:{} {}\n$ {shown}\n",
+            crate::clock::now_rfc3339_millis(),
+            shown.lines().count().max(1),
+            command.what.replace('\n', " ")
+        );
         log.write(&header);
         log
     }

@@ -2,7 +2,8 @@
 //! Schema: `time` (RFC 3339), `elapsed_ms` (since the command started), `node` (VM name, or
 //! null for the lab), `stage`, `status` (`started`, `done`, `failed`, `skipped`, `info`),
 //! `message`, and `detail` where the event carries typed data: a pull's progress, an
-//! address, the run's start and its end with the recap (docs/LIFECYCLE.md, "Output"). On
+//! address, what a node waits for, the run's start and its end with the recap
+//! (docs/LIFECYCLE.md, "Output"); a step's lines of output stay in its transcript. On
 //! stdout (`--json`) the run's end is the recap object itself, `{"recap": [...],
 //! "exit_code": N}`, the last line.
 
@@ -55,6 +56,9 @@ impl JsonLines {
 
 impl EventSink for JsonLines {
     fn record(&self, event: &Event, elapsed: Duration) {
+        if matches!(event.detail, Some(Detail::Output { .. })) {
+            return;
+        }
         if let (
             Target::Stdout,
             Some(Detail::RunFinished {

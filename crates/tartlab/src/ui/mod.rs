@@ -49,16 +49,21 @@ pub fn colour_on_stderr() -> bool {
 /// The reporter for a command working on `nodes`: the display `mode` asks for, and the
 /// lab's journal (`events.jsonl`) when given.
 pub fn reporter(mode: Mode, nodes: &[String], journal: Option<&Path>) -> Arc<Reporter> {
+    let start = std::time::Instant::now();
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     match mode {
-        Mode::Live => sinks.push(Box::new(live::Live::start(nodes, colour_on_stderr()))),
+        Mode::Live => sinks.push(Box::new(live::Live::start(
+            nodes,
+            colour_on_stderr(),
+            start,
+        ))),
         Mode::Plain => sinks.push(Box::new(plain::Plain::default())),
         Mode::Json => sinks.push(Box::new(JsonLines::stdout())),
     }
     if let Some(journal) = journal.and_then(JsonLines::append_to) {
         sinks.push(Box::new(journal));
     }
-    Reporter::new(sinks)
+    Reporter::starting_at(start, sinks)
 }
 
 /// A plain text table: left-aligned columns two spaces apart, no trailing spaces.

@@ -1,6 +1,7 @@
 //! One line per event on stderr, for logs and CI: `[  12.3s] dev-master: ssh done: admin@...`.
 //! A pull's progress is shown at most every 10 %, not at every step tart reports; a warning
-//! is a `warning:` line; the run's end is the recap (`recap.rs`).
+//! is a `warning:` line, said when it happens and again with the recap (`recap.rs`), which is
+//! the run's end. A step's lines of output are left to the transcript (`tartlab logs`).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -13,6 +14,8 @@ use crate::engine::events::{Detail, Event, EventSink, Status};
 pub struct Plain {
     /// The last tenth of each pull's progress shown, by what is pulled.
     pulled: Mutex<HashMap<String, u32>>,
+    /// The run's warnings, said again with the recap.
+    warnings: Mutex<Vec<String>>,
 }
 
 impl Plain {
@@ -46,13 +49,21 @@ impl EventSink for Plain {
     fn record(&self, event: &Event, elapsed: Duration) {
         match &event.detail {
             Some(Detail::RunFinished { command, recap, .. }) => {
-                return super::recap::show(command, recap)
+                let warnings = self
+                    .warnings
+                    .lock()
+                    .map(|mut w| std::mem::take(&mut *w))
+                    .unwrap_or_default();
+                return super::recap::show(command, recap, &warnings);
             }
-            Some(Detail::RunStarted { .. }) => return,
+            Some(Detail::RunStarted { .. } | Detail::Output { .. }) => return,
             _ => {}
         }
         if event.status == Status::Warning {
             let _ = writeln!(std::io::stderr(), "warning: {}", event.message);
+            if let Ok(mut warnings) = self.warnings.lock() {
+                warnings.push(event.message.clone());
+            }
             return;
         }
         if !self.worth_showing(event) {

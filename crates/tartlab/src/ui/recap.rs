@@ -1,13 +1,14 @@
 //! The recap at the end of a changing command, as the text sinks show it: a table on stdout
 //! (node, result, address, time, what was done), each failure with its stage, message and
-//! hint on stderr (a failure before any that refers to it), and one line that counts them.
-//! The JSON sinks write the same reports as data (`json_lines.rs`).
+//! hint on stderr (a failure before any that refers to it), one line that counts them, and
+//! the run's warnings again (an orphan kept, a name kept), so the end of the output says
+//! everything the user should act on. The JSON sinks write the same reports as data (`json_lines.rs`).
 
 use crate::engine::stages::actions_text;
 use crate::engine::{Failure, NodeReport};
 
-/// Prints the recap of `verb` for these reports.
-pub fn show(verb: &str, reports: &[NodeReport]) {
+/// Prints the recap of `verb` for these reports, and the run's warnings.
+pub fn show(verb: &str, reports: &[NodeReport], warnings: &[String]) {
     let failed = reports.iter().filter(|r| r.failure.is_some()).count();
     let rows: Vec<Vec<String>> = reports
         .iter()
@@ -46,8 +47,14 @@ pub fn show(verb: &str, reports: &[NodeReport]) {
             eprintln!("  hint: {}", f.hint);
         }
     }
+    let warn = || {
+        for warning in warnings {
+            eprintln!("warning: {warning}");
+        }
+    };
     if reports.is_empty() {
         super::out(&format!("{verb}: nothing to do"));
+        warn();
         return;
     }
     let ok = reports.len() - failed;
@@ -61,4 +68,5 @@ pub fn show(verb: &str, reports: &[NodeReport]) {
             String::new()
         }
     ));
+    warn();
 }

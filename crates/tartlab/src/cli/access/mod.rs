@@ -8,8 +8,10 @@
 mod cp;
 mod exec;
 mod forward;
+mod journal;
 mod logs;
 mod ssh;
+mod transcript;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -172,7 +172,9 @@ async fn place(
                     Err(e) => unrecorded = Some(e),
                 }
             }
-            (Stream::Stderr, _) => show_note(ctx, vm, Stage::Files, what, line),
+            (Stream::Stderr, _) => {
+                show_note(ctx, vm, Stage::Files, what, line);
+            }
             _ => {}
         }
         Reply::Nothing

@@ -3,7 +3,7 @@
 //! `# BEGIN tartlab` and `# END tartlab`; the rest of the file is left as it is.
 
 use super::{run_locked_script, NodeRun, NodeStage};
-use crate::engine::events::{Provisioned, Stage};
+use crate::engine::events::{Provisioned, Stage, Wait};
 use crate::engine::inputs;
 use crate::engine::{Context, Failure, WRITABLE};
 use crate::provider::BoxFuture;
@@ -35,11 +35,14 @@ impl NodeStage for Hosts {
             run.release_slot();
             // Said only when there is something to wait for: a converged run stays quiet.
             let pending = ctx.addresses.pending(&scope);
-            if pending > 0 {
-                ctx.reporter.started(
+            if !pending.is_empty() {
+                ctx.reporter.waiting(
                     &vm,
                     Stage::Hosts,
-                    &format!("waiting for the addresses of {pending} node(s)"),
+                    Wait::Peers {
+                        nodes: pending.clone(),
+                    },
+                    &format!("waiting for {}'s address", super::names(&pending)),
                 );
             }
             let entries = ctx.addresses.settled(&scope).await;
@@ -47,7 +50,7 @@ impl NodeStage for Hosts {
             let hash = inputs::hosts_hash(&block);
             let applied = ctx.store.vm(&vm).unwrap_or_default().applied;
             if applied.get(inputs::HOSTS) == Some(&hash) {
-                if pending > 0 {
+                if !pending.is_empty() {
                     ctx.reporter.done(&vm, Stage::Hosts, "unchanged");
                 }
                 return Ok(());

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, OwnedSemaphorePermit};
 
-use super::events::{Action, Provisioned, Stage};
+use super::events::{Action, Provisioned, Stage, Wait};
 use super::plan::{Lifecycle, NodePlan};
 use super::watch::Address;
 use super::{fanout, internal_failure, Context, Failure, NodeReport, Provisioning};
@@ -326,11 +326,29 @@ pub async fn run_locked_script(
 }
 
 /// Shows what a guest command says it waits for (a `tartlab-note:` line) as the node's
-/// current activity.
-pub fn show_note(ctx: &Context, vm: &str, stage: Stage, what: &str, line: &str) {
-    if let Some(note) = line.strip_prefix(crate::engine::remote::NOTE_PREFIX) {
-        let note = crate::text::printable(note, 200);
-        ctx.reporter.started(vm, stage, &format!("{what}: {note}"));
+/// current activity: the lock of an earlier tartlab's command, then that it goes on.
+/// Returns whether the line was a note.
+pub fn show_note(ctx: &Context, vm: &str, stage: Stage, what: &str, line: &str) -> bool {
+    use crate::engine::remote::{NOTE_PREFIX, WAIT_NOTE_PREFIX};
+    let Some(note) = line.strip_prefix(NOTE_PREFIX) else {
+        return false;
+    };
+    let shown = format!("{what}: {}", crate::text::printable(note, 200));
+    if note.starts_with(WAIT_NOTE_PREFIX) {
+        ctx.reporter.waiting(vm, stage, Wait::Lock, &shown);
+    } else {
+        ctx.reporter.started(vm, stage, &shown);
+    }
+    true
+}
+
+/// Nodes named for a line: the first three, then how many more.
+pub fn names(nodes: &[String]) -> String {
+    match nodes {
+        [] => "the other nodes".to_string(),
+        [one] => one.clone(),
+        [first @ .., last] if nodes.len() <= 3 => format!("{} and {last}", first.join(", ")),
+        _ => format!("{} and {} more", nodes[..3].join(", "), nodes.len() - 3),
     }
 }
 
@@ -365,6 +383,17 @@ async fn run_node(ctx: Arc<Context>, mut run: NodeRun) -> NodeRun {
         }
     }
     run.release_slot();
+    let worked = !run.provisioned.is_empty() || !run.report.actions.is_empty();
+    if result.is_ok() && worked {
+        // Done with its own stages, the node waits for the others (the lab-wide phases
+        // start when every node is through); a converged run stays quiet.
+        ctx.reporter.waiting(
+            &run.node.vm_name,
+            Stage::Provision,
+            Wait::Peers { nodes: Vec::new() },
+            "waiting for the other nodes",
+        );
+    }
     if !run.provisioned.is_empty() {
         run.report
             .actions

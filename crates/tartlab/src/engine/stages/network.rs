@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::{command_failure, NodeRun, NodeStage};
-use crate::engine::events::Stage;
+use crate::engine::events::{Stage, Wait};
 use crate::engine::inputs;
 use crate::engine::{Context, Failure};
 use crate::guest::runner::Command;
@@ -58,10 +58,13 @@ impl NodeStage for CheckNetwork {
             }
             let vm = run.node.vm_name.clone();
             run.release_slot();
-            ctx.reporter.started(
+            ctx.reporter.waiting(
                 &vm,
                 Stage::Network,
-                &format!("waiting for {} peer(s) to answer SSH", peers.len()),
+                Wait::Peers {
+                    nodes: peers.clone(),
+                },
+                &format!("waiting for {} to answer SSH", super::names(&peers)),
             );
             let ready = ctx.reachable.settled(&peers).await;
             if ready.is_empty() {

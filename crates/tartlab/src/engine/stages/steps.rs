@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::{command_failure, failed_clusters, show_note, GuestLink, NodeRun};
-use crate::engine::events::{Action, Stage};
+use crate::engine::events::{Action, Stage, Wait};
 use crate::engine::inputs::{self, Outputs};
 use crate::engine::remote::as_root_locked;
 use crate::engine::{Context, Failure, WRITABLE};
@@ -157,6 +157,15 @@ async fn execute(
         .map_or(String::new(), |u| format!(" as {u}"));
     let shown = format!("step `{}`{as_user}:\n{script}", step.name);
     let declared: BTreeSet<&str> = step.outputs.iter().map(|o| o.name()).collect();
+    // A step with a secret output shows no line live: a secret printed before the line
+    // that declares it is masked only from then on.
+    let shows_lines = !step.outputs.iter().any(|o| o.secret());
+    let show = |line: &str| {
+        if shows_lines && !line.trim().is_empty() && !line.starts_with(OUTPUT_PREFIX) {
+            ctx.reporter
+                .output(vm, Stage::Provision, &ctx.masker.mask(line));
+        }
+    };
     let mut printed = PrintedOutputs::default();
     guest
         .run(
@@ -168,8 +177,15 @@ async fn execute(
             },
             &mut |stream, line| {
                 match stream {
-                    Stream::Stderr => show_note(ctx, vm, Stage::Provision, &what, line),
-                    Stream::Stdout => printed.take(line, &declared),
+                    Stream::Stderr => {
+                        if !show_note(ctx, vm, Stage::Provision, &what, line) {
+                            show(line);
+                        }
+                    }
+                    Stream::Stdout => {
+                        printed.take(line, &declared);
+                        show(line);
+                    }
                 }
                 Reply::Nothing
             },
@@ -260,6 +276,7 @@ pub async fn run(ctx: &Arc<Context>, runs: &mut [NodeRun]) {
     };
     for step in &ctx.lab.file.provision {
         let outputs = Arc::new(inputs::outputs_of(&ctx.store.snapshot()));
+        say_who_waits(ctx, step, &targets, &phases.failed, &outputs);
         let mut tasks = Vec::new();
         for node in ctx.lab.nodes.iter().filter(|n| selects(&step.on, n)) {
             let Some(target) = targets.get(&node.vm_name).cloned() else {
@@ -305,6 +322,51 @@ pub async fn run(ctx: &Arc<Context>, runs: &mut [NodeRun]) {
         }
     }
     phases.report(ctx, runs);
+}
+
+/// Tells, for a step that will run somewhere, that the nodes it does not select wait for
+/// the nodes where it runs (the next step starts when it has finished on all of them). A
+/// step unchanged everywhere says nothing: a converged run stays quiet.
+fn say_who_waits(
+    ctx: &Context,
+    step: &StepSpec,
+    targets: &HashMap<String, Target>,
+    failed: &BTreeMap<String, String>,
+    outputs: &Outputs,
+) {
+    let going = |n: &&Node| targets.contains_key(&n.vm_name) && !failed.contains_key(&n.cluster);
+    let (selected, others): (Vec<&Node>, Vec<&Node>) = ctx
+        .lab
+        .nodes
+        .iter()
+        .filter(going)
+        .partition(|n| selects(&step.on, n));
+    let runs_on = |node: &&&Node| {
+        let Some(target) = targets.get(&node.vm_name) else {
+            return false;
+        };
+        inputs::step_inputs(&ctx.lab, step, node, &target.files, outputs)
+            .map_or(true, |i| !is_done(ctx, step, &node.vm_name, &i.hash))
+    };
+    let busy: Vec<String> = selected
+        .iter()
+        .filter(runs_on)
+        .map(|n| n.vm_name.clone())
+        .collect();
+    if busy.is_empty() {
+        return;
+    }
+    let message = format!("waiting for {} (step `{}`)", super::names(&busy), step.name);
+    for node in others {
+        ctx.reporter.waiting(
+            &node.vm_name,
+            Stage::Provision,
+            Wait::Peers {
+                nodes: busy.clone(),
+            },
+            &message,
+        );
+    }
 }
 
 /// Drops from the state the outputs no step of the lab declares for the node any more (a
