@@ -231,6 +231,9 @@ pub struct Capabilities {
     /// It chooses a host for each VM by the VM's `placement` (Orchard's labels and
     /// resources), so a changed placement means the VM made again elsewhere.
     pub placement: bool,
+    /// Directories of the user's Mac shared with a VM while it runs (tart's `run --dir`,
+    /// virtiofs): the lab file's `mounts`. Orchard's `hostDirs` are the worker's, not these.
+    pub host_folders: bool,
 }
 
 /// How a provider's VMs reach each other.
@@ -256,6 +259,7 @@ impl Capabilities {
             snapshots: true,
             peers: Peers::ByNetwork,
             placement: false,
+            host_folders: true,
         }
     }
 
@@ -271,6 +275,7 @@ impl Capabilities {
             ("snapshots", self.snapshots),
             ("peers on other hosts", self.peers == Peers::ByNetwork),
             ("placement on hosts by labels", self.placement),
+            ("folders of this Mac in the VMs", self.host_folders),
         ]
     }
 }
