@@ -122,6 +122,9 @@ struct StatusRow {
     /// Where it runs, on a provider with several hosts (Orchard: its worker).
     #[serde(skip_serializing_if = "Option::is_none")]
     host: Option<String>,
+    /// The host folders its VM was started with (`mounts`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mounts: Vec<crate::lab::mounts::Mount>,
 }
 
 /// What to do about orphans, after a table that lists some.
@@ -157,6 +160,7 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
             last_up: owned.and_then(|o| o.last_up.as_ref()).map(|l| l.text()),
             orphan: false,
             host: host_of(&inventory, &node.vm_name),
+            mounts: owned.map(|o| o.mounts.clone()).unwrap_or_default(),
         });
     }
     let orphans = plan::orphans(&lab.nodes, &state);
@@ -176,6 +180,7 @@ pub fn status(args: &FileArgs) -> Result<Exit> {
             last_up: owned.last_up.as_ref().map(|l| l.text()),
             orphan: true,
             host: host_of(&inventory, vm),
+            mounts: owned.mounts.clone(),
         });
     }
     if args.json {

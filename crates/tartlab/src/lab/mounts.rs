@@ -83,6 +83,57 @@ impl Mount {
     }
 }
 
+/// The virtiofs tag of a node's `index`th mount: one device per mount, so each has its own
+/// guest path and its own read-only (tart's tags may be up to 36 bytes).
+pub fn tag(index: usize) -> String {
+    format!("tartlab-{index}")
+}
+
+/// `tart run --dir PATH[:ro],tag=TAG` for each mount: unnamed (a device of one directory is
+/// its root), the path checked to hold no `:` or `,`, options always last.
+pub fn dir_flags(mounts: &[Mount]) -> Vec<String> {
+    mounts
+        .iter()
+        .enumerate()
+        .flat_map(|(i, m)| {
+            let ro = if m.read_only { "ro," } else { "" };
+            [
+                "--dir".to_string(),
+                format!("{}:{ro}tag={}", m.host_path.display(), tag(i)),
+            ]
+        })
+        .collect()
+}
+
+/// The guest's `/etc/fstab` lines for the mounts (`nofail`: a boot without the device, as
+/// after the mount was removed, goes on).
+pub fn fstab_lines(mounts: &[Mount]) -> String {
+    mounts
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let mode = if m.read_only { "ro" } else { "rw" };
+            format!("{} {} virtiofs {mode},nofail 0 0", tag(i), m.guest)
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `HOST -> GUEST (ro)`, one per mount, for plans.
+pub fn describe(mounts: &[Mount]) -> String {
+    if mounts.is_empty() {
+        return "none".into();
+    }
+    mounts
+        .iter()
+        .map(|m| {
+            let ro = if m.read_only { " (ro)" } else { "" };
+            format!("{}:{}{ro}", m.host, m.guest)
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Directories a mount may not cover: the guest's own system, which a host folder over it
 /// would hide or break. Their subdirectories are fine, except under the kernel's and the
 /// runtime's own (`/proc`, `/sys`, `/dev`, `/run`).

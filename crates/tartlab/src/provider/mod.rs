@@ -374,6 +374,26 @@ pub trait Provider: Send + Sync {
         log: &'a Path,
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
 
+    /// `start`, with directories of this Mac shared with the VM while it runs (the lab
+    /// file's `mounts`; tart's `run --dir`): only where `capabilities().host_folders`.
+    fn start_sharing<'a>(
+        &'a self,
+        vm: &'a str,
+        network: &'a NetworkMode,
+        folders: &'a [crate::lab::mounts::Mount],
+        log: &'a Path,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            if !folders.is_empty() {
+                return Err(ProviderError::new(
+                    format!("{} cannot share this Mac's folders with {vm}", self.name()),
+                    "remove `mounts` from the lab file, or use `provider: tart`",
+                ));
+            }
+            self.start(vm, network, log).await
+        })
+    }
+
     /// One look for the VM's address, within `wait`: as soon as it has one, else why not.
     /// For a VM this provider started in this run, `Failed` at once if it stopped meanwhile.
     fn address<'a>(
