@@ -15,6 +15,7 @@ mod output;
 mod softnet;
 mod spec;
 mod storage;
+mod virtiofs;
 
 fn main() {
     let mut argv = std::env::args();

@@ -256,6 +256,7 @@ impl Provider for OrchardShaped {
             snapshots: false,
             peers: Peers::SameHost,
             placement: false,
+            host_folders: false,
         }
     }
 

@@ -15,6 +15,7 @@ use crate::leases;
 use crate::network;
 use crate::softnet;
 use crate::storage::{self, Home, VmDir};
+use crate::virtiofs;
 
 fn say(line: &str) {
     let mut stdout = std::io::stdout();
@@ -113,6 +114,9 @@ pub fn run(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> {
             config.write(&vm.config_path())?;
         }
     }
+    // `directoryShares()` and the VZ configuration's `validate()`, before the lock.
+    let shares = virtiofs::devices(p.values("dir"))?;
+    virtiofs::validate(&shares)?;
     let Some(_run_lock) = vm.take_run_lock() else {
         return Err(Failure::plain(
             2,
@@ -138,6 +142,7 @@ pub fn run(home: &Home, spec: &CommandSpec, p: &Parsed) -> Result<(), Failure> {
         faults,
         mode,
         softnet,
+        shares,
         guest: None,
         booted: false,
     };
@@ -192,6 +197,8 @@ struct Machine<'a> {
     mode: network::Mode,
     /// The Softnet process, for softnet and host networking.
     softnet: Option<softnet::Softnet>,
+    /// The virtiofs devices of `--dir`.
+    shares: Vec<virtiofs::Device>,
     /// The `unshare` process holding a light guest's namespaces, or a systemd guest's keeper.
     guest: Option<Child>,
     booted: bool,
@@ -280,6 +287,8 @@ impl Machine<'_> {
                 address: ip,
             },
         )?;
+        virtiofs::write_list(&guest_dir, &self.shares)
+            .map_err(|e| Failure::generic(format!("tart-sim: cannot share directories: {e}")))?;
         let child = match guest::Kind::of(&guest_dir) {
             guest::Kind::Light => guest::boot(
                 &guest_dir,

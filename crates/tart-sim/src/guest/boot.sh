@@ -50,6 +50,101 @@ fi
 
 IP=$3 SSHD_DELAY_MS=$4 SSHD_QUIRK=${5:-none}
 mkdir -p "$R/usr/local/bin" "$R/usr/local/sbin" "$R/run/sshd" "$R/run/tart-sim"
+# Shared directories (`tart run --dir`, listed by tart-sim in virtiofs.list): each virtiofs
+# device is built here, outside the guest's root, where no path from inside reaches it. The
+# guest's init holds one descriptor per device, and the guest's `mount -t virtiofs TAG DIR`
+# (the shim below, root only, as /proc/1/fd is) binds that descriptor, and nothing else.
+: > "$R/run/tart-sim/virtiofs"
+chmod 600 "$R/run/tart-sim/virtiofs"
+if [ -s "$G/virtiofs.list" ]; then
+  V=$G/virtiofs
+  declare -A tag_of=() named=()
+  while IFS=$'\t' read -r idx tag name mode path; do
+    d=$V/$idx
+    mkdir -p "$d"
+    tag_of[$idx]=$tag
+    if [ "$name" != - ]; then
+      # Named shares: a root of its own holding one subdirectory per name.
+      if [ -z "${named[$idx]:-}" ]; then mount -t tmpfs -o size=1m,mode=755 tmpfs "$d"; named[$idx]=1; fi
+      d=$d/$name
+      mkdir -p "$d"
+    fi
+    mount --bind "$path" "$d"
+    if [ "$mode" = ro ]; then mount -o remount,bind,ro "$d"; fi
+  done < "$G/virtiofs.list"
+  for idx in "${!named[@]}"; do mount -o remount,ro "$V/$idx"; done
+  for idx in "${!tag_of[@]}"; do
+    exec {fd}<"$V/$idx"
+    printf '%s\t%s\n' "${tag_of[$idx]}" "$fd" >> "$R/run/tart-sim/virtiofs"
+  done
+fi
+cat > "$R/usr/local/sbin/mount" <<'SHIM'
+#!/bin/bash
+# tart-sim: the guest kernel's virtiofs. `mount -t virtiofs TAG DIR` mounts the device the VM
+# was given under TAG (listed in /run/tart-sim/virtiofs) and fails for any other TAG as
+# Linux does (EINVAL); `mount -a` mounts /etc/fstab's virtiofs lines this way. Everything
+# else is util-linux's mount.
+real=/usr/bin/mount
+map=/run/tart-sim/virtiofs
+orig=("$@") types="" opts="" all=0 args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    -t|--types) types=${2:-}; shift 2 || shift ;;
+    -t*) types=${1#-t}; shift ;;
+    --types=*) types=${1#--types=}; shift ;;
+    -o|--options) opts=${2:-}; shift 2 || shift ;;
+    -o*) opts=${1#-o}; shift ;;
+    --options=*) opts=${1#--options=}; shift ;;
+    -a|--all) all=1; shift ;;
+    --) shift; args+=("$@"); break ;;
+    -*) shift ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+mount_one() { # TAG DIR OPTIONS
+  local tag=$1 dir=$2 o=$3 t fd=""
+  if [ "$(id -u)" != 0 ]; then "$real" -t virtiofs ${o:+-o "$o"} "$tag" "$dir"; return; fi
+  if [ ! -d "$dir" ]; then echo "mount: $dir: mount point does not exist." >&2; return 32; fi
+  while IFS=$'\t' read -r t f; do if [ "$t" = "$tag" ]; then fd=$f; break; fi; done < "$map"
+  if [ -z "$fd" ]; then
+    echo "mount: $dir: wrong fs type, bad option, bad superblock on $tag, missing codepage or helper program, or other error." >&2
+    echo "       dmesg(1) may have more information after failed mount system call." >&2
+    return 32
+  fi
+  "$real" -c --rbind "/proc/1/fd/$fd" "$dir" || return 32
+  case ",$o," in
+    *,ro,*)
+      # Read-only for the whole device, named shares included.
+      dir=$(realpath "$dir")
+      while read -r _ _ _ _ point _; do
+        case "$point" in "$dir"|"$dir"/*) "$real" -o remount,bind,ro "$point" || return 32 ;; esac
+      done < /proc/self/mountinfo ;;
+  esac
+}
+if [ "$all" = 1 ]; then
+  rc=0
+  if [ -z "$types" ] || [ "$types" = virtiofs ]; then
+    while read -r spec file vfstype mntops _; do
+      case "$spec" in ''|'#'*) continue ;; esac
+      [ "$vfstype" = virtiofs ] || continue
+      file=${file//\\040/ }
+      mountpoint -q "$file" 2>/dev/null && continue
+      # At boot, as a systemd mount unit does, the mount point is made if it is missing.
+      if [ -n "${TART_SIM_BOOT:-}" ]; then mkdir -p "$file"; fi
+      mount_one "$spec" "$file" "${mntops:-defaults}" || case ",$mntops," in *,nofail,*) ;; *) rc=32 ;; esac
+    done < /etc/fstab
+  fi
+  if [ "$types" = virtiofs ]; then exit "$rc"; fi
+  if [ -z "$types" ]; then "$real" "${orig[@]}" -t novirtiofs || rc=$?; exit "$rc"; fi
+  exec "$real" "${orig[@]}"
+fi
+if [ "$types" = virtiofs ] && [ ${#args[@]} -eq 2 ]; then
+  mount_one "${args[0]}" "${args[1]}" "$opts"
+  exit
+fi
+exec "$real" "${orig[@]}"
+SHIM
+chmod 755 "$R/usr/local/sbin/mount"
 cat > "$R/usr/local/bin/hostnamectl" <<'SHIM'
 #!/bin/bash
 # tart-sim: hostnamectl without systemd. Sets the UTS name and /etc/hostname and keeps the
@@ -91,6 +186,9 @@ cat > "$R/run/tart-sim/init" <<'INIT'
 # tart-sim guest init (PID 1 of the VM): starts sshd on the VM's address, and on SIGTERM
 # (a shutdown from inside, or tart's graceful stop) ends everything.
 hostname "$(cat /etc/hostname 2>/dev/null || echo ubuntu)"
+# As systemd's fstab generator does before ssh: /etc/fstab's virtiofs lines (only those: the
+# guest's fstab starts as the host's, whose disks are not the guest's).
+TART_SIM_BOOT=1 /usr/local/sbin/mount -a -t virtiofs || true
 stop_guest() { kill -TERM $(jobs -p) 2>/dev/null; exit 0; }
 trap stop_guest TERM INT
 sleep infinity &

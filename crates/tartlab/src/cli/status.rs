@@ -58,6 +58,9 @@ struct StatusRow {
     /// Where it runs, on a provider with several hosts (Orchard: its worker).
     #[serde(skip_serializing_if = "Option::is_none")]
     host: Option<String>,
+    /// The host folders its VM was started with (`mounts`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    mounts: Vec<crate::lab::mounts::Mount>,
     /// What differs from the lab file (empty for an orphan, or a VM not made yet).
     drift: Vec<Drift>,
 }
@@ -155,6 +158,7 @@ pub fn status(args: &StatusArgs) -> Result<Exit> {
             last_up: owned.and_then(|o| o.last_up.as_ref()).map(|l| l.text()),
             orphan: false,
             host: host_of(&node.vm_name),
+            mounts: owned.map(|o| o.mounts.clone()).unwrap_or_default(),
             drift: owned
                 .filter(|_| word != "missing")
                 .map_or_else(Vec::new, |o| drift(node, o)),
@@ -181,6 +185,7 @@ pub fn status(args: &StatusArgs) -> Result<Exit> {
             last_up: owned.last_up.as_ref().map(|l| l.text()),
             orphan: true,
             host: host_of(vm),
+            mounts: owned.mounts.clone(),
             drift: Vec::new(),
         });
     }

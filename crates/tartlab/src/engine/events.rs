@@ -30,6 +30,8 @@ pub enum Stage {
     Base,
     CloudInit,
     Hosts,
+    /// The host folders mounted in the guest (`mounts`).
+    Mounts,
     Network,
     Files,
     Provision,
@@ -59,6 +61,7 @@ impl Stage {
             Stage::Base => "base",
             Stage::CloudInit => "cloud-init",
             Stage::Hosts => "hosts",
+            Stage::Mounts => "mounts",
             Stage::Network => "network",
             Stage::Files => "files",
             Stage::Provision => "provision",

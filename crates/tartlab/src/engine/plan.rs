@@ -331,6 +331,14 @@ pub fn resource_changes(node: &Node, owned: &OwnedVm) -> Vec<Change> {
             node.network.to_string(),
         );
     }
+    // Host folders are given at `tart run`: a change is a restart.
+    if node.mounts != owned.mounts {
+        change(
+            "mounts",
+            crate::lab::mounts::describe(&owned.mounts),
+            crate::lab::mounts::describe(&node.mounts),
+        );
+    }
     // Recorded only where the provider places VMs by it.
     if let Some(placed) = owned.placement.as_ref().filter(|p| **p != node.placement) {
         change("placement", placed.to_string(), node.placement.to_string());
@@ -518,7 +526,7 @@ fn in_place_problem(capabilities: &Capabilities, lifecycle: &Lifecycle) -> Optio
         Lifecycle::Reconfigure { changes, .. } => {
             let resized: Vec<String> = changes
                 .iter()
-                .filter(|c| c.setting != "network")
+                .filter(|c| c.setting != "network" && c.setting != "mounts")
                 .map(name)
                 .collect();
             if !capabilities.resize && !resized.is_empty() {

@@ -9,6 +9,7 @@ use super::checker::{at, expand_home, Checker, Here};
 use super::diagnostic::{Diagnostic, Source};
 use super::input::{Inputs, Kind};
 use super::model::{ClusterSpec, LabFile, NodeSpec};
+use super::mounts::{check_list, Mount};
 use super::names::{check_resources, gb, is_label, mib, too_many_nodes, Resources};
 use super::node::{self, Node};
 use super::steps::check_steps;
@@ -87,6 +88,9 @@ fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
     let mut nodes: Vec<Node> = Vec::new();
     let mut vm_names: HashSet<String> = HashSet::new();
     let mut seen_clusters: HashMap<&str, usize> = HashMap::new();
+    // Each `mounts` list is checked once, where it is written.
+    let default_mounts =
+        Inherited::checked(c, file, "defaults", file.defaults.mounts.as_deref(), None);
     if file.clusters.is_empty() && !c.reading.partial {
         c.problems.push(
             Diagnostic::unlocated(
@@ -132,8 +136,23 @@ fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
                 "add `nodes:` with at least one node",
             );
         }
+        let cluster_mounts = Inherited::checked(
+            c,
+            file,
+            &path,
+            cluster.mounts.as_deref(),
+            Some(&default_mounts),
+        );
         for (ni, node) in cluster.nodes.iter().enumerate() {
             let at_node = format!("{path}.nodes.{ni}");
+            let node_mounts = Inherited::checked(
+                c,
+                file,
+                &at_node,
+                node.mounts.as_deref(),
+                Some(&cluster_mounts),
+            );
+            let before = nodes.len();
             expand_node(
                 c,
                 file,
@@ -142,6 +161,9 @@ fn expand(c: &mut Checker, file: &LabFile) -> Vec<Node> {
                 &prefix,
                 (&mut nodes, &mut vm_names),
             );
+            for expanded in &mut nodes[before..] {
+                node_mounts.give(c, file, expanded);
+            }
         }
     }
     nodes
@@ -255,6 +277,56 @@ fn expand_node(
             ),
             "rename one of them; a selector `<cluster>-<node>` picks every VM of the node of that name",
         );
+    }
+}
+
+/// The mounts a node gets from the nearest list written, and where that list is.
+struct Inherited {
+    mounts: Vec<Mount>,
+    /// The model path of the list, if one is written.
+    at: Option<String>,
+}
+
+impl Inherited {
+    /// The list at `owner.mounts` checked, or the inherited one when none is written.
+    fn checked(
+        c: &mut Checker,
+        file: &LabFile,
+        owner: &str,
+        list: Option<&[super::mounts::MountSpec]>,
+        inherited: Option<&Inherited>,
+    ) -> Inherited {
+        match list {
+            Some(list) => {
+                let at = at(owner, "mounts");
+                Inherited {
+                    mounts: check_list(c, &file.provider, &at, list),
+                    at: (!list.is_empty()).then_some(at),
+                }
+            }
+            None => Inherited {
+                mounts: inherited.map(|i| i.mounts.clone()).unwrap_or_default(),
+                at: inherited.and_then(|i| i.at.clone()),
+            },
+        }
+    }
+
+    /// Gives the node its mounts; a provider without host folders refuses them (once).
+    fn give(&self, c: &mut Checker, file: &LabFile, node: &mut Node) {
+        let Some(at) = &self.at else {
+            return;
+        };
+        if let super::model::ProviderChoice::Orchard(_) = &file.provider {
+            if c.refused.insert(format!("mounts on orchard {at}")) {
+                c.error(
+                    Here::Value(at.clone()),
+                    format!("{} has `mounts`, which the orchard provider cannot do: its VMs run on a worker, which has no way to this Mac's folders", node.vm_name),
+                    "remove `mounts` and copy with `files:` or `tartlab cp`, or use `provider: tart`; Orchard's own `hostDirs` shares a directory of the worker, not of this Mac (docs/LAB-FILE.md, `mounts`)",
+                );
+            }
+            return;
+        }
+        node.mounts = self.mounts.clone();
     }
 }
 

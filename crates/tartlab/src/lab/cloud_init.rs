@@ -117,6 +117,7 @@ mod tests {
                 password: "admin".into(),
             },
             cloud_init: None,
+            mounts: Vec::new(),
             placement: Default::default(),
             naming: Default::default(),
         }

@@ -9,6 +9,7 @@ mod diagnostic;
 mod image;
 pub mod input;
 pub mod model;
+pub mod mounts;
 mod names;
 mod network;
 mod node;
@@ -111,6 +112,8 @@ impl Lab {
                             password: secret(&n.login.password),
                         }),
                         cloud_init: n.cloud_init.clone(),
+                        mounts: (!n.mounts.is_empty())
+                            .then(|| n.mounts.iter().map(mounts::Mount::written).collect()),
                         placement: n.placement.clone(),
                     })
                     .collect(),
@@ -121,6 +124,7 @@ impl Lab {
                 network: None,
                 login: None,
                 cloud_init: None,
+                mounts: None,
                 placement: model::Placement::default(),
             })
             .collect();

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::mounts::MountSpec;
 use super::network::NetworkSpec;
 use super::size::{Gigabytes, Mebibytes};
 
@@ -245,6 +246,7 @@ const DISK: &str = "Disk: GB, or a size with a unit (50GB), 10 to 2000 GB. It on
 const NETWORK: &str = "How the VM is networked: nat, softnet, host, bridged:<interface>, or a mapping such as { mode: softnet, allow: [0.0.0.0/0] } (docs/NETWORKS.md). The default lets the lab's nodes reach each other and the internet.";
 const CLOUD_INIT: &str = "A cloud-init user-data file (`#cloud-config`), relative to the lab file, applied by the guest's own cloud-init after the base (docs/LAB-FILE.md). It may use {{ node.name }} (the VM's name), {{ node.hostname }} (the guest's host name: the VM name without vm_prefix), {{ node.cluster }}, {{ node.role }} and {{ lab.name }}. It must be inside the lab's directory (or `allow_paths_outside`), a regular file of at most 1 MiB. Default: none.";
 const PLACEMENT: &str = "Where the VMs may run, on a provider with several hosts (Orchard): `labels` the host must have and `resources` the VM takes from it; a node's entries go over its cluster's, which go over `provider.orchard.labels`. Local tart ignores it. Default: none.";
+const MOUNTS: &str = "Directories of this Mac the VM sees while it runs (tart's virtiofs), each `{ host: ./manifests, guest: /srv/manifests, read_only: true }` or `./manifests:/srv/manifests:ro`: host absolute, `~/...` or relative to the lab file, an existing directory; guest absolute, not a system directory (/, /etc, /usr, ...); one mount per guest path. A node's list replaces its cluster's, which replaces `defaults`'. Changing them restarts the VM. Local tart only (docs/LAB-FILE.md, `mounts`). Default: none.";
 const LOGIN: &str = "The image's own account, used to log in before the lab key is installed. Default: { user: admin, password: admin }, the cirruslabs images' account.";
 
 /// Settings a lab (`defaults`), a cluster or a node may set; a node takes its own, else its
@@ -274,6 +276,9 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(description = CLOUD_INIT)]
     pub cloud_init: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = MOUNTS)]
+    pub mounts: Option<Vec<MountSpec>>,
 }
 
 impl Settings {
@@ -378,6 +383,9 @@ pub struct ClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(description = CLOUD_INIT)]
     pub cloud_init: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = MOUNTS)]
+    pub mounts: Option<Vec<MountSpec>>,
     #[serde(default, skip_serializing_if = "Placement::is_empty")]
     #[schemars(description = PLACEMENT)]
     pub placement: Placement,
@@ -421,6 +429,9 @@ pub struct NodeSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(description = CLOUD_INIT)]
     pub cloud_init: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(description = MOUNTS)]
+    pub mounts: Option<Vec<MountSpec>>,
     #[serde(default, skip_serializing_if = "Placement::is_empty")]
     #[schemars(description = PLACEMENT)]
     pub placement: Placement,

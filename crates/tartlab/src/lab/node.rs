@@ -51,6 +51,9 @@ pub struct Node {
     /// The cloud-init user-data file, relative to the lab file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloud_init: Option<String>,
+    /// Host folders the guest mounts (`mounts.rs`), filled in by the check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<super::mounts::Mount>,
     /// Where the VM may run (the cluster's placement, the node's over it).
     #[serde(skip_serializing_if = "Placement::is_empty")]
     pub placement: Placement,
@@ -139,6 +142,7 @@ pub fn expand(prefix: &str, d: &Settings, cluster: &ClusterSpec, node: &NodeSpec
                     .unwrap_or_default(),
                 login: pick(&node.login, &cluster.login, &d.login).unwrap_or_else(default_login),
                 cloud_init: pick(&node.cloud_init, &cluster.cloud_init, &d.cloud_init),
+                mounts: Vec::new(),
                 placement: cluster.placement.merged(&node.placement),
                 naming: Naming {
                     declared: declared.clone(),

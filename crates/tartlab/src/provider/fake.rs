@@ -85,6 +85,7 @@ impl FakeProvider {
             snapshots: false,
             peers: Peers::SameHost,
             placement: true,
+            host_folders: false,
         };
         fake
     }

@@ -231,6 +231,9 @@ pub struct Capabilities {
     /// It chooses a host for each VM by the VM's `placement` (Orchard's labels and
     /// resources), so a changed placement means the VM made again elsewhere.
     pub placement: bool,
+    /// Directories of the user's Mac shared with a VM while it runs (tart's `run --dir`,
+    /// virtiofs): the lab file's `mounts`. Orchard's `hostDirs` are the worker's, not these.
+    pub host_folders: bool,
 }
 
 /// How a provider's VMs reach each other.
@@ -256,6 +259,7 @@ impl Capabilities {
             snapshots: true,
             peers: Peers::ByNetwork,
             placement: false,
+            host_folders: true,
         }
     }
 
@@ -271,6 +275,7 @@ impl Capabilities {
             ("snapshots", self.snapshots),
             ("peers on other hosts", self.peers == Peers::ByNetwork),
             ("placement on hosts by labels", self.placement),
+            ("folders of this Mac in the VMs", self.host_folders),
         ]
     }
 }
@@ -368,6 +373,26 @@ pub trait Provider: Send + Sync {
         network: &'a NetworkMode,
         log: &'a Path,
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    /// `start`, with directories of this Mac shared with the VM while it runs (the lab
+    /// file's `mounts`; tart's `run --dir`): only where `capabilities().host_folders`.
+    fn start_sharing<'a>(
+        &'a self,
+        vm: &'a str,
+        network: &'a NetworkMode,
+        folders: &'a [crate::lab::mounts::Mount],
+        log: &'a Path,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        Box::pin(async move {
+            if !folders.is_empty() {
+                return Err(ProviderError::new(
+                    format!("{} cannot share this Mac's folders with {vm}", self.name()),
+                    "remove `mounts` from the lab file, or use `provider: tart`",
+                ));
+            }
+            self.start(vm, network, log).await
+        })
+    }
 
     /// One look for the VM's address, within `wait`: as soon as it has one, else why not.
     /// For a VM this provider started in this run, `Failed` at once if it stopped meanwhile.

@@ -58,6 +58,9 @@ pub struct OwnedVm {
     /// waits for the guest instead of taking the running VM as converged.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub boot_unconfirmed: bool,
+    /// The host folders its running VM was started with (`tart run --dir`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<crate::lab::mounts::Mount>,
 }
 
 /// How a command that brought a VM up ended for it.

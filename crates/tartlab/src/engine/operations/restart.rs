@@ -39,10 +39,13 @@ pub async fn power_cycle(
         .await
         .map_err(|f| Failure::new(stage, f.message, f.hint))?;
     ctx.store
-        .update_vm(vm, |o| o.boot_unconfirmed = true)
+        .update_vm(vm, |o| {
+            o.boot_unconfirmed = true;
+            o.mounts = node.mounts.clone();
+        })
         .map_err(|e| Failure::new(stage, e, crate::engine::WRITABLE))?;
     ctx.provider
-        .start(vm, &node.network, &ctx.dir.run_log(vm))
+        .start_sharing(vm, &node.network, &node.mounts, &ctx.dir.run_log(vm))
         .await
         .map_err(|e| Failure::from_provider(stage, e))?;
     address::wait_for(ctx, node, stage, ctx.timeouts.ip).await

@@ -32,12 +32,21 @@ impl NodeStage for Boot {
                 }
                 return Ok(());
             }
+            let mounts = run.node.mounts.clone();
             ctx.store
-                .update_vm(vm, |o| o.boot_unconfirmed = true)
+                .update_vm(vm, |o| {
+                    o.boot_unconfirmed = true;
+                    o.mounts = mounts;
+                })
                 .map_err(|e| Failure::new(Stage::Boot, e, WRITABLE))?;
             ctx.reporter.started(vm, Stage::Boot, "starting");
             ctx.provider
-                .start(vm, &run.node.network, &ctx.dir.run_log(vm))
+                .start_sharing(
+                    vm,
+                    &run.node.network,
+                    &run.node.mounts,
+                    &ctx.dir.run_log(vm),
+                )
                 .await
                 .map_err(|e| Failure::from_provider(Stage::Boot, e))?;
             run.running = true;

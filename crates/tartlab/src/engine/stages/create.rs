@@ -65,6 +65,8 @@ async fn create(ctx: &Context, run: &mut NodeRun, from: CreateFrom) -> Result<bo
                         .capabilities()
                         .placement
                         .then(|| node.placement.clone()),
+                    // Made for these folders: its first boot gives them (no change to plan).
+                    mounts: node.mounts.clone(),
                     ..OwnedVm::default()
                 },
             );

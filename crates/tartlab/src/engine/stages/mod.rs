@@ -14,6 +14,7 @@ pub mod configure;
 pub mod create;
 pub mod files;
 pub mod hosts;
+pub mod mounts;
 pub mod network;
 pub mod ready;
 pub mod ssh;
@@ -146,6 +147,7 @@ pub const NODE_STAGES: &[&dyn NodeStage] = &[
     &ssh::Connect,
     &base::Base,
     &cloud_init::CloudInit,
+    &mounts::Mounts,
     &hosts::Hosts,
     &network::CheckNetwork,
     &files::Files,

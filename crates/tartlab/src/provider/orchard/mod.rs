@@ -156,6 +156,7 @@ impl Provider for OrchardProvider {
             snapshots: false,
             peers: Peers::SameHost,
             placement: true,
+            host_folders: false,
         }
     }
 

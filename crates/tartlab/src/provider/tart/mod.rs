@@ -491,8 +491,32 @@ impl Provider for TartProvider {
         network: &'a NetworkMode,
         log: &'a Path,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
+        self.start_sharing(vm, network, &[], log)
+    }
+
+    fn start_sharing<'a>(
+        &'a self,
+        vm: &'a str,
+        network: &'a NetworkMode,
+        folders: &'a [crate::lab::mounts::Mount],
+        log: &'a Path,
+    ) -> BoxFuture<'a, Result<(), ProviderError>> {
         Box::pin(async move {
-            let flags = self.network_flags(network).await?;
+            let mut flags = self.network_flags(network).await?;
+            if !folders.is_empty() {
+                let options = self
+                    .run_options
+                    .get_or_try_init(|| self.tart.run_options())
+                    .await
+                    .map_err(|e| failed(e, "check the tart installation"))?;
+                if !options.iter().any(|o| o == "--dir") {
+                    return Err(ProviderError::new(
+                        "this tart's `run` has no --dir option (it is not in `tart run --help`), so it cannot share folders",
+                        "update tart (`brew upgrade cirruslabs/cli/tart`), or remove `mounts` from the lab file",
+                    ));
+                }
+                flags.extend(crate::lab::mounts::dir_flags(folders));
+            }
             // A control socket left by a VM that crashed makes `tart exec` fail (tart #1220).
             let socket = self.vm_dir(vm).join("control.sock");
             if socket.exists() {
