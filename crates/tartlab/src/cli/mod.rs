@@ -4,6 +4,7 @@
 //! lab in `access/`; what they share (finding and opening the lab) is here.
 
 mod access;
+mod ask;
 mod doctor;
 mod export;
 mod init;
