@@ -28,7 +28,8 @@ fn down_question(vms: &[(String, bool)], snapshots: usize) -> String {
     }
     if snapshots > 0 {
         text.push_str(&format!(
-            "and the lab's {snapshots} snapshot(s) (`down --keep-snapshots` keeps them)\n"
+            "and the lab's {} (`down --keep-snapshots` keeps them)\n",
+            crate::text::count(snapshots, "snapshot")
         ));
     }
     let what = match (vms.len(), snapshots) {
@@ -64,7 +65,7 @@ mod tests {
         let vms = [("dev-a".to_string(), true), ("dev-b".to_string(), false)];
         assert_eq!(
             down_question(&vms, 2),
-            "down deletes these VMs, and their disks with them:\n  dev-a (running)\n  dev-b\nand the lab's 2 snapshot(s) (`down --keep-snapshots` keeps them)\nDelete these 2 VMs? [y/N] "
+            "down deletes these VMs, and their disks with them:\n  dev-a (running)\n  dev-b\nand the lab's 2 snapshots (`down --keep-snapshots` keeps them)\nDelete these 2 VMs? [y/N] "
         );
         assert!(down_question(&vms[..1], 0).ends_with("  dev-a (running)\nDelete this VM? [y/N] "));
         for no in [Some("n\n"), Some("\n"), Some("sure\n"), None] {

@@ -92,7 +92,7 @@ impl<'a> Hints<'a> {
         }
     }
 
-    /// The keys a mapping needs (or its first key, when it needs none), each with an example.
+    /// The keys a mapping needs (or one key, when it needs none), each with an example.
     fn example_map(&self, schema: &'a Json, depth: usize) -> Map<String, Json> {
         let mut out = Map::new();
         let properties = self.keyword(schema, "properties").and_then(Json::as_object);
@@ -103,7 +103,16 @@ impl<'a> Hints<'a> {
                 .map(|r| r.iter().filter_map(Json::as_str).collect())
                 .unwrap_or_default();
             let keys: Vec<&String> = if required.is_empty() {
-                properties.keys().take(1).collect()
+                // None needed: the first key with an example or a default to show.
+                let shown = properties.iter().find(|(_, p)| {
+                    self.keyword(p, "examples").is_some()
+                        || self.keyword(p, "default").is_some_and(|d| !d.is_null())
+                });
+                shown
+                    .map(|(k, _)| k)
+                    .or_else(|| properties.keys().next())
+                    .into_iter()
+                    .collect()
             } else {
                 properties
                     .keys()
