@@ -16,6 +16,7 @@ pub struct UpArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// Only these nodes: names, cluster=NAME, role=NAME or all (default: all)
+    #[arg(add = super::complete::selectors())]
     pub nodes: Vec<String>,
     /// How many nodes are created and provisioned at once (1 to 1024)
     #[arg(long, default_value_t = 16, value_name = "N", value_parser = super::parallelism())]
@@ -31,7 +32,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub adopt: bool,
     /// Run provisioning steps even when unchanged: every step, or only --reprovision=STEP
-    #[arg(long, value_name = "STEP", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    #[arg(long, value_name = "STEP", num_args = 0..=1, require_equals = true, default_missing_value = "", add = super::complete::steps())]
     pub reprovision: Option<String>,
     /// Delete the VMs this lab created that the lab file no longer declares (orphans)
     #[arg(long)]
@@ -43,6 +44,7 @@ pub struct NodesArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// Only these nodes: names, cluster=NAME, role=NAME or all (default: all)
+    #[arg(add = super::complete::selectors())]
     pub nodes: Vec<String>,
 }
 

@@ -21,6 +21,7 @@ pub struct SshArgs {
     #[arg(long, short = 'u')]
     pub user: Option<String>,
     /// The node (VM name); in a lab of one node, that node when left out
+    #[arg(add = crate::cli::complete::node())]
     pub node: Option<String>,
     /// A command to run instead of a shell (as ssh takes it; `--` before it is optional)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
