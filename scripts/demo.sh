@@ -51,7 +51,7 @@ ssh -i .tartlab/id_ed25519 -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostK
   'echo "hostname: $(hostnamectl --static), user: $(whoami), machine-id: $(cat /etc/machine-id), PID 1: $(ps -p 1 -o comm=)"; grep -A4 "BEGIN tartlab" /etc/hosts'
 step "tartlab up again: converged, nothing to do"
 time tartlab up
-step "tartlab down"
-tartlab down
+step "tartlab down --yes (on a terminal, down lists what it deletes and asks)"
+tartlab down --yes
 step "tart list --source local (empty)"
 tart list --source local

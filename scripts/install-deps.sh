@@ -2,7 +2,7 @@
 # Installs what the simulator and the tests need on a fresh Debian/Ubuntu machine, and
 # only what is missing: OpenSSH server and client, sshpass, sudo, util-linux
 # (unshare, nsenter, setpriv), systemd-container and debootstrap with the Debian root they
-# build once (the systemd guests), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy), man-db (the man page test), ruby (the formula's syntax check), the
+# build once (the systemd guests), nftables (the simulator's network isolation), python3 (a test's guest SFTP proxy), man-db (the man page test), zsh and fish (the completion tests), ruby (the formula's syntax check), the
 # orchard binary (scripts/install-orchard.sh); with --with-nextest also cargo-nextest and
 # ansible-core (in a venv under /opt/tartlab-test-tools) for the tests. Idempotent; sourced or run.
 set -euo pipefail
@@ -27,6 +27,9 @@ command -v man >/dev/null 2>&1 || need_apt+=(man-db)
 # The Homebrew formula is checked with `ruby -c`.
 command -v ruby >/dev/null 2>&1 || need_apt+=(ruby)
 command -v bash >/dev/null 2>&1 || need_apt+=(bash)
+# The completion tests load tartlab's scripts in real zsh and fish too (a few MB each).
+command -v zsh >/dev/null 2>&1 || need_apt+=(zsh)
+command -v fish >/dev/null 2>&1 || need_apt+=(fish)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "install-deps: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

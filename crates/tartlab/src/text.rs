@@ -22,6 +22,15 @@ pub fn last_lines(text: &str, n: usize) -> String {
         .join("\n")
 }
 
+/// A count and its noun, the noun plural unless the count is one: `1 node`, `2 nodes`.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// At most `width` characters of a line, with `…` when it was longer.
 pub fn cut(line: &str, width: usize) -> String {
     match line.char_indices().nth(width) {

@@ -219,13 +219,17 @@ fn completions_work_in_a_real_bash_and_the_man_page_renders_cleanly() {
     let lab = Lab::new(ONE);
     let script = lab.ok(&["completions", "bash"]).stdout;
     lab.write("completion.bash", &script);
-    let bash = run(Command::new("bash").arg("-c").arg(format!(
-        "source {} && complete -p tartlab && COMP_WORDS=(tartlab st) && COMP_CWORD=1 && _tartlab tartlab st tartlab && echo \"${{COMPREPLY[@]}}\"",
+    // The script calls back `tartlab` from the PATH, the command it completes.
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_tartlab"), lab.bin().join("tartlab")).unwrap();
+    let mut bash = Command::new("bash");
+    lab.env(&mut bash);
+    let bash = run(bash.arg("-c").arg(format!(
+        "source {} && complete -p tartlab && COMP_LINE='tartlab st' && COMP_POINT=10 && COMP_WORDS=(tartlab st) && COMP_CWORD=1 && _clap_complete_tartlab tartlab st tartlab && echo \"${{COMPREPLY[@]}}\"",
         lab.lab.join("completion.bash").display()
     )));
     assert_eq!(bash.code, 0, "{}", bash.stderr);
     assert!(
-        bash.stdout.contains("-F _tartlab tartlab"),
+        bash.stdout.contains("-F _clap_complete_tartlab tartlab"),
         "{}",
         bash.stdout
     );

@@ -551,7 +551,7 @@ fn on_a_terminal_up_draws_a_live_line_per_node_and_honours_no_color() {
         !screen.contains("\x1b[3"),
         "no colour with NO_COLOR: {screen}"
     );
-    let (code, screen) = on_terminal("down", true);
+    let (code, screen) = on_terminal("down --yes", true);
     assert_eq!(code, 0);
     assert!(screen.contains("+ dev-master"), "{screen}");
     assert!(!screen.contains("\x1b[32m"), "{screen}");

@@ -156,7 +156,10 @@ fn a_vm_an_older_tartlab_named_keeps_its_name_until_it_is_made_anew() {
     let exec = lab.ok(&["exec", "stg-worker-1", "--", "hostname"]);
     assert!(exec.stdout.contains("stg-worker"), "{}", exec.stdout);
     let config = lab.ok(&["ssh-config"]).stdout;
-    assert!(config.contains("Host stg-worker\n"), "{config}");
+    assert!(
+        config.contains("Host stg-worker names.stg-worker\n"),
+        "{config}"
+    );
 
     // Raising the count adds the next number beside it.
     lab.write("tartlab.yaml", &lab_file(", count: 2"));

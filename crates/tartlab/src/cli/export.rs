@@ -127,8 +127,8 @@ pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
     let known = snapshot.absolute(snapshot.dir.known_hosts_path());
     let (key_arg, known_arg) = (ssh_config_quoted(&key)?, ssh_config_quoted(&known)?);
     let mut text = format!(
-        "# tartlab lab `{}`: `Include` this file from ~/.ssh/config\n",
-        snapshot.lab.name()
+        "# tartlab lab `{lab}`: `Include` this file from ~/.ssh/config. Each host is also\n# `{lab}.NODE`, a name no other lab's file gives.\n",
+        lab = snapshot.lab.name()
     );
     let mut hosts = Vec::new();
     for node in &snapshot.lab.nodes {
@@ -157,13 +157,17 @@ pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
                 22,
             ),
         };
+        // Also `<lab>.<node>`: two labs Included side by side each keep a name of their own
+        // (a lab and a node name are labels, with no `.`, so no two labs' aliases meet).
+        let alias = format!("{}.{}", snapshot.lab.name(), node.hostname);
         text.push_str(&format!(
-            "\nHost {vm}\n  {way}\n  User {user}\n  IdentityFile {key_arg}\n  IdentitiesOnly yes\n  UserKnownHostsFile {known_arg}\n  HostKeyAlias {vm}\n  StrictHostKeyChecking yes\n",
+            "\nHost {vm} {alias}\n  {way}\n  User {user}\n  IdentityFile {key_arg}\n  IdentitiesOnly yes\n  UserKnownHostsFile {known_arg}\n  HostKeyAlias {vm}\n  StrictHostKeyChecking yes\n",
             vm = node.vm_name,
             user = node.login.user,
         ));
         hosts.push(serde_json::json!({
             "host": node.vm_name,
+            "aliases": [node.vm_name, alias],
             "hostname": hostname,
             "port": port,
             "proxy_command": matches!(route, SshRoute::Proxy)
@@ -174,7 +178,7 @@ pub fn ssh_config(args: &FileArgs) -> Result<Exit> {
             "host_key_alias": node.vm_name,
         }));
     }
-    let path = snapshot.dir.root.join("ssh_config");
+    let path = snapshot.absolute(snapshot.dir.root.join("ssh_config"));
     if snapshot.dir.exists() {
         crate::files::write_atomic(&path, text.as_bytes(), 0o600)
             .map_err(|e| Error::fatal(format!("cannot write {}: {e}", path.display()), ""))?;

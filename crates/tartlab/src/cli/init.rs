@@ -208,8 +208,11 @@ pub struct CompletionsArgs {
 }
 
 pub fn completions(args: &CompletionsArgs) -> Result<Exit> {
-    let mut command = <Cli as clap::CommandFactory>::command();
-    clap_complete::generate(args.shell, &mut command, "tartlab", &mut std::io::stdout());
+    let script = super::complete::registration(args.shell)
+        .map_err(|e| Error::fatal(format!("cannot write the completion script: {e}"), ""))?;
+    std::io::stdout()
+        .write_all(&script)
+        .map_err(|e| Error::fatal(format!("cannot write the completion script: {e}"), ""))?;
     Ok(Exit::Ok)
 }
 

@@ -173,9 +173,9 @@ pub fn plan(args: &FileArgs) -> Result<Exit> {
         return Ok(Exit::Ok);
     }
     out(&format!(
-        "lab `{}`: {} nodes (hostname = VM name)",
+        "lab `{}`: {} (hostname = VM name)",
         lab.name(),
-        lab.nodes.len()
+        crate::text::count(lab.nodes.len(), "node")
     ));
     if let Some(note) = lab.kept_names_note() {
         out(&note);

@@ -113,6 +113,7 @@ pub fn down_lab(
     wanted: &str,
     json: bool,
     keep_snapshots: bool,
+    yes: bool,
 ) -> Result<std::result::Result<FileArgs, Exit>> {
     let index = LabIndex::for_user();
     let entry = find(&index, wanted)?;
@@ -138,7 +139,7 @@ pub fn down_lab(
             ),
         ));
     }
-    down_gone(&index, &entry, json, keep_snapshots).map(Err)
+    down_gone(&index, &entry, json, keep_snapshots, yes).map(Err)
 }
 
 /// What became of one recorded VM.
@@ -152,7 +153,13 @@ struct Outcome {
     why: Option<String>,
 }
 
-fn down_gone(index: &LabIndex, entry: &LabEntry, json: bool, keep_snapshots: bool) -> Result<Exit> {
+fn down_gone(
+    index: &LabIndex,
+    entry: &LabEntry,
+    json: bool,
+    keep_snapshots: bool,
+    yes: bool,
+) -> Result<Exit> {
     let lab = &entry.lab;
     // The directory may outlive the lab file: its lock keeps an `up` out meanwhile.
     let dir = StateDir::beside(&entry.file);
@@ -169,6 +176,12 @@ fn down_gone(index: &LabIndex, entry: &LabEntry, json: bool, keep_snapshots: boo
         .filter(|(vm, _)| !(keep_snapshots && vm.contains(".snapshot.")))
         .map(|(vm, identity)| (vm.clone(), identity.clone()))
         .collect();
+    // Its record alone says what it has: each VM asked about, whether it runs or not.
+    let going: Vec<(String, bool)> = vms.iter().map(|(vm, _)| (vm.clone(), false)).collect();
+    if !super::ask::down_confirmed(&going, 0, yes) {
+        eprintln!("down: nothing deleted");
+        return Ok(Exit::Failed);
+    }
     let outcomes = runtime()?.block_on(async {
         let inventory = read_inventory(provider.as_ref()).await?;
         let mut outcomes = Vec::new();

@@ -16,6 +16,7 @@ pub struct UpArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// Only these nodes: names, cluster=NAME, role=NAME or all (default: all)
+    #[arg(add = super::complete::selectors())]
     pub nodes: Vec<String>,
     /// How many nodes are created and provisioned at once (1 to 1024)
     #[arg(long, default_value_t = 16, value_name = "N", value_parser = super::parallelism())]
@@ -31,7 +32,7 @@ pub struct UpArgs {
     #[arg(long)]
     pub adopt: bool,
     /// Run provisioning steps even when unchanged: every step, or only --reprovision=STEP
-    #[arg(long, value_name = "STEP", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    #[arg(long, value_name = "STEP", num_args = 0..=1, require_equals = true, default_missing_value = "", add = super::complete::steps())]
     pub reprovision: Option<String>,
     /// Delete the VMs this lab created that the lab file no longer declares (orphans)
     #[arg(long)]
@@ -43,6 +44,7 @@ pub struct NodesArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// Only these nodes: names, cluster=NAME, role=NAME or all (default: all)
+    #[arg(add = super::complete::selectors())]
     pub nodes: Vec<String>,
 }
 
@@ -59,6 +61,10 @@ pub struct DownArgs {
     /// still the VM the lab created)
     #[arg(long, value_name = "NAME", conflicts_with_all = ["file", "nodes"])]
     pub lab: Option<String>,
+    /// Delete without asking (on a terminal, `down` lists what it deletes and asks first;
+    /// off a terminal or in CI it never asks)
+    #[arg(short = 'y', long)]
+    pub yes: bool,
 }
 
 /// Opens the lab for a changing command: `.tartlab/` made, the lab lock taken (and shared
@@ -177,13 +183,7 @@ fn bring_up(
     }
 }
 
-/// Whether a person can answer: stdin and stderr are terminals, and this is not CI.
-fn at_a_terminal() -> bool {
-    use std::io::IsTerminal;
-    std::io::stdin().is_terminal()
-        && std::io::stderr().is_terminal()
-        && std::env::var_os("CI").is_none()
-}
+use super::ask::at_a_terminal;
 
 /// The plan's lines for the nodes only a recreate brings up (`--recreate`), as their
 /// failure would say: "dev-worker: cpu 2 -> 4 cannot be changed ...".
@@ -220,7 +220,7 @@ fn ask_recreate(lines: &[String]) -> Option<String> {
 /// terminal and answered yes. Off a terminal, at the end of input or on any other answer,
 /// they stay blocked with the blocker's message.
 fn recreate_confirmed(at_a_terminal: bool, answer: Option<&str>) -> bool {
-    at_a_terminal && answer.is_some_and(|a| matches!(a.trim(), "y" | "Y" | "yes"))
+    at_a_terminal && super::ask::is_yes(answer)
 }
 
 /// Says what is missing, shows the command, and runs it with sudo if the user says yes.
@@ -390,8 +390,20 @@ fn select_owned(nodes: &[Node], state: &State, selectors: &[String]) -> Result<V
         if !known {
             let mut names: Vec<&str> = nodes.iter().map(|n| n.vm_name.as_str()).collect();
             names.extend(orphans.iter().map(String::as_str));
+            let mut message = format!("`{selector}` matches no node of the lab and no VM it owns");
+            let selectors: Vec<String> = nodes
+                .iter()
+                .flat_map(|n| [format!("cluster={}", n.cluster), format!("role={}", n.role)])
+                .collect();
+            let candidates = names
+                .iter()
+                .copied()
+                .chain(selectors.iter().map(String::as_str));
+            if let Some(near) = lab::closest(selector, candidates) {
+                message.push_str(&format!(" (did you mean `{near}`?)"));
+            }
             return Err(Error::usage(
-                format!("`{selector}` matches no node of the lab and no VM it owns"),
+                message,
                 format!(
                     "use all, cluster=NAME, role=NAME or a name: {}",
                     names.join(", ")
@@ -411,16 +423,34 @@ pub fn down(args: &DownArgs) -> Result<Exit> {
     let keep = args.keep_snapshots;
     let file = match &args.lab {
         None => args.nodes.file.clone(),
-        Some(wanted) => match super::labs::down_lab(wanted, args.nodes.file.json, keep)? {
-            Ok(file) => file,
-            Err(exit) => return Ok(exit),
-        },
+        Some(wanted) => {
+            match super::labs::down_lab(wanted, args.nodes.file.json, keep, args.yes)? {
+                Ok(file) => file,
+                Err(exit) => return Ok(exit),
+            }
+        }
     };
+    let yes = args.yes;
     let args = &args.nodes;
     block_on(async {
         let engine = open_engine(&file, Options::teardown(16)).await?;
         let selected = select_owned(&engine.lab().nodes, engine.state(), &args.nodes)?;
         let teardown = engine.teardown(&selected);
+        let going: Vec<(String, bool)> = teardown
+            .delete
+            .iter()
+            .map(|(vm, power)| (vm.clone(), *power == crate::provider::Power::Running))
+            .collect();
+        let whole_lab = args.nodes.is_empty() && !keep;
+        let snapshots_going = if whole_lab {
+            engine.state().snapshots.len()
+        } else {
+            0
+        };
+        if !super::ask::down_confirmed(&going, snapshots_going, yes) {
+            eprintln!("down: nothing deleted");
+            return Ok(Exit::Failed);
+        }
         let reporter = ui::reporter(
             Mode::detect(file.json),
             &teardown.names(),
@@ -428,7 +458,7 @@ pub fn down(args: &DownArgs) -> Result<Exit> {
         );
         reporter.run_started("down", &teardown.names());
         // Only a down of the whole lab takes its snapshots with it.
-        let snapshots = args.nodes.is_empty() && !keep;
+        let snapshots = whole_lab;
         let kept = engine.state().snapshots.len();
         let result = interruptible(
             &reporter,

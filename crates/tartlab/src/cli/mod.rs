@@ -4,6 +4,8 @@
 //! lab in `access/`; what they share (finding and opening the lab) is here.
 
 mod access;
+mod ask;
+mod complete;
 mod doctor;
 mod export;
 mod init;
@@ -156,6 +158,7 @@ impl FileOnly {
 
 /// Parses the command line and runs the command.
 pub fn run() -> Result<Exit> {
+    complete::answer_if_asked();
     let cli = Cli::parse_from(access::command_marked(std::env::args_os().collect()));
     match cli.command {
         Command::Validate(args) => inspect::validate(&args),

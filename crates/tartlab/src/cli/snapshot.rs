@@ -49,8 +49,10 @@ pub struct NamedArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// The snapshot's name (lower-case letters, digits and `-`, as a node's)
+    #[arg(add = super::complete::snapshots())]
     pub name: String,
     /// Only these nodes: names, cluster=NAME, role=NAME or all (default: all)
+    #[arg(add = super::complete::selectors())]
     pub nodes: Vec<String>,
 }
 
@@ -59,6 +61,7 @@ pub struct NameArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// The snapshot's name
+    #[arg(add = super::complete::snapshots())]
     pub name: String,
 }
 

@@ -6,6 +6,7 @@ mod check;
 mod checker;
 pub mod cloud_init;
 mod diagnostic;
+mod hint;
 mod image;
 pub mod input;
 pub mod model;
@@ -317,11 +318,10 @@ pub fn read(source: Source) -> Result<Lab, Vec<Diagnostic>> {
         tree::parse_yaml(&source.text)
     };
     let tree = parsed.map_err(|e| {
-        let help = "fix the syntax here: a YAML mapping is `key: value` lines, a list is `- item` lines, indented alike";
         vec![if e.at.is_known() {
-            source.at_line(e.at.line, e.at.column, &e.message, help)
+            source.at_line(e.at.line, e.at.column, &e.message, e.help)
         } else {
-            Diagnostic::unlocated(&e.message, help).in_file(&source)
+            Diagnostic::unlocated(&e.message, e.help).in_file(&source)
         }]
     })?;
     let (problems, json, reading) = structure::check(&tree, source.is_json());

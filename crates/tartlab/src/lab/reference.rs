@@ -189,7 +189,13 @@ fn declared_before(
     if declared_there.contains(&reference.key.as_str()) {
         return Ok(());
     }
-    let names: Vec<&str> = answering.iter().map(|n| n.vm_name.as_str()).collect();
+    // Each node once, in the lab's order (nodes given twice answer alike).
+    let mut seen = HashSet::new();
+    let names: Vec<&str> = answering
+        .iter()
+        .map(|n| n.vm_name.as_str())
+        .filter(|name| seen.insert(*name))
+        .collect();
     let mut message = format!(
         "`{}`: no step before `{}` that runs on {} declares the output `{}`",
         reference.text,

@@ -1,6 +1,7 @@
 //! Sizes as people write them: a whole number in the key's own unit (MiB for `memory`, GB
 //! for `disk`, as tart counts them), or a number with a unit: `4GiB`, `4096MiB`, `50GB`,
-//! `1TB`. Units count in 1024s (1 GB = 1024 MB), as tart and most VM tools do; `GB` and
+//! `1TB`, and decimals of them (`2.5GB`, 2560 MiB) that come to a whole number of the key's
+//! unit. Units count in 1024s (1 GB = 1024 MB), as tart and most VM tools do; `GB` and
 //! `GiB` mean the same here.
 
 use std::borrow::Cow;
@@ -57,13 +58,32 @@ impl std::fmt::Display for SizeError {
 }
 
 /// A size in units of `unit` MiB (1 for MiB, 1024 for GB), from a number in that unit or a
-/// text with a unit; else what is wrong with it.
+/// text with a unit; else what is wrong with it. The number may be a decimal (`2.5GB` is
+/// 2560 MiB) when the size comes to a whole number of the key's unit.
 pub fn parse(text: &str, unit: u64, unit_name: &str) -> Result<u32, SizeError> {
     let text = text.trim();
-    let digits = text.chars().take_while(char::is_ascii_digit).count();
-    let (number, suffix) = text.split_at(digits);
+    let whole = text.chars().take_while(char::is_ascii_digit).count();
+    let fraction = match text[whole..].strip_prefix('.') {
+        Some(rest) => rest.chars().take_while(char::is_ascii_digit).count(),
+        None => 0,
+    };
+    let written = if fraction > 0 {
+        whole + 1 + fraction
+    } else {
+        whole
+    };
+    let (number, suffix) = text.split_at(written);
     let suffix = suffix.trim().to_ascii_lowercase();
-    let number: u64 = number.parse().map_err(|_| SizeError::NotANumber)?;
+    if whole == 0 {
+        return Err(SizeError::NotANumber);
+    }
+    // The number as a whole count of 10^-fraction (2.5 is 25 tenths), exactly.
+    let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+    let scaled: u64 = digits.parse().map_err(|_| SizeError::TooLarge)?;
+    let scale = u32::try_from(fraction)
+        .ok()
+        .and_then(|f| 10u64.checked_pow(f))
+        .ok_or(SizeError::TooLarge)?;
     let mib_per = if suffix.is_empty() {
         unit
     } else {
@@ -73,7 +93,13 @@ pub fn parse(text: &str, unit: u64, unit_name: &str) -> Result<u32, SizeError> {
             .map(|(_, n)| *n)
             .ok_or(SizeError::UnknownUnit(suffix))?
     };
-    let mib = number.checked_mul(mib_per).ok_or(SizeError::TooLarge)?;
+    let scaled_mib = scaled.checked_mul(mib_per).ok_or(SizeError::TooLarge)?;
+    if scaled_mib % scale != 0 {
+        return Err(SizeError::NotWhole {
+            unit: unit_name.to_string(),
+        });
+    }
+    let mib = scaled_mib / scale;
     if mib % unit != 0 {
         return Err(SizeError::NotWhole {
             unit: unit_name.to_string(),
@@ -131,7 +157,7 @@ fn size_schema(unit: &str, example: &str) -> Schema {
     json_schema!({
         "anyOf": [
             { "type": "integer", "minimum": 1 },
-            { "type": "string", "pattern": "^\\s*[0-9]+\\s*([MmGgTt]([Ii]?[Bb])?)?\\s*$" }
+            { "type": "string", "pattern": "^\\s*[0-9]+(\\.[0-9]+)?\\s*([MmGgTt]([Ii]?[Bb])?)?\\s*$" }
         ],
         "x-size": unit,
         "x-expects": format!("a whole number of {unit}, or a size with a unit (e.g. {example})"),
@@ -181,6 +207,19 @@ mod tests {
             .to_string()
             .contains("the unit `gigs`"));
         assert_eq!(mib("lots"), Err(SizeError::NotANumber));
+        assert_eq!(mib("2.5GB"), Ok(2560));
+        assert_eq!(mib("2.50 GiB"), Ok(2560));
+        assert_eq!(gb("0.5TB"), Ok(512));
+        assert_eq!(mib(".5GB"), Err(SizeError::NotANumber));
+        assert_eq!(
+            mib("2.3GB").unwrap_err().to_string(),
+            "it is not a whole number of MiB"
+        );
+        assert_eq!(
+            gb("20.5").unwrap_err().to_string(),
+            "it is not a whole number of GB"
+        );
+        assert_eq!(mib("1.000000000000000000001GB"), Err(SizeError::TooLarge));
         assert_eq!(mib("99999999TB"), Err(SizeError::TooLarge));
     }
 }

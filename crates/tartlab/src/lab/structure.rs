@@ -18,6 +18,7 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value as Json};
 
+use super::hint::Hints;
 use super::size;
 use super::tree::{Item, Spot, Value};
 
@@ -91,6 +92,8 @@ struct Place {
     /// `` `cpu` ``, or `an item of `groups``.
     name: String,
     key: String,
+    /// An item of the list `key`, not its value.
+    in_list: bool,
 }
 
 impl Place {
@@ -98,6 +101,7 @@ impl Place {
         Place {
             name: "the lab file".into(),
             key: String::new(),
+            in_list: false,
         }
     }
 
@@ -105,6 +109,7 @@ impl Place {
         Place {
             name: format!("`{key}`"),
             key: key.to_string(),
+            in_list: false,
         }
     }
 
@@ -112,6 +117,7 @@ impl Place {
         Place {
             name: format!("each item of {}", self.name),
             key: self.key.clone(),
+            in_list: true,
         }
     }
 }
@@ -123,6 +129,7 @@ struct Walker<'a> {
     scalars_as_text: bool,
     spots: Spots,
     partial: bool,
+    hints: Hints<'a>,
 }
 
 impl<'a> Walker<'a> {
@@ -133,6 +140,7 @@ impl<'a> Walker<'a> {
             scalars_as_text,
             spots: Spots::default(),
             partial: false,
+            hints: Hints::new(root, !scalars_as_text),
         }
     }
 
@@ -241,7 +249,7 @@ impl<'a> Walker<'a> {
             .filter(|(branch, _)| self.type_fits(item, branch) && !self.is_any(branch))
             .collect();
         if let [(_, problems)] = same_kind.as_slice() {
-            let help = self.help(schema);
+            let help = self.what_to_write(schema, place, item);
             self.problems.extend(problems.iter().cloned().map(|mut p| {
                 if p.help.is_empty() {
                     p.help = help.clone();
@@ -262,8 +270,14 @@ impl<'a> Walker<'a> {
             self.expects(schema),
             item.value.shown()
         );
-        let help = self.help(schema);
+        let help = self.what_to_write(schema, place, item);
         self.problem(item.at, place, message, help);
+    }
+
+    /// What to write instead of `item`, in the file's format.
+    fn what_to_write(&self, schema: &'a Json, place: &Place, item: &Item) -> String {
+        self.hints
+            .write(schema, &place.key, place.in_list, &item.value)
     }
 
     fn walk_size(
@@ -277,6 +291,8 @@ impl<'a> Walker<'a> {
         let parsed = match &item.value {
             Value::Int(n) if *n >= 1 => u32::try_from(*n).map_err(|_| size::SizeError::TooLarge),
             Value::Text(t) => size::parse(t, mib_per, unit),
+            // `20.5`, read by YAML as a number: a decimal of the key's unit.
+            Value::Float(f) if *f > 0.0 => size::parse(&f.to_string(), mib_per, unit),
             _ => Err(size::SizeError::NotANumber),
         };
         match parsed {
@@ -292,7 +308,7 @@ impl<'a> Walker<'a> {
                 if why != size::SizeError::NotANumber {
                     message.push_str(&format!(": {why}"));
                 }
-                let help = self.help(schema);
+                let help = self.what_to_write(schema, place, item);
                 self.problem(item.at, place, message, help);
                 None
             }
@@ -394,20 +410,11 @@ impl<'a> Walker<'a> {
             .map(|r| r.iter().filter_map(Json::as_str).collect())
             .unwrap_or_default();
         for key in required.iter().filter(|k| !seen.contains(*k)) {
-            let what = properties
-                .and_then(|p| p.get(*key))
-                .map(|s| self.help(s))
-                .unwrap_or_default();
-            self.problem(
-                item.at,
-                place,
-                format!("{section} needs `{key}`"),
-                if what.is_empty() {
-                    format!("add `{key}:`")
-                } else {
-                    format!("add `{key}:`. {what}")
-                },
-            );
+            let help = match properties.and_then(|p| p.get(*key)) {
+                Some(wanted) => self.hints.add(wanted, key),
+                None => format!("add `{key}:`"),
+            };
+            self.problem(item.at, place, format!("{section} needs `{key}`"), help);
         }
         // Without a key it needs (missing, or given but wrong), the mapping cannot be used.
         if required.iter().any(|k| !out.contains_key(*k)) {
@@ -484,19 +491,6 @@ impl<'a> Walker<'a> {
             text.push_str(&format!(", e.g. {example}"));
         }
         text
-    }
-
-    /// The first sentence of what the schema says about a key.
-    fn help(&self, schema: &'a Json) -> String {
-        let description = self
-            .keyword(schema, "description")
-            .and_then(Json::as_str)
-            .unwrap_or("");
-        let flat = description.split_whitespace().collect::<Vec<_>>().join(" ");
-        match flat.find(". ") {
-            Some(end) => flat[..=end].to_string(),
-            None => flat,
-        }
     }
 }
 

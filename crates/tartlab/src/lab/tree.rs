@@ -127,11 +127,74 @@ impl Value {
     }
 }
 
-/// A syntax error: its message (the parser's words, its own location taken out) and place.
+/// A syntax error: its message (the parser's words, its own location taken out), the place
+/// of the character at fault, and what to do, in the syntax of the file's format.
 #[derive(Debug)]
 pub struct SyntaxError {
     pub message: String,
     pub at: Spot,
+    pub help: &'static str,
+}
+
+const YAML_HELP: &str = "fix the syntax here: a YAML mapping is `key: value` lines, a list is `- item` lines, indented alike";
+const YAML_TAB_HELP: &str =
+    "replace the tab with spaces, as many as the lines above at the same level have";
+const JSON_HELP: &str = "fix the JSON syntax here: keys and text in double quotes, `:` between a key and its value, `,` between items and none after the last";
+const JSON_COMMA_HELP: &str =
+    "take this comma out: JSON has no comma after the last item of a list or an object";
+
+/// The byte offset of a place (1-based line and column, in characters), if it is in `text`.
+fn offset_of(text: &str, at: Spot) -> Option<usize> {
+    let line_start = if at.line <= 1 {
+        0
+    } else {
+        text.match_indices('\n').nth(at.line - 2)?.0 + 1
+    };
+    let line = &text[line_start..];
+    let line = &line[..line.find('\n').unwrap_or(line.len())];
+    let within = line
+        .char_indices()
+        .nth(at.column.saturating_sub(1))
+        .map_or(line.len(), |(i, _)| i);
+    Some(line_start + within)
+}
+
+/// The place (1-based line and column, in characters) of a byte offset of `text`.
+fn spot_of(text: &str, offset: usize) -> Spot {
+    let before = &text[..offset];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    Spot {
+        line: before.matches('\n').count() + 1,
+        column: before[line_start..].chars().count() + 1,
+    }
+}
+
+/// A YAML parser complaining of a tab names where the token began (the `master` of the line
+/// above an indented tab): the first tab from the start of that line is the character.
+fn the_tab(text: &str, reported: Spot) -> Spot {
+    let start = offset_of(
+        text,
+        Spot {
+            line: reported.line,
+            column: 1,
+        },
+    );
+    start
+        .and_then(|start| text[start..].find('\t').map(|i| spot_of(text, start + i)))
+        .unwrap_or(reported)
+}
+
+/// serde_json names the character after a trailing comma (the `]`): the comma is the last
+/// one before it, whitespace between.
+fn the_comma(text: &str, reported: Spot) -> Spot {
+    offset_of(text, reported)
+        .and_then(|end| {
+            let before = text[..end].trim_end();
+            before
+                .ends_with(',')
+                .then(|| spot_of(text, before.len() - 1))
+        })
+        .unwrap_or(reported)
 }
 
 /// Reads YAML (or JSON, which is YAML too) into a tree. Repeated keys are kept, so that the
@@ -149,16 +212,43 @@ pub fn parse_yaml(text: &str) -> Result<Item, SyntaxError> {
             at: Spot::of(&root),
             value: root.value,
         }),
-        Err(e) => Err(SyntaxError {
-            message: yaml_message(&e.to_string()),
-            at: e
+        Err(e) => {
+            let message = yaml_message(&e.to_string());
+            let reported = e
                 .location()
                 .map(|l| Spot {
                     line: l.line() as usize,
                     column: l.column() as usize,
                 })
-                .unwrap_or_default(),
-        }),
+                .unwrap_or_default();
+            if message.contains("tab") && reported.is_known() {
+                let at = the_tab(text, reported);
+                // Only spaces before it on its line: the tab is indentation.
+                let indents = offset_of(
+                    text,
+                    Spot {
+                        line: at.line,
+                        column: 1,
+                    },
+                )
+                .and_then(|start| text[start..].lines().next())
+                .is_some_and(|line| line.chars().take(at.column - 1).all(|c| c == ' '));
+                return Err(SyntaxError {
+                    message: if indents {
+                        "a tab indents this line: YAML indents with spaces only".to_string()
+                    } else {
+                        message
+                    },
+                    at,
+                    help: YAML_TAB_HELP,
+                });
+            }
+            Err(SyntaxError {
+                at: reported,
+                help: YAML_HELP,
+                message,
+            })
+        }
     }
 }
 
@@ -171,12 +261,19 @@ pub fn parse_json(text: &str) -> Result<Item, SyntaxError> {
             Some(i) => message[..i].to_string(),
             None => message,
         };
+        let reported = Spot {
+            line: e.line(),
+            column: e.column(),
+        };
+        let comma = message == "trailing comma";
         SyntaxError {
-            message,
-            at: Spot {
-                line: e.line(),
-                column: e.column(),
+            at: if comma {
+                the_comma(text, reported)
+            } else {
+                reported
             },
+            help: if comma { JSON_COMMA_HELP } else { JSON_HELP },
+            message,
         }
     })?;
     match parse_yaml(text) {
@@ -325,5 +422,16 @@ mod tests {
         assert_eq!(entries[1].key_at.line, 3);
         let error = parse_json("{\n  \"lab\": \"demo\",,\n}").unwrap_err();
         assert_eq!(error.at.line, 2, "{error:?}");
+        let error = parse_json("{\"a\": [1, 2,\n  ]}").unwrap_err();
+        assert_eq!((error.at.line, error.at.column), (1, 12), "{error:?}");
+        assert!(error.help.contains("JSON"), "{error:?}");
+    }
+
+    #[test]
+    fn a_tab_is_found_where_it_is() {
+        let error = parse_yaml("a:\n  b: c\n\td: e\n").unwrap_err();
+        assert_eq!((error.at.line, error.at.column), (3, 1), "{error:?}");
+        assert_eq!(spot_of("ab\ncé\nx", 7), Spot { line: 3, column: 1 });
+        assert_eq!(offset_of("ab\ncé\nx", Spot { line: 2, column: 2 }), Some(4));
     }
 }

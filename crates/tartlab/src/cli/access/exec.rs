@@ -34,7 +34,7 @@ pub struct ExecArgs {
     pub parallel: usize,
     /// Which nodes: names, cluster=NAME, role=NAME or all; lists (cluster=dev,stg) and globs
     /// (dev-*) too. Several selectors need `--` before the command
-    #[arg(required = true)]
+    #[arg(required = true, add = crate::cli::complete::selectors())]
     pub selectors: Vec<String>,
     /// Give the command no input (as `ssh -n`). Otherwise stdin, when it is not a terminal,
     /// goes to the command on each node as it comes, the same bytes to each

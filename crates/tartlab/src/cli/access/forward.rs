@@ -29,6 +29,7 @@ pub struct ForwardArgs {
     #[command(flatten)]
     pub file: FileArgs,
     /// The node (VM name)
+    #[arg(add = crate::cli::complete::node())]
     pub node: String,
     /// The node's port, with the local one before it (`8080:80`); LOCAL defaults to REMOTE,
     /// and 0 picks a free port

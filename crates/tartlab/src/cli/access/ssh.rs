@@ -11,7 +11,7 @@ use crate::error::{Error, Exit, Result};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_long_help = "Examples:\n  tartlab ssh dev-master\n  tartlab ssh dev-master uptime\n  tartlab ssh -u root dev-master -- ls -la /root   (root by the login user's sudo)\n  tartlab ssh -u root dev-master                   (a root shell)"
+    after_long_help = "Examples:\n  tartlab ssh                  (a lab of one node: that node)\n  tartlab ssh dev-master\n  tartlab ssh dev-master uptime\n  tartlab ssh -u root dev-master -- ls -la /root   (root by the login user's sudo)\n  tartlab ssh -u root dev-master                   (a root shell)"
 )]
 pub struct SshArgs {
     #[command(flatten)]
@@ -20,8 +20,9 @@ pub struct SshArgs {
     /// command, by the login user's sudo (the images have no root login)
     #[arg(long, short = 'u')]
     pub user: Option<String>,
-    /// The node (VM name)
-    pub node: String,
+    /// The node (VM name); in a lab of one node, that node when left out
+    #[arg(add = crate::cli::complete::node())]
+    pub node: Option<String>,
     /// A command to run instead of a shell (as ssh takes it; `--` before it is optional)
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     pub command: Vec<String>,
@@ -67,7 +68,10 @@ pub fn proxy(args: &ProxyArgs) -> Result<Exit> {
 pub fn ssh(args: &SshArgs) -> Result<Exit> {
     use std::os::unix::process::CommandExt;
     let snapshot = LabSnapshot::open(&args.file.args())?;
-    let node = snapshot.node(&args.node)?;
+    let node = match &args.node {
+        Some(name) => snapshot.node(name)?,
+        None => only_node(&snapshot)?,
+    };
     let (provider, inventory) = provider_and_inventory(&snapshot)?;
     let ip = snapshot
         .address(node, &inventory)
@@ -109,4 +113,27 @@ pub fn ssh(args: &SshArgs) -> Result<Exit> {
         format!("cannot run ssh: {error}"),
         "install the OpenSSH client",
     ))
+}
+
+/// `tartlab ssh` with no node: the lab's one node, as `vagrant ssh` takes the one machine;
+/// with several, which to name.
+fn only_node(snapshot: &LabSnapshot) -> Result<&crate::lab::Node> {
+    match snapshot.lab.nodes.as_slice() {
+        [only] => Ok(only),
+        nodes => {
+            let names: Vec<&str> = nodes.iter().map(|n| n.vm_name.as_str()).collect();
+            Err(Error::usage(
+                format!(
+                    "which node? lab `{}` has {} nodes: {}",
+                    snapshot.lab.name(),
+                    nodes.len(),
+                    names.join(", ")
+                ),
+                format!(
+                    "name one: `tartlab ssh {}`",
+                    names.first().copied().unwrap_or("NODE")
+                ),
+            ))
+        }
+    }
 }
