@@ -205,6 +205,11 @@ async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
     }
     result.map_err(|e| command_failure(ctx, &vm, Stage::Base, what, e))?;
     if rotated {
+        ctx.reporter.started(
+            &vm,
+            Stage::Base,
+            "checking that sshd serves the new host key",
+        );
         let ip = run.ip.clone().unwrap_or_default();
         if let Err(failure) = served_after_rotation(ctx, &vm, &ip, &guest, &live).await {
             // Both the old and the new keys stay pinned, and the identity is made again
@@ -396,6 +401,9 @@ impl Conversation<'_> {
             }
         } else if line == "tartlab-staged-keys-end" {
             // Pin the new keys next to the current ones before sshd presents them.
+            self.ctx
+                .reporter
+                .started(self.vm, Stage::Base, "new host keys made: pinning them");
             let mut keys = self.ctx.known.pinned(self.vm);
             keys.append(&mut self.staged);
             let answer = match self.ctx.known.pin(self.vm, &keys) {
@@ -408,6 +416,9 @@ impl Conversation<'_> {
             return Reply::SendAndClose(format!("{answer}{}", self.hashes).into_bytes());
         } else if let Some(part) = line.strip_prefix(DONE_PREFIX) {
             self.record(part);
+            self.ctx
+                .reporter
+                .started(self.vm, Stage::Base, &format!("{part}: done"));
         }
         Reply::Nothing
     }
