@@ -4,15 +4,19 @@
 //! waits for a peer until it times out. At most `MAX_PEERS` peers per node (its own cluster
 //! first, then the others, starting after the node itself so the load spreads), each probe
 //! tried for about 3 s (a refused port is tried again: a reloading sshd closes it for a
-//! moment), all at once: bounded in count and in time however big the lab.
-
+//! moment), all at once: bounded in count and in time however big the lab. The block the
+//! hosts stage decided on is written by the same remote command, first (one command per node
+//! for both); a node with neither a block to write nor a peer to reach runs nothing.
 use std::collections::BTreeMap;
 
-use super::{command_failure, NodeRun, NodeStage};
+use super::hosts::{self, WRITE_BLOCK};
+use super::{command_failure, show_note, NodeRun, NodeStage};
 use crate::engine::events::Stage;
 use crate::engine::inputs;
+use crate::engine::remote::{as_root_locked, DONE_PREFIX};
 use crate::engine::{Context, Failure};
 use crate::guest::runner::Command;
+use crate::guest::ssh::{Reply, Stream};
 use crate::lab::Node;
 use crate::provider::BoxFuture;
 use crate::quote;
@@ -48,45 +52,93 @@ impl NodeStage for CheckNetwork {
         run: &'a mut NodeRun,
     ) -> BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
-            let changed = run.booted || run.hosts_changed;
-            if !run.provisioning(ctx) || !ctx.lab.file.network_check || !changed {
+            if !run.provisioning(ctx) {
                 return Ok(());
             }
-            let peers = peers_to_probe(ctx, &run.node);
-            if peers.is_empty() {
-                return Ok(());
-            }
+            let hosts = run.pending_hosts.take();
+            let changed = run.booted || hosts.is_some();
+            let peers = if ctx.lab.file.network_check && changed {
+                peers_to_probe(ctx, &run.node)
+            } else {
+                Vec::new()
+            };
             let vm = run.node.vm_name.clone();
-            run.release_slot();
-            ctx.reporter.started(
-                &vm,
-                Stage::Network,
-                &format!("waiting for {} peer(s) to answer SSH", peers.len()),
-            );
-            let ready = ctx.reachable.settled(&peers).await;
-            if ready.is_empty() {
+            let ready = if peers.is_empty() {
+                Vec::new()
+            } else {
+                run.release_slot();
+                ctx.reporter.started(
+                    &vm,
+                    Stage::Network,
+                    &format!("waiting for {} peer(s) to answer SSH", peers.len()),
+                );
+                ctx.reachable.settled(&peers).await
+            };
+            if hosts.is_none() && ready.is_empty() {
                 return Ok(());
             }
             run.hold_slot(ctx).await;
             let guest = run.guest(ctx).await?;
-            ctx.reporter.started(
-                &vm,
-                Stage::Network,
-                &format!("reaching {} peer(s) on TCP port 22", ready.len()),
-            );
-            let mut words = vec![
-                "/bin/bash".to_string(),
-                "-c".into(),
-                PROBE.into(),
-                "tartlab".into(),
-            ];
-            words.extend(ready.iter().map(|(peer, ip)| format!("{peer}={ip}")));
-            let line = quote::command(&words);
-            let what = "the connectivity check";
-            let out = guest
-                .run_plain(Command::plain(what, &line))
-                .await
-                .map_err(|e| command_failure(ctx, &vm, Stage::Network, what, e))?;
+            let targets: Vec<String> = ready
+                .iter()
+                .map(|(peer, ip)| format!("{peer}={ip}"))
+                .collect();
+            let out = match hosts {
+                Some(block) => {
+                    let what = if ready.is_empty() {
+                        "the /etc/hosts block"
+                    } else {
+                        "the /etc/hosts block and the connectivity check"
+                    };
+                    ctx.reporter
+                        .started(&vm, Stage::Hosts, &format!("{} line(s)", block.lines));
+                    announce(ctx, &vm, ready.len());
+                    let script =
+                        format!("set -euo pipefail\nblock=$1\nshift\n{WRITE_BLOCK}{PROBE}");
+                    let mut args = vec![block.block.as_str()];
+                    args.extend(targets.iter().map(String::as_str));
+                    let line = as_root_locked(what, &script, &args);
+                    let mut written = false;
+                    let result = guest
+                        .run(Command::plain(what, &line), &mut |stream, text| {
+                            if stream == Stream::Stderr {
+                                show_note(ctx, &vm, Stage::Hosts, what, text);
+                            } else if text.strip_prefix(DONE_PREFIX) == Some("hosts") {
+                                written = true;
+                            }
+                            Reply::Nothing
+                        })
+                        .await;
+                    if written {
+                        hosts::record(ctx, run, block)?;
+                    }
+                    let stage = if written {
+                        Stage::Network
+                    } else {
+                        Stage::Hosts
+                    };
+                    result.map_err(|e| command_failure(ctx, &vm, stage, what, e))?
+                }
+                None => {
+                    announce(ctx, &vm, ready.len());
+                    let mut words = vec![
+                        "/bin/bash".to_string(),
+                        "-c".into(),
+                        PROBE.into(),
+                        "tartlab".into(),
+                    ];
+                    words.extend(targets);
+                    let line = quote::command(&words);
+                    let what = "the connectivity check";
+                    guest
+                        .run_plain(Command::plain(what, &line))
+                        .await
+                        .map_err(|e| command_failure(ctx, &vm, Stage::Network, what, e))?
+                }
+            };
+            if ready.is_empty() {
+                return Ok(());
+            }
             // Only the peers asked about: any other name the guest printed is dropped.
             let mut matrix = reached(&out.stdout_text());
             matrix.retain(|peer, _| ready.iter().any(|(asked, _)| asked == peer));
@@ -106,6 +158,17 @@ impl NodeStage for CheckNetwork {
             }
             Err(unreachable(ctx, &run.node, &unreached))
         })
+    }
+}
+
+/// Says that the check starts, when it has peers to reach.
+fn announce(ctx: &Context, vm: &str, peers: usize) {
+    if peers > 0 {
+        ctx.reporter.started(
+            vm,
+            Stage::Network,
+            &format!("reaching {peers} peer(s) on TCP port 22"),
+        );
     }
 }
 
