@@ -1,5 +1,6 @@
-//! The connectivity check: after a node (or one of its peers) booted, the node itself tries
-//! to open TCP port 22 of each node in its `hosts` scope, from inside the guest, so a lab
+//! The connectivity check: after a node (or one of its peers) booted, the node itself sends
+//! an ICMP echo to each node in its `hosts` scope, from inside the guest, and opens TCP port
+//! 22 of a peer that does not answer (so the peers' sshd starts nothing for most), so a lab
 //! whose nodes cannot talk fails loudly here (stage `network`) instead of in a step that
 //! waits for a peer until it times out. At most `MAX_PEERS` peers per node (its own cluster
 //! first, then the others, starting after the node itself so the load spreads), each probe
@@ -13,30 +14,85 @@ use super::hosts::{self, WRITE_BLOCK};
 use super::{command_failure, show_note, NodeRun, NodeStage};
 use crate::engine::events::Stage;
 use crate::engine::inputs;
-use crate::engine::remote::{as_root_locked, DONE_PREFIX};
+use crate::engine::remote::{as_root, as_root_locked, DONE_PREFIX};
 use crate::engine::{Context, Failure};
 use crate::guest::runner::Command;
 use crate::guest::ssh::{Reply, Stream};
 use crate::lab::Node;
 use crate::provider::BoxFuture;
-use crate::quote;
 
 /// How many peers one node probes at most.
 pub const MAX_PEERS: usize = 8;
 
-/// Arguments: `NAME=IP` per peer. Prints `tartlab-reach: NAME yes|no` for each. A refused
-/// connection is tried again for about 3 s: a peer's sshd that has just been told to reload
-/// its new host keys closes its port for a moment.
-const PROBE: &str = r#"for target in "$@"; do
+/// Arguments: `NAME=IP` per peer. Prints `tartlab-reach: NAME yes icmp|yes tcp|no` for each.
+/// First one ICMP echo to every peer at once, which the peer's kernel answers (no process
+/// starts there): with `ping` where the image has it, else one python3 that sends them all;
+/// a peer that does not answer within 1 s (a guest that drops ICMP, or an image with
+/// neither) gets a TCP connection to its sshd, tried again for about 3 s when refused: a
+/// peer's sshd that has just been told to reload its new host keys closes its port for a
+/// moment.
+const PROBE: &str = r#"icmp_answers() {
+  if command -v ping >/dev/null 2>&1; then
+    for ip in "$@"; do (ping -n -q -c 1 -W 1 "$ip" >/dev/null 2>&1 && echo "$ip") & done
+    wait
+  elif command -v python3 >/dev/null 2>&1; then
+    timeout 3 python3 -c "$(cat <<'PY'
+import os, select, socket, struct, sys, time
+ips = sys.argv[1:]
+try:
+    s, raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), False
+except OSError:
+    s, raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), True
+ident = os.getpid() & 0xFFFF
+def packet(seq):
+    body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"tartlab"
+    total = sum(struct.unpack("!%dH" % (len(body) // 2), body[: len(body) // 2 * 2]))
+    total += body[-1] << 8 if len(body) % 2 else 0
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return body[:2] + struct.pack("!H", ~total & 0xFFFF) + body[4:]
+for seq, ip in enumerate(ips):
+    try:
+        s.sendto(packet(seq), (ip, 0))
+    except OSError:
+        pass
+answered, deadline = set(), time.monotonic() + 1
+while len(answered) < len(set(ips)):
+    left = deadline - time.monotonic()
+    if left <= 0 or not select.select([s], [], [], left)[0]:
+        break
+    try:
+        data, (source, _) = s.recvfrom(2048)
+    except OSError:
+        continue
+    if raw:
+        data = data[(data[0] & 0xF) * 4 :]
+        if len(data) < 8 or struct.unpack("!H", data[4:6])[0] != ident:
+            continue
+    if len(data) >= 8 and data[0] == 0 and source in ips:
+        answered.add(source)
+print("\n".join(sorted(answered)))
+PY
+)" "$@" 2>/dev/null || true
+  fi
+}
+ips=()
+for target in "$@"; do ips+=("${target#*=}"); done
+answered=$'\n'$(icmp_answers "${ips[@]}")$'\n'
+for target in "$@"; do
   (
     name=${target%%=*} ip=${target#*=} verdict=no
-    for attempt in 1 2 3 4 5 6 7 8 9 10; do
-      if timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/22"' tartlab "$ip" 2>/dev/null; then
-        verdict=yes
-        break
-      fi
-      sleep 0.3
-    done
+    if [[ $answered == *$'\n'"$ip"$'\n'* ]]; then
+      verdict="yes icmp"
+    else
+      for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        if timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/22"' tartlab "$ip" 2>/dev/null; then
+          verdict="yes tcp"
+          break
+        fi
+        sleep 0.3
+      done
+    fi
     echo "tartlab-reach: $name $verdict"
   ) &
 done
@@ -121,14 +177,9 @@ impl NodeStage for CheckNetwork {
                 }
                 None => {
                     announce(ctx, &vm, ready.len());
-                    let mut words = vec![
-                        "/bin/bash".to_string(),
-                        "-c".into(),
-                        PROBE.into(),
-                        "tartlab".into(),
-                    ];
-                    words.extend(targets);
-                    let line = quote::command(&words);
+                    // As root: an ICMP socket needs it where `ping` is missing.
+                    let args: Vec<&str> = targets.iter().map(String::as_str).collect();
+                    let line = as_root(PROBE, &args);
                     let what = "the connectivity check";
                     guest
                         .run_plain(Command::plain(what, &line))
@@ -167,7 +218,7 @@ fn announce(ctx: &Context, vm: &str, peers: usize) {
         ctx.reporter.started(
             vm,
             Stage::Network,
-            &format!("reaching {peers} peer(s) on TCP port 22"),
+            &format!("reaching {peers} peer(s): an ICMP echo, else TCP port 22"),
         );
     }
 }
@@ -198,7 +249,7 @@ fn reached(stdout: &str) -> BTreeMap<String, bool> {
         .lines()
         .filter_map(|l| l.strip_prefix("tartlab-reach: "))
         .filter_map(|l| l.split_once(' '))
-        .map(|(name, verdict)| (name.to_string(), verdict == "yes"))
+        .map(|(name, verdict)| (name.to_string(), verdict.split(' ').next() == Some("yes")))
         .collect()
 }
 
@@ -206,7 +257,7 @@ fn reached(stdout: &str) -> BTreeMap<String, bool> {
 fn unreachable(ctx: &Context, node: &Node, unreached: &[String]) -> Failure {
     let mode = &node.network;
     let message = format!(
-        "{} cannot reach {} on TCP port 22 (network mode {mode})",
+        "{} cannot reach {}: no answer to an ICMP echo, nothing on TCP port 22 (network mode {mode})",
         node.vm_name,
         unreached.join(", ")
     );
@@ -238,9 +289,13 @@ mod tests {
 
     #[test]
     fn verdicts_are_read_per_peer() {
-        let m = reached("tartlab-reach: a yes\nnoise\ntartlab-reach: b no\n");
+        let m = reached(
+            "tartlab-reach: a yes icmp\nnoise\ntartlab-reach: b no\ntartlab-reach: c yes tcp\ntartlab-reach: d yesno\n",
+        );
         assert_eq!(m.get("a"), Some(&true));
         assert_eq!(m.get("b"), Some(&false));
-        assert_eq!(m.len(), 2);
+        assert_eq!(m.get("c"), Some(&true));
+        assert_eq!(m.get("d"), Some(&false));
+        assert_eq!(m.len(), 4);
     }
 }
