@@ -5,42 +5,56 @@
 # (wall, peak RSS, CPU). Writes docs/PERFORMANCE.md; the output ends with one line per figure
 # (`figure<TAB>median<TAB>min<TAB>max<TAB>unit`) so two runs can be compared.
 #
-# Usage: scripts/bench.sh [--quick]     (--quick: 1 run each, no 100-VM, Orchard or snapshot figures)
+# Usage: scripts/bench.sh [--quick | --up]
+#   --quick: 1 run each, no 100-VM, Orchard or snapshot figures.
+#   --up:    only what issue 31 is about, RUNS times each: what a user waits for in up(1)
+#            (against the boot delay and against the simulator's boot to SSH), where up(1)'s
+#            time goes (from events.jsonl), up(9), up(100), the connectivity check's cost at
+#            9 and 100, the remote commands per new VM, and up(100)'s wall against the floor
+#            this machine sets. Prints figure lines only; writes no docs.
+# BENCH_BIN=DIR: the tartlab and tart-sim binaries to measure (say, an older build's), with
+# no build; default: target/release, built first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-quick=0
+quick=0 up_only=0
 [ "${1:-}" = --quick ] && quick=1
+[ "${1:-}" = --up ] && up_only=1
 runs=${RUNS:-3}
 [ $quick = 1 ] && runs=1
 boot_ms=${TART_SIM_BOOT_MS:-5000}
 
 bash scripts/install-deps.sh
 command -v /usr/bin/time >/dev/null || { apt-get install -y -qq time >/dev/null; }
-cargo build --release --quiet --workspace
+if [ -n "${BENCH_BIN:-}" ]; then
+  bin=$(cd "$BENCH_BIN" && pwd)
+else
+  cargo build --release --quiet --workspace
+  bin=$repo/target/release
+fi
 
 work=$(mktemp -d /tmp/tartlab-bench.XXXXXX)
 mkdir -p "$work/bin" "$work/labs"
-ln -s "$repo/target/release/tart-sim" "$work/bin/tart"
+ln -s "$bin/tart-sim" "$work/bin/tart"
 # tart finds `softnet` on PATH for the softnet network modes: tart-sim answers as it.
-ln -s "$repo/target/release/tart-sim" "$work/bin/softnet"
+ln -s "$bin/tart-sim" "$work/bin/softnet"
 # A second PATH whose `tart` counts its invocations, for the spawn count.
 mkdir -p "$work/counting"
 cat > "$work/counting/tart" <<EOF
 #!/bin/bash
 echo "\$1" >> "$work/tart-calls"
-exec -a tart "$repo/target/release/tart-sim" "\$@"
+exec -a tart "$bin/tart-sim" "\$@"
 EOF
 chmod +x "$work/counting/tart"
 export TART_HOME="$work/tart-home" TART_SIM_BOOT_MS=$boot_ms CI=true
 # tartlab reads the DHCP lease file as it reads /var/db/dhcpd_leases on a Mac.
 export TARTLAB_DHCP_LEASES="$TART_HOME/sim/dhcpd_leases"
 export PATH="$work/bin:$PATH"
-tartlab="$repo/target/release/tartlab"
+tartlab="$bin/tartlab"
 cleanup() {
   # Every TART_HOME the bench made (the guest kinds have their own): nothing outlives it.
   for home in "$TART_HOME" "$work"/home-*; do
-    [ -d "$home" ] && TART_HOME=$home "$repo/target/release/tart-sim" reap >/dev/null 2>&1 || true
+    [ -d "$home" ] && TART_HOME=$home "$bin/tart-sim" reap >/dev/null 2>&1 || true
   done
   rm -rf "$work"
 }
@@ -94,6 +108,95 @@ sizes="1 9 30 100"
 [ $quick = 1 ] && sizes="1 9"
 pull_once() { tart pull ghcr.io/cirruslabs/ubuntu:latest >/dev/null; }
 pull_once
+
+# The simulator's boot of one VM as a user meets it: from before `tart clone` to the first
+# SSH handshake, with the same boot delay (tart-sim grants the lease when the delay ends and
+# only then starts the guest's sshd, so this is the delay plus the guest's own start). A
+# lab's `up` can be no faster than this; what it takes beyond it is tartlab's.
+boot_to_ssh() {
+  local vm=boot-floor-$1 start ip=
+  start=$(date +%s.%N)
+  tart clone ghcr.io/cirruslabs/ubuntu:latest "$vm" >/dev/null
+  setsid tart run "$vm" --no-graphics >/dev/null 2>&1 &
+  until [ -n "$ip" ]; do
+    ip=$(tart ip "$vm" 2>/dev/null || true)
+    [ -n "$ip" ] || sleep 0.02
+  done
+  until ssh-keyscan -T 2 "$ip" >/dev/null 2>&1; do sleep 0.02; done
+  awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.2f 0 0 0\n", e - s }' >> "$work/bootssh"
+  tart stop "$vm" >/dev/null 2>&1 || true
+  tart delete "$vm" >/dev/null 2>&1 || true
+}
+
+if [ $up_only = 1 ]; then
+  lines=()
+  figure() { lines+=("$(printf '%s\t%s\t%s\t%s\t%s' "$@")"); }
+  sub() { awk "BEGIN { printf \"%.2f\", $1 - $2 }"; }
+  # A one-node lab without users: what the issue's by-hand measure used.
+  dir1=$work/labs/solo; mkdir -p "$dir1"
+  printf 'lab: solo\nclusters:\n  - name: c\n    nodes:\n      - { name: solo }\n' > "$dir1/tartlab.yaml"
+  dir1u=$(make_lab 1) dir9=$(make_lab 9) nocheck9=$(make_lab 9 nocheck) dir100=$(make_lab 100) nocheck100=$(make_lab 100 nocheck)
+  profile_args=()
+  for r in $(seq "$runs"); do
+    echo "bench --up: run $r/$runs" >&2
+    boot_to_ssh "$r"
+    (cd "$dir1" && measure solo "$tartlab" up)
+    profile_args+=("$work/events-solo-$r.jsonl" "$(tail -1 "$work/solo" | cut -d' ' -f1)")
+    cp "$dir1/.tartlab/events.jsonl" "$work/events-solo-$r.jsonl"
+    (cd "$dir1" && "$tartlab" down >/dev/null 2>&1)
+    (cd "$dir1u" && measure up1 "$tartlab" up && "$tartlab" down >/dev/null 2>&1)
+    (cd "$dir9" && rm -rf .tartlab/logs && measure up9 "$tartlab" up)
+    if [ "$r" = 1 ]; then
+      logins_up=$(cat "$TART_HOME"/vms/*/guest/console.log | grep -c 'Accepted ' || true)
+      commands_up=$(cat "$dir9"/.tartlab/logs/*.provision.log | grep -c '^=== ' || true)
+    fi
+    (cd "$dir9" && "$tartlab" down >/dev/null 2>&1)
+    (cd "$nocheck9" && measure nocheck9 "$tartlab" up && "$tartlab" down >/dev/null 2>&1)
+    (cd "$dir100" && measure up100 "$tartlab" up && "$tartlab" down >/dev/null 2>&1)
+    (cd "$nocheck100" && measure nocheck100 "$tartlab" up && "$tartlab" down >/dev/null 2>&1)
+  done
+  boot_s=$(awk "BEGIN { print $boot_ms / 1000 }")
+  read -r bm blo bhi <<<"$(summary bootssh 1)"
+  figure "boot to SSH (clone, run, lease, sshd; no tartlab)" "$bm" "$blo" "$bhi" s
+  read -r m lo hi <<<"$(summary solo 1)"
+  figure "up(1) wall (one node, no users)" "$m" "$lo" "$hi" s
+  figure "up(1) minus the boot delay (one node, no users)" "$(sub "$m" "$boot_s")" "$(sub "$lo" "$boot_s")" "$(sub "$hi" "$boot_s")" s
+  figure "up(1) minus the boot to SSH (one node, no users)" "$(sub "$m" "$bm")" - - s
+  read -r m1 lo hi <<<"$(summary up1 1)"
+  figure "up(1) wall (the bench's lab: one user)" "$m1" "$lo" "$hi" s
+  figure "up(1) minus the boot delay (the bench's lab)" "$(sub "$m1" "$boot_s")" "$(sub "$lo" "$boot_s")" "$(sub "$hi" "$boot_s")" s
+  read -r m9 lo9 hi9 <<<"$(summary up9 1)"
+  read -r m lo hi <<<"$(summary nocheck9 1)"
+  figure "up(9) wall" "$m9" "$lo9" "$hi9" s
+  figure "up(9)/up(1)" "$(awk "BEGIN { printf \"%.2f\", $m9 / $m1 }")" - - x
+  figure "up(9) without the connectivity check" "$m" "$lo" "$hi" s
+  figure "the connectivity check's cost in up(9)" "$(sub "$m9" "$m")" - - s
+  read -r m100 lo100 hi100 <<<"$(summary up100 1)"
+  read -r m lo hi <<<"$(summary nocheck100 1)"
+  figure "up(100) wall" "$m100" "$lo100" "$hi100" s
+  figure "up(100) without the connectivity check" "$m" "$lo" "$hi" s
+  figure "the connectivity check's cost in up(100)" "$(sub "$m100" "$m")" - - s
+  # The floor this machine sets for up(100): the CPU every process used during the run
+  # (guests, sshd, the simulator, tartlab, and anything else running) over the cores.
+  cores=$(nproc)
+  read -r fm flo fhi <<<"$(cut -d' ' -f4 "$work/up100" | awk -v c="$cores" '{ printf "%.2f\n", $1 / c }' | sort -g | awk '{ v[NR] = $1 } END { printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }')"
+  figure "up(100): the machine's floor (all CPU / $cores cores)" "$fm" "$flo" "$fhi" s
+  read -r wm wlo whi <<<"$(awk -v c="$cores" '{ printf "%.2f\n", $1 / ($4 / c) }' "$work/up100" | sort -g | awk '{ v[NR] = $1 } END { printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }')"
+  figure "up(100) wall / the machine's floor" "$wm" "$wlo" "$whi" x
+  figure "SSH logins per new VM, up(9)" "$(awk "BEGIN { printf \"%.2f\", $logins_up / 9 }")" - - per-VM
+  figure "remote commands per new VM, up(9)" "$(awk "BEGIN { printf \"%.2f\", $commands_up / 9 }")" - - per-VM
+  while IFS=$'\t' read -r phase pm plo phi; do
+    figure "up(1) profile: $phase" "$pm" "$plo" "$phi" s
+  done < <(python3 scripts/bench/up-profile.py "${profile_args[@]}")
+  echo
+  printf '%s\n' "${lines[@]}"
+  exit 0
+fi
+
+for r in $(seq "$runs"); do
+  echo "bench: boot to SSH without tartlab, run $r/$runs" >&2
+  boot_to_ssh "$r"
+done
 
 for n in $sizes; do
   dir=$(make_lab "$n")
@@ -174,7 +277,7 @@ for kind in light systemd; do
     done | awk '{ t += $1 } END { print t + 0 }')
     echo "$kb" >> "$work/pss-$kind"
   done
-  TART_HOME=$home "$repo/target/release/tart-sim" reap >/dev/null 2>&1
+  TART_HOME=$home "$bin/tart-sim" reap >/dev/null 2>&1
 done
 sd_home=$(kind_home systemd)
 dir=$(make_lab 9 systemd)
@@ -199,6 +302,13 @@ for n in $sizes; do
   read -r m lo hi <<<"$(summary "up$n" 4)"
   figure "up($n) machine CPU per VM (all processes: guests, sshd, simulator, tartlab)" "$(ratio "$m" "$n")" "$(ratio "$lo" "$n")" "$(ratio "$hi" "$n")" s
   [ "$n" = 1 ] || figure "up($n)/up(1)" "$(ratio "$(median "up$n")" "$(median up1)")" - - x
+  if [ "$n" = 100 ]; then
+    # The floor this machine sets: all processes' CPU during the run over the cores.
+    read -r m lo hi <<<"$(awk -v c="$(nproc)" '{ printf "%.2f\n", $4 / c }' "$work/up100" | sort -g | awk '{ v[NR] = $1 } END { printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }')"
+    figure "up(100): the machine's floor (all processes' CPU / $(nproc) cores)" "$m" "$lo" "$hi" s
+    read -r m lo hi <<<"$(awk -v c="$(nproc)" '{ printf "%.2f\n", $1 / ($4 / c) }' "$work/up100" | sort -g | awk '{ v[NR] = $1 } END { printf "%s %s %s\n", v[int((NR + 1) / 2)], v[1], v[NR] }')"
+    figure "up(100) wall / the machine's floor" "$m" "$lo" "$hi" x
+  fi
 done
 for n in 9 100; do
   [ -s "$work/nocheck$n" ] || continue
@@ -207,6 +317,11 @@ for n in 9 100; do
 done
 read -r m lo hi <<<"$(summary up1 1)"
 figure "up(1) minus the boot delay" "$(awk "BEGIN { print $m - $boot_s }")" "$(awk "BEGIN { print $lo - $boot_s }")" "$(awk "BEGIN { print $hi - $boot_s }")" s
+# What the user waits for beyond the simulator's own boot (the delay, then the guest's start,
+# which tart-sim does not overlap with the delay).
+read -r bm blo bhi <<<"$(summary bootssh 1)"
+figure "boot to SSH (clone, run, lease, sshd; no tartlab)" "$bm" "$blo" "$bhi" s
+figure "up(1) minus the boot to SSH" "$(awk "BEGIN { printf \"%.2f\", $m - $bm }")" - - s
 read -r m lo hi <<<"$(summary converged9 1)"; figure "converged up(9) wall" "$m" "$lo" "$hi" s
 read -r m lo hi <<<"$(summary baseline9 1)"; figure "seed baseline (9 VMs, sequential) wall" "$m" "$lo" "$hi" s
 figure "seed baseline / tartlab up(9)" "$(ratio "$(median baseline9)" "$(median up9)")" - - x
@@ -237,7 +352,7 @@ fi
 # step, against down + up of the same lab (scripts/bench/snapshots.sh, one run).
 if [ $quick = 0 ]; then
   echo "bench: snapshots of the seed lab (scripts/bench/snapshots.sh)" >&2
-  TARGET=$repo/target/release TART_SIM_BOOT_MS=$boot_ms bash scripts/bench/snapshots.sh > "$work/snapshots"
+  TARGET=$bin TART_SIM_BOOT_MS=$boot_ms bash scripts/bench/snapshots.sh > "$work/snapshots"
   while IFS=$'\t' read -r name secs; do
     figure "seed lab with a 30 s step: $name" "$secs" - - s
   done < "$work/snapshots"

@@ -49,12 +49,28 @@ pub enum Unmet<E> {
 
 impl Requirement {
     /// Checks until met, fatal, or out of time. Each check is told how long it may take.
-    pub async fn wait_for<T, E, F, Fut>(&self, mut check: F) -> Result<T, Unmet<E>>
+    pub async fn wait_for<T, E, F, Fut>(&self, check: F) -> Result<T, Unmet<E>>
     where
         F: FnMut(Duration) -> Fut,
         Fut: Future<Output = Check<T, E>>,
     {
-        let deadline = Instant::now() + self.timeout;
+        self.wait_eagerly_for(None, check).await
+    }
+
+    /// As `wait_for`, but during the first `window` the checks come every `first`: for a
+    /// check that is cheap while it fails (a refused TCP connection), of something expected
+    /// any moment (sshd, a moment after the lease).
+    pub async fn wait_eagerly_for<T, E, F, Fut>(
+        &self,
+        eager: Option<(Duration, Duration)>,
+        mut check: F,
+    ) -> Result<T, Unmet<E>>
+    where
+        F: FnMut(Duration) -> Fut,
+        Fut: Future<Output = Check<T, E>>,
+    {
+        let start = Instant::now();
+        let deadline = start + self.timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match check(left.max(Duration::from_secs(1))).await {
@@ -66,7 +82,11 @@ impl Requirement {
                     }
                 }
             }
-            tokio::time::sleep(self.interval).await;
+            let interval = match eager {
+                Some((first, window)) if start.elapsed() < window => first.min(self.interval),
+                _ => self.interval,
+            };
+            tokio::time::sleep(interval).await;
         }
     }
 

@@ -205,6 +205,11 @@ async fn apply(ctx: &Context, run: &mut NodeRun) -> Result<(), Failure> {
     }
     result.map_err(|e| command_failure(ctx, &vm, Stage::Base, what, e))?;
     if rotated {
+        ctx.reporter.started(
+            &vm,
+            Stage::Base,
+            "checking that sshd serves the new host key",
+        );
         let ip = run.ip.clone().unwrap_or_default();
         if let Err(failure) = served_after_rotation(ctx, &vm, &ip, &guest, &live).await {
             // Both the old and the new keys stay pinned, and the identity is made again
@@ -260,11 +265,15 @@ async fn served_after_rotation(
         interval: Duration::from_millis(200),
     }
     };
+    // A refused handshake (sshd re-executing after the SIGHUP) costs nothing over a direct
+    // dial: tried again after 30 ms for the first second, not 200.
+    let eager = matches!(dialer.route(), crate::dial::SshRoute::Direct { .. })
+        .then_some((Duration::from_millis(30), Duration::from_secs(1)));
     let wait_for_new = |within: Duration| {
         let dialer = dialer.as_ref();
         async move {
             new_key_served(within)
-                .wait_for(|left| async move {
+                .wait_eagerly_for(eager, |left| async move {
                     let time = left.max(Duration::from_secs(2));
                     match crate::guest::ssh::host_key(dialer, time).await {
                         Ok(key) if serves_new(&key) => {
@@ -396,6 +405,9 @@ impl Conversation<'_> {
             }
         } else if line == "tartlab-staged-keys-end" {
             // Pin the new keys next to the current ones before sshd presents them.
+            self.ctx
+                .reporter
+                .started(self.vm, Stage::Base, "new host keys made: pinning them");
             let mut keys = self.ctx.known.pinned(self.vm);
             keys.append(&mut self.staged);
             let answer = match self.ctx.known.pin(self.vm, &keys) {
@@ -408,6 +420,9 @@ impl Conversation<'_> {
             return Reply::SendAndClose(format!("{answer}{}", self.hashes).into_bytes());
         } else if let Some(part) = line.strip_prefix(DONE_PREFIX) {
             self.record(part);
+            self.ctx
+                .reporter
+                .started(self.vm, Stage::Base, &format!("{part}: done"));
         }
         Reply::Nothing
     }

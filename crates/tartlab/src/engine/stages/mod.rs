@@ -77,8 +77,9 @@ pub struct NodeRun {
     pub guest: Arc<GuestLink>,
     /// What the base, hosts and files stages applied.
     pub provisioned: Vec<Provisioned>,
-    /// Whether the `/etc/hosts` block changed in this run (a peer is new or moved).
-    pub hosts_changed: bool,
+    /// The `/etc/hosts` block the node needs (a peer is new or moved), which the network
+    /// stage writes.
+    pub pending_hosts: Option<hosts::PendingHosts>,
     /// A slot of `--parallel` while the node logs in and provisions.
     slot: Option<OwnedSemaphorePermit>,
 }
@@ -94,7 +95,7 @@ impl NodeRun {
             ip: None,
             guest: Arc::new(GuestLink::default()),
             provisioned: Vec::new(),
-            hosts_changed: false,
+            pending_hosts: None,
             slot: None,
         }
     }

@@ -1,38 +1,98 @@
-//! The connectivity check: after a node (or one of its peers) booted, the node itself tries
-//! to open TCP port 22 of each node in its `hosts` scope, from inside the guest, so a lab
+//! The connectivity check: after a node (or one of its peers) booted, the node itself sends
+//! an ICMP echo to each node in its `hosts` scope, from inside the guest, and opens TCP port
+//! 22 of a peer that does not answer (so the peers' sshd starts nothing for most), so a lab
 //! whose nodes cannot talk fails loudly here (stage `network`) instead of in a step that
 //! waits for a peer until it times out. At most `MAX_PEERS` peers per node (its own cluster
 //! first, then the others, starting after the node itself so the load spreads), each probe
 //! tried for about 3 s (a refused port is tried again: a reloading sshd closes it for a
-//! moment), all at once: bounded in count and in time however big the lab.
-
+//! moment), all at once: bounded in count and in time however big the lab. The block the
+//! hosts stage decided on is written by the same remote command, first (one command per node
+//! for both); a node with neither a block to write nor a peer to reach runs nothing.
 use std::collections::BTreeMap;
 
-use super::{command_failure, NodeRun, NodeStage};
+use super::hosts::{self, WRITE_BLOCK};
+use super::{command_failure, show_note, NodeRun, NodeStage};
 use crate::engine::events::{Stage, Wait};
 use crate::engine::inputs;
+use crate::engine::remote::{as_root, as_root_locked, DONE_PREFIX};
 use crate::engine::{Context, Failure};
 use crate::guest::runner::Command;
+use crate::guest::ssh::{Reply, Stream};
 use crate::lab::Node;
 use crate::provider::BoxFuture;
-use crate::quote;
 
 /// How many peers one node probes at most.
 pub const MAX_PEERS: usize = 8;
 
-/// Arguments: `NAME=IP` per peer. Prints `tartlab-reach: NAME yes|no` for each. A refused
-/// connection is tried again for about 3 s: a peer's sshd that has just been told to reload
-/// its new host keys closes its port for a moment.
-const PROBE: &str = r#"for target in "$@"; do
+/// Arguments: `NAME=IP` per peer. Prints `tartlab-reach: NAME yes icmp|yes tcp|no` for each.
+/// First one ICMP echo to every peer at once, which the peer's kernel answers (no process
+/// starts there): with `ping` where the image has it, else one python3 that sends them all;
+/// a peer that does not answer within 1 s (a guest that drops ICMP, or an image with
+/// neither) gets a TCP connection to its sshd, tried again for about 3 s when refused: a
+/// peer's sshd that has just been told to reload its new host keys closes its port for a
+/// moment.
+const PROBE: &str = r#"icmp_answers() {
+  if command -v ping >/dev/null 2>&1; then
+    for ip in "$@"; do (ping -n -q -c 1 -W 1 "$ip" >/dev/null 2>&1 && echo "$ip") & done
+    wait
+  elif command -v python3 >/dev/null 2>&1; then
+    timeout 3 python3 -c "$(cat <<'PY'
+import os, select, socket, struct, sys, time
+ips = sys.argv[1:]
+try:
+    s, raw = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_ICMP), False
+except OSError:
+    s, raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP), True
+ident = os.getpid() & 0xFFFF
+def packet(seq):
+    body = struct.pack("!BBHHH", 8, 0, 0, ident, seq) + b"tartlab"
+    total = sum(struct.unpack("!%dH" % (len(body) // 2), body[: len(body) // 2 * 2]))
+    total += body[-1] << 8 if len(body) % 2 else 0
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
+    return body[:2] + struct.pack("!H", ~total & 0xFFFF) + body[4:]
+for seq, ip in enumerate(ips):
+    try:
+        s.sendto(packet(seq), (ip, 0))
+    except OSError:
+        pass
+answered, deadline = set(), time.monotonic() + 1
+while len(answered) < len(set(ips)):
+    left = deadline - time.monotonic()
+    if left <= 0 or not select.select([s], [], [], left)[0]:
+        break
+    try:
+        data, (source, _) = s.recvfrom(2048)
+    except OSError:
+        continue
+    if raw:
+        data = data[(data[0] & 0xF) * 4 :]
+        if len(data) < 8 or struct.unpack("!H", data[4:6])[0] != ident:
+            continue
+    if len(data) >= 8 and data[0] == 0 and source in ips:
+        answered.add(source)
+print("\n".join(sorted(answered)))
+PY
+)" "$@" 2>/dev/null || true
+  fi
+}
+ips=()
+for target in "$@"; do ips+=("${target#*=}"); done
+answered=$'\n'$(icmp_answers "${ips[@]}")$'\n'
+for target in "$@"; do
   (
     name=${target%%=*} ip=${target#*=} verdict=no
-    for attempt in 1 2 3 4 5 6 7 8 9 10; do
-      if timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/22"' tartlab "$ip" 2>/dev/null; then
-        verdict=yes
-        break
-      fi
-      sleep 0.3
-    done
+    if [[ $answered == *$'\n'"$ip"$'\n'* ]]; then
+      verdict="yes icmp"
+    else
+      for attempt in 1 2 3 4 5 6 7 8 9 10; do
+        if timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/22"' tartlab "$ip" 2>/dev/null; then
+          verdict="yes tcp"
+          break
+        fi
+        sleep 0.3
+      done
+    fi
     echo "tartlab-reach: $name $verdict"
   ) &
 done
@@ -48,48 +108,91 @@ impl NodeStage for CheckNetwork {
         run: &'a mut NodeRun,
     ) -> BoxFuture<'a, Result<(), Failure>> {
         Box::pin(async move {
-            let changed = run.booted || run.hosts_changed;
-            if !run.provisioning(ctx) || !ctx.lab.file.network_check || !changed {
+            if !run.provisioning(ctx) {
                 return Ok(());
             }
-            let peers = peers_to_probe(ctx, &run.node);
-            if peers.is_empty() {
-                return Ok(());
-            }
+            let hosts = run.pending_hosts.take();
+            let changed = run.booted || hosts.is_some();
+            let peers = if ctx.lab.file.network_check && changed {
+                peers_to_probe(ctx, &run.node)
+            } else {
+                Vec::new()
+            };
             let vm = run.node.vm_name.clone();
-            run.release_slot();
-            ctx.reporter.waiting(
-                &vm,
-                Stage::Network,
-                Wait::Peers {
-                    nodes: peers.clone(),
-                },
-                &format!("waiting for {} to answer SSH", super::names(&peers)),
-            );
-            let ready = ctx.reachable.settled(&peers).await;
-            if ready.is_empty() {
+            let ready = if peers.is_empty() {
+                Vec::new()
+            } else {
+                run.release_slot();
+                ctx.reporter.waiting(
+                    &vm,
+                    Stage::Network,
+                    Wait::Peers {
+                        nodes: peers.clone(),
+                    },
+                    &format!("waiting for {} to answer SSH", super::names(&peers)),
+                );
+                ctx.reachable.settled(&peers).await
+            };
+            if hosts.is_none() && ready.is_empty() {
                 return Ok(());
             }
             run.hold_slot(ctx).await;
             let guest = run.guest(ctx).await?;
-            ctx.reporter.started(
-                &vm,
-                Stage::Network,
-                &format!("reaching {} peer(s) on TCP port 22", ready.len()),
-            );
-            let mut words = vec![
-                "/bin/bash".to_string(),
-                "-c".into(),
-                PROBE.into(),
-                "tartlab".into(),
-            ];
-            words.extend(ready.iter().map(|(peer, ip)| format!("{peer}={ip}")));
-            let line = quote::command(&words);
-            let what = "the connectivity check";
-            let out = guest
-                .run_plain(Command::plain(what, &line))
-                .await
-                .map_err(|e| command_failure(ctx, &vm, Stage::Network, what, e))?;
+            let targets: Vec<String> = ready
+                .iter()
+                .map(|(peer, ip)| format!("{peer}={ip}"))
+                .collect();
+            let out = match hosts {
+                Some(block) => {
+                    let what = if ready.is_empty() {
+                        "the /etc/hosts block"
+                    } else {
+                        "the /etc/hosts block and the connectivity check"
+                    };
+                    ctx.reporter
+                        .started(&vm, Stage::Hosts, &format!("{} line(s)", block.lines));
+                    announce(ctx, &vm, ready.len());
+                    let script =
+                        format!("set -euo pipefail\nblock=$1\nshift\n{WRITE_BLOCK}{PROBE}");
+                    let mut args = vec![block.block.as_str()];
+                    args.extend(targets.iter().map(String::as_str));
+                    let line = as_root_locked(what, &script, &args);
+                    let mut written = false;
+                    let result = guest
+                        .run(Command::plain(what, &line), &mut |stream, text| {
+                            if stream == Stream::Stderr {
+                                show_note(ctx, &vm, Stage::Hosts, what, text);
+                            } else if text.strip_prefix(DONE_PREFIX) == Some("hosts") {
+                                written = true;
+                            }
+                            Reply::Nothing
+                        })
+                        .await;
+                    if written {
+                        hosts::record(ctx, run, block)?;
+                    }
+                    let stage = if written {
+                        Stage::Network
+                    } else {
+                        Stage::Hosts
+                    };
+                    result.map_err(|e| command_failure(ctx, &vm, stage, what, e))?
+                }
+                None => {
+                    announce(ctx, &vm, ready.len());
+                    // As root: an ICMP socket needs it where `ping` is missing.
+                    let args: Vec<&str> = targets.iter().map(String::as_str).collect();
+                    let line = as_root(PROBE, &args);
+                    let what = "the connectivity check";
+                    guest
+                        .run_plain(Command::plain(what, &line))
+                        .await
+                        .map_err(|e| command_failure(ctx, &vm, Stage::Network, what, e))?
+                }
+            };
+            if ready.is_empty() {
+                return Ok(());
+            }
             // Only the peers asked about: any other name the guest printed is dropped.
             let mut matrix = reached(&out.stdout_text());
             matrix.retain(|peer, _| ready.iter().any(|(asked, _)| asked == peer));
@@ -109,6 +212,17 @@ impl NodeStage for CheckNetwork {
             }
             Err(unreachable(ctx, &run.node, &unreached))
         })
+    }
+}
+
+/// Says that the check starts, when it has peers to reach.
+fn announce(ctx: &Context, vm: &str, peers: usize) {
+    if peers > 0 {
+        ctx.reporter.started(
+            vm,
+            Stage::Network,
+            &format!("reaching {peers} peer(s): an ICMP echo, else TCP port 22"),
+        );
     }
 }
 
@@ -138,7 +252,7 @@ fn reached(stdout: &str) -> BTreeMap<String, bool> {
         .lines()
         .filter_map(|l| l.strip_prefix("tartlab-reach: "))
         .filter_map(|l| l.split_once(' '))
-        .map(|(name, verdict)| (name.to_string(), verdict == "yes"))
+        .map(|(name, verdict)| (name.to_string(), verdict.split(' ').next() == Some("yes")))
         .collect()
 }
 
@@ -146,7 +260,7 @@ fn reached(stdout: &str) -> BTreeMap<String, bool> {
 fn unreachable(ctx: &Context, node: &Node, unreached: &[String]) -> Failure {
     let mode = &node.network;
     let message = format!(
-        "{} cannot reach {} on TCP port 22 (network mode {mode})",
+        "{} cannot reach {}: no answer to an ICMP echo, nothing on TCP port 22 (network mode {mode})",
         node.vm_name,
         unreached.join(", ")
     );
@@ -178,9 +292,13 @@ mod tests {
 
     #[test]
     fn verdicts_are_read_per_peer() {
-        let m = reached("tartlab-reach: a yes\nnoise\ntartlab-reach: b no\n");
+        let m = reached(
+            "tartlab-reach: a yes icmp\nnoise\ntartlab-reach: b no\ntartlab-reach: c yes tcp\ntartlab-reach: d yesno\n",
+        );
         assert_eq!(m.get("a"), Some(&true));
         assert_eq!(m.get("b"), Some(&false));
-        assert_eq!(m.len(), 2);
+        assert_eq!(m.get("c"), Some(&true));
+        assert_eq!(m.get("d"), Some(&false));
+        assert_eq!(m.len(), 4);
     }
 }
