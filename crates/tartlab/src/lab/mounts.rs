@@ -161,7 +161,8 @@ const SYSTEM: &[&str] = &[
     "/var/lib",
     "/var/log",
 ];
-const VIRTUAL: &[&str] = &["/proc/", "/sys/", "/dev/", "/run/"];
+/// The guest's virtual file systems, by their top-level name: nothing under them is a mount point.
+const VIRTUAL: &[&str] = &["proc", "sys", "dev", "run"];
 
 /// `/a//b/` as `/a/b`.
 fn normal(guest: &str) -> String {
@@ -260,7 +261,11 @@ fn guest_directory(c: &mut Checker, guest: &str, here: &str) -> bool {
         format!("mount guest path `{guest}` has a space, tab, newline or backslash")
     } else {
         let g = normal(guest);
-        if SYSTEM.contains(&g.as_str()) || VIRTUAL.iter().any(|v| g.starts_with(v)) {
+        if SYSTEM.contains(&g.as_str())
+            || g.split('/')
+                .nth(1)
+                .is_some_and(|top| VIRTUAL.contains(&top))
+        {
             format!("mount guest path `{g}` is a system directory of the guest")
         } else {
             return true;
