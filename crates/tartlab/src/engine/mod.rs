@@ -3,6 +3,10 @@
 //! runs each node through the stages `stages/` lists, all nodes at once, and the lab-wide
 //! phases (steps, probes) after them. A failed node never stops the others; each node ends
 //! with a report for the recap (`report.rs`). Events go to a `Reporter` (`events.rs`).
+//!
+//! Over 500 lines, for a reason: `Engine`'s impl is one block in which each command's order
+//! (lock, inventory, plan, stages, phases, state) reads top to bottom; its helpers live in the
+//! modules above.
 
 pub mod events;
 pub mod fanout;

@@ -24,6 +24,7 @@ pub struct LogsArgs {
     #[command(flatten)]
     pub file: FileOnly,
     /// Only these nodes: names, cluster=NAME, role=NAME or all (default: all)
+    #[arg(add = crate::cli::complete::selectors())]
     pub nodes: Vec<String>,
     /// Keep printing what is appended, until Ctrl-C (`-F`, as in tail; `-f` is the lab file,
     /// as everywhere)
