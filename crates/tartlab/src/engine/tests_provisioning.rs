@@ -162,9 +162,14 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Setup {
+        Setup::with("").await
+    }
+
+    /// The one-node lab with `more` (a `provision:` list, say) after it.
+    async fn with(more: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
         let yaml = format!(
-            "lab: t\ndefaults: {{ login: {{ user: {}, password: unused }} }}\nclusters:\n  - name: a\n    nodes:\n      - {{ name: master, role: master }}\n",
+            "lab: t\ndefaults: {{ login: {{ user: {}, password: unused }} }}\nclusters:\n  - name: a\n    nodes:\n      - {{ name: master, role: master }}\n{more}",
             user()
         );
         let state = StateDir::create_beside(&dir.path().join("tartlab.yaml")).unwrap();
@@ -345,4 +350,61 @@ async fn a_sudo_that_wants_a_password_fails_the_base_stage_naming_the_node_and_t
         Some("base")
     );
     assert_eq!(setup.pinned(), [old]);
+}
+
+const STEPS: &str = "provision:\n  - name: server\n    outputs: [{ name: token, secret: true }, url]\n    run: |\n      t=$(printf '%s-%s' s3cr3t t0ken)\n      echo \"tartlab-output token=$t\"\n      echo \"tartlab-output url=https://$TARTLAB_NODE:6443\"\n      echo \"the token is $t\"\n      id -un > \"$GUEST/ran-as\"\n";
+
+#[tokio::test]
+async fn a_step_runs_as_root_records_its_outputs_and_never_shows_a_secret() {
+    let setup = Setup::with(STEPS).await;
+    let reports = setup.up(Options::up()).await;
+    let report = &reports[0];
+    assert!(report.failure.is_none(), "{report:?}");
+    assert!(
+        report
+            .actions
+            .contains(&Action::RanSteps(vec!["server".into()])),
+        "{:?}",
+        report.actions
+    );
+    // Run through sudo (the script is where the root paths are: the shim moved them; the
+    // shim keeps the login user, where a real sudo makes it root).
+    assert_eq!(setup.guest.read("ran-as").trim(), user());
+    assert!(setup.guest.path("var/lib/tartlab/steps/server.sh").exists());
+    let state = setup.state_dir().read_state("t").unwrap();
+    let outputs = &state.vms["a-master"].outputs;
+    assert_eq!(outputs["token"], "s3cr3t-t0ken");
+    assert_eq!(outputs["url"], "https://a-master:6443");
+    let log = std::fs::read_to_string(setup.state_dir().provision_log("a-master")).unwrap();
+    assert!(log.contains("the token is"), "{log}");
+    // The value, made on the guest, appears only in the step's output: masked there.
+    assert!(log.contains("the token is ********"), "{log}");
+    assert!(!log.contains("s3cr3t-t0ken"), "masked: {log}");
+    // Its inputs unchanged, it does not run again.
+    std::fs::remove_file(setup.guest.path("ran-as")).unwrap();
+    let again = setup.up(Options::up()).await;
+    assert!(
+        again[0].failure.is_none() && again[0].actions.is_empty(),
+        "{again:?}"
+    );
+    assert!(!setup.guest.path("ran-as").exists());
+}
+
+#[tokio::test]
+async fn a_failing_step_is_reported_with_its_node_its_exit_status_and_its_last_lines() {
+    let setup = Setup::with(
+        "provision:\n  - name: picky\n    run: |\n      echo first\n      echo last words >&2\n      exit 3\n  - name: later\n    run: touch \"$GUEST/later-ran\"\n",
+    )
+    .await;
+    let reports = setup.up(Options::up()).await;
+    assert_eq!(reports[0].node, "a-master");
+    let failure = reports[0].failure.as_ref().expect("failed");
+    assert_eq!(failure.stage, Stage::Provision);
+    assert!(failure.message.contains("picky"), "{failure:?}");
+    assert!(failure.message.contains("exit status 3"), "{failure:?}");
+    assert!(failure.message.contains("| last words"), "{failure:?}");
+    assert!(!setup.guest.path("later-ran").exists(), "later steps stop");
+    let state = setup.state_dir().read_state("t").unwrap();
+    let last = state.vms["a-master"].last_up.as_ref().unwrap();
+    assert_eq!(last.stage.as_deref(), Some("provision"));
 }
