@@ -1,15 +1,18 @@
 //! `up` with provisioning on, in seconds and without root: the fake provider's VM is a real
 //! OpenSSH sshd this test starts on 127.0.0.1 (its own port, host key and config in a
-//! tempdir, as the current user; `PermitRootLogin` lets it run as root too). The "guest" is
-//! the tempdir: a `ForceCommand` wrapper puts a `sudo` shim first on PATH, and the shim runs
-//! the root script with `/etc/`, `/run/` and `/var/lib/` moved into the tempdir, so the base
-//! stage's identity part (new host keys pinned then put in place, sshd reloaded with a
-//! SIGHUP, the served key checked, hostname, `/etc/hosts`, machine-id) runs for real and
-//! never touches this machine. Not covered here: the first login with the image's password
-//! (sshd without PAM or root cannot check one: the lab key is installed beforehand), user
-//! creation, mounts, cloud-init and file uploads (they need root or a subsystem the wrapper
-//! does not serve); the end-to-end tests through tart-sim cover those.
-
+//! tempdir, as the current user; `PermitRootLogin` lets it run as root too, where sshd also
+//! wants `/run/sshd`). The "guest" is the tempdir: a `ForceCommand` wrapper puts a `sudo`
+//! shim first on PATH, and the shim runs the root script with `/etc/`, `/run/` and
+//! `/var/lib/` moved into the tempdir, so the base stage's identity part (new host keys pinned
+//! then put in place, sshd reloaded with a SIGHUP, the served key checked, hostname,
+//! `/etc/hosts`, machine-id), the hosts block with the network check, and steps (outputs,
+//! masking, failures) run for real and never touch this machine.
+//!
+//! Not covered here (the end-to-end tests through tart-sim cover them): the first login
+//! with the image's password (sshd without PAM or root cannot check one: the lab key is
+//! authorized and recorded beforehand), the lab key's install, users (useradd, sudoers),
+//! mounts, cloud-init and file uploads (they need root, or a subsystem the wrapper does not
+//! serve), and a real sudo (the shim keeps the login user).
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::Arc;
@@ -187,7 +190,14 @@ impl Setup {
             provision: Provisioning::Skip,
             ..Options::up()
         };
-        let reports = setup.up(skip).await;
+        let engine = setup.engine(skip).await;
+        let every: Vec<String> = engine
+            .lab()
+            .nodes
+            .iter()
+            .map(|n| n.vm_name.clone())
+            .collect();
+        let reports = engine.up(every, Reporter::silent(), false).await.unwrap();
         assert!(reports.iter().all(|r| r.failure.is_none()), "{reports:?}");
         let path = setup.dir.path().join(".tartlab/state.json");
         let mut state: serde_json::Value =
@@ -407,4 +417,29 @@ async fn a_failing_step_is_reported_with_its_node_its_exit_status_and_its_last_l
     let state = setup.state_dir().read_state("t").unwrap();
     let last = state.vms["a-master"].last_up.as_ref().unwrap();
     assert_eq!(last.stage.as_deref(), Some("provision"));
+}
+
+#[tokio::test]
+async fn the_hosts_block_lists_the_peers_where_the_state_has_them_and_keeps_the_rest() {
+    // Only a-master is provisioned (both nodes' VMs dial the one sshd); a-worker runs at the
+    // address the state knows.
+    let setup = Setup::with("      - { name: worker, role: worker }\n").await;
+    let reports = setup.up(Options::up()).await;
+    assert!(reports[0].failure.is_none(), "{reports:?}");
+    assert!(
+        reports[0].actions.contains(&Action::Provisioned(vec![
+            Provisioned::Identity,
+            Provisioned::Hosts
+        ])),
+        "{:?}",
+        reports[0].actions
+    );
+    let master = setup.provider.vm("a-master").unwrap().address;
+    let worker = setup.provider.vm("a-worker").unwrap().address;
+    assert_eq!(
+        setup.guest.read("etc/hosts"),
+        format!("127.0.0.1 localhost\n127.0.1.1 a-master\n# BEGIN tartlab\n{master} a-master\n{worker} a-worker\n# END tartlab\n")
+    );
+    let state = setup.state_dir().read_state("t").unwrap();
+    assert!(state.vms["a-master"].applied.contains_key("hosts"));
 }
