@@ -24,6 +24,8 @@ pub mod watch;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_provisioning;
 
 use std::collections::HashMap;
 use std::sync::Arc;

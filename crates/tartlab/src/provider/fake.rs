@@ -90,6 +90,13 @@ impl FakeProvider {
         fake
     }
 
+    /// Every VM's sshd is the one listening on 127.0.0.1:`port` (a test's own sshd), not a
+    /// closed port: the seam that lets engine tests provision over real SSH.
+    pub fn with_sshd_port(mut self, port: u16) -> FakeProvider {
+        self.closed_port = port;
+        self
+    }
+
     /// Gives a VM a new address, as a rescheduled Orchard VM gets.
     pub fn move_vm(&self, name: &str, address: &str) {
         self.with(|w| {
