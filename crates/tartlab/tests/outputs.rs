@@ -78,6 +78,8 @@ fn progress_sorted(stderr: &str) -> String {
         .lines()
         .filter(is_progress)
         .filter(|l| !l.trim_end().ends_with('%'))
+        // Whether a node waits for a peer's address or sshd depends on which boots first.
+        .filter(|l| !(l.contains(": network: waiting for") || l.contains(": hosts: waiting for")))
         .map(|l| l.split_once("] ").map_or(l, |(_, rest)| rest))
         .collect();
     progress.sort_unstable();
