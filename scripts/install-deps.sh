@@ -57,7 +57,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 # The real Orchard controller and workers for the Orchard provider's tests (crates/tartlab/
-# tests/orchard_fleet.rs, which find it through TARTLAB_TEST_ORCHARD: scripts/test.sh).
+# tests/e2e/orchard/fleet.rs, which find it through TARTLAB_TEST_ORCHARD: scripts/test.sh).
 bash "$(dirname "${BASH_SOURCE[0]}")/install-orchard.sh"
 # The Debian root of the simulator's systemd guests: built once, then kept.
 bash "$(dirname "${BASH_SOURCE[0]}")/build-guest-root.sh"

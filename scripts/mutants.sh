@@ -78,13 +78,13 @@ group parsers crates/tartlab/src/provider/tart/leases.rs 'normalize_mac|parse|li
 group quoting crates/tartlab/src/guest/quote.rs '.' -- --lib
 # Which VM is the lab's: the MAC recorded at creation must match.
 group ownership crates/tartlab/src/engine/plan.rs 'Presence::of' \
-  -- --test reliability -- foreign same_named corrupted
+  -- --test e2e -- up::ownership::a_foreign_vm_is_never up::ownership::a_same_named up::reliability::a_corrupted
 # A state file that cannot be read is an error, never an empty lab.
 group state crates/tartlab/src/state/dir.rs 'read_state' \
-  -- --test reliability -- state_file corrupted
+  -- --test e2e -- up::reliability::a_state_file up::reliability::a_corrupted
 # Addresses of nodes outside a partial `up`.
 group selection crates/tartlab/src/engine/stages/mod.rs "stages/mod.rs:16[0-9]:.* in up$" \
-  -- --test reliability -- partial_up
+  -- --test e2e -- up::reliability::a_partial_up
 
 if [ "$survivors" -gt 0 ]; then
   echo "mutants: $survivors survived (details under $out)" >&2
