@@ -26,15 +26,17 @@ pub const MAX_PEERS: usize = 8;
 
 /// Arguments: `NAME=IP` per peer. Prints `tartlab-reach: NAME yes icmp|yes tcp|no` for each.
 /// First one ICMP echo to every peer at once, which the peer's kernel answers (no process
-/// starts there): with `ping` where the image has it, else one python3 that sends them all;
+/// starts there): with `ping` where the image has it (one process per peer, its exit status
+/// the answer), else one python3 that sends them all;
 /// a peer that does not answer within 1 s (a guest that drops ICMP, or an image with
 /// neither) gets a TCP connection to its sshd, tried again for about 3 s when refused: a
 /// peer's sshd that has just been told to reload its new host keys closes its port for a
-/// moment.
+/// moment. Only those peers cost a subshell here; an answered peer's line is printed at once.
 const PROBE: &str = r#"icmp_answers() {
   if command -v ping >/dev/null 2>&1; then
-    for ip in "$@"; do (ping -n -q -c 1 -W 1 "$ip" >/dev/null 2>&1 && echo "$ip") & done
-    wait
+    local ip pids=() ips=("$@") i
+    for ip in "$@"; do ping -n -q -c 1 -W 1 "$ip" >/dev/null 2>&1 & pids+=($!); done
+    for i in "${!pids[@]}"; do wait "${pids[$i]}" && echo "${ips[$i]}"; done
   elif command -v python3 >/dev/null 2>&1; then
     timeout 3 python3 -c "$(cat <<'PY'
 import os, select, socket, struct, sys, time
@@ -80,19 +82,20 @@ ips=()
 for target in "$@"; do ips+=("${target#*=}"); done
 answered=$'\n'$(icmp_answers "${ips[@]}")$'\n'
 for target in "$@"; do
+  name=${target%%=*} ip=${target#*=}
+  if [[ $answered == *$'\n'"$ip"$'\n'* ]]; then
+    echo "tartlab-reach: $name yes icmp"
+    continue
+  fi
   (
-    name=${target%%=*} ip=${target#*=} verdict=no
-    if [[ $answered == *$'\n'"$ip"$'\n'* ]]; then
-      verdict="yes icmp"
-    else
-      for attempt in 1 2 3 4 5 6 7 8 9 10; do
-        if timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/22"' tartlab "$ip" 2>/dev/null; then
-          verdict="yes tcp"
-          break
-        fi
-        sleep 0.3
-      done
-    fi
+    verdict=no
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+      if timeout 2 bash -c 'exec 3<>"/dev/tcp/$1/22"' tartlab "$ip" 2>/dev/null; then
+        verdict="yes tcp"
+        break
+      fi
+      sleep 0.3
+    done
     echo "tartlab-reach: $name $verdict"
   ) &
 done
